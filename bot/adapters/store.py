@@ -1,0 +1,314 @@
+"""All state in SQL (SQLAlchemy 2 async): audit log, delivered pass cards, personal conversations.
+
+SQLite by default, PostgreSQL when replicas share one database. Nothing here ever holds a pass value: the
+tables have no column that could.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    event,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from bot.domain.audit import AuditEvent
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes as UTC and always gives them back aware (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(32))
+    actor_id: Mapped[str] = mapped_column(String(64), index=True)
+    actor_name: Mapped[str] = mapped_column(String(256), default="")
+    target_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    target_upn: Mapped[str | None] = mapped_column(String(320))
+    lifetime_minutes: Mapped[int | None] = mapped_column(Integer)
+    start_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    one_time: Mapped[bool | None] = mapped_column(Boolean)
+    pass_method_id: Mapped[str | None] = mapped_column(String(64))
+    graph_request_id: Mapped[str | None] = mapped_column(String(64))
+    rule: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class RedactionReason(enum.StrEnum):
+    HANDED_OVER = "handed_over"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    REPLACED = "replaced"
+
+
+class PassCardRow(Base):
+    """A pass card sent to a requester: where it is, so it can be redacted later. Never the pass."""
+
+    __tablename__ = "pass_cards"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    requester_id: Mapped[str] = mapped_column(String(64))
+    target_id: Mapped[str] = mapped_column(String(64))
+    target_label: Mapped[str] = mapped_column(String(600))
+    pass_method_id: Mapped[str] = mapped_column(String(64), index=True)
+    start_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    one_time: Mapped[bool] = mapped_column(Boolean)
+    timezone: Mapped[str] = mapped_column(String(64))
+    service_url: Mapped[str] = mapped_column(String(500))
+    conversation_id: Mapped[str] = mapped_column(String(500))
+    activity_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    redacted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    redaction_reason: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (Index("ix_pass_cards_due", "redacted_at", "expires_at"),)
+
+
+class PersonalConversationRow(Base):
+    """The 1:1 chat between the bot and a user, so private messages need not create it again."""
+
+    __tablename__ = "personal_conversations"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    service_url: Mapped[str] = mapped_column(String(500))
+    conversation_id: Mapped[str] = mapped_column(String(500))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+@dataclass(frozen=True)
+class PassCard:
+    id: str
+    requester_id: str
+    target_id: str
+    target_label: str
+    pass_method_id: str
+    start_at: datetime
+    expires_at: datetime
+    one_time: bool
+    timezone: str
+    service_url: str
+    conversation_id: str
+    activity_id: str | None
+    created_at: datetime
+    redacted_at: datetime | None = None
+    redaction_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class PersonalConversation:
+    user_id: str
+    tenant_id: str
+    service_url: str
+    conversation_id: str
+
+
+_APPEND_ONLY_SQLITE = (
+    "CREATE TRIGGER IF NOT EXISTS audit_events_no_update BEFORE UPDATE ON audit_events "
+    "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
+    "CREATE TRIGGER IF NOT EXISTS audit_events_no_delete BEFORE DELETE ON audit_events "
+    "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
+)
+
+
+class SqlStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: str) -> SqlStore:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, pool_pre_ping=parsed.get_backend_name() != "sqlite")
+        if parsed.get_backend_name() == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return cls(engine)
+
+    async def create_schema(self) -> None:
+        async with self._engine.begin() as connection:
+            await connection.run_sync(Base.metadata.create_all)
+            if self._engine.dialect.name == "sqlite":
+                for statement in _APPEND_ONLY_SQLITE:
+                    await connection.execute(text(statement))
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def ping(self) -> None:
+        async with self._engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[AsyncSession]:
+        async with self._sessions() as session, session.begin():
+            yield session
+
+    # --- audit (append-only) ------------------------------------------------------------------------------
+
+    async def record(self, event: AuditEvent) -> None:
+        async with self._session() as session:
+            session.add(
+                AuditRow(
+                    at=event.at,
+                    action=event.action.value,
+                    outcome=event.outcome.value,
+                    actor_id=event.actor_id,
+                    actor_name=event.actor_name,
+                    target_id=event.target_id,
+                    target_upn=event.target_upn,
+                    lifetime_minutes=event.lifetime_minutes,
+                    start_at=event.start_at,
+                    one_time=event.one_time,
+                    pass_method_id=event.pass_method_id,
+                    graph_request_id=event.graph_request_id,
+                    rule=event.rule,
+                    detail=event.detail,
+                )
+            )
+
+    async def audit_rows(self, since: datetime | None = None) -> Sequence[AuditRow]:
+        query = select(AuditRow).order_by(AuditRow.id)
+        if since is not None:
+            query = query.where(AuditRow.at >= since)
+        async with self._session() as session:
+            return (await session.scalars(query)).all()
+
+    # --- pass cards ---------------------------------------------------------------------------------------
+
+    async def save_pass_card(self, card: PassCard) -> None:
+        async with self._session() as session:
+            session.add(PassCardRow(**card.__dict__))
+
+    async def set_card_activity(self, card_id: str, activity_id: str) -> None:
+        async with self._session() as session:
+            await session.execute(update(PassCardRow).where(PassCardRow.id == card_id).values(activity_id=activity_id))
+
+    async def pass_card(self, card_id: str) -> PassCard | None:
+        async with self._session() as session:
+            row = await session.get(PassCardRow, card_id)
+            return _card(row) if row else None
+
+    async def claim_redaction(self, card_id: str, reason: RedactionReason, at: datetime) -> bool:
+        """Marks the card redacted; False when it already was (a second click, or another replica)."""
+        async with self._session() as session:
+            result = await session.execute(
+                update(PassCardRow)
+                .where(PassCardRow.id == card_id, PassCardRow.redacted_at.is_(None))
+                .values(redacted_at=at, redaction_reason=reason.value)
+            )
+            return (getattr(result, "rowcount", 0) or 0) == 1
+
+    async def cards_due_for_redaction(self, now: datetime, limit: int = 50) -> list[PassCard]:
+        query = (
+            select(PassCardRow)
+            .where(PassCardRow.redacted_at.is_(None), PassCardRow.expires_at <= now)
+            .order_by(PassCardRow.expires_at)
+            .limit(limit)
+        )
+        async with self._session() as session:
+            return [_card(row) for row in (await session.scalars(query)).all()]
+
+    async def unredacted_cards_for_pass(self, pass_method_id: str) -> list[PassCard]:
+        query = select(PassCardRow).where(
+            PassCardRow.pass_method_id == pass_method_id, PassCardRow.redacted_at.is_(None)
+        )
+        async with self._session() as session:
+            return [_card(row) for row in (await session.scalars(query)).all()]
+
+    async def unredacted_cards_for_user(self, target_id: str) -> list[PassCard]:
+        query = select(PassCardRow).where(PassCardRow.target_id == target_id, PassCardRow.redacted_at.is_(None))
+        async with self._session() as session:
+            return [_card(row) for row in (await session.scalars(query)).all()]
+
+    # --- personal conversations ---------------------------------------------------------------------------
+
+    async def save_personal_conversation(self, conversation: PersonalConversation, at: datetime) -> None:
+        async with self._session() as session:
+            row = await session.get(PersonalConversationRow, conversation.user_id)
+            if row is None:
+                session.add(PersonalConversationRow(**conversation.__dict__, updated_at=at))
+            else:
+                row.tenant_id = conversation.tenant_id
+                row.service_url = conversation.service_url
+                row.conversation_id = conversation.conversation_id
+                row.updated_at = at
+
+    async def personal_conversation(self, user_id: str) -> PersonalConversation | None:
+        async with self._session() as session:
+            row = await session.get(PersonalConversationRow, user_id)
+            if row is None:
+                return None
+            return PersonalConversation(row.user_id, row.tenant_id, row.service_url, row.conversation_id)
+
+
+def _card(row: PassCardRow) -> PassCard:
+    return PassCard(
+        id=row.id,
+        requester_id=row.requester_id,
+        target_id=row.target_id,
+        target_label=row.target_label,
+        pass_method_id=row.pass_method_id,
+        start_at=row.start_at,
+        expires_at=row.expires_at,
+        one_time=row.one_time,
+        timezone=row.timezone,
+        service_url=row.service_url,
+        conversation_id=row.conversation_id,
+        activity_id=row.activity_id,
+        created_at=row.created_at,
+        redacted_at=row.redacted_at,
+        redaction_reason=row.redaction_reason,
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

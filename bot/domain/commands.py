@@ -1,0 +1,287 @@
+"""Turns what an operator typed into a command, or into one sentence saying what to fix.
+
+The text arrives already cleaned of Teams markup (mentions, HTML entities). Parsing is pure: the current time
+and the typist's time zone come in as arguments, so "start tomorrow 08:00" means their tomorrow morning.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+
+from bot.domain.model import PassRequest
+
+EXAMPLE_ISSUE = "/tap issue megan@contoso.com 8h one-time start tomorrow 08:00"
+EXAMPLES = {
+    "issue": EXAMPLE_ISSUE,
+    "revoke": "/tap revoke megan@contoso.com",
+    "status": "/tap status megan@contoso.com",
+    "policy": "/tap policy",
+    "help": "/tap help",
+}
+
+MAX_COMMAND_LENGTH = 500
+START_PAST_TOLERANCE = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class IssueCommand:
+    request: PassRequest
+
+
+@dataclass(frozen=True)
+class RevokeCommand:
+    target: str
+
+
+@dataclass(frozen=True)
+class StatusCommand:
+    target: str
+
+
+@dataclass(frozen=True)
+class PolicyCommand:
+    pass
+
+
+@dataclass(frozen=True)
+class HelpCommand:
+    unknown_word: str | None = None
+
+
+Command = IssueCommand | RevokeCommand | StatusCommand | PolicyCommand | HelpCommand
+
+
+class CommandError(ValueError):
+    """The text could not be understood. `reason` is one sentence; `example` a correct command."""
+
+    def __init__(self, reason: str, example: str) -> None:
+        super().__init__(f"{reason} Example: {example}")
+        self.reason = reason
+        self.example = example
+
+
+_GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE)
+_UPN = re.compile(r"^[^\s@<>\"']+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+_DURATION_PART = re.compile(r"(\d+)\s*(d|days?|h|hrs?|hours?|m|mins?|minutes?)", re.IGNORECASE)
+_DURATION = re.compile(r"^(?:\d+\s*(?:d|days?|h|hrs?|hours?|m|mins?|minutes?))+$|^\d+$", re.IGNORECASE)
+_UNIT_MINUTES = {"d": 1440, "h": 60, "m": 1}
+_ONE_TIME_WORDS = {"one-time", "onetime", "once", "one_time", "single-use", "--one-time", "--once"}
+_REPLACE_WORDS = {"replace", "--replace", "replace=yes", "replace=true"}
+_START_WORDS = {"start", "at", "from", "starting", "--start"}
+_LIFETIME_KEYS = ("lifetime=", "--lifetime=", "for=")
+_COMMAND_WORDS = {"issue", "revoke", "status", "policy", "help"}
+_COMMAND_ALIASES = {
+    "create": "issue",
+    "new": "issue",
+    "delete": "revoke",
+    "remove": "revoke",
+    "show": "status",
+    "get": "status",
+    "?": "help",
+}
+
+
+def is_user_reference(token: str) -> bool:
+    return bool(_GUID.match(token) or _UPN.match(token))
+
+
+def parse_duration_minutes(token: str) -> int | None:
+    """'90' → 90, '90m' → 90, '8h' → 480, '2d' → 2880, '1h30m' → 90; None when it is not a duration."""
+    compact = token.strip().lower()
+    if not _DURATION.match(compact):
+        return None
+    if compact.isdigit():
+        return int(compact)
+    total = 0
+    for amount, unit in _DURATION_PART.findall(compact):
+        total += int(amount) * _UNIT_MINUTES[unit[0]]
+    return total
+
+
+def parse_command(text: str, *, now: datetime, tz: tzinfo, default_start_hour: int = 8) -> Command:
+    """Parses a cleaned command line. Raises CommandError with a reason and a correct example."""
+    if len(text) > MAX_COMMAND_LENGTH:
+        raise CommandError("That message is too long to be a command.", EXAMPLES["help"])
+    tokens = text.split()
+    if tokens and tokens[0].lower() in {"/tap", "tap", "@tap", "tapbot"}:
+        tokens = tokens[1:]
+    if not tokens:
+        return HelpCommand()
+    word = tokens[0].lower().lstrip("/")
+    word = _COMMAND_ALIASES.get(word, word)
+    arguments = tokens[1:]
+    if word not in _COMMAND_WORDS:
+        return HelpCommand(unknown_word=tokens[0])
+    if word == "help":
+        return HelpCommand()
+    if word == "policy":
+        if arguments:
+            raise CommandError("'/tap policy' takes no arguments.", EXAMPLES["policy"])
+        return PolicyCommand()
+    if word in ("revoke", "status"):
+        target = _single_user_argument(word, arguments)
+        return RevokeCommand(target) if word == "revoke" else StatusCommand(target)
+    return IssueCommand(_parse_issue_arguments(arguments, now=now, tz=tz, default_start_hour=default_start_hour))
+
+
+def _single_user_argument(word: str, arguments: list[str]) -> str:
+    if not arguments:
+        raise CommandError(f"Tell me whose pass to {_verb(word)}.", EXAMPLES[word])
+    if len(arguments) > 1:
+        raise CommandError(f"'/tap {word}' takes exactly one user.", EXAMPLES[word])
+    return _user_argument(arguments[0], word)
+
+
+def _verb(word: str) -> str:
+    return {"revoke": "revoke", "status": "look up"}.get(word, word)
+
+
+def _user_argument(token: str, word: str) -> str:
+    candidate = token.strip().strip(",;")
+    if candidate.lower().startswith("mailto:"):
+        candidate = candidate[len("mailto:") :]
+    if not is_user_reference(candidate):
+        raise CommandError(
+            f"'{_shorten(token)}' is not a user principal name (name@domain) or an object id.",
+            EXAMPLES[word],
+        )
+    return candidate
+
+
+def _shorten(token: str, limit: int = 60) -> str:
+    return token if len(token) <= limit else token[: limit - 1] + "…"
+
+
+def _parse_issue_arguments(arguments: list[str], *, now: datetime, tz: tzinfo, default_start_hour: int) -> PassRequest:
+    target: str | None = None
+    lifetime: int | None = None
+    one_time = False
+    replace = False
+    start_at: datetime | None = None
+    index = 0
+    while index < len(arguments):
+        token = arguments[index]
+        lowered = token.lower()
+        index += 1
+        if lowered in _ONE_TIME_WORDS:
+            one_time = True
+        elif lowered in _REPLACE_WORDS:
+            replace = True
+        elif lowered in _START_WORDS or lowered.startswith(("start=", "--start=")):
+            inline = token.split("=", 1)[1] if "=" in token else None
+            words = [inline] if inline else []
+            words.extend(arguments[index : index + 2])
+            start_at, used = _parse_start(words, now=now, tz=tz, default_start_hour=default_start_hour)
+            index += used - (1 if inline else 0)
+        elif lowered.startswith(_LIFETIME_KEYS) or lowered in {"--lifetime", "for", "lifetime"}:
+            if "=" in token:
+                value = token.split("=", 1)[1]
+            elif index < len(arguments):
+                value = arguments[index]
+                index += 1
+            else:
+                value = ""
+            lifetime = _lifetime_value(value)
+        elif parse_duration_minutes(lowered) is not None:
+            if lifetime is not None:
+                raise CommandError("Give the lifetime only once.", EXAMPLE_ISSUE)
+            lifetime = _lifetime_value(lowered)
+        elif target is None and is_user_reference(_user_candidate(token)):
+            target = _user_argument(token, "issue")
+        elif target is None:
+            raise CommandError(
+                f"'{_shorten(token)}' is not a user principal name (name@domain) or an object id.",
+                EXAMPLE_ISSUE,
+            )
+        else:
+            raise CommandError(f"I don't understand '{_shorten(token)}' in this command.", EXAMPLE_ISSUE)
+    if target is None:
+        raise CommandError("Tell me who the pass is for.", EXAMPLE_ISSUE)
+    return PassRequest(target=target, lifetime_minutes=lifetime, one_time=one_time, start_at=start_at, replace=replace)
+
+
+def _user_candidate(token: str) -> str:
+    candidate = token.strip().strip(",;")
+    return candidate[len("mailto:") :] if candidate.lower().startswith("mailto:") else candidate
+
+
+def _lifetime_value(value: str) -> int:
+    minutes = parse_duration_minutes(value)
+    if minutes is None or minutes <= 0:
+        raise CommandError(f"'{_shorten(value)}' is not a lifetime. Use minutes (90), or 90m, 8h, 2d.", EXAMPLE_ISSUE)
+    return minutes
+
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
+_RELATIVE = re.compile(r"^\+(\S+)$")
+
+
+def _parse_start(words: list[str], *, now: datetime, tz: tzinfo, default_start_hour: int) -> tuple[datetime, int]:
+    """Reads a start time from the next one or two words; returns it in UTC and how many words it used."""
+    if not words:
+        raise CommandError("Say when the pass should start.", EXAMPLE_ISSUE)
+    first = words[0].lower()
+    second = words[1].lower() if len(words) > 1 else ""
+    local_now = now.astimezone(tz)
+    used = 1
+    if first == "now":
+        start = now
+    elif first == "in" and parse_duration_minutes(second) is not None:
+        start = now + timedelta(minutes=parse_duration_minutes(second) or 0)
+        used = 2
+    elif (relative := _RELATIVE.match(first)) and parse_duration_minutes(relative.group(1)) is not None:
+        start = now + timedelta(minutes=parse_duration_minutes(relative.group(1)) or 0)
+    elif first in ("today", "tomorrow") or _DATE.match(first):
+        day = _day_from_word(first, local_now.date())
+        clock = _clock(second)
+        if clock is not None:
+            used = 2
+        start = _local(day, clock or time(default_start_hour), tz)
+    elif (clock := _clock(first)) is not None:
+        start = _local(local_now.date(), clock, tz)
+        if start < now - START_PAST_TOLERANCE:
+            start = _local(local_now.date() + timedelta(days=1), clock, tz)
+    else:
+        start = _iso_datetime(words[0], tz)
+    if start < now - START_PAST_TOLERANCE:
+        raise CommandError("That start time has already passed; give a time in the future.", EXAMPLE_ISSUE)
+    return start.astimezone(now.tzinfo), used
+
+
+def _day_from_word(word: str, today: date) -> date:
+    if word == "today":
+        return today
+    if word == "tomorrow":
+        return today + timedelta(days=1)
+    try:
+        return date.fromisoformat(word)
+    except ValueError:
+        raise CommandError(f"'{word}' is not a date (YYYY-MM-DD).", EXAMPLE_ISSUE) from None
+
+
+def _clock(word: str) -> time | None:
+    match = _CLOCK.match(word)
+    if not match:
+        return None
+    hour, minute = int(match.group(1)), int(match.group(2))
+    if hour > 23 or minute > 59:
+        raise CommandError(f"'{word}' is not a time of day (HH:MM).", EXAMPLE_ISSUE)
+    return time(hour, minute)
+
+
+def _local(day: date, clock: time, tz: tzinfo) -> datetime:
+    return datetime.combine(day, clock, tzinfo=tz)
+
+
+def _iso_datetime(word: str, tz: tzinfo) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(word.replace("z", "Z"))
+    except ValueError:
+        raise CommandError(
+            f"'{_shorten(word)}' is not a start time. Use now, +2h, 08:00, tomorrow 08:00 or 2026-12-01T08:00.",
+            EXAMPLE_ISSUE,
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=tz)

@@ -1,0 +1,74 @@
+"""Errors the domain raises. Each carries a sentence a user can act on, and never a pass value."""
+
+from __future__ import annotations
+
+import enum
+
+
+class TapError(Exception):
+    """Base: `user_message` is what the requester reads; str(error) is the same sentence."""
+
+    def __init__(self, user_message: str) -> None:
+        super().__init__(user_message)
+        self.user_message = user_message
+
+
+class Rule(enum.StrEnum):
+    """The rule behind a refusal. Its value is what the audit log stores."""
+
+    WRONG_TENANT = "wrong_tenant"
+    NOT_OPERATOR = "not_operator"
+    UNKNOWN_CALLER = "unknown_caller"
+    SELF_ISSUE = "self_issue"
+    GUEST = "guest"
+    DISABLED = "disabled"
+    ROLE_HOLDER = "role_holder"
+    PROTECTED_GROUP = "protected_group"
+    POLICY_DISABLED = "policy_disabled"
+    OUTSIDE_POLICY_SCOPE = "outside_policy_scope"
+    LIFETIME_RANGE = "lifetime_range"
+    START_IN_PAST = "start_in_past"
+    PRIVATE_CHAT_ONLY = "private_chat_only"
+
+
+class Refused(TapError):
+    """A rule forbids the request. Refusals are audited."""
+
+    def __init__(self, rule: Rule, user_message: str) -> None:
+        super().__init__(user_message)
+        self.rule = rule
+
+
+class UserNotFound(TapError):
+    def __init__(self, reference: str) -> None:
+        super().__init__(
+            f"I can't find a user '{reference}' in this tenant. "
+            "Check the spelling of the user principal name, or use the object id."
+        )
+        self.reference = reference
+
+
+class GraphUnavailable(TapError):
+    """Graph failed or timed out; nothing was left half-done."""
+
+    def __init__(self, user_message: str, request_id: str | None = None) -> None:
+        super().__init__(user_message)
+        self.request_id = request_id
+
+
+class Throttled(GraphUnavailable):
+    def __init__(self, retry_after_seconds: float, request_id: str | None = None) -> None:
+        super().__init__(
+            f"Microsoft Graph is throttling requests right now. Try again in about "
+            f"{max(1, round(retry_after_seconds))} seconds.",
+            request_id,
+        )
+        self.retry_after_seconds = retry_after_seconds
+
+
+class GraphRejected(TapError):
+    """Graph refused a write for a reason the bot's own checks did not foresee."""
+
+    def __init__(self, user_message: str, request_id: str | None = None) -> None:
+        super().__init__(user_message)
+        self.request_id = request_id

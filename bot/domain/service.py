@@ -1,0 +1,320 @@
+"""Issuing, revoking and looking up passes: the operator commands, with every rule checked before a write."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from bot.domain.audit import AuditAction, AuditEvent, AuditOutcome
+from bot.domain.eligibility import TargetFacts, resolve_lifetime, resolve_one_time, target_refusal
+from bot.domain.errors import GraphRejected, GraphUnavailable, Refused, Rule, TapError, UserNotFound
+from bot.domain.model import Caller, DirectoryUser, IssuedPass, PassInfo, PassRequest, TapPolicy
+from bot.domain.ports import AuditLog, Clock, Directory, PassMethods
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class AccessRules:
+    """Who may use the bot and which accounts are off limits, from settings."""
+
+    allowed_tenant_ids: frozenset[str]
+    operator_group_id: str
+    protected_group_ids: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class ReplaceNeeded:
+    """The target already holds a live pass: the operator must confirm replacing it."""
+
+    user: DirectoryUser
+    existing: PassInfo
+    request: PassRequest
+    lifetime_minutes: int
+    one_time: bool
+
+
+@dataclass(frozen=True)
+class Issued:
+    issued: IssuedPass
+
+
+IssueResult = Issued | ReplaceNeeded
+
+
+@dataclass(frozen=True)
+class Revoked:
+    user: DirectoryUser
+    revoked: PassInfo
+    graph_request_id: str | None
+
+
+@dataclass(frozen=True)
+class NothingToRevoke:
+    user: DirectoryUser
+
+
+RevokeResult = Revoked | NothingToRevoke
+
+
+@dataclass(frozen=True)
+class PassStatus:
+    user: DirectoryUser
+    current: PassInfo | None
+    now: datetime
+
+
+class TapService:
+    def __init__(
+        self,
+        *,
+        directory: Directory,
+        passes: PassMethods,
+        audit: AuditLog,
+        clock: Clock,
+        access: AccessRules,
+    ) -> None:
+        self._directory = directory
+        self._passes = passes
+        self._audit = audit
+        self._clock = clock
+        self._access = access
+
+    # --- who is asking -------------------------------------------------------------------------------------
+
+    async def is_operator(self, caller: Caller) -> bool:
+        if caller.tenant_id.lower() not in self._access.allowed_tenant_ids or not caller.object_id:
+            return False
+        groups = await self._directory.member_groups(caller.object_id, [self._access.operator_group_id])
+        return self._access.operator_group_id in groups
+
+    async def _require_operator(self, caller: Caller) -> None:
+        if caller.tenant_id.lower() not in self._access.allowed_tenant_ids:
+            raise Refused(
+                Rule.WRONG_TENANT,
+                "This bot serves only its own organisation's tenant; your account belongs to another one.",
+            )
+        if not caller.object_id:
+            raise Refused(
+                Rule.UNKNOWN_CALLER,
+                "I can't tell who you are from this message, so I can't act on it. Use Microsoft Teams "
+                "signed in with your work account.",
+            )
+        if not await self.is_operator(caller):
+            raise Refused(
+                Rule.NOT_OPERATOR,
+                "Only TAP operators (members of the IT operator group) can use this command. "
+                "Ask your IT service desk if you need a Temporary Access Pass.",
+            )
+
+    # --- commands ------------------------------------------------------------------------------------------
+
+    async def issue(self, caller: Caller, request: PassRequest) -> IssueResult:
+        subject = _Subject(request.target)
+        return await self._audited(AuditAction.ISSUE, caller, subject, lambda: self._issue(caller, request, subject))
+
+    async def revoke(self, caller: Caller, target: str) -> RevokeResult:
+        subject = _Subject(target)
+        return await self._audited(AuditAction.REVOKE, caller, subject, lambda: self._revoke(caller, subject))
+
+    async def status(self, caller: Caller, target: str) -> PassStatus:
+        subject = _Subject(target)
+        return await self._audited(AuditAction.STATUS, caller, subject, lambda: self._status(caller, subject))
+
+    async def policy(self, caller: Caller) -> TapPolicy:
+        return await self._audited(AuditAction.POLICY, caller, _Subject(None), lambda: self._policy(caller))
+
+    async def revoke_undelivered(self, caller: Caller, issued: IssuedPass, reason: str) -> None:
+        """Deletes a pass nobody received (delivery failed): a live pass no one has seen is pure risk."""
+        request_id: str | None = None
+        outcome = AuditOutcome.SUCCEEDED
+        try:
+            request_id = await self._passes.delete_pass(issued.user.object_id, issued.info.method_id)
+        except TapError:
+            outcome = AuditOutcome.FAILED
+            logger.exception("could not revoke an undelivered pass for user %s", issued.user.object_id)
+        await self._record(
+            AuditAction.REVOKE,
+            outcome,
+            caller,
+            user=issued.user,
+            pass_info=issued.info,
+            graph_request_id=request_id,
+            detail=f"revoked because delivery failed: {reason}",
+        )
+        if outcome is AuditOutcome.FAILED:
+            raise GraphUnavailable(
+                "The pass could not be delivered and I could not revoke it either. "
+                f"Revoke it now in the Entra admin center for {issued.user.label}."
+            )
+
+    # --- the work ------------------------------------------------------------------------------------------
+
+    async def _issue(self, caller: Caller, request: PassRequest, subject: _Subject) -> IssueResult:
+        await self._require_operator(caller)
+        user = await self._find_user(subject)
+        policy, role_names, existing = await asyncio.gather(
+            self._directory.tap_policy(),
+            self._directory.directory_roles(user.object_id),
+            self._passes.current_pass(user.object_id),
+        )
+        interesting_groups = self._access.protected_group_ids | policy.target_group_ids
+        member_groups = await self._directory.member_groups(user.object_id, interesting_groups)
+        facts = TargetFacts(user, role_names, member_groups)
+        refusal = target_refusal(caller, facts, policy, self._access.protected_group_ids)
+        if refusal is not None:
+            raise refusal
+        lifetime = resolve_lifetime(request.lifetime_minutes, policy)
+        one_time = resolve_one_time(request.one_time, policy)
+        now = self._clock.now()
+        if existing is not None and existing.is_live(now) and not _replace_confirmed(request, existing):
+            await self._record(
+                AuditAction.ISSUE,
+                AuditOutcome.NEEDS_CONFIRMATION,
+                caller,
+                user=user,
+                pass_info=existing,
+                detail="target already holds a live pass; replacement needs confirmation",
+            )
+            return ReplaceNeeded(user, existing, request, lifetime, one_time)
+        issued = await self._passes.create_pass(
+            user, lifetime_minutes=lifetime, one_time=one_time, start_at=request.start_at, replacing=existing
+        )
+        if existing is not None:
+            issued = IssuedPass(issued.user, issued.info, issued.secret, issued.graph_request_id, existing)
+        await self._record(
+            AuditAction.ISSUE,
+            AuditOutcome.SUCCEEDED,
+            caller,
+            user=user,
+            pass_info=issued.info,
+            graph_request_id=issued.graph_request_id,
+            detail=_replacement_note(existing),
+        )
+        return Issued(issued)
+
+    async def _revoke(self, caller: Caller, subject: _Subject) -> RevokeResult:
+        await self._require_operator(caller)
+        user = await self._find_user(subject)
+        current = await self._passes.current_pass(user.object_id)
+        if current is None:
+            await self._record(AuditAction.REVOKE, AuditOutcome.NOTHING_TO_DO, caller, user=user)
+            return NothingToRevoke(user)
+        request_id = await self._passes.delete_pass(user.object_id, current.method_id)
+        await self._record(
+            AuditAction.REVOKE,
+            AuditOutcome.SUCCEEDED,
+            caller,
+            user=user,
+            pass_info=current,
+            graph_request_id=request_id,
+        )
+        return Revoked(user, current, request_id)
+
+    async def _status(self, caller: Caller, subject: _Subject) -> PassStatus:
+        await self._require_operator(caller)
+        user = await self._find_user(subject)
+        current = await self._passes.current_pass(user.object_id)
+        await self._record(AuditAction.STATUS, AuditOutcome.SUCCEEDED, caller, user=user, pass_info=current)
+        return PassStatus(user, current, self._clock.now())
+
+    async def _policy(self, caller: Caller) -> TapPolicy:
+        await self._require_operator(caller)
+        return await self._directory.tap_policy()
+
+    async def _find_user(self, subject: _Subject) -> DirectoryUser:
+        reference = subject.reference or ""
+        user = await self._directory.find_user(reference)
+        if user is None:
+            raise UserNotFound(reference)
+        subject.user = user
+        return user
+
+    # --- audit ---------------------------------------------------------------------------------------------
+
+    async def _audited(
+        self, action: AuditAction, caller: Caller, subject: _Subject, work: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Runs a command; a refusal or failure is audited before it reaches the user."""
+        try:
+            return await work()
+        except Refused as refusal:
+            await self._record(
+                action,
+                AuditOutcome.REFUSED,
+                caller,
+                user=subject.user,
+                target=subject.reference,
+                rule=refusal.rule,
+            )
+            raise
+        except (UserNotFound, GraphRejected, GraphUnavailable) as failure:
+            await self._record(
+                action,
+                AuditOutcome.FAILED,
+                caller,
+                user=subject.user,
+                target=subject.reference,
+                graph_request_id=getattr(failure, "request_id", None),
+                detail=type(failure).__name__,
+            )
+            raise
+
+    async def _record(
+        self,
+        action: AuditAction,
+        outcome: AuditOutcome,
+        caller: Caller,
+        *,
+        user: DirectoryUser | None = None,
+        target: str | None = None,
+        pass_info: PassInfo | None = None,
+        graph_request_id: str | None = None,
+        rule: Rule | None = None,
+        detail: str = "",
+    ) -> None:
+        await self._audit.record(
+            AuditEvent(
+                at=self._clock.now(),
+                action=action,
+                outcome=outcome,
+                actor_id=caller.object_id,
+                actor_name=caller.display_name,
+                target_id=user.object_id if user else None,
+                target_upn=user.user_principal_name if user else target,
+                lifetime_minutes=pass_info.lifetime_minutes if pass_info else None,
+                start_at=pass_info.start_at if pass_info else None,
+                one_time=pass_info.one_time if pass_info else None,
+                pass_method_id=pass_info.method_id if pass_info else None,
+                graph_request_id=graph_request_id,
+                rule=rule.value if rule else None,
+                detail=detail,
+            )
+        )
+
+
+@dataclass
+class _Subject:
+    """The target as typed, and as found once the directory has answered (for the audit row)."""
+
+    reference: str | None
+    user: DirectoryUser | None = None
+
+
+def _replace_confirmed(request: PassRequest, existing: PassInfo) -> bool:
+    """A typed 'replace' replaces whatever is there; a button replaces only the pass it was shown."""
+    if request.replace_method_id is not None:
+        return request.replace_method_id == existing.method_id
+    return request.replace
+
+
+def _replacement_note(existing: PassInfo | None) -> str:
+    if existing is None:
+        return ""
+    return f"replaced pass {existing.method_id} created {existing.created_at.isoformat()}"

@@ -1,0 +1,147 @@
+"""The app factory: composes store, Graph, domain and the Teams runtime into one aiohttp application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+
+import httpx
+from aiohttp import web
+from microsoft_agents.hosting.aiohttp import jwt_authorization_decorator, start_agent_process
+
+from bot.adapters.clock import SystemClock
+from bot.adapters.graph import GraphGateway, build_graph_client
+from bot.adapters.store import SqlStore
+from bot.domain.ports import Clock
+from bot.domain.service import AccessRules, TapService
+from bot.settings import Settings
+from bot.teams.agent import TeamsRuntime, build_runtime, register_handlers
+from bot.teams.delivery import Outbound, PrivateDelivery
+from bot.teams.handlers import Presentation, TapHandlers
+from bot.teams.redaction import CardRedactor
+from cards.passes import with_banner
+
+logger = logging.getLogger(__name__)
+
+SANDBOX_TEXT_PREFIX = "[SANDBOX] "
+
+
+@dataclass
+class Components:
+    """Everything the running app holds, so tests and shutdown can reach it."""
+
+    settings: Settings
+    store: SqlStore
+    graph: GraphGateway
+    service: TapService
+    runtime: TeamsRuntime
+    redactor: CardRedactor
+    graph_base_url: str
+    sandbox_close: Callable[[], Awaitable[None]] | None
+    http_client: httpx.AsyncClient
+    redaction_task: asyncio.Task[None] | None = None
+
+
+COMPONENTS = web.AppKey("components", Components)
+
+
+async def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+    clock = clock or SystemClock()
+    components = await _compose(settings, clock)
+    app = web.Application(client_max_size=256 * 1024)
+    app[COMPONENTS] = components
+    with warnings.catch_warnings():
+        # The SDK's JWT check looks its configuration up under this plain string key.
+        warnings.simplefilter("ignore")
+        app["agent_configuration"] = components.runtime.auth_configuration
+    app.router.add_post("/api/messages", messages)
+    app.router.add_get("/healthz", healthz)
+    app.on_startup.append(_start_redaction)
+    app.on_cleanup.append(_close)
+    return app
+
+
+async def _compose(settings: Settings, clock: Clock) -> Components:
+    sandbox_close: Callable[[], Awaitable[None]] | None = None
+    graph_base_url = settings.graph.base_url
+    if settings.sandbox:
+        from bot.sandbox.embedded import start_embedded_sandbox  # the real tenant never loads the emulator
+
+        assert settings.sandbox_tenant_file is not None
+        running = await start_embedded_sandbox(settings.sandbox_tenant_file)
+        graph_base_url, sandbox_close = running.base_url, running.close
+    store = SqlStore.from_url(settings.database_url)
+    await store.create_schema()
+    graph_client, http_client = build_graph_client(settings.graph, graph_base_url)
+    graph = GraphGateway(graph_client, clock)
+    service = TapService(
+        directory=graph,
+        passes=graph,
+        audit=store,
+        clock=clock,
+        access=AccessRules(
+            allowed_tenant_ids=settings.allowed_tenant_ids,
+            operator_group_id=settings.operator_group_id,
+            protected_group_ids=settings.protected_group_ids,
+        ),
+    )
+    runtime = build_runtime(settings)
+    delivery = PrivateDelivery(Outbound(runtime.client_factory, app_id=settings.bot_client_id), store, clock)
+    decorate = partial(with_banner) if settings.sandbox else _unchanged
+    redactor = CardRedactor(store, delivery, clock, decorate=decorate)
+    handlers = TapHandlers(
+        service=service,
+        delivery=delivery,
+        redactor=redactor,
+        store=store,
+        clock=clock,
+        presentation=Presentation(
+            default_timezone=settings.default_timezone,
+            default_start_hour=settings.default_start_hour,
+            decorate=decorate,
+            text_prefix=SANDBOX_TEXT_PREFIX if settings.sandbox else "",
+        ),
+    )
+    register_handlers(runtime, handlers)
+    return Components(settings, store, graph, service, runtime, redactor, graph_base_url, sandbox_close, http_client)
+
+
+def _unchanged(card: dict) -> dict:
+    return card
+
+
+@jwt_authorization_decorator
+async def messages(request: web.Request) -> web.StreamResponse:
+    runtime = request.app[COMPONENTS].runtime
+    response = await start_agent_process(request, runtime.application, runtime.adapter)
+    return response if response is not None else web.Response(status=202)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    settings = request.app[COMPONENTS].settings
+    return web.json_response({"status": "ok", "tenant": "sandbox" if settings.sandbox else "configured"})
+
+
+async def _start_redaction(app: web.Application) -> None:
+    components = app[COMPONENTS]
+    components.redaction_task = asyncio.create_task(
+        components.redactor.run(components.settings.redaction_interval_seconds), name="expiry-redaction"
+    )
+
+
+async def _close(app: web.Application) -> None:
+    components = app[COMPONENTS]
+    task = components.redaction_task
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await components.http_client.aclose()
+    await components.store.close()
+    if components.sandbox_close is not None:
+        await components.sandbox_close()

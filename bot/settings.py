@@ -1,0 +1,271 @@
+"""Every setting the bot reads, built once from the environment at start.
+
+A missing or malformed setting stops the start with one sentence naming the variable. Nothing else in the code
+reads the environment.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEMO_TENANT_FILE = PROJECT_DIR / "bot" / "sandbox" / "demo_tenant.json"
+DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{PROJECT_DIR / 'var' / 'tapbot.db'}"
+BOT_CONNECTION_PREFIX = "CONNECTIONS__SERVICE_CONNECTION__SETTINGS__"
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class SettingsError(ValueError):
+    """A setting is missing or wrong; the message names the variable and what to do."""
+
+
+class GraphMode(enum.StrEnum):
+    SANDBOX = "sandbox"  # in-process emulation of the Graph endpoints, seeded from a tenant file
+    ANONYMOUS = "anonymous"  # no credential: only for a stand-alone sandbox on loopback
+    CERTIFICATE = "certificate"
+    MANAGED_IDENTITY = "managed_identity"
+    CLIENT_SECRET = "client_secret"  # noqa: S105 - the name of a mode, not a secret
+
+
+@dataclass(frozen=True)
+class GraphSettings:
+    mode: GraphMode
+    base_url: str = "https://graph.microsoft.com/v1.0"
+    authority_host: str = "login.microsoftonline.com"
+    tenant_id: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    certificate_path: Path | None = None
+    certificate_password: str | None = field(default=None, repr=False)
+    timeout_seconds: float = 20.0
+
+    @property
+    def scope(self) -> str:
+        host = re.match(r"^(https?://[^/]+)", self.base_url)
+        return f"{host.group(1) if host else 'https://graph.microsoft.com'}/.default"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str
+    port: int
+    database_url: str
+    graph: GraphSettings
+    bot_client_id: str | None
+    bot_tenant_id: str | None
+    bot_connection_env: Mapping[str, str] = field(repr=False)
+    allowed_tenant_ids: frozenset[str]
+    operator_group_id: str
+    protected_group_ids: frozenset[str]
+    sandbox_tenant_file: Path | None
+    default_timezone: ZoneInfo
+    default_start_hour: int
+    redaction_interval_seconds: float
+    log_level: str
+
+    @property
+    def anonymous(self) -> bool:
+        """No bot registration: unauthenticated local mode, only ever for the sandbox on loopback."""
+        return not self.bot_client_id
+
+    @property
+    def sandbox(self) -> bool:
+        return self.graph.mode is GraphMode.SANDBOX
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        reader = _Reader(env)
+        graph = _graph_settings(reader)
+        bot_client_id = reader.optional(BOT_CONNECTION_PREFIX + "CLIENTID")
+        bot_tenant_id = reader.optional(BOT_CONNECTION_PREFIX + "TENANTID")
+        sandbox_file: Path | None = None
+        sandbox_defaults: dict[str, object] = {}
+        if graph.mode is GraphMode.SANDBOX:
+            sandbox_file = Path(reader.optional("TAPBOT_SANDBOX_TENANT") or DEMO_TENANT_FILE)
+            sandbox_defaults = _sandbox_defaults(sandbox_file)
+        default_host = "0.0.0.0" if bot_client_id else "127.0.0.1"  # noqa: S104 - behind a registration only
+        host = reader.optional("TAPBOT_HOST") or default_host
+        if not bot_client_id and host not in LOOPBACK_HOSTS:
+            raise SettingsError(
+                f"TAPBOT_HOST={host} is not a loopback address, but no bot app id is configured "
+                f"({BOT_CONNECTION_PREFIX}CLIENTID): unauthenticated mode only ever listens on 127.0.0.1."
+            )
+        if not bot_client_id and graph.mode is not GraphMode.SANDBOX and graph.mode is not GraphMode.ANONYMOUS:
+            raise SettingsError(
+                f"A real tenant is configured (TAPBOT_GRAPH_AUTH={graph.mode.value}) but no bot app id "
+                f"({BOT_CONNECTION_PREFIX}CLIENTID): refusing to serve a real tenant without authentication."
+            )
+        tenants = reader.csv("TAPBOT_ALLOWED_TENANT_IDS") or _strings(sandbox_defaults.get("tenantId"))
+        if not tenants and bot_tenant_id:
+            tenants = [bot_tenant_id]
+        if not tenants and graph.tenant_id:
+            tenants = [graph.tenant_id]
+        if not tenants:
+            raise SettingsError(
+                "Set TAPBOT_ALLOWED_TENANT_IDS to your tenant id: activities from any other tenant are refused."
+            )
+        operator_group = reader.optional("TAPBOT_OPERATOR_GROUP_ID") or _string(sandbox_defaults.get("operatorGroupId"))
+        if not operator_group:
+            raise SettingsError(
+                "Set TAPBOT_OPERATOR_GROUP_ID to the object id of the Entra group whose members may issue passes."
+            )
+        protected = reader.csv("TAPBOT_PROTECTED_GROUP_IDS")
+        if not protected and "TAPBOT_PROTECTED_GROUP_IDS" not in env:
+            protected = _strings(sandbox_defaults.get("protectedGroupIds"))
+        return cls(
+            host=host,
+            port=reader.integer("PORT", 3978, minimum=0, maximum=65535),
+            database_url=reader.optional("TAPBOT_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            graph=graph,
+            bot_client_id=bot_client_id,
+            bot_tenant_id=bot_tenant_id,
+            bot_connection_env={
+                key: value for key, value in env.items() if key.startswith(("CONNECTIONS__", "CONNECTIONSMAP__"))
+            },
+            allowed_tenant_ids=frozenset(tenant.lower() for tenant in tenants),
+            operator_group_id=operator_group,
+            protected_group_ids=frozenset(protected),
+            sandbox_tenant_file=sandbox_file,
+            default_timezone=reader.timezone("TAPBOT_DEFAULT_TIMEZONE", "UTC"),
+            default_start_hour=reader.integer("TAPBOT_DEFAULT_START_HOUR", 8, minimum=0, maximum=23),
+            redaction_interval_seconds=reader.number("TAPBOT_REDACTION_INTERVAL_SECONDS", 30.0, minimum=0.05),
+            log_level=(reader.optional("TAPBOT_LOG_LEVEL") or "INFO").upper(),
+        )
+
+
+def _graph_settings(reader: _Reader) -> GraphSettings:
+    raw_mode = (reader.optional("TAPBOT_GRAPH_AUTH") or GraphMode.SANDBOX.value).lower()
+    try:
+        mode = GraphMode(raw_mode)
+    except ValueError:
+        choices = ", ".join(mode.value for mode in GraphMode)
+        raise SettingsError(f"TAPBOT_GRAPH_AUTH={raw_mode} is not one of: {choices}.") from None
+    base_url = (reader.optional("TAPBOT_GRAPH_BASE_URL") or "https://graph.microsoft.com/v1.0").rstrip("/")
+    common = {
+        "mode": mode,
+        "base_url": base_url,
+        "authority_host": reader.optional("TAPBOT_GRAPH_AUTHORITY_HOST") or "login.microsoftonline.com",
+        "timeout_seconds": reader.number("TAPBOT_GRAPH_TIMEOUT_SECONDS", 20.0, minimum=1.0),
+    }
+    if mode is GraphMode.SANDBOX:
+        return GraphSettings(**common)  # type: ignore[arg-type]
+    if mode is GraphMode.ANONYMOUS:
+        host = re.match(r"^https?://(\[[^\]]+\]|[^/:]+)", base_url)
+        if not host or host.group(1).strip("[]") not in LOOPBACK_HOSTS:
+            raise SettingsError(
+                "TAPBOT_GRAPH_AUTH=anonymous is only for a stand-alone sandbox on loopback; "
+                f"TAPBOT_GRAPH_BASE_URL={base_url} is not on 127.0.0.1."
+            )
+        return GraphSettings(**common)  # type: ignore[arg-type]
+    if not base_url.startswith("https://"):
+        raise SettingsError(f"TAPBOT_GRAPH_BASE_URL={base_url} must use https for a real tenant.")
+    tenant_id = reader.required("TAPBOT_GRAPH_TENANT_ID", "the Entra tenant id the bot manages")
+    client_id = reader.optional("TAPBOT_GRAPH_CLIENT_ID")
+    if mode is GraphMode.CERTIFICATE:
+        path = Path(reader.required("TAPBOT_GRAPH_CERTIFICATE_PATH", "a PEM or PFX file with the private key"))
+        if not path.is_file():
+            raise SettingsError(f"TAPBOT_GRAPH_CERTIFICATE_PATH={path} does not exist.")
+        return GraphSettings(
+            **common,  # type: ignore[arg-type]
+            tenant_id=tenant_id,
+            client_id=reader.required("TAPBOT_GRAPH_CLIENT_ID", "the app registration's client id"),
+            certificate_path=path,
+            certificate_password=reader.optional("TAPBOT_GRAPH_CERTIFICATE_PASSWORD"),
+        )
+    if mode is GraphMode.CLIENT_SECRET:
+        return GraphSettings(
+            **common,  # type: ignore[arg-type]
+            tenant_id=tenant_id,
+            client_id=reader.required("TAPBOT_GRAPH_CLIENT_ID", "the app registration's client id"),
+            client_secret=reader.required("TAPBOT_GRAPH_CLIENT_SECRET", "the app registration's secret"),
+        )
+    return GraphSettings(**common, tenant_id=tenant_id, client_id=client_id)  # type: ignore[arg-type]
+
+
+def _sandbox_defaults(tenant_file: Path) -> dict[str, object]:
+    """The sandbox tenant file names its own tenant id and the bot's groups, so the demo needs no settings."""
+    try:
+        document = json.loads(tenant_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"TAPBOT_SANDBOX_TENANT={tenant_file} does not exist.") from None
+    except (OSError, ValueError) as error:
+        raise SettingsError(f"TAPBOT_SANDBOX_TENANT={tenant_file} is not a readable JSON file: {error}") from None
+    if not isinstance(document, dict):
+        raise SettingsError(f"TAPBOT_SANDBOX_TENANT={tenant_file} must hold a JSON object.")
+    bot_section: dict[str, object] = document.get("tapbot") or {}
+    tenant: dict[str, object] = document.get("tenant") or {}
+    if not isinstance(bot_section, dict) or not isinstance(tenant, dict):
+        raise SettingsError(f"TAPBOT_SANDBOX_TENANT={tenant_file}: 'tapbot' and 'tenant' must be JSON objects.")
+    return {
+        "tenantId": tenant.get("id") or document.get("tenantId"),
+        "operatorGroupId": bot_section.get("operatorGroupId"),
+        "protectedGroupIds": bot_section.get("protectedGroupIds", []),
+    }
+
+
+def _string(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _strings(value: object) -> list[str]:
+    if isinstance(value, str) and value:
+        return [value]
+    if isinstance(value, list):
+        return [item for item in value if isinstance(item, str) and item]
+    return []
+
+
+class _Reader:
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def optional(self, name: str) -> str | None:
+        value = self._env.get(name, "").strip()
+        return value or None
+
+    def required(self, name: str, meaning: str) -> str:
+        value = self.optional(name)
+        if value is None:
+            raise SettingsError(f"Set {name}: {meaning}.")
+        return value
+
+    def csv(self, name: str) -> list[str]:
+        value = self.optional(name) or ""
+        return [item.strip() for item in value.split(",") if item.strip()]
+
+    def integer(self, name: str, default: int, *, minimum: int, maximum: int) -> int:
+        value = self.optional(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise SettingsError(f"{name}={value} is not a whole number.") from None
+        if not minimum <= number <= maximum:
+            raise SettingsError(f"{name}={value} must be between {minimum} and {maximum}.")
+        return number
+
+    def number(self, name: str, default: float, *, minimum: float) -> float:
+        value = self.optional(name)
+        if value is None:
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            raise SettingsError(f"{name}={value} is not a number.") from None
+        if number < minimum:
+            raise SettingsError(f"{name}={value} must be at least {minimum}.")
+        return number
+
+    def timezone(self, name: str, default: str) -> ZoneInfo:
+        value = self.optional(name) or default
+        try:
+            return ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(f"{name}={value} is not an IANA time zone such as Europe/Berlin.") from None

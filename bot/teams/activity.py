@@ -1,0 +1,115 @@
+"""Turns a Teams activity into the neutral facts the bot acts on: who, where, what was typed, which time zone."""
+
+from __future__ import annotations
+
+import enum
+import html
+import re
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from microsoft_agents.activity import Activity
+
+from bot.domain.model import Caller
+
+_MENTION = re.compile(r"<at\b[^>]*>.*?</at>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
+_SPACES = re.compile(r"\s+")
+
+
+class ConversationKind(enum.StrEnum):
+    PERSONAL = "personal"
+    GROUP_CHAT = "groupChat"
+    CHANNEL = "channel"
+
+
+@dataclass(frozen=True)
+class TurnFacts:
+    caller: Caller
+    kind: ConversationKind
+    text: str
+    timezone: ZoneInfo
+    service_url: str
+    conversation_id: str
+    caller_channel_id: str
+    bot_channel_id: str
+    bot_name: str
+
+    @property
+    def is_personal(self) -> bool:
+        return self.kind is ConversationKind.PERSONAL
+
+
+def clean_text(raw: str | None) -> str:
+    """'<at>tapbot</at>&nbsp; tap issue <a href="mailto:a@b.c">a@b.c</a>' → 'tap issue a@b.c'."""
+    if not raw:
+        return ""
+    without_mentions = _MENTION.sub(" ", raw)
+    without_tags = _TAG.sub(" ", without_mentions)
+    unescaped = html.unescape(without_tags).replace("\u00a0", " ").replace("\u200b", "")
+    return _SPACES.sub(" ", unescaped).strip()
+
+
+def tenant_id_of(activity: Activity) -> str:
+    """The tenant, from channelData.tenant.id (a dict, or a typed object once the Teams extension parsed it)."""
+    channel_data: Any = activity.channel_data
+    tenant: Any = None
+    if isinstance(channel_data, dict):
+        tenant = channel_data.get("tenant")
+    elif channel_data is not None:
+        tenant = getattr(channel_data, "tenant", None)
+    tenant_id = tenant.get("id") if isinstance(tenant, dict) else getattr(tenant, "id", None)
+    if not tenant_id and activity.conversation is not None:
+        tenant_id = activity.conversation.tenant_id
+    return str(tenant_id or "")
+
+
+def conversation_kind(activity: Activity) -> ConversationKind:
+    conversation = activity.conversation
+    kind = (conversation.conversation_type or "") if conversation else ""
+    if kind == "personal":
+        return ConversationKind.PERSONAL
+    if kind == "channel":
+        return ConversationKind.CHANNEL
+    if kind == "groupChat":
+        return ConversationKind.GROUP_CHAT
+    if conversation is not None and conversation.is_group:
+        return ConversationKind.GROUP_CHAT
+    return ConversationKind.PERSONAL
+
+
+def viewer_timezone(activity: Activity, default: ZoneInfo) -> ZoneInfo:
+    for entity in activity.entities or []:
+        if getattr(entity, "type", None) != "clientInfo":
+            continue
+        name = getattr(entity, "timezone", None)
+        if name is None and hasattr(entity, "model_extra") and entity.model_extra:
+            name = entity.model_extra.get("timezone")
+        if isinstance(name, str) and name:
+            try:
+                return ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                return default
+    return default
+
+
+def turn_facts(activity: Activity, default_timezone: ZoneInfo) -> TurnFacts:
+    sender = activity.from_property
+    recipient = activity.recipient
+    caller = Caller(
+        object_id=(sender.aad_object_id or "") if sender else "",
+        tenant_id=tenant_id_of(activity),
+        display_name=(sender.name or "") if sender else "",
+    )
+    return TurnFacts(
+        caller=caller,
+        kind=conversation_kind(activity),
+        text=clean_text(activity.text),
+        timezone=viewer_timezone(activity, default_timezone),
+        service_url=activity.service_url or "",
+        conversation_id=activity.conversation.id if activity.conversation else "",
+        caller_channel_id=sender.id if sender else "",
+        bot_channel_id=recipient.id if recipient else "",
+        bot_name=(recipient.name or "tapbot") if recipient else "tapbot",
+    )

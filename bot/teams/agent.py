@@ -1,0 +1,97 @@
+"""The Microsoft 365 Agents SDK runtime: adapter, application, incoming authentication, handler table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from microsoft_agents.activity import ActivityTypes, load_configuration_from_env
+from microsoft_agents.authentication.msal import MsalConnectionManager
+from microsoft_agents.hosting.aiohttp import CloudAdapter
+from microsoft_agents.hosting.core import (
+    AgentApplication,
+    ApplicationOptions,
+    ChannelServiceClientFactoryBase,
+    MemoryStorage,
+    RestChannelServiceClientFactory,
+    TurnContext,
+    TurnState,
+)
+from microsoft_agents.hosting.core.authorization import AgentAuthConfiguration, ClaimsIdentity
+from microsoft_agents.hosting.core.connector import ConnectorClientBase
+from microsoft_agents.hosting.core.connector.client import UserTokenClient
+
+from bot.settings import Settings
+from bot.teams.handlers import TapHandlers
+from cards import verbs
+
+
+class SandboxClientFactory(RestChannelServiceClientFactory):
+    """For the unauthenticated sandbox only: outbound calls carry no token, because no registration exists.
+
+    Without this the SDK builds authenticated claims for proactive calls and fails for lack of a tenant.
+    """
+
+    async def create_connector_client(
+        self,
+        context: TurnContext | None,
+        claims_identity: ClaimsIdentity,
+        service_url: str,
+        audience: str,
+        scopes: list[str] | None = None,
+        use_anonymous: bool = False,
+    ) -> ConnectorClientBase:
+        return await super().create_connector_client(
+            context, claims_identity, service_url, audience, scopes, use_anonymous=True
+        )
+
+    async def create_user_token_client(
+        self, context: TurnContext, claims_identity: ClaimsIdentity, use_anonymous: bool = False
+    ) -> UserTokenClient:
+        return await super().create_user_token_client(context, claims_identity, use_anonymous=True)
+
+
+@dataclass(frozen=True)
+class TeamsRuntime:
+    adapter: CloudAdapter
+    application: AgentApplication[TurnState]
+    auth_configuration: AgentAuthConfiguration
+    client_factory: ChannelServiceClientFactoryBase
+
+
+def build_runtime(settings: Settings) -> TeamsRuntime:
+    if settings.anonymous:
+        auth = AgentAuthConfiguration(anonymous_allowed=True)
+        connections = MsalConnectionManager(connections_configurations={"SERVICE_CONNECTION": auth})
+        factory: RestChannelServiceClientFactory = SandboxClientFactory(connections)
+    else:
+        sdk_config: dict[str, Any] = load_configuration_from_env(dict(settings.bot_connection_env))
+        connections = MsalConnectionManager(**sdk_config)
+        auth = connections.get_default_connection_configuration()
+        # The SDK leaves issuer validation off by default; a token from a foreign issuer must not pass.
+        auth.VALIDATE_ISSUER = True
+        auth.ANONYMOUS_ALLOWED = False
+        factory = RestChannelServiceClientFactory(connections)
+    adapter = CloudAdapter(connection_manager=connections, channel_service_client_factory=factory)
+    application = AgentApplication[TurnState](
+        ApplicationOptions(
+            storage=MemoryStorage(),
+            bot_app_id=settings.bot_client_id or "",
+            start_typing_timer=False,
+            remove_recipient_mention=False,
+        ),
+        connection_manager=connections,
+    )
+    return TeamsRuntime(adapter, application, auth, factory)
+
+
+def register_handlers(runtime: TeamsRuntime, handlers: TapHandlers) -> None:
+    """The whole routing table: every activity the bot reacts to, and the card buttons."""
+    application = runtime.application
+    application.conversation_update("membersAdded")(handlers.on_members_added)
+    application.activity(ActivityTypes.message)(handlers.on_message)
+    application.adaptive_card.action_execute(verbs.HANDED_OVER)(handlers.on_handed_over)
+    application.adaptive_card.action_execute(verbs.CONFIRM_REPLACE)(handlers.on_confirm_replace)
+    application.adaptive_card.action_execute(verbs.KEEP_EXISTING)(handlers.on_keep_existing)
+    application.error(handlers.on_turn_error)
+    runtime.adapter.on_turn_error = handlers.on_turn_error

@@ -1,0 +1,196 @@
+"""Private delivery: everything sensitive goes to the requester's 1:1 chat with the bot, never elsewhere."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from microsoft_agents.activity import (
+    Activity,
+    ActivityTypes,
+    Attachment,
+    ChannelAccount,
+    ConversationAccount,
+    ConversationParameters,
+)
+from microsoft_agents.hosting.core import ChannelServiceClientFactoryBase, TurnContext
+from microsoft_agents.hosting.core.authorization import AuthenticationConstants, ClaimsIdentity
+from microsoft_agents.hosting.core.connector import ConnectorClientBase
+
+from bot.adapters.store import PersonalConversation, SqlStore
+from bot.domain.ports import Clock
+from bot.teams.activity import TurnFacts
+
+logger = logging.getLogger(__name__)
+
+ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
+INSTALL_ADVICE = (
+    "Open Teams, search Apps for tapbot and choose Add (for me), then run the command again. "
+    "Until then I can't send you anything privately."
+)
+
+
+class DeliveryFailed(Exception):
+    """The 1:1 chat could not be reached. The reason is safe to show and log: it never holds a pass."""
+
+
+@dataclass(frozen=True)
+class PrivateChat:
+    service_url: str
+    conversation_id: str
+
+
+def card_message(card: dict[str, Any], *, summary: str = "") -> Activity:
+    return Activity(
+        type=ActivityTypes.message,
+        text=summary or None,
+        attachments=[Attachment(content_type=ADAPTIVE_CARD, content=card)],
+    )
+
+
+def text_message(text: str) -> Activity:
+    return Activity(type=ActivityTypes.message, text=text)
+
+
+class Outbound:
+    """Connector calls outside the current turn: creating a 1:1, sending to it, updating a card later."""
+
+    def __init__(self, factory: ChannelServiceClientFactoryBase, *, app_id: str | None) -> None:
+        self._factory = factory
+        self._app_id = app_id or ""
+
+    @asynccontextmanager
+    async def _client(self, service_url: str) -> AsyncIterator[ConnectorClientBase]:
+        anonymous = not self._app_id
+        identity = ClaimsIdentity(
+            {}
+            if anonymous
+            else {
+                AuthenticationConstants.AUDIENCE_CLAIM: self._app_id,
+                AuthenticationConstants.APP_ID_CLAIM: self._app_id,
+            },
+            authentication_type=None if anonymous else "Bearer",
+        )
+        client = await self._factory.create_connector_client(
+            None, identity, service_url, AuthenticationConstants.AGENTS_SDK_SCOPE, use_anonymous=anonymous
+        )
+        try:
+            yield client
+        finally:
+            await client.close()
+
+    async def create_personal_chat(self, *, service_url: str, tenant_id: str, bot_id: str, user_id: str) -> str:
+        parameters = ConversationParameters(
+            is_group=False,
+            bot=ChannelAccount(id=bot_id),
+            members=[ChannelAccount(id=user_id)],
+            tenant_id=tenant_id,
+            channel_data={"tenant": {"id": tenant_id}},
+        )
+        async with self._client(service_url) as client:
+            created = await client.conversations.create_conversation(parameters)
+        if not created.id:
+            raise DeliveryFailed("Teams did not return a personal chat.")
+        return created.id
+
+    async def send(self, chat: PrivateChat, activity: Activity) -> str | None:
+        activity.conversation = ConversationAccount(id=chat.conversation_id)
+        async with self._client(chat.service_url) as client:
+            response = await client.conversations.send_to_conversation(chat.conversation_id, activity)
+        return response.id
+
+    async def update(self, chat: PrivateChat, activity_id: str, activity: Activity) -> None:
+        activity.id = activity_id
+        activity.conversation = ConversationAccount(id=chat.conversation_id)
+        async with self._client(chat.service_url) as client:
+            await client.conversations.update_activity(chat.conversation_id, activity_id, activity)
+
+
+class PrivateDelivery:
+    def __init__(self, outbound: Outbound, store: SqlStore, clock: Clock) -> None:
+        self._outbound = outbound
+        self._store = store
+        self._clock = clock
+
+    async def remember_personal_chat(self, facts: TurnFacts) -> None:
+        if not facts.is_personal or not facts.caller.object_id or not facts.service_url:
+            return
+        known = await self._store.personal_conversation(facts.caller.object_id)
+        if known and known.conversation_id == facts.conversation_id and known.service_url == facts.service_url:
+            return
+        await self._store.save_personal_conversation(
+            PersonalConversation(
+                facts.caller.object_id, facts.caller.tenant_id, facts.service_url, facts.conversation_id
+            ),
+            self._clock.now(),
+        )
+
+    async def private_chat(self, facts: TurnFacts, *, fresh: bool = False) -> PrivateChat:
+        """The caller's 1:1 chat: this one if the turn is personal, else the remembered one or a new one."""
+        if facts.is_personal:
+            return PrivateChat(facts.service_url, facts.conversation_id)
+        if not fresh:
+            known = await self._store.personal_conversation(facts.caller.object_id)
+            if known and known.service_url == facts.service_url:
+                return PrivateChat(known.service_url, known.conversation_id)
+        try:
+            conversation_id = await self._outbound.create_personal_chat(
+                service_url=facts.service_url,
+                tenant_id=facts.caller.tenant_id,
+                bot_id=facts.bot_channel_id,
+                user_id=facts.caller_channel_id,
+            )
+        except aiohttp.ClientResponseError as error:
+            raise DeliveryFailed(_refusal_reason(error.status)) from None
+        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            raise DeliveryFailed(f"Teams could not be reached ({type(error).__name__}).") from None
+        await self._store.save_personal_conversation(
+            PersonalConversation(facts.caller.object_id, facts.caller.tenant_id, facts.service_url, conversation_id),
+            self._clock.now(),
+        )
+        return PrivateChat(facts.service_url, conversation_id)
+
+    async def send(self, context: TurnContext, facts: TurnFacts, chat: PrivateChat, activity: Activity) -> str | None:
+        """Sends into the private chat; returns the message id (needed to redact it later)."""
+        try:
+            if facts.is_personal and chat.conversation_id == facts.conversation_id:
+                response = await context.send_activity(activity)
+                return response.id if response else None
+            return await self._outbound.send(chat, activity)
+        except aiohttp.ClientResponseError as error:
+            raise DeliveryFailed(_refusal_reason(error.status)) from None
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise DeliveryFailed(f"Teams could not be reached ({type(error).__name__}).") from None
+
+    async def send_privately(
+        self, context: TurnContext, facts: TurnFacts, activity: Activity
+    ) -> tuple[PrivateChat, str | None]:
+        """Sends into the 1:1 chat (retrying once with a new 1:1 if the remembered one fails).
+
+        Returns the chat and the message id, which a later redaction needs.
+        """
+        chat = await self.private_chat(facts)
+        try:
+            return chat, await self.send(context, facts, chat, activity)
+        except DeliveryFailed:
+            if facts.is_personal:
+                raise
+            chat = await self.private_chat(facts, fresh=True)
+            return chat, await self.send(context, facts, chat, activity)
+
+    async def update(self, chat: PrivateChat, activity_id: str, activity: Activity) -> None:
+        await self._outbound.update(chat, activity_id, activity)
+
+
+def _refusal_reason(status: int) -> str:
+    if status in (401, 403):
+        return "Teams refused to open a personal chat with you: the app is not installed for you."
+    if status == 404:
+        return "Teams no longer knows our personal chat."
+    if status == 429:
+        return "Teams is rate-limiting messages right now."
+    return f"Teams answered {status} when I tried to write to you privately."

@@ -1,0 +1,292 @@
+"""What the bot does with each message and card button: parse → domain → card → private delivery.
+
+A command's whole path: bot/domain/commands.py (parser) → this file (handler) → bot/domain/service.py (rules).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from microsoft_agents.activity import AdaptiveCardInvokeResponse
+from microsoft_agents.hosting.core import TurnContext, TurnState
+from microsoft_agents.hosting.core.app.adaptive_card import factory
+
+from bot.adapters.store import PassCard, RedactionReason, SqlStore
+from bot.domain.commands import (
+    Command,
+    CommandError,
+    HelpCommand,
+    IssueCommand,
+    PolicyCommand,
+    RevokeCommand,
+    StatusCommand,
+    is_user_reference,
+    parse_command,
+)
+from bot.domain.errors import GraphUnavailable, TapError
+from bot.domain.model import Caller, PassRequest
+from bot.domain.ports import Clock
+from bot.domain.service import Issued, NothingToRevoke, ReplaceNeeded, Revoked, TapService
+from bot.teams.activity import TurnFacts, turn_facts
+from bot.teams.delivery import INSTALL_ADVICE, DeliveryFailed, PrivateDelivery, card_message, text_message
+from bot.teams.redaction import CardRedactor
+from cards.passes import (
+    CardJson,
+    pass_card,
+    replace_question_card,
+    replace_settled_card,
+    status_card,
+)
+from cards.reference import help_card, policy_card
+
+logger = logging.getLogger(__name__)
+
+SENT_PRIVATELY = "Sent to you privately: look in your personal chat with me."
+SOMETHING_WENT_WRONG = (
+    "Something went wrong on my side and nothing was changed. Try again; if it keeps happening, "
+    "tell IT and quote reference {reference}."
+)
+
+
+@dataclass(frozen=True)
+class Presentation:
+    default_timezone: ZoneInfo
+    default_start_hour: int
+    decorate: Callable[[CardJson], CardJson]
+    text_prefix: str = ""
+
+
+class TapHandlers:
+    def __init__(
+        self,
+        *,
+        service: TapService,
+        delivery: PrivateDelivery,
+        redactor: CardRedactor,
+        store: SqlStore,
+        clock: Clock,
+        presentation: Presentation,
+    ) -> None:
+        self._service = service
+        self._delivery = delivery
+        self._redactor = redactor
+        self._store = store
+        self._clock = clock
+        self._presentation = presentation
+
+    # --- messages -----------------------------------------------------------------------------------------
+
+    async def on_message(self, context: TurnContext, _state: TurnState) -> None:
+        facts = turn_facts(context.activity, self._presentation.default_timezone)
+        await self._delivery.remember_personal_chat(facts)
+        try:
+            command = parse_command(
+                facts.text,
+                now=self._clock.now(),
+                tz=facts.timezone,
+                default_start_hour=self._presentation.default_start_hour,
+            )
+        except CommandError as error:
+            await self._reply_here(context, f"{error.reason} Example: {error.example}")
+            return
+        try:
+            await self._run(context, facts, command)
+        except TapError as error:
+            await self._reply_privately(context, facts, text=error.user_message)
+
+    async def _run(self, context: TurnContext, facts: TurnFacts, command: Command) -> None:
+        caller = facts.caller
+        if isinstance(command, HelpCommand):
+            await self._reply_here(context, card=help_card(unknown_word=command.unknown_word))
+        elif isinstance(command, IssueCommand):
+            result = await self._service.issue(caller, command.request)
+            if isinstance(result, ReplaceNeeded):
+                question = replace_question_card(result, tz=facts.timezone)
+                await self._reply_privately(context, facts, card=question)
+            else:
+                await self._deliver_pass(context, facts, result)
+        elif isinstance(command, RevokeCommand):
+            outcome = await self._service.revoke(caller, command.target)
+            await self._reply_privately(context, facts, text=await self._revoke_sentence(caller, outcome))
+        elif isinstance(command, StatusCommand):
+            status = await self._service.status(caller, command.target)
+            await self._reply_privately(context, facts, card=status_card(status, tz=facts.timezone))
+        elif isinstance(command, PolicyCommand):
+            policy = await self._service.policy(caller)
+            await self._reply_privately(context, facts, card=policy_card(policy))
+
+    async def _revoke_sentence(self, caller: Caller, outcome: Revoked | NothingToRevoke) -> str:
+        if isinstance(outcome, NothingToRevoke):
+            return f"{outcome.user.label} holds no Temporary Access Pass; nothing to revoke."
+        await self._redactor.redact_cards_of_pass(outcome.revoked.method_id, RedactionReason.REVOKED, caller.object_id)
+        return f"Revoked the Temporary Access Pass of {outcome.user.label}. It no longer works."
+
+    async def _deliver_pass(self, context: TurnContext, facts: TurnFacts, result: Issued) -> None:
+        """The pass goes to the requester's 1:1 chat only; if that fails, the pass is revoked at once."""
+        issued = result.issued
+        card_id = str(uuid.uuid4())
+        now = self._clock.now()
+        card = self._presentation.decorate(pass_card(issued, card_id=card_id, tz=facts.timezone, now=now))
+        try:
+            chat, activity_id = await self._delivery.send_privately(context, facts, card_message(card))
+        except DeliveryFailed as failure:
+            await self._service.revoke_undelivered(facts.caller, issued, str(failure))
+            await self._reply_here(
+                context,
+                f"I couldn't deliver the pass for {issued.user.label} privately ({failure}), so I revoked it "
+                f"right away and nobody can use it. {INSTALL_ADVICE}",
+            )
+            return
+        await self._store.save_pass_card(
+            PassCard(
+                id=card_id,
+                requester_id=facts.caller.object_id,
+                target_id=issued.user.object_id,
+                target_label=issued.user.label,
+                pass_method_id=issued.info.method_id,
+                start_at=issued.info.start_at,
+                expires_at=issued.info.expires_at,
+                one_time=issued.info.one_time,
+                timezone=facts.timezone.key,
+                service_url=chat.service_url,
+                conversation_id=chat.conversation_id,
+                activity_id=activity_id,
+                created_at=now,
+            )
+        )
+        if issued.replaced is not None:
+            await self._redactor.redact_cards_of_pass(
+                issued.replaced.method_id, RedactionReason.REPLACED, facts.caller.object_id
+            )
+        if not facts.is_personal:
+            await self._reply_here(context, SENT_PRIVATELY)
+
+    # --- card buttons (Action.Execute) --------------------------------------------------------------------
+
+    async def on_handed_over(self, context: TurnContext, _state: TurnState, data: object) -> AdaptiveCardInvokeResponse:
+        facts = turn_facts(context.activity, self._presentation.default_timezone)
+        card = await self._store.pass_card(str(_fields(data).get("cardId", "")))
+        if card is None:
+            return factory.message("This card is no longer known to me.")
+        if card.requester_id.lower() != facts.caller.object_id.lower():
+            return factory.message("Only the person who requested this pass can hide it.")
+        await self._redactor.claim(card, RedactionReason.HANDED_OVER, facts.caller.object_id)
+        settled = await self._store.pass_card(card.id) or card
+        return factory.adaptive_card(self._redactor.redacted_card(settled, RedactionReason.HANDED_OVER))  # type: ignore[arg-type]
+
+    async def on_confirm_replace(
+        self, context: TurnContext, _state: TurnState, data: object
+    ) -> AdaptiveCardInvokeResponse:
+        facts = turn_facts(context.activity, self._presentation.default_timezone)
+        try:
+            request = _replace_request(_fields(data))
+        except ValueError:
+            return self._settled("this pass", "This button's data is damaged; run the issue command again.")
+        label = str(_fields(data).get("label", request.target))[:300]
+        try:
+            result = await self._service.issue(facts.caller, request)
+        except TapError as error:
+            return self._settled(label, error.user_message)
+        if isinstance(result, ReplaceNeeded):
+            # Someone issued another pass meanwhile: ask again about the pass that is there now.
+            card = self._presentation.decorate(replace_question_card(result, tz=facts.timezone))
+            return factory.adaptive_card(card)  # type: ignore[arg-type]
+        await self._deliver_pass(context, facts, result)
+        return self._settled(
+            result.issued.user.label,
+            "Replaced: the new pass is in the next message. The old one no longer works.",
+        )
+
+    async def on_keep_existing(
+        self, context: TurnContext, _state: TurnState, data: object
+    ) -> AdaptiveCardInvokeResponse:
+        label = str(_fields(data).get("label", "this user"))[:300]
+        return self._settled(label, "Kept the existing pass; nothing was changed.")
+
+    def _settled(self, target: str, outcome: str) -> AdaptiveCardInvokeResponse:
+        card = self._presentation.decorate(replace_settled_card(target, outcome))
+        return factory.adaptive_card(card)  # type: ignore[arg-type]
+
+    # --- install and errors -------------------------------------------------------------------------------
+
+    async def on_members_added(self, context: TurnContext, _state: TurnState) -> None:
+        activity = context.activity
+        bot_id = activity.recipient.id if activity.recipient else None
+        if not any(member.id == bot_id for member in activity.members_added or []):
+            return
+        facts = turn_facts(activity, self._presentation.default_timezone)
+        await self._delivery.remember_personal_chat(facts)
+        await self._reply_here(
+            context,
+            "Hi, I'm tapbot. IT operators use me to issue and revoke Temporary Access Passes; passes only ever "
+            "arrive in this personal chat. Type /tap help to see the commands.",
+        )
+
+    async def on_turn_error(self, context: TurnContext, error: Exception) -> None:
+        """Logs the failure with a reference and tells the user only that reference: no exception text."""
+        reference = uuid.uuid4().hex[:8]
+        logger.error("unhandled error in turn (reference %s): %s", reference, type(error).__name__, exc_info=error)
+        if isinstance(error, GraphUnavailable):
+            message = error.user_message
+        else:
+            message = SOMETHING_WENT_WRONG.format(reference=reference)
+        try:
+            await context.send_activity(text_message(self._presentation.text_prefix + message))
+        except Exception:
+            logger.warning("could not tell the user about error %s", reference, exc_info=True)
+
+    # --- replies ------------------------------------------------------------------------------------------
+
+    async def _reply_here(self, context: TurnContext, text: str | None = None, *, card: CardJson | None = None) -> None:
+        if card is not None:
+            await context.send_activity(card_message(self._presentation.decorate(card)))
+        if text is not None:
+            await context.send_activity(text_message(self._presentation.text_prefix + text))
+
+    async def _reply_privately(
+        self, context: TurnContext, facts: TurnFacts, *, text: str | None = None, card: CardJson | None = None
+    ) -> None:
+        """Answers in the 1:1 chat; a channel or group chat only learns that an answer was sent privately."""
+        if facts.is_personal:
+            await self._reply_here(context, text, card=card)
+            return
+        activity = (
+            card_message(self._presentation.decorate(card))
+            if card is not None
+            else text_message(self._presentation.text_prefix + (text or ""))
+        )
+        try:
+            await self._delivery.send_privately(context, facts, activity)
+        except DeliveryFailed as failure:
+            await self._reply_here(context, f"I couldn't answer you privately ({failure}). {INSTALL_ADVICE}")
+            return
+        await self._reply_here(context, SENT_PRIVATELY)
+
+
+def _fields(data: object) -> dict[str, Any]:
+    """Action.Execute data as a dict: it is input from the client and may be anything."""
+    return data if isinstance(data, dict) else {}
+
+
+def _replace_request(data: dict[str, Any]) -> PassRequest:
+    target = str(data.get("target", ""))
+    if not is_user_reference(target):
+        raise ValueError("no target")
+    lifetime = int(data["lifetimeMinutes"]) if data.get("lifetimeMinutes") is not None else None
+    start_raw = data.get("startAt")
+    start_at = datetime.fromisoformat(start_raw) if isinstance(start_raw, str) and start_raw else None
+    method_id = data.get("replaceMethodId")
+    return PassRequest(
+        target=target,
+        lifetime_minutes=lifetime,
+        one_time=bool(data.get("oneTime", False)),
+        start_at=start_at,
+        replace=True,
+        replace_method_id=str(method_id) if method_id else None,
+    )

@@ -1,0 +1,205 @@
+"""Cards about one pass: the private pass card, its redacted form, status, and the replace question."""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from typing import Any
+
+from microsoft_teams.cards.core import (
+    AdaptiveCard,
+    CardElement,
+    Container,
+    ExecuteAction,
+    Fact,
+    FactSet,
+    TextBlock,
+    TextColor,
+)
+
+from bot.domain.model import IssuedPass, PassInfo, UsabilityReason
+from bot.domain.service import PassStatus, ReplaceNeeded
+from cards import verbs
+from cards.formatting import format_minutes, local_and_utc
+
+CardJson = dict[str, Any]
+
+REDACTION_WORDING = {
+    "handed_over": "Hidden after hand-over",
+    "expired": "Hidden: the pass has expired",
+    "revoked": "Hidden: the pass was revoked",
+    "replaced": "Hidden: a newer pass replaced this one",
+}
+SANDBOX_BANNER = "SANDBOX TENANT: demo users, not a real pass"
+
+
+def render(*body: CardElement, actions: list[ExecuteAction] | None = None) -> CardJson:
+    """Serializes a card as Teams expects it: a plain dict (a model object loses type/version on the wire)."""
+    card = AdaptiveCard(
+        version="1.5",
+        body=list(body),
+        actions=list(actions) if actions else None,
+    )
+    return card.model_dump(mode="json", exclude_none=True, by_alias=True)
+
+
+def with_banner(card: CardJson, banner: str = SANDBOX_BANNER) -> CardJson:
+    """The same card with a loud warning on top (the sandbox tenant marks everything it sends)."""
+    notice = TextBlock(text=banner, weight="Bolder", color="Attention", wrap=True).model_dump(
+        mode="json", exclude_none=True, by_alias=True
+    )
+    return {**card, "body": [notice, *card.get("body", [])]}
+
+
+def heading(text: str) -> TextBlock:
+    return TextBlock(text=text, size="Large", weight="Bolder", wrap=True, style="heading")
+
+
+def sentence(text: str, *, subtle: bool = False, color: TextColor | None = None) -> TextBlock:
+    return TextBlock(text=text, wrap=True, is_subtle=subtle or None, color=color)
+
+
+def facts(*pairs: tuple[str, str]) -> FactSet:
+    return FactSet(facts=[Fact(title=title, value=value) for title, value in pairs])
+
+
+def pass_card(issued: IssuedPass, *, card_id: str, tz: tzinfo, now: datetime) -> CardJson:
+    """The only place a pass value is ever written: the requester's private card."""
+    info = issued.info
+    body: list[CardElement] = [
+        heading(f"Temporary Access Pass for {issued.user.label}"),
+        Container(
+            style="emphasis",
+            items=[
+                TextBlock(
+                    text=issued.secret.reveal(),
+                    font_type="Monospace",
+                    size="ExtraLarge",
+                    weight="Bolder",
+                    wrap=True,
+                    id="passValue",
+                )
+            ],
+        ),
+        facts(*_pass_facts(info, tz)),
+    ]
+    if issued.replaced is not None:
+        body.append(
+            sentence(
+                f"This pass replaced the one created {local_and_utc(issued.replaced.created_at, tz)}, "
+                "which no longer works.",
+                color="Warning",
+            )
+        )
+    if info.start_at <= now:
+        body.append(sentence("It can take a minute before a brand-new pass works at sign-in.", subtle=True))
+    body.append(
+        sentence(
+            "Read it to the user over a verified channel. This card hides the pass when you press the button "
+            "below, and by itself when the pass expires.",
+            subtle=True,
+        )
+    )
+    return render(
+        *body,
+        actions=[ExecuteAction(title="I have handed it over", verb=verbs.HANDED_OVER, data={"cardId": card_id})],
+    )
+
+
+def redacted_pass_card(
+    *,
+    target_label: str,
+    start_at: datetime,
+    expires_at: datetime,
+    one_time: bool,
+    reason: str,
+    redacted_at: datetime,
+    tz: tzinfo,
+) -> CardJson:
+    return render(
+        heading(f"Temporary Access Pass for {target_label}"),
+        Container(
+            style="accent",
+            items=[TextBlock(text="••••••••", font_type="Monospace", size="ExtraLarge", weight="Bolder")],
+        ),
+        facts(
+            ("Valid from", local_and_utc(start_at, tz)),
+            ("Expires", local_and_utc(expires_at, tz)),
+            ("One-time use", "Yes" if one_time else "No"),
+        ),
+        sentence(f"{REDACTION_WORDING.get(reason, 'Hidden')} at {local_and_utc(redacted_at, tz)}.", subtle=True),
+    )
+
+
+def status_card(status: PassStatus, *, tz: tzinfo) -> CardJson:
+    current = status.current
+    if current is None:
+        return render(
+            heading(f"Pass status for {status.user.label}"),
+            sentence("This user holds no Temporary Access Pass."),
+        )
+    return render(
+        heading(f"Pass status for {status.user.label}"),
+        TextBlock(text=_state_sentence(current, status.now), wrap=True, weight="Bolder"),
+        facts(("Created", local_and_utc(current.created_at, tz)), *_pass_facts(current, tz)),
+        sentence("The pass value is never shown again after it was issued.", subtle=True),
+    )
+
+
+def replace_question_card(question: ReplaceNeeded, *, tz: tzinfo) -> CardJson:
+    existing = question.existing
+    request = question.request
+    data: dict[str, Any] = {
+        "target": question.user.object_id,
+        "label": question.user.label,
+        "lifetimeMinutes": question.lifetime_minutes,
+        "oneTime": question.one_time,
+        "replaceMethodId": existing.method_id,
+    }
+    if request.start_at is not None:
+        data["startAt"] = request.start_at.isoformat()
+    return render(
+        heading(f"{question.user.label} already holds a pass"),
+        sentence(
+            "Creating a new pass replaces the existing one at once: if a colleague has just handed it over, "
+            "it will stop working."
+        ),
+        facts(("Created", local_and_utc(existing.created_at, tz)), *_pass_facts(existing, tz)),
+        sentence(
+            f"New pass: {format_minutes(question.lifetime_minutes)}"
+            f"{', one-time use' if question.one_time else ''}"
+            f"{', starting ' + local_and_utc(request.start_at, tz) if request.start_at else ''}.",
+            subtle=True,
+        ),
+        actions=[
+            ExecuteAction(title="Replace it", verb=verbs.CONFIRM_REPLACE, data=data, style="destructive"),
+            ExecuteAction(
+                title="Keep the existing pass", verb=verbs.KEEP_EXISTING, data={"label": question.user.label}
+            ),
+        ],
+    )
+
+
+def replace_settled_card(target_label: str, outcome: str) -> CardJson:
+    """What the replace question turns into once answered, so it cannot be pressed twice."""
+    return render(heading(f"Existing pass for {target_label}"), sentence(outcome))
+
+
+def _pass_facts(info: PassInfo, tz: tzinfo) -> list[tuple[str, str]]:
+    return [
+        ("Valid from", local_and_utc(info.start_at, tz)),
+        ("Expires", local_and_utc(info.expires_at, tz)),
+        ("Lifetime", format_minutes(info.lifetime_minutes)),
+        ("One-time use", "Yes" if info.one_time else "No"),
+    ]
+
+
+def _state_sentence(info: PassInfo, now: datetime) -> str:
+    if info.usability_reason is UsabilityReason.NOT_YET_VALID or (info.start_at > now and info.is_live(now)):
+        return "A pass is waiting for its start time."
+    if info.usability_reason is UsabilityReason.ONE_TIME_USED:
+        return "The pass has been used (it was one-time)."
+    if info.usability_reason is UsabilityReason.EXPIRED or not info.is_live(now):
+        return "The pass has expired."
+    if info.usability_reason is UsabilityReason.DISABLED_BY_POLICY:
+        return "A pass exists but the tenant policy disables it."
+    return "A usable pass is active."

@@ -1,0 +1,79 @@
+"""Cards that explain: the tenant's pass policy and the command help."""
+
+from __future__ import annotations
+
+from microsoft_teams.cards.core import CardElement
+
+from bot.domain.commands import EXAMPLES
+from bot.domain.model import ALL_USERS, TapPolicy, TargetType
+from cards.formatting import format_minutes
+from cards.passes import CardJson, facts, heading, render, sentence
+
+
+def policy_card(policy: TapPolicy) -> CardJson:
+    return render(
+        heading("Temporary Access Pass policy"),
+        facts(
+            ("State", "Enabled" if policy.enabled else "Disabled"),
+            ("Default lifetime", format_minutes(policy.default_lifetime_minutes)),
+            (
+                "Allowed lifetime",
+                f"{format_minutes(policy.minimum_lifetime_minutes)} to "
+                f"{format_minutes(policy.maximum_lifetime_minutes)}",
+            ),
+            ("One-time use", "Always (forced by policy)" if policy.one_time_forced else "Optional"),
+            ("Pass length", f"{policy.default_length} characters"),
+            ("Applies to", _targets(policy.include_targets, everyone="All users")),
+            ("Excluded", _targets(policy.exclude_targets, everyone="All users") or "Nobody"),
+        ),
+        sentence("The policy is managed in the Entra admin center; the bot only reads it.", subtle=True),
+    )
+
+
+def _targets(targets: tuple, *, everyone: str) -> str:
+    names = []
+    for target in targets:
+        if target.target_id == ALL_USERS:
+            names.append(everyone)
+        else:
+            kind = "group" if target.target_type is TargetType.GROUP else "user"
+            names.append(f"{kind} {target.target_id}")
+    return ", ".join(names)
+
+
+HELP_LINES = (
+    (
+        "/tap issue <user> [lifetime] [one-time] [start <when>] [replace]",
+        "Issue a pass. Lifetime as minutes or 90m, 8h, 2d. Start: now, +2h, 08:00, tomorrow 08:00, "
+        "2026-12-01T08:00 (your time zone). 'replace' confirms replacing a pass the user already holds.",
+    ),
+    ("/tap revoke <user>", "Delete the user's pass."),
+    (
+        "/tap status <user>",
+        "Show whether the user holds a pass, when it starts and expires (never its value).",
+    ),
+    ("/tap policy", "Show the tenant's pass policy: allowed lifetimes, one-time rule, who is in scope."),
+    ("/tap help", "This list."),
+)
+
+
+def help_card(*, unknown_word: str | None = None) -> CardJson:
+    body: list[CardElement] = [heading("tapbot: Temporary Access Passes, privately")]
+    if unknown_word:
+        body.append(
+            sentence(
+                f"I don't know the command '{unknown_word[:60]}'. These are the ones I know:",
+                color="Attention",
+            )
+        )
+    body.append(facts(*HELP_LINES))
+    body.append(
+        sentence(
+            "A user is a user principal name (name@domain) or an object id. Passes are only ever sent to you "
+            "in your personal chat with me; in a channel or group chat, @mention me and I answer there that "
+            "the card went to you privately.",
+            subtle=True,
+        )
+    )
+    body.append(sentence(f"Example: {EXAMPLES['issue']}", subtle=True))
+    return render(*body)
