@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import logging
 import warnings
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING
 
 import httpx
 from aiohttp import web
@@ -20,6 +20,9 @@ from bot.adapters.store import SqlStore
 from bot.domain.ports import Clock
 from bot.domain.service import AccessRules, TapService
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.sandbox.server import RunningSandbox
 from bot.teams.agent import TeamsRuntime, build_runtime, register_handlers
 from bot.teams.delivery import Outbound, PrivateDelivery
 from bot.teams.handlers import Presentation, TapHandlers
@@ -42,7 +45,7 @@ class Components:
     runtime: TeamsRuntime
     redactor: CardRedactor
     graph_base_url: str
-    sandbox_close: Callable[[], Awaitable[None]] | None
+    sandbox: RunningSandbox | None
     http_client: httpx.AsyncClient
     redaction_task: asyncio.Task[None] | None = None
 
@@ -67,14 +70,15 @@ async def create_app(settings: Settings, *, clock: Clock | None = None) -> web.A
 
 
 async def _compose(settings: Settings, clock: Clock) -> Components:
-    sandbox_close: Callable[[], Awaitable[None]] | None = None
+    sandbox: RunningSandbox | None = None
     graph_base_url = settings.graph.base_url
     if settings.sandbox:
-        from bot.sandbox.embedded import start_embedded_sandbox  # the real tenant never loads the emulator
+        from bot.sandbox.server import start_sandbox  # a real deployment never loads the emulator
+        from bot.sandbox.tenant import load_tenant
 
         assert settings.sandbox_tenant_file is not None
-        running = await start_embedded_sandbox(settings.sandbox_tenant_file)
-        graph_base_url, sandbox_close = running.base_url, running.close
+        sandbox = await start_sandbox(load_tenant(settings.sandbox_tenant_file))
+        graph_base_url = sandbox.base_url
     store = SqlStore.from_url(settings.database_url)
     await store.create_schema()
     graph_client, http_client = build_graph_client(settings.graph, graph_base_url)
@@ -108,7 +112,7 @@ async def _compose(settings: Settings, clock: Clock) -> Components:
         ),
     )
     register_handlers(runtime, handlers)
-    return Components(settings, store, graph, service, runtime, redactor, graph_base_url, sandbox_close, http_client)
+    return Components(settings, store, graph, service, runtime, redactor, graph_base_url, sandbox, http_client)
 
 
 def _unchanged(card: dict) -> dict:
@@ -143,5 +147,5 @@ async def _close(app: web.Application) -> None:
             await task
     await components.http_client.aclose()
     await components.store.close()
-    if components.sandbox_close is not None:
-        await components.sandbox_close()
+    if components.sandbox is not None:
+        await components.sandbox.close()

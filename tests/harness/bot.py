@@ -1,0 +1,172 @@
+"""The real tapbot app on a real socket, driven over HTTP the way Teams drives it."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from bot.server import COMPONENTS, Components, create_app
+from bot.settings import DEMO_TENANT_FILE, Settings
+from tests.harness.connector import RecordingConnector
+
+TENANT_ID = "e0eeef39-44a5-4e21-9fc8-bc6e2ac99ce8"
+BOT_ID = "28:tapbot-sandbox"
+
+
+@dataclass(frozen=True)
+class Person:
+    object_id: str
+    upn: str
+    name: str
+
+    @property
+    def channel_id(self) -> str:
+        return f"29:{self.object_id}"
+
+
+ADELE = Person("884f0a7d-eeec-4d58-b136-0634982d6c8f", "AdeleV@contoso.onmicrosoft.com", "Adele Vance")
+ALEX = Person("6601a486-a875-4902-9a3b-12efd11431b5", "AlexW@contoso.onmicrosoft.com", "Alex Wilber")
+MEGAN = Person("6832c635-8862-4324-872b-4990d834254a", "MeganB@contoso.onmicrosoft.com", "Megan Bowen")
+DIEGO = Person("a16c0c60-bbb6-433c-b4da-464eebbc0e8b", "DiegoS@contoso.onmicrosoft.com", "Diego Siciliani")
+ISAIAH = Person("23af9669-041d-4e33-95bc-75a043dc44c2", "IsaiahL@contoso.onmicrosoft.com", "Isaiah Langer")
+BREAKGLASS = Person("1c52bf3f-00c5-4e70-8e02-8f6e59f2438f", "breakglass01@contoso.onmicrosoft.com", "Emergency")
+NESTOR = Person("0074c33f-115c-42b7-a836-41b82ced43ea", "NestorW@contoso.onmicrosoft.com", "Nestor Wilke")
+JANE = Person("63fed6c2-5ce6-4cc1-a29b-4026e48d2604", "jane_fabrikam.com#EXT#@contoso.onmicrosoft.com", "Jane")
+PRADEEP = Person("ece8410d-fc08-4905-b6fd-ce58a17e5519", "PradeepG@contoso.onmicrosoft.com", "Pradeep Gupta")
+JONI = Person("8b22bdb0-c56c-4ef5-a5f1-662179b90168", "JoniS@contoso.onmicrosoft.com", "Joni Sherman")
+LEE = Person("9d3562ea-aefc-4b97-9721-5e506d279f43", "LeeG@contoso.onmicrosoft.com", "Lee Gu")
+
+
+class ShiftableClock:
+    """Real time plus an offset a test can move forward (to reach an expiry without waiting)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+def sandbox_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
+    env = {
+        "TAPBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'tapbot.db'}",
+        "TAPBOT_SANDBOX_TENANT": str(DEMO_TENANT_FILE),
+        "TAPBOT_DEFAULT_TIMEZONE": "Europe/Berlin",
+        "TAPBOT_REDACTION_INTERVAL_SECONDS": "3600",
+    }
+    env.update(overrides)
+    return env
+
+
+@dataclass
+class RunningBot:
+    app: web.Application
+    runner: web.AppRunner
+    url: str
+    connector: RecordingConnector
+    clock: ShiftableClock
+    session: aiohttp.ClientSession
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def components(self) -> Components:
+        return self.app[COMPONENTS]
+
+    @property
+    def sandbox_control(self) -> str:
+        sandbox = self.components.sandbox
+        assert sandbox is not None
+        return sandbox.control_url
+
+    async def post(self, activity: dict[str, Any], headers: dict[str, str] | None = None) -> aiohttp.ClientResponse:
+        async with self.session.post(f"{self.url}/api/messages", json=activity, headers=headers or {}) as response:
+            await response.read()
+            return response
+
+    def activity(
+        self,
+        person: Person,
+        text: str | None = None,
+        *,
+        kind: str = "personal",
+        tenant: str = TENANT_ID,
+        timezone: str = "Europe/Berlin",
+        **extra: Any,
+    ) -> dict[str, Any]:
+        conversation: dict[str, Any] = {"id": f"a:personal-{person.object_id}", "conversationType": "personal"}
+        if kind == "channel":
+            conversation = {
+                "id": "19:general@thread.tacv2;messageid=1",
+                "conversationType": "channel",
+                "isGroup": True,
+                "tenantId": tenant,
+            }
+        elif kind == "groupChat":
+            conversation = {"id": "19:group@thread.v2", "conversationType": "groupChat", "isGroup": True}
+        activity: dict[str, Any] = {
+            "type": "message",
+            "id": f"incoming-{next(self._ids)}",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "channelId": "msteams",
+            "serviceUrl": self.connector.url,
+            "from": {"id": person.channel_id, "name": person.name, "aadObjectId": person.object_id},
+            "recipient": {"id": BOT_ID, "name": "tapbot"},
+            "conversation": conversation,
+            "channelData": {"tenant": {"id": tenant}},
+            "entities": [{"type": "clientInfo", "locale": "en-US", "timezone": timezone}],
+        }
+        if text is not None:
+            activity["text"] = text
+        activity.update(extra)
+        return activity
+
+    async def say(self, person: Person, text: str, **options: Any) -> aiohttp.ClientResponse:
+        return await self.post(self.activity(person, text, **options))
+
+    async def press(self, person: Person, verb: str, data: dict[str, Any], **options: Any) -> dict[str, Any]:
+        """Sends an Action.Execute invoke and returns the invoke response body."""
+        activity = self.activity(person, **options)
+        activity.update(
+            {
+                "type": "invoke",
+                "name": "adaptiveCard/action",
+                "value": {"action": {"type": "Action.Execute", "verb": verb, "data": data}},
+            }
+        )
+        async with self.session.post(f"{self.url}/api/messages", json=activity) as response:
+            assert response.status == 200, await response.text()
+            return await response.json()
+
+    def personal_chat_of(self, person: Person) -> str:
+        return f"a:personal-{person.object_id}"
+
+
+async def start_bot(env: dict[str, str], *, clock: ShiftableClock | None = None) -> RunningBot:
+    clock = clock or ShiftableClock()
+    connector = await RecordingConnector().start()
+    settings = Settings.from_env(env)
+    app = await create_app(settings, clock=clock)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    session = aiohttp.ClientSession()
+    return RunningBot(app, runner, f"http://127.0.0.1:{port}", connector, clock, session)
+
+
+async def stop_bot(bot: RunningBot) -> None:
+    await bot.session.close()
+    await bot.runner.cleanup()
+    await bot.connector.stop()
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())

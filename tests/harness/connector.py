@@ -1,0 +1,105 @@
+"""A recording Bot Connector: the Teams side of the bot's outbound REST calls, on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Sent:
+    """One outbound call the bot made: kind is create, send, reply or update."""
+
+    kind: str
+    conversation_id: str
+    activity: dict[str, Any]
+    activity_id: str | None = None
+
+    @property
+    def text(self) -> str:
+        return self.activity.get("text") or ""
+
+    @property
+    def card(self) -> dict[str, Any] | None:
+        for attachment in self.activity.get("attachments") or []:
+            if attachment.get("contentType") == "application/vnd.microsoft.card.adaptive":
+                return attachment.get("content")
+        return None
+
+
+@dataclass
+class RecordingConnector:
+    sent: list[Sent] = field(default_factory=list)
+    refuse_create_with: int | None = None
+    refuse_send_with: int | None = None
+    personal_chats: dict[str, str] = field(default_factory=dict)
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    _runner: web.AppRunner | None = None
+    url: str = ""
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start(self) -> RecordingConnector:
+        app = web.Application()
+        app.router.add_post("/v3/conversations", self._create)
+        app.router.add_post("/v3/conversations/{cid}/activities", self._send)
+        app.router.add_post("/v3/conversations/{cid}/activities/{aid}", self._reply)
+        app.router.add_put("/v3/conversations/{cid}/activities/{aid}", self._update)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}/"
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def _record(self, sent: Sent) -> None:
+        self.sent.append(sent)
+        self.changed.set()
+
+    async def _create(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if self.refuse_create_with:
+            return web.json_response(
+                {"error": {"code": "BotNotInConversationRoster", "message": "refused"}}, status=self.refuse_create_with
+            )
+        member = (body.get("members") or [{}])[0].get("id", "")
+        conversation_id = self.personal_chats.setdefault(member, f"a:personal-{len(self.personal_chats) + 1}")
+        self._record(Sent("create", conversation_id, body))
+        return web.json_response({"id": conversation_id})
+
+    async def _send(self, request: web.Request) -> web.Response:
+        if self.refuse_send_with:
+            return web.json_response({"error": {"code": "Forbidden"}}, status=self.refuse_send_with)
+        activity_id = f"msg-{next(self._ids)}"
+        self._record(Sent("send", request.match_info["cid"], await request.json(), activity_id))
+        return web.json_response({"id": activity_id})
+
+    async def _reply(self, request: web.Request) -> web.Response:
+        activity_id = f"msg-{next(self._ids)}"
+        self._record(Sent("reply", request.match_info["cid"], await request.json(), activity_id))
+        return web.json_response({"id": activity_id})
+
+    async def _update(self, request: web.Request) -> web.Response:
+        aid = request.match_info["aid"]
+        self._record(Sent("update", request.match_info["cid"], await request.json(), aid))
+        return web.json_response({"id": aid})
+
+    def in_conversation(self, conversation_id: str) -> list[Sent]:
+        return [sent for sent in self.sent if sent.conversation_id == conversation_id and sent.kind != "create"]
+
+    def texts(self) -> list[str]:
+        return [sent.text for sent in self.sent if sent.text]
+
+    def cards(self) -> list[dict[str, Any]]:
+        return [card for sent in self.sent if (card := sent.card) is not None]
+
+    def clear(self) -> None:
+        self.sent.clear()

@@ -1,0 +1,17 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness.bot import RunningBot, sandbox_env, start_bot, stop_bot
+
+
+@pytest.fixture
+async def bot(tmp_path: Path) -> AsyncIterator[RunningBot]:
+    running = await start_bot(sandbox_env(tmp_path))
+    try:
+        yield running
+    finally:
+        await stop_bot(running)
