@@ -1,0 +1,127 @@
+"""Non-negotiables, proven through the real endpoint: authentication, and no pass value outside its card."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt import PyJWK
+from microsoft_agents.authentication.msal import MsalAuth
+from microsoft_agents.hosting.core.authorization.jwt import JwtTokenValidator
+
+from tests.harness.bot import ADELE, MEGAN, RunningBot, sandbox_env, start_bot, stop_bot
+from tests.http.test_issue_flow import cards_in, pass_value
+
+APP_ID = "0b7e6f7a-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
+BOT_TENANT = "e0eeef39-44a5-4e21-9fc8-bc6e2ac99ce8"
+BOT_FRAMEWORK_ISSUER = "https://api.botframework.com"
+
+SIGNING_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+FOREIGN_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def token(*, key: Any = SIGNING_KEY, audience: str = APP_ID, issuer: str = BOT_FRAMEWORK_ISSUER, **claims: Any) -> str:
+    now = int(time.time())
+    payload = {"aud": audience, "iss": issuer, "iat": now, "nbf": now, "exp": now + 600, **claims}
+    return jwt.encode(payload, key, algorithm="RS256", headers={"kid": "test-key"})
+
+
+@pytest.fixture
+def local_signing_keys(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Test keys injected where the SDK looks them up (its own tests do the same); outbound tokens stubbed."""
+    public = PyJWK.from_dict(
+        {**jwt.algorithms.RSAAlgorithm.to_jwk(SIGNING_KEY.public_key(), as_dict=True), "kid": "test-key"}
+    )
+
+    async def signing_key(_jwks_uri: str, _header: dict[str, Any]) -> PyJWK:
+        return public
+
+    async def outbound_token(*_args: Any, **_kwargs: Any) -> str:
+        return "outbound-test-token"
+
+    monkeypatch.setattr(JwtTokenValidator._jwk_client_manager, "get_signing_key", signing_key)
+    monkeypatch.setattr(MsalAuth, "get_access_token", outbound_token)
+    yield
+
+
+@pytest.fixture
+async def registered_bot(tmp_path: Path, local_signing_keys: None) -> AsyncIterator[RunningBot]:
+    env = sandbox_env(
+        tmp_path,
+        CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CLIENTID=APP_ID,
+        CONNECTIONS__SERVICE_CONNECTION__SETTINGS__TENANTID=BOT_TENANT,
+        CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CLIENTSECRET="not-a-real-secret",
+    )
+    running = await start_bot(env)
+    try:
+        yield running
+    finally:
+        await stop_bot(running)
+
+
+async def test_requests_without_a_valid_token_get_401_and_change_nothing(registered_bot: RunningBot) -> None:
+    activity = registered_bot.activity(ADELE, f"/tap issue {MEGAN.upn}")
+    rejected = {
+        "missing": None,
+        "not a jwt": "Bearer not-a-token",
+        "wrong scheme": f"Basic {token()}",
+        "forged signature": f"Bearer {token(key=FOREIGN_KEY)}",
+        "wrong audience": f"Bearer {token(audience='some-other-bot')}",
+        "foreign issuer": f"Bearer {token(issuer='https://evil.example.com/')}",
+        "expired": f"Bearer {token(exp=int(time.time()) - 3600, iat=int(time.time()) - 7200)}",
+    }
+    for case, header in rejected.items():
+        response = await registered_bot.post(activity, headers={"Authorization": header} if header else {})
+        assert response.status == 401, case
+    assert registered_bot.connector.sent == []
+    assert await registered_bot.components.store.audit_rows() == []
+
+    accepted = await registered_bot.post(activity, headers={"Authorization": f"Bearer {token()}"})
+    assert accepted.status in (200, 202)
+    assert len(cards_in(registered_bot.connector.sent)) == 1
+
+
+async def test_health_needs_no_token(registered_bot: RunningBot) -> None:
+    async with registered_bot.session.get(f"{registered_bot.url}/healthz") as response:
+        assert response.status == 200
+
+
+async def test_no_pass_value_outside_the_private_card(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    running = await start_bot(sandbox_env(tmp_path, TAPBOT_LOG_LEVEL="DEBUG"))
+    secrets: list[str] = []
+    try:
+        await running.say(ADELE, f"/tap issue {MEGAN.upn} 2h")
+        await running.say(ADELE, f"<at>tapbot</at> tap issue {MEGAN.upn} replace", kind="channel")
+        await running.say(ADELE, "/tap issue LynneR@contoso.onmicrosoft.com one-time", kind="groupChat")
+        await running.say(ADELE, f"/tap status {MEGAN.upn}")
+        for sent in running.connector.sent:
+            card = sent.card
+            if card is not None and any(item.get("items") for item in card["body"]):
+                try:
+                    secrets.append(pass_value(card))
+                except AssertionError:
+                    pass
+        assert len(secrets) == 3
+        private_chats = {sent.conversation_id for sent in running.connector.sent if sent.kind == "create"}
+        private_chats.add(running.personal_chat_of(ADELE))
+        for sent in running.connector.sent:
+            if sent.conversation_id not in private_chats:
+                assert not any(secret in str(sent.activity) for secret in secrets), "pass in a shared chat"
+        rows = await running.components.store.audit_rows()
+        assert rows, "the issues were audited"
+        audit_text = "\n".join(str(vars(row)) for row in rows)
+    finally:
+        await stop_bot(running)
+    database_bytes = b"".join(path.read_bytes() for path in tmp_path.glob("tapbot.db*"))
+    for secret in secrets:
+        assert secret not in caplog.text
+        assert secret not in audit_text
+        assert secret.encode() not in database_bytes
+    assert "Temporary Access Pass" in audit_text or "issue" in audit_text
