@@ -66,12 +66,12 @@ class CardRedactor:
         )
         return True
 
-    async def redact_sent_card(self, card: PassCard, reason: RedactionReason, actor_id: str) -> None:
-        """Replaces a card already in the chat by its redacted form (used outside the card's own button)."""
+    async def redact_sent_card(self, card: PassCard, reason: RedactionReason, actor_id: str) -> bool:
+        """Replaces a card already in the chat by its redacted form; False if it was already redacted."""
         if not await self.claim(card, reason, actor_id):
-            return
+            return False
         if card.activity_id is None:
-            return
+            return True
         redacted = await self._store.pass_card(card.id)
         try:
             await self._delivery.update(
@@ -82,16 +82,18 @@ class CardRedactor:
         except Exception:
             # The pass is already expired, revoked or replaced, so a card left showing it cannot be used.
             logger.warning("could not update pass card %s in Teams", card.id, exc_info=True)
+        return True
 
     async def redact_cards_of_pass(self, pass_method_id: str, reason: RedactionReason, actor_id: str) -> None:
         for card in await self._store.unredacted_cards_for_pass(pass_method_id):
             await self.redact_sent_card(card, reason, actor_id)
 
     async def redact_due(self) -> int:
-        due = await self._store.cards_due_for_redaction(self._clock.now())
-        for card in due:
-            await self.redact_sent_card(card, RedactionReason.EXPIRED, actor_id="tapbot")
-        return len(due)
+        """Redacts every card whose pass has expired; returns how many this call redacted."""
+        redacted = 0
+        for card in await self._store.cards_due_for_redaction(self._clock.now()):
+            redacted += await self.redact_sent_card(card, RedactionReason.EXPIRED, actor_id="tapbot")
+        return redacted
 
     async def run(self, interval_seconds: float) -> None:
         """Redacts expired cards until cancelled; a failing round is logged and the loop goes on."""

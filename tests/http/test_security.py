@@ -103,11 +103,8 @@ async def test_no_pass_value_outside_the_private_card(tmp_path: Path, caplog: py
         await running.say(ADELE, f"/tap status {MEGAN.upn}")
         for sent in running.connector.sent:
             card = sent.card
-            if card is not None and any(item.get("items") for item in card["body"]):
-                try:
-                    secrets.append(pass_value(card))
-                except AssertionError:
-                    pass
+            if card is not None and "I have handed it over" in str(card):
+                secrets.append(pass_value(card))
         assert len(secrets) == 3
         private_chats = {sent.conversation_id for sent in running.connector.sent if sent.kind == "create"}
         private_chats.add(running.personal_chat_of(ADELE))
