@@ -14,6 +14,7 @@ from aiohttp import web
 
 from bot.server import COMPONENTS, Components, create_app
 from bot.settings import DEMO_TENANT_FILE, Settings
+from tests.harness.card_schema import assert_valid_card
 from tests.harness.connector import RecordingConnector
 
 TENANT_ID = "e0eeef39-44a5-4e21-9fc8-bc6e2ac99ce8"
@@ -142,7 +143,10 @@ class RunningBot:
         )
         async with self.session.post(f"{self.url}/api/messages", json=activity) as response:
             assert response.status == 200, await response.text()
-            return await response.json()
+            body = await response.json()
+        if body.get("type") == "application/vnd.microsoft.card.adaptive":
+            assert_valid_card(body["value"])
+        return body
 
     def personal_chat_of(self, person: Person) -> str:
         return f"a:personal-{person.object_id}"
@@ -166,6 +170,7 @@ async def stop_bot(bot: RunningBot) -> None:
     await bot.session.close()
     await bot.runner.cleanup()
     await bot.connector.stop()
+    assert bot.connector.invalid_cards == [], bot.connector.invalid_cards
 
 
 def new_id() -> str:

