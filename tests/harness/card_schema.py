@@ -7,18 +7,19 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import jsonschema
 from jsonschema.exceptions import best_match
+from jsonschema.protocols import Validator
+from jsonschema.validators import validator_for
 
 # Teams' limit is about 100 KB counted as UTF-16; the project aims below 80 KB.
 CARD_BUDGET_BYTES = 80 * 1024
 
 
 @cache
-def _validator() -> jsonschema.protocols.Validator:
+def _validator() -> Validator:
     schema_text = resources.files("adaptive_cards").joinpath("schemas/schema-1.5.json").read_text("utf-8")
     schema = json.loads(schema_text)
-    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class = validator_for(schema)
     return validator_class(schema)
 
 

@@ -12,6 +12,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt import PyJWK
+from jwt.algorithms import RSAAlgorithm
 from microsoft_agents.authentication.msal import MsalAuth
 from microsoft_agents.hosting.core.authorization.jwt import JwtTokenValidator
 
@@ -35,9 +36,7 @@ def token(*, key: Any = SIGNING_KEY, audience: str = APP_ID, issuer: str = BOT_F
 @pytest.fixture
 def local_signing_keys(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Test keys injected where the SDK looks them up (its own tests do the same); outbound tokens stubbed."""
-    public = PyJWK.from_dict(
-        {**jwt.algorithms.RSAAlgorithm.to_jwk(SIGNING_KEY.public_key(), as_dict=True), "kid": "test-key"}
-    )
+    public = PyJWK.from_dict({**RSAAlgorithm.to_jwk(SIGNING_KEY.public_key(), as_dict=True), "kid": "test-key"})
 
     async def signing_key(_jwks_uri: str, _header: dict[str, Any]) -> PyJWK:
         return public
