@@ -15,7 +15,7 @@ from aiohttp import web
 from microsoft_agents.hosting.aiohttp import jwt_authorization_decorator, start_agent_process
 
 from bot.adapters.clock import SystemClock
-from bot.adapters.graph import GraphGateway, build_graph_client
+from bot.adapters.graph import GraphGateway, build_graph_client, load_response_models
 from bot.adapters.store import SqlStore
 from bot.domain.ports import Clock
 from bot.domain.service import AccessRules, TapService
@@ -48,6 +48,7 @@ class Components:
     sandbox: RunningSandbox | None
     http_client: httpx.AsyncClient
     redaction_task: asyncio.Task[None] | None = None
+    warm_up_task: asyncio.Task[None] | None = None
 
 
 COMPONENTS = web.AppKey("components", Components)
@@ -64,7 +65,7 @@ async def create_app(settings: Settings, *, clock: Clock | None = None) -> web.A
         app["agent_configuration"] = components.runtime.auth_configuration
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
-    app.on_startup.append(_start_redaction)
+    app.on_startup.append(_start_background_work)
     app.on_cleanup.append(_close)
     return app
 
@@ -77,7 +78,7 @@ async def _compose(settings: Settings, clock: Clock) -> Components:
         from bot.sandbox.tenant import load_tenant
 
         assert settings.sandbox_tenant_file is not None
-        sandbox = await start_sandbox(load_tenant(settings.sandbox_tenant_file))
+        sandbox = await start_sandbox(await asyncio.to_thread(load_tenant, settings.sandbox_tenant_file))
         graph_base_url = sandbox.base_url
     store = SqlStore.from_url(settings.database_url)
     await store.create_schema()
@@ -131,8 +132,9 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "tenant": "sandbox" if settings.sandbox else "configured"})
 
 
-async def _start_redaction(app: web.Application) -> None:
+async def _start_background_work(app: web.Application) -> None:
     components = app[COMPONENTS]
+    components.warm_up_task = asyncio.create_task(asyncio.to_thread(load_response_models), name="graph-warm-up")
     components.redaction_task = asyncio.create_task(
         components.redactor.run(components.settings.redaction_interval_seconds), name="expiry-redaction"
     )
@@ -140,11 +142,11 @@ async def _start_redaction(app: web.Application) -> None:
 
 async def _close(app: web.Application) -> None:
     components = app[COMPONENTS]
-    task = components.redaction_task
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    for task in (components.redaction_task, components.warm_up_task):
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     await components.http_client.aclose()
     await components.store.close()
     if components.sandbox is not None:

@@ -20,18 +20,27 @@ from azure.identity.aio import CertificateCredential, ClientSecretCredential, Ma
 from kiota_abstractions.authentication import AnonymousAuthenticationProvider, AuthenticationProvider
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.request_option import RequestOption
+from kiota_abstractions.serialization import Parsable
 from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
 from kiota_http.middleware.options import RetryHandlerOption
 from kiota_http.middleware.options.headers_inspection_handler_option import HeadersInspectionHandlerOption
+from kiota_serialization_json.json_parse_node import JsonParseNode
+from msgraph.generated.models.authentication_method_configuration import AuthenticationMethodConfiguration
 from msgraph.generated.models.authentication_method_target_type import AuthenticationMethodTargetType
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.temporary_access_pass_authentication_method import (
     TemporaryAccessPassAuthenticationMethod,
 )
+from msgraph.generated.models.temporary_access_pass_authentication_method_collection_response import (
+    TemporaryAccessPassAuthenticationMethodCollectionResponse,
+)
 from msgraph.generated.models.temporary_access_pass_authentication_method_configuration import (
     TemporaryAccessPassAuthenticationMethodConfiguration,
+)
+from msgraph.generated.models.unified_role_assignment_collection_response import (
+    UnifiedRoleAssignmentCollectionResponse,
 )
 from msgraph.generated.models.user import User
 from msgraph.generated.role_management.directory.role_assignments.role_assignments_request_builder import (
@@ -39,6 +48,9 @@ from msgraph.generated.role_management.directory.role_assignments.role_assignmen
 )
 from msgraph.generated.users.item.check_member_groups.check_member_groups_post_request_body import (
     CheckMemberGroupsPostRequestBody,
+)
+from msgraph.generated.users.item.check_member_groups.check_member_groups_post_response import (
+    CheckMemberGroupsPostResponse,
 )
 from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
 from msgraph.graph_request_adapter import GraphRequestAdapter
@@ -82,6 +94,30 @@ MAX_INTERACTIVE_THROTTLE_WAIT = timedelta(seconds=5)
 POLICY_SCOPE_MESSAGE = "Converged UserCredentialPolicy does not allow"
 GUEST_MESSAGE = "external guest"
 LIFETIME_MESSAGE = "LifetimeInMinutes"
+
+
+def load_response_models() -> None:
+    """Parses one sample of every Graph answer the bot reads, so their model modules are imported.
+
+    msgraph-sdk imports hundreds of model modules the first time it parses a user: about a second that would
+    otherwise land on the first operator's command. Run it in a thread at start-up.
+    """
+    samples: list[tuple[type[Parsable], dict[str, Any]]] = [
+        (User, {"id": "warm-up", "userPrincipalName": "warm-up@example.invalid"}),
+        (TemporaryAccessPassAuthenticationMethodCollectionResponse, {"value": [{"id": "m", "lifetimeInMinutes": 60}]}),
+        (UnifiedRoleAssignmentCollectionResponse, {"value": [{"id": "r", "roleDefinition": {"id": "d"}}]}),
+        (CheckMemberGroupsPostResponse, {"value": ["g"]}),
+        (
+            AuthenticationMethodConfiguration,
+            {
+                "@odata.type": "#microsoft.graph.temporaryAccessPassAuthenticationMethodConfiguration",
+                "includeTargets": [{"id": "all_users", "targetType": "group"}],
+            },
+        ),
+        (ODataError, {"error": {"code": "c", "message": "m", "innerError": {"request-id": "r"}}}),
+    ]
+    for model, sample in samples:
+        JsonParseNode(sample).get_object_value(model)
 
 
 def build_credential(settings: GraphSettings) -> AsyncTokenCredential:

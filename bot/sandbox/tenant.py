@@ -76,6 +76,9 @@ class AuthenticationMethod:
         return AUTHENTICATION_METHOD_ODATA_TYPES[self.method_type]
 
 
+IMPLICIT_PASSWORD_METHOD = AuthenticationMethod(PASSWORD_METHOD_ID, "password", {"password": None})
+
+
 @dataclass(frozen=True)
 class TenantUser:
     id: str
@@ -88,12 +91,18 @@ class TenantUser:
     manager_id: str | None = None
     job_title: str | None = None
     department: str | None = None
-    # Always starts with the password method, which every user has.
+    # As listed in the tenant file; the password method every user has may be left out (see below).
     authentication_methods: tuple[AuthenticationMethod, ...] = ()
 
     @property
     def is_guest(self) -> bool:
         return self.user_type == "Guest"
+
+    @property
+    def methods_with_password(self) -> tuple[AuthenticationMethod, ...]:
+        if any(method.method_type == "password" for method in self.authentication_methods):
+            return self.authentication_methods
+        return (IMPLICIT_PASSWORD_METHOD, *self.authentication_methods)
 
 
 @dataclass(frozen=True)
@@ -559,16 +568,18 @@ def _parse_methods(user_id: str, items: list[object], user_where: str) -> tuple[
         if method_type not in AUTHENTICATION_METHOD_ODATA_TYPES:
             known = ", ".join(AUTHENTICATION_METHOD_ODATA_TYPES)
             raise TenantFileError(f"{where}: unknown method type '{method_type}' (known: {known})")
-        if method_type == "password":
-            continue  # implicit for everyone, added below
-        default_id = str(uuid.uuid5(uuid.UUID(user_id), f"{method_type}/{index}"))
+        default_id = (
+            PASSWORD_METHOD_ID
+            if method_type == "password"
+            else str(uuid.uuid5(uuid.UUID(user_id), f"{method_type}/{index}"))
+        )
         method_id = fields.optional_guid("id") or default_id
         extra = {key: value for key, value in fields.data.items() if key not in ("type", "id")}
         methods.append(AuthenticationMethod(method_id, method_type, extra))
     ids = [method.id for method in methods]
     if len(set(ids)) != len(ids):
         raise TenantFileError(f"{user_where}: two authentication methods share an id")
-    return (AuthenticationMethod(PASSWORD_METHOD_ID, "password", {"password": None}), *methods)
+    return tuple(methods)
 
 
 def _parse_group(data: object, index: int) -> TenantGroup:

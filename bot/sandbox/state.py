@@ -1,0 +1,60 @@
+"""Everything a running sandbox holds: the tenant, the live passes, the clock, budget, faults, counters."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from bot.sandbox.clock import SandboxClock
+from bot.sandbox.faults import FaultInjector
+from bot.sandbox.options import SandboxOptions
+from bot.sandbox.passes import IssuedPass, PassStore, UsabilityReason
+from bot.sandbox.tenant import Tenant, TenantUser
+from bot.sandbox.throttle import RequestBudget
+
+
+@dataclass
+class SandboxCounters:
+    requests_received: int = 0
+    """Graph requests that reached the sandbox ($batch items count one by one, control calls do not)."""
+    requests_served: int = 0
+    """Requests admitted by the budget (whatever their answer)."""
+    requests_throttled: int = 0
+    """429 answers caused by the request budget (injected 429 faults are counted as faults)."""
+    faults_injected: int = 0
+
+
+class SandboxState:
+    def __init__(self, tenant: Tenant, options: SandboxOptions) -> None:
+        self.options = options
+        self.clock: SandboxClock = options.clock
+        self.tenant = tenant
+        self.passes = PassStore(tenant.seeded_passes)
+        self.budget = RequestBudget(options.request_budget, options.budget_window_s)
+        self.faults = FaultInjector()
+        self.counters = SandboxCounters()
+
+    def reset(self, tenant: Tenant | None = None) -> None:
+        """Back to the state right after start; ``tenant`` replaces the tenant (e.g. re-read from its file)."""
+        if tenant is not None:
+            self.tenant = tenant
+        self.passes = PassStore(self.tenant.seeded_passes)
+        self.budget.reset()
+        self.faults.clear()
+        self.counters = SandboxCounters()
+        self.clock.reset()
+
+    def pass_allowed_by_policy(self, user: TenantUser) -> bool:
+        policy_enabled = self.tenant.tap_policy.state == "enabled"
+        return policy_enabled and not user.is_guest and self.tenant.is_targeted_by_tap_policy(user)
+
+    def usability_of(self, issued: IssuedPass) -> UsabilityReason:
+        user = self.tenant.user(issued.user_id)
+        allowed = user is not None and self.pass_allowed_by_policy(user)
+        return issued.usability(self.clock.now(), allowed)
+
+    def counters_snapshot(self) -> dict[str, int]:
+        return {
+            **asdict(self.counters),
+            "peak_window_usage": self.budget.peak_usage,
+            "current_window_usage": self.budget.usage(),
+        }
