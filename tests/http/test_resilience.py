@@ -104,3 +104,17 @@ async def test_redaction_loop_redacts_while_running(tmp_path: Path) -> None:
         assert await running.components.redactor.redact_due() == 0
     finally:
         await stop_bot(running)
+
+
+async def test_unexpected_error_shows_a_reference_not_the_exception(bot: RunningBot) -> None:
+    async def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("internal detail that must not reach users")
+
+    bot.components.service.issue = broken  # type: ignore[method-assign]
+    response = await bot.say(ADELE, f"/tap issue {MEGAN.upn}")
+    assert response.status in (200, 202, 500)
+    texts = bot.connector.texts()
+    assert len(texts) == 1 and "nothing was changed" in texts[0] and "reference" in texts[0]
+    assert "internal detail" not in texts[0]
+    await bot.say(ADELE, "/tap help")  # the process carries on
+    assert "/tap issue <user>" in str(bot.connector.cards()[-1])

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from azure.identity.aio import CertificateCredential, ClientSecretCredential, ManagedIdentityCredential
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from bot.adapters.graph import build_credential
+from bot.settings import DEMO_TENANT_FILE, GraphMode, Settings, SettingsError
+
+APP = "CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CLIENTID"
+TENANT = "0f0e0d0c-0000-4000-8000-000000000001"
+OPERATORS = "0f0e0d0c-0000-4000-8000-000000000002"
+
+
+def real_tenant(**extra: str) -> dict[str, str]:
+    return {
+        APP: "bot-app-id",
+        "TAPBOT_GRAPH_AUTH": "managed_identity",
+        "TAPBOT_GRAPH_TENANT_ID": TENANT,
+        "TAPBOT_OPERATOR_GROUP_ID": OPERATORS,
+        **extra,
+    }
+
+
+def test_defaults_run_the_demo_sandbox_unauthenticated_on_loopback() -> None:
+    settings = Settings.from_env({})
+    assert settings.sandbox and settings.anonymous
+    assert settings.host == "127.0.0.1" and settings.port == 3978
+    assert settings.sandbox_tenant_file == DEMO_TENANT_FILE
+    assert settings.allowed_tenant_ids == {"e0eeef39-44a5-4e21-9fc8-bc6e2ac99ce8"}
+    assert settings.operator_group_id == "a7ce04ee-d04a-4705-a2b0-6143136ea70f"
+    assert settings.protected_group_ids == {"bd7c3ef1-9245-4256-8aac-1e552b66595b"}
+
+
+def test_real_tenant_settings() -> None:
+    settings = Settings.from_env(real_tenant(TAPBOT_PROTECTED_GROUP_IDS="a, b", PORT="8080"))
+    assert not settings.sandbox and not settings.anonymous
+    assert (
+        settings.graph.mode is GraphMode.MANAGED_IDENTITY
+        and settings.graph.scope == "https://graph.microsoft.com/.default"
+    )
+    assert settings.allowed_tenant_ids == {TENANT} and settings.protected_group_ids == {"a", "b"}
+    assert settings.host == "0.0.0.0" and settings.port == 8080
+
+
+def test_national_cloud_scope() -> None:
+    settings = Settings.from_env(real_tenant(TAPBOT_GRAPH_BASE_URL="https://graph.microsoft.us/v1.0/"))
+    assert settings.graph.base_url == "https://graph.microsoft.us/v1.0"
+    assert settings.graph.scope == "https://graph.microsoft.us/.default"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"TAPBOT_HOST": "0.0.0.0"}, "TAPBOT_HOST"),
+        (
+            {
+                "TAPBOT_GRAPH_AUTH": "client_secret",
+                "TAPBOT_GRAPH_TENANT_ID": TENANT,
+                "TAPBOT_GRAPH_CLIENT_ID": "graph-app",
+                "TAPBOT_GRAPH_CLIENT_SECRET": "s",
+            },
+            "no bot app id",
+        ),
+        ({"TAPBOT_GRAPH_AUTH": "anonymous", "TAPBOT_GRAPH_BASE_URL": "http://10.0.0.5/v1.0"}, "loopback"),
+        ({"TAPBOT_GRAPH_AUTH": "password"}, "TAPBOT_GRAPH_AUTH"),
+        ({"PORT": "eighty"}, "PORT"),
+        ({"TAPBOT_DEFAULT_TIMEZONE": "Mars/Olympus"}, "TAPBOT_DEFAULT_TIMEZONE"),
+        ({"TAPBOT_SANDBOX_TENANT": "/nonexistent/tenant.json"}, "TAPBOT_SANDBOX_TENANT"),
+        ({**real_tenant(), "TAPBOT_OPERATOR_GROUP_ID": ""}, "TAPBOT_OPERATOR_GROUP_ID"),
+        ({**real_tenant(), "TAPBOT_GRAPH_TENANT_ID": ""}, "TAPBOT_GRAPH_TENANT_ID"),
+        (real_tenant(TAPBOT_GRAPH_AUTH="client_secret", TAPBOT_GRAPH_CLIENT_ID="x"), "TAPBOT_GRAPH_CLIENT_SECRET"),
+        (real_tenant(TAPBOT_GRAPH_BASE_URL="http://graph.example.com/v1.0"), "https"),
+    ],
+)
+def test_bad_settings_stop_the_start_with_a_named_variable(env: dict[str, str], named: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env)
+    assert named in str(caught.value)
+
+
+def self_signed_pem(path: Path) -> Path:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "tapbot-test")])
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        + certificate.public_bytes(serialization.Encoding.PEM)
+    )
+    return path
+
+
+def test_each_credential_kind(tmp_path: Path) -> None:
+    pem = self_signed_pem(tmp_path / "graph.pem")
+    certificate = Settings.from_env(
+        real_tenant(
+            TAPBOT_GRAPH_AUTH="certificate", TAPBOT_GRAPH_CLIENT_ID="graph-app", TAPBOT_GRAPH_CERTIFICATE_PATH=str(pem)
+        )
+    )
+    assert isinstance(build_credential(certificate.graph), CertificateCredential)
+    secret = Settings.from_env(
+        real_tenant(
+            TAPBOT_GRAPH_AUTH="client_secret",
+            TAPBOT_GRAPH_CLIENT_ID="graph-app",
+            TAPBOT_GRAPH_CLIENT_SECRET="v3ry-s3cret",
+        )
+    )
+    assert isinstance(build_credential(secret.graph), ClientSecretCredential)
+    assert "v3ry-s3cret" not in repr(secret)
+    managed = Settings.from_env(real_tenant())
+    assert isinstance(build_credential(managed.graph), ManagedIdentityCredential)
