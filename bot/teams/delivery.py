@@ -44,12 +44,9 @@ class PrivateChat:
     conversation_id: str
 
 
-def card_message(card: dict[str, Any], *, summary: str = "") -> Activity:
-    return Activity(
-        type=ActivityTypes.message,
-        text=summary or None,
-        attachments=[Attachment(content_type=ADAPTIVE_CARD, content=card)],
-    )
+def card_message(card: dict[str, Any]) -> Activity:
+    """A card alone: Teams splits text plus card into two messages, and the card's id is needed to redact it."""
+    return Activity(type=ActivityTypes.message, attachments=[Attachment(content_type=ADAPTIVE_CARD, content=card)])
 
 
 def text_message(text: str) -> Activity:

@@ -7,7 +7,6 @@ They prove ``tests/support/playground.py`` and pin down the Playground behaviour
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,13 +16,12 @@ import pytest
 
 from tests.support.echo_bot import EchoBot
 from tests.support.playground import (
-    PACKAGE_DIR,
     BotMessage,
     LogEntry,
     Playground,
     PlaygroundError,
     default_config,
-    playground_unavailable_reason,
+    require_playground,
 )
 
 pytestmark = [
@@ -33,21 +31,6 @@ pytestmark = [
 ]
 
 TIMEZONE = "Europe/Berlin"
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def require_playground() -> None:
-    """Skip only when the npm package is not installed and we are not in CI; otherwise fail loudly."""
-    reason = playground_unavailable_reason()
-    if reason is None:
-        return
-    if not PACKAGE_DIR.exists() and not _in_ci():
-        pytest.skip(f"Microsoft 365 Agents Playground not installed: {reason}")
-    why = " (CI is set: a missing Playground is a failure there, not a skip)" if _in_ci() else ""
-    pytest.fail(f"Microsoft 365 Agents Playground unusable: {reason}{why}")
 
 
 @pytest.fixture

@@ -786,3 +786,20 @@ def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:
             _deep_merge(base[key], value)
         else:
             base[key] = copy.deepcopy(value)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require_playground() -> None:
+    """Skip only when the npm package is not installed and we are not in CI; otherwise fail loudly."""
+    import pytest
+
+    reason = playground_unavailable_reason()
+    if reason is None:
+        return
+    if not PACKAGE_DIR.exists() and not _in_ci():
+        pytest.skip(f"Microsoft 365 Agents Playground not installed: {reason}")
+    why = " (CI is set: a missing Playground is a failure there, not a skip)" if _in_ci() else ""
+    pytest.fail(f"Microsoft 365 Agents Playground unusable: {reason}{why}")
