@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -32,6 +31,7 @@ from cards.passes import with_banner
 logger = logging.getLogger(__name__)
 
 SANDBOX_TEXT_PREFIX = "[SANDBOX] "
+SHUTDOWN_GRACE_SECONDS = 5.0
 
 
 @dataclass
@@ -48,6 +48,7 @@ class Components:
     sandbox: RunningSandbox | None
     http_client: httpx.AsyncClient
     redaction_task: asyncio.Task[None] | None = None
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
     warm_up_task: asyncio.Task[None] | None = None
 
 
@@ -136,17 +137,23 @@ async def _start_background_work(app: web.Application) -> None:
     components = app[COMPONENTS]
     components.warm_up_task = asyncio.create_task(asyncio.to_thread(load_response_models), name="graph-warm-up")
     components.redaction_task = asyncio.create_task(
-        components.redactor.run(components.settings.redaction_interval_seconds), name="expiry-redaction"
+        components.redactor.run(components.settings.redaction_interval_seconds, components.stopping),
+        name="expiry-redaction",
     )
 
 
 async def _close(app: web.Application) -> None:
     components = app[COMPONENTS]
+    components.stopping.set()
     for task in (components.redaction_task, components.warm_up_task):
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if task is None:
+            continue
+        try:
+            await asyncio.wait_for(task, SHUTDOWN_GRACE_SECONDS)
+        except (TimeoutError, asyncio.CancelledError):
+            pass
+        except Exception:
+            logger.exception("background task %s failed", task.get_name())
     await components.http_client.aclose()
     await components.store.close()
     if components.sandbox is not None:

@@ -20,7 +20,7 @@ from azure.identity.aio import CertificateCredential, ClientSecretCredential, Ma
 from kiota_abstractions.authentication import AnonymousAuthenticationProvider, AuthenticationProvider
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.request_option import RequestOption
-from kiota_abstractions.serialization import Parsable
+from kiota_abstractions.serialization import Parsable, ParsableFactory
 from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
@@ -102,7 +102,7 @@ def load_response_models() -> None:
     msgraph-sdk imports hundreds of model modules the first time it parses a user: about a second that would
     otherwise land on the first operator's command. Run it in a thread at start-up.
     """
-    samples: list[tuple[type[Parsable], dict[str, Any]]] = [
+    samples: list[tuple[ParsableFactory[Parsable], dict[str, Any]]] = [
         (User, {"id": "warm-up", "userPrincipalName": "warm-up@example.invalid"}),
         (TemporaryAccessPassAuthenticationMethodCollectionResponse, {"value": [{"id": "m", "lifetimeInMinutes": 60}]}),
         (UnifiedRoleAssignmentCollectionResponse, {"value": [{"id": "r", "roleDefinition": {"id": "d"}}]}),

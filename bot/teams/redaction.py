@@ -7,6 +7,7 @@ became due while the bot was down.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -95,16 +96,18 @@ class CardRedactor:
             redacted += await self.redact_sent_card(card, RedactionReason.EXPIRED, actor_id="tapbot")
         return redacted
 
-    async def run(self, interval_seconds: float) -> None:
-        """Redacts expired cards until cancelled; a failing round is logged and the loop goes on."""
-        while True:
+    async def run(self, interval_seconds: float, stop: asyncio.Event) -> None:
+        """Redacts expired cards until `stop` is set; a failing round is logged and the loop goes on.
+
+        Stopping between rounds (rather than cancelling) lets a round finish its SQL work cleanly.
+        """
+        while not stop.is_set():
             try:
                 await self.redact_due()
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 logger.exception("expiry redaction round failed; retrying next round")
-            await asyncio.sleep(interval_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval_seconds)
 
 
 def _zone(name: str) -> ZoneInfo:

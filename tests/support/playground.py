@@ -40,7 +40,7 @@ import aiohttp
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NODE_MODULES = REPO_ROOT / "node_modules"
 PACKAGE_DIR = NODE_MODULES / "@microsoft" / "m365agentsplayground"
-LOOPBACK_PRELOAD = Path(__file__).resolve().parent / "loopback.cjs"
+LOOPBACK_PRELOAD = Path(__file__).resolve().parents[2] / "tools" / "loopback.cjs"
 CONFIG_FILE_NAME = ".m365agentsplayground.yml"
 LOG_FILE = Path("devTools") / "m365agentsplayground.log"
 HOST = "127.0.0.1"
