@@ -14,7 +14,7 @@ Every raw activity body the bot receives is kept in :attr:`EchoBot.received` (a 
 outcome of each proactive call in :attr:`EchoBot.events`, so the tests can assert on exact shapes.
 
 Never use this as a template for the real bot: it deliberately forces anonymous outbound calls
-(``_AnonymousClientFactory``), which is only acceptable on loopback with no app id.
+(``bot.teams.agent.SandboxClientFactory``), which is only acceptable on loopback with no app id.
 """
 
 from __future__ import annotations
@@ -43,14 +43,12 @@ from microsoft_agents.hosting.core import (
     AgentApplication,
     AgentAuthConfiguration,
     ApplicationOptions,
-    ClaimsIdentity,
-    ConnectorClientBase,
     MemoryStorage,
-    RestChannelServiceClientFactory,
     TurnContext,
     TurnState,
 )
-from microsoft_agents.hosting.core.connector.client import UserTokenClient
+
+from bot.teams.agent import SandboxClientFactory
 
 log = logging.getLogger(__name__)
 
@@ -63,33 +61,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-class _AnonymousClientFactory(RestChannelServiceClientFactory):
-    """Sandbox-only: proactive calls (create_conversation) build non-anonymous claims and would ask MSAL
-    for a token (``TENANT_ID is not set``). With no app id there is nothing to authenticate with, so
-    force anonymous connector / user-token clients."""
-
-    async def create_connector_client(
-        self,
-        context: TurnContext | None,
-        claims_identity: ClaimsIdentity,
-        service_url: str,
-        audience: str,
-        scopes: list[str] | None = None,
-        use_anonymous: bool = False,
-    ) -> ConnectorClientBase:
-        return await super().create_connector_client(
-            context, claims_identity, service_url, audience, scopes, use_anonymous=True
-        )
-
-    async def create_user_token_client(
-        self,
-        context: TurnContext,
-        claims_identity: ClaimsIdentity,
-        use_anonymous: bool = False,
-    ) -> UserTokenClient:
-        return await super().create_user_token_client(context, claims_identity, use_anonymous=True)
 
 
 def approval_card(title: str) -> dict[str, Any]:
@@ -131,7 +102,7 @@ class EchoBot:
         auth = AgentAuthConfiguration(anonymous_allowed=True)
         self._auth_config = auth
         connections = MsalConnectionManager(connections_configurations={"SERVICE_CONNECTION": auth})
-        self.adapter = CloudAdapter(channel_service_client_factory=_AnonymousClientFactory(connections))
+        self.adapter = CloudAdapter(channel_service_client_factory=SandboxClientFactory(connections))
         self.app: AgentApplication[TurnState] = AgentApplication[TurnState](
             ApplicationOptions(storage=MemoryStorage(), start_typing_timer=False),
             connection_manager=connections,
