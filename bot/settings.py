@@ -30,7 +30,7 @@ class GraphMode(enum.StrEnum):
     ANONYMOUS = "anonymous"  # no credential: only for a stand-alone sandbox on loopback
     CERTIFICATE = "certificate"
     MANAGED_IDENTITY = "managed_identity"
-    CLIENT_SECRET = "client_secret"  # noqa: S105 - the name of a mode, not a secret
+    CLIENT_SECRET = "client_secret"
 
 
 @dataclass(frozen=True)

@@ -165,3 +165,4 @@ class PassRequest:
     start_at: datetime | None = None
     replace: bool = False
     replace_method_id: str | None = None
+    approved: bool = False  # a second operator already approved this request

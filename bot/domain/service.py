@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, Protocol
 
-from bot.domain.audit import AuditAction, AuditEvent, AuditOutcome
+from bot.domain.audit import AuditAction, AuditOutcome
+from bot.domain.auditing import Auditor, Subject
 from bot.domain.eligibility import TargetFacts, resolve_lifetime, resolve_one_time, target_refusal
-from bot.domain.errors import GraphRejected, GraphUnavailable, Refused, Rule, TapError, UserNotFound
+from bot.domain.errors import GraphUnavailable, Refused, Rule, TapError, UserNotFound
 from bot.domain.model import Caller, DirectoryUser, IssuedPass, PassInfo, PassRequest, TapPolicy
 from bot.domain.ports import AuditLog, Clock, Directory, PassMethods
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from bot.domain.approvals import ApprovalRequest
 
-T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,33 @@ class Issued:
     issued: IssuedPass
 
 
-IssueResult = Issued | ReplaceNeeded
+@dataclass(frozen=True)
+class AwaitingApproval:
+    """The request waits for an operator's decision in the approvals channel."""
+
+    request: ApprovalRequest
+
+
+IssueResult = Issued | ReplaceNeeded | AwaitingApproval
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    policy: TapPolicy
+    existing: PassInfo | None
+
+    def unpack(self) -> tuple[TapPolicy, PassInfo | None]:
+        return self.policy, self.existing
+
+
+class ApprovalGate(Protocol):
+    """Decides whether an operator's pass waits for a second operator (long lifetimes)."""
+
+    def long_lifetime(self, lifetime_minutes: int) -> bool: ...
+
+    async def ask_for_long_lifetime(
+        self, caller: Caller, user: DirectoryUser, request: PassRequest, *, lifetime_minutes: int, one_time: bool
+    ) -> AwaitingApproval: ...
 
 
 @dataclass(frozen=True)
@@ -79,12 +106,14 @@ class TapService:
         audit: AuditLog,
         clock: Clock,
         access: AccessRules,
+        approval_gate: ApprovalGate | None = None,
     ) -> None:
+        self._approval_gate = approval_gate
         self._directory = directory
         self._passes = passes
-        self._audit = audit
         self._clock = clock
         self._access = access
+        self._auditor = Auditor(audit, clock)
 
     # --- who is asking -------------------------------------------------------------------------------------
 
@@ -94,18 +123,11 @@ class TapService:
         groups = await self._directory.member_groups(caller.object_id, [self._access.operator_group_id])
         return self._access.operator_group_id in groups
 
+    async def require_operator(self, caller: Caller) -> None:
+        await self._require_operator(caller)
+
     async def _require_operator(self, caller: Caller) -> None:
-        if caller.tenant_id.lower() not in self._access.allowed_tenant_ids:
-            raise Refused(
-                Rule.WRONG_TENANT,
-                "This bot serves only its own organisation's tenant; your account belongs to another one.",
-            )
-        if not caller.object_id:
-            raise Refused(
-                Rule.UNKNOWN_CALLER,
-                "I can't tell who you are from this message, so I can't act on it. Use Microsoft Teams "
-                "signed in with your work account.",
-            )
+        await self.require_known_caller(caller)
         if not await self.is_operator(caller):
             raise Refused(
                 Rule.NOT_OPERATOR,
@@ -116,19 +138,21 @@ class TapService:
     # --- commands ------------------------------------------------------------------------------------------
 
     async def issue(self, caller: Caller, request: PassRequest) -> IssueResult:
-        subject = _Subject(request.target)
-        return await self._audited(AuditAction.ISSUE, caller, subject, lambda: self._issue(caller, request, subject))
+        subject = Subject(request.target)
+        return await self._auditor.audited(
+            AuditAction.ISSUE, caller, subject, lambda: self._issue(caller, request, subject)
+        )
 
     async def revoke(self, caller: Caller, target: str) -> RevokeResult:
-        subject = _Subject(target)
-        return await self._audited(AuditAction.REVOKE, caller, subject, lambda: self._revoke(caller, subject))
+        subject = Subject(target)
+        return await self._auditor.audited(AuditAction.REVOKE, caller, subject, lambda: self._revoke(caller, subject))
 
     async def status(self, caller: Caller, target: str) -> PassStatus:
-        subject = _Subject(target)
-        return await self._audited(AuditAction.STATUS, caller, subject, lambda: self._status(caller, subject))
+        subject = Subject(target)
+        return await self._auditor.audited(AuditAction.STATUS, caller, subject, lambda: self._status(caller, subject))
 
     async def policy(self, caller: Caller) -> TapPolicy:
-        return await self._audited(AuditAction.POLICY, caller, _Subject(None), lambda: self._policy(caller))
+        return await self._auditor.audited(AuditAction.POLICY, caller, Subject(None), lambda: self._policy(caller))
 
     async def revoke_undelivered(self, caller: Caller, issued: IssuedPass, reason: str) -> None:
         """Deletes a pass nobody received (delivery failed): a live pass no one has seen is pure risk."""
@@ -139,7 +163,7 @@ class TapService:
         except TapError:
             outcome = AuditOutcome.FAILED
             logger.exception("could not revoke an undelivered pass for user %s", issued.user.object_id)
-        await self._record(
+        await self._auditor.record(
             AuditAction.REVOKE,
             outcome,
             caller,
@@ -156,9 +180,8 @@ class TapService:
 
     # --- the work ------------------------------------------------------------------------------------------
 
-    async def _issue(self, caller: Caller, request: PassRequest, subject: _Subject) -> IssueResult:
-        await self._require_operator(caller)
-        user = await self._find_user(subject)
+    async def check_target(self, requester: Caller, user: DirectoryUser) -> TargetCheck:
+        """Every rule about the target, for whoever will receive the pass; raises the first refusal."""
         policy, role_names, existing = await asyncio.gather(
             self._directory.tap_policy(),
             self._directory.directory_roles(user.object_id),
@@ -166,15 +189,68 @@ class TapService:
         )
         interesting_groups = self._access.protected_group_ids | policy.target_group_ids
         member_groups = await self._directory.member_groups(user.object_id, interesting_groups)
-        facts = TargetFacts(user, role_names, member_groups)
-        refusal = target_refusal(caller, facts, policy, self._access.protected_group_ids)
+        refusal = target_refusal(
+            requester, TargetFacts(user, role_names, member_groups), policy, self._access.protected_group_ids
+        )
         if refusal is not None:
             raise refusal
+        return TargetCheck(policy, existing)
+
+    async def create_checked_pass(
+        self,
+        requester: Caller,
+        user: DirectoryUser,
+        *,
+        lifetime_minutes: int,
+        one_time: bool,
+        start_at: datetime | None,
+        existing: PassInfo | None,
+        action: AuditAction = AuditAction.ISSUE,
+        detail: str = "",
+    ) -> IssuedPass:
+        """Creates a pass whose rules were already checked, and audits it."""
+        issued = await self._passes.create_pass(
+            user, lifetime_minutes=lifetime_minutes, one_time=one_time, start_at=start_at, replacing=existing
+        )
+        if existing is not None:
+            issued = IssuedPass(issued.user, issued.info, issued.secret, issued.graph_request_id, existing)
+        await self._auditor.record(
+            action,
+            AuditOutcome.SUCCEEDED,
+            requester,
+            user=user,
+            pass_info=issued.info,
+            graph_request_id=issued.graph_request_id,
+            detail="; ".join(part for part in (detail, _replacement_note(existing)) if part),
+        )
+        return issued
+
+    async def require_known_caller(self, caller: Caller) -> None:
+        """The tenant and identity checks every command starts with (operators and managers alike)."""
+        if caller.tenant_id.lower() not in self._access.allowed_tenant_ids:
+            raise Refused(
+                Rule.WRONG_TENANT,
+                "This bot serves only its own organisation's tenant; your account belongs to another one.",
+            )
+        if not caller.object_id:
+            raise Refused(
+                Rule.UNKNOWN_CALLER,
+                "I can't tell who you are from this message, so I can't act on it. Use Microsoft Teams "
+                "signed in with your work account.",
+            )
+
+    async def find_user(self, subject: Subject) -> DirectoryUser:
+        return await self._find_user(subject)
+
+    async def _issue(self, caller: Caller, request: PassRequest, subject: Subject) -> IssueResult:
+        await self._require_operator(caller)
+        user = await self._find_user(subject)
+        policy, existing = (await self.check_target(caller, user)).unpack()
         lifetime = resolve_lifetime(request.lifetime_minutes, policy)
         one_time = resolve_one_time(request.one_time, policy)
         now = self._clock.now()
         if existing is not None and existing.is_live(now) and not _replace_confirmed(request, existing):
-            await self._record(
+            await self._auditor.record(
                 AuditAction.ISSUE,
                 AuditOutcome.NEEDS_CONFIRMATION,
                 caller,
@@ -183,31 +259,23 @@ class TapService:
                 detail="target already holds a live pass; replacement needs confirmation",
             )
             return ReplaceNeeded(user, existing, request, lifetime, one_time)
-        issued = await self._passes.create_pass(
-            user, lifetime_minutes=lifetime, one_time=one_time, start_at=request.start_at, replacing=existing
-        )
-        if existing is not None:
-            issued = IssuedPass(issued.user, issued.info, issued.secret, issued.graph_request_id, existing)
-        await self._record(
-            AuditAction.ISSUE,
-            AuditOutcome.SUCCEEDED,
-            caller,
-            user=user,
-            pass_info=issued.info,
-            graph_request_id=issued.graph_request_id,
-            detail=_replacement_note(existing),
+        gate = self._approval_gate
+        if gate is not None and gate.long_lifetime(lifetime) and not request.approved:
+            return await gate.ask_for_long_lifetime(caller, user, request, lifetime_minutes=lifetime, one_time=one_time)
+        issued = await self.create_checked_pass(
+            caller, user, lifetime_minutes=lifetime, one_time=one_time, start_at=request.start_at, existing=existing
         )
         return Issued(issued)
 
-    async def _revoke(self, caller: Caller, subject: _Subject) -> RevokeResult:
+    async def _revoke(self, caller: Caller, subject: Subject) -> RevokeResult:
         await self._require_operator(caller)
         user = await self._find_user(subject)
         current = await self._passes.current_pass(user.object_id)
         if current is None:
-            await self._record(AuditAction.REVOKE, AuditOutcome.NOTHING_TO_DO, caller, user=user)
+            await self._auditor.record(AuditAction.REVOKE, AuditOutcome.NOTHING_TO_DO, caller, user=user)
             return NothingToRevoke(user)
         request_id = await self._passes.delete_pass(user.object_id, current.method_id)
-        await self._record(
+        await self._auditor.record(
             AuditAction.REVOKE,
             AuditOutcome.SUCCEEDED,
             caller,
@@ -217,94 +285,24 @@ class TapService:
         )
         return Revoked(user, current, request_id)
 
-    async def _status(self, caller: Caller, subject: _Subject) -> PassStatus:
+    async def _status(self, caller: Caller, subject: Subject) -> PassStatus:
         await self._require_operator(caller)
         user = await self._find_user(subject)
         current = await self._passes.current_pass(user.object_id)
-        await self._record(AuditAction.STATUS, AuditOutcome.SUCCEEDED, caller, user=user, pass_info=current)
+        await self._auditor.record(AuditAction.STATUS, AuditOutcome.SUCCEEDED, caller, user=user, pass_info=current)
         return PassStatus(user, current, self._clock.now())
 
     async def _policy(self, caller: Caller) -> TapPolicy:
         await self._require_operator(caller)
         return await self._directory.tap_policy()
 
-    async def _find_user(self, subject: _Subject) -> DirectoryUser:
+    async def _find_user(self, subject: Subject) -> DirectoryUser:
         reference = subject.reference or ""
         user = await self._directory.find_user(reference)
         if user is None:
             raise UserNotFound(reference)
         subject.user = user
         return user
-
-    # --- audit ---------------------------------------------------------------------------------------------
-
-    async def _audited(
-        self, action: AuditAction, caller: Caller, subject: _Subject, work: Callable[[], Awaitable[T]]
-    ) -> T:
-        """Runs a command; a refusal or failure is audited before it reaches the user."""
-        try:
-            return await work()
-        except Refused as refusal:
-            await self._record(
-                action,
-                AuditOutcome.REFUSED,
-                caller,
-                user=subject.user,
-                target=subject.reference,
-                rule=refusal.rule,
-            )
-            raise
-        except (UserNotFound, GraphRejected, GraphUnavailable) as failure:
-            await self._record(
-                action,
-                AuditOutcome.FAILED,
-                caller,
-                user=subject.user,
-                target=subject.reference,
-                graph_request_id=getattr(failure, "request_id", None),
-                detail=type(failure).__name__,
-            )
-            raise
-
-    async def _record(
-        self,
-        action: AuditAction,
-        outcome: AuditOutcome,
-        caller: Caller,
-        *,
-        user: DirectoryUser | None = None,
-        target: str | None = None,
-        pass_info: PassInfo | None = None,
-        graph_request_id: str | None = None,
-        rule: Rule | None = None,
-        detail: str = "",
-    ) -> None:
-        await self._audit.record(
-            AuditEvent(
-                at=self._clock.now(),
-                action=action,
-                outcome=outcome,
-                actor_id=caller.object_id,
-                actor_name=caller.display_name,
-                target_id=user.object_id if user else None,
-                target_upn=user.user_principal_name if user else target,
-                lifetime_minutes=pass_info.lifetime_minutes if pass_info else None,
-                start_at=pass_info.start_at if pass_info else None,
-                one_time=pass_info.one_time if pass_info else None,
-                pass_method_id=pass_info.method_id if pass_info else None,
-                graph_request_id=graph_request_id,
-                rule=rule.value if rule else None,
-                detail=detail,
-            )
-        )
-
-
-@dataclass
-class _Subject:
-    """The target as typed, and as found once the directory has answered (for the audit row)."""
-
-    reference: str | None
-    user: DirectoryUser | None = None
 
 
 def _replace_confirmed(request: PassRequest, existing: PassInfo) -> bool:

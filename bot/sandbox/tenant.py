@@ -27,7 +27,7 @@ TAP_MIN_LENGTH = 8
 TAP_MAX_LENGTH = 48
 
 # Graph gives every user's password method this same id.
-PASSWORD_METHOD_ID = "28c10230-6103-485e-b985-444c60001490"  # noqa: S105 - an object id, not a secret
+PASSWORD_METHOD_ID = "28c10230-6103-485e-b985-444c60001490"
 
 AUTHENTICATION_METHOD_ODATA_TYPES: Mapping[str, str] = {
     "password": "#microsoft.graph.passwordAuthenticationMethod",

@@ -1,0 +1,93 @@
+"""Writes audit events for the services, and audits every refusal or failure before it reaches the user."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from bot.domain.audit import AuditAction, AuditEvent, AuditOutcome
+from bot.domain.errors import GraphRejected, GraphUnavailable, Refused, Rule, TapError, UserNotFound
+from bot.domain.model import Caller, DirectoryUser, PassInfo
+from bot.domain.ports import AuditLog, Clock
+
+T = TypeVar("T")
+
+
+@dataclass
+class Subject:
+    """The target as typed, and as found once the directory has answered (for the audit row)."""
+
+    reference: str | None
+    user: DirectoryUser | None = None
+
+
+class Auditor:
+    def __init__(self, audit: AuditLog, clock: Clock) -> None:
+        self._audit = audit
+        self._clock = clock
+
+    async def audited(
+        self, action: AuditAction, caller: Caller, subject: Subject, work: Callable[[], Awaitable[T]]
+    ) -> T:
+        """Runs a command; a refusal or failure is audited before it reaches the user."""
+        try:
+            return await work()
+        except Refused as refusal:
+            await self.record(
+                action, AuditOutcome.REFUSED, caller, user=subject.user, target=subject.reference, rule=refusal.rule
+            )
+            raise
+        except (UserNotFound, GraphRejected, GraphUnavailable) as failure:
+            await self.record(
+                action,
+                AuditOutcome.FAILED,
+                caller,
+                user=subject.user,
+                target=subject.reference,
+                graph_request_id=getattr(failure, "request_id", None),
+                detail=type(failure).__name__,
+            )
+            raise
+        except TapError as failure:
+            await self.record(
+                action,
+                AuditOutcome.FAILED,
+                caller,
+                user=subject.user,
+                target=subject.reference,
+                detail=type(failure).__name__,
+            )
+            raise
+
+    async def record(
+        self,
+        action: AuditAction,
+        outcome: AuditOutcome,
+        caller: Caller,
+        *,
+        user: DirectoryUser | None = None,
+        target: str | None = None,
+        pass_info: PassInfo | None = None,
+        graph_request_id: str | None = None,
+        rule: Rule | None = None,
+        detail: str = "",
+    ) -> None:
+        await self._audit.record(
+            AuditEvent(
+                at=self._clock.now(),
+                action=action,
+                outcome=outcome,
+                actor_id=caller.object_id,
+                actor_name=caller.display_name,
+                target_id=user.object_id if user else None,
+                target_upn=user.user_principal_name if user else target,
+                lifetime_minutes=pass_info.lifetime_minutes if pass_info else None,
+                start_at=pass_info.start_at if pass_info else None,
+                one_time=pass_info.one_time if pass_info else None,
+                pass_method_id=pass_info.method_id if pass_info else None,
+                graph_request_id=graph_request_id,
+                rule=rule.value if rule else None,
+                detail=detail,
+            )
+        )
