@@ -27,8 +27,10 @@ from kiota_authentication_azure.azure_identity_authentication_provider import (
 from kiota_http.middleware.options import RetryHandlerOption
 from kiota_http.middleware.options.headers_inspection_handler_option import HeadersInspectionHandlerOption
 from kiota_serialization_json.json_parse_node import JsonParseNode
+from msgraph.generated.models.authentication_method_collection_response import AuthenticationMethodCollectionResponse
 from msgraph.generated.models.authentication_method_configuration import AuthenticationMethodConfiguration
 from msgraph.generated.models.authentication_method_target_type import AuthenticationMethodTargetType
+from msgraph.generated.models.directory_object import DirectoryObject
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.models.temporary_access_pass_authentication_method import (
     TemporaryAccessPassAuthenticationMethod,
@@ -107,6 +109,11 @@ def load_response_models() -> None:
         (TemporaryAccessPassAuthenticationMethodCollectionResponse, {"value": [{"id": "m", "lifetimeInMinutes": 60}]}),
         (UnifiedRoleAssignmentCollectionResponse, {"value": [{"id": "r", "roleDefinition": {"id": "d"}}]}),
         (CheckMemberGroupsPostResponse, {"value": ["g"]}),
+        (DirectoryObject, {"@odata.type": "#microsoft.graph.user", "id": "m"}),
+        (
+            AuthenticationMethodCollectionResponse,
+            {"value": [{"@odata.type": "#microsoft.graph.passwordAuthenticationMethod", "id": "p"}]},
+        ),
         (
             AuthenticationMethodConfiguration,
             {
@@ -248,6 +255,25 @@ class GraphGateway:
             definition = assignment.role_definition
             names.append(definition.display_name if definition and definition.display_name else "a directory role")
         return tuple(sorted(set(names)))
+
+    async def manager_id(self, user_id: str) -> str | None:
+        call = _Call()
+        try:
+            manager = await self._user(user_id).manager.get(call.configuration())
+        except ODataError as error:
+            if error.response_status_code == 404:
+                return None  # Graph answers 404 when the user has no manager
+            raise _translate(error, "read the user's manager") from None
+        except httpx.HTTPError as error:
+            raise _unavailable("read the user's manager", error) from None
+        return manager.id if manager else None
+
+    async def sign_in_methods(self, user_id: str) -> tuple[str, ...]:
+        response = await self._read(
+            "read the user's sign-in methods", lambda call: self._user(user_id).authentication.methods.get(call)
+        )
+        methods = (response.value or []) if response else []
+        return tuple(method.odata_type or "" for method in methods)
 
     async def tap_policy(self) -> TapPolicy:
         configurations = self._client.policies.authentication_methods_policy.authentication_method_configurations

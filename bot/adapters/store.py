@@ -30,7 +30,9 @@ from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from bot.domain.approvals import ApprovalKind, ApprovalRequest, ApprovalsChannel, ApprovalStatus
 from bot.domain.audit import AuditEvent
+from bot.domain.model import Recipient
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -117,6 +119,47 @@ class PersonalConversationRow(Base):
     service_url: Mapped[str] = mapped_column(String(500))
     conversation_id: Mapped[str] = mapped_column(String(500))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ApprovalRow(Base):
+    """An approval request and its decision. Never a pass: a pass is created only once it is approved."""
+
+    __tablename__ = "approval_requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    requester_id: Mapped[str] = mapped_column(String(64), index=True)
+    requester_tenant_id: Mapped[str] = mapped_column(String(64))
+    requester_name: Mapped[str] = mapped_column(String(256))
+    requester_channel_account_id: Mapped[str] = mapped_column(String(200))
+    requester_service_url: Mapped[str] = mapped_column(String(500))
+    bot_id: Mapped[str] = mapped_column(String(200))
+    target_id: Mapped[str] = mapped_column(String(64))
+    target_label: Mapped[str] = mapped_column(String(600))
+    start_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    lifetime_minutes: Mapped[int] = mapped_column(Integer)
+    one_time: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    decided_by_id: Mapped[str | None] = mapped_column(String(64))
+    decided_by_name: Mapped[str | None] = mapped_column(String(256))
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    decision_note: Mapped[str] = mapped_column(Text, default="")
+    card_service_url: Mapped[str | None] = mapped_column(String(500))
+    card_conversation_id: Mapped[str | None] = mapped_column(String(500))
+    card_activity_id: Mapped[str | None] = mapped_column(String(200))
+
+
+class ApprovalsChannelRow(Base):
+    __tablename__ = "approvals_channels"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    service_url: Mapped[str] = mapped_column(String(500))
+    conversation_id: Mapped[str] = mapped_column(String(500))
+    registered_by: Mapped[str] = mapped_column(String(64))
+    registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 @dataclass(frozen=True)
@@ -265,6 +308,89 @@ class SqlStore:
         async with self._session() as session:
             return [_card(row) for row in (await session.scalars(query)).all()]
 
+    # --- approval requests --------------------------------------------------------------------------------
+
+    async def save_approval(self, request: ApprovalRequest) -> None:
+        async with self._session() as session:
+            session.add(ApprovalRow(**_approval_values(request)))
+
+    async def approval(self, request_id: str) -> ApprovalRequest | None:
+        async with self._session() as session:
+            row = await session.get(ApprovalRow, request_id)
+            return _approval(row) if row else None
+
+    async def settle_approval(self, decided: ApprovalRequest) -> bool:
+        async with self._session() as session:
+            result = await session.execute(
+                update(ApprovalRow)
+                .where(ApprovalRow.id == decided.id, ApprovalRow.status == ApprovalStatus.PENDING.value)
+                .values(
+                    status=decided.status.value,
+                    decided_by_id=decided.decided_by_id,
+                    decided_by_name=decided.decided_by_name,
+                    decided_at=decided.decided_at,
+                    decision_note=decided.decision_note,
+                )
+            )
+            return (getattr(result, "rowcount", 0) or 0) == 1
+
+    async def set_approval_card(
+        self, request_id: str, service_url: str, conversation_id: str, activity_id: str
+    ) -> None:
+        async with self._session() as session:
+            await session.execute(
+                update(ApprovalRow)
+                .where(ApprovalRow.id == request_id)
+                .values(
+                    card_service_url=service_url, card_conversation_id=conversation_id, card_activity_id=activity_id
+                )
+            )
+
+    async def pending_approvals(self, now: datetime) -> list[ApprovalRequest]:
+        query = (
+            select(ApprovalRow)
+            .where(ApprovalRow.status == ApprovalStatus.PENDING.value, ApprovalRow.expires_at > now)
+            .order_by(ApprovalRow.created_at)
+        )
+        async with self._session() as session:
+            return [_approval(row) for row in (await session.scalars(query)).all()]
+
+    async def approvals_of(self, requester_id: str, since: datetime) -> list[ApprovalRequest]:
+        query = (
+            select(ApprovalRow)
+            .where(ApprovalRow.requester_id == requester_id, ApprovalRow.created_at >= since)
+            .order_by(ApprovalRow.created_at.desc())
+        )
+        async with self._session() as session:
+            return [_approval(row) for row in (await session.scalars(query)).all()]
+
+    async def overdue_approvals(self, now: datetime) -> list[ApprovalRequest]:
+        query = select(ApprovalRow).where(
+            ApprovalRow.status == ApprovalStatus.PENDING.value, ApprovalRow.expires_at <= now
+        )
+        async with self._session() as session:
+            return [_approval(row) for row in (await session.scalars(query)).all()]
+
+    async def save_approvals_channel(self, channel: ApprovalsChannel) -> None:
+        async with self._session() as session:
+            row = await session.get(ApprovalsChannelRow, channel.tenant_id)
+            if row is None:
+                session.add(ApprovalsChannelRow(**channel.__dict__))
+            else:
+                row.service_url = channel.service_url
+                row.conversation_id = channel.conversation_id
+                row.registered_by = channel.registered_by
+                row.registered_at = channel.registered_at
+
+    async def approvals_channel(self, tenant_id: str) -> ApprovalsChannel | None:
+        async with self._session() as session:
+            row = await session.get(ApprovalsChannelRow, tenant_id)
+            if row is None:
+                return None
+            return ApprovalsChannel(
+                row.service_url, row.conversation_id, row.tenant_id, row.registered_by, row.registered_at
+            )
+
     # --- personal conversations ---------------------------------------------------------------------------
 
     async def save_personal_conversation(self, conversation: PersonalConversation, at: datetime) -> None:
@@ -284,6 +410,67 @@ class SqlStore:
             if row is None:
                 return None
             return PersonalConversation(row.user_id, row.tenant_id, row.service_url, row.conversation_id)
+
+
+def _approval_values(request: ApprovalRequest) -> dict[str, object]:
+    requester = request.requester
+    return {
+        "id": request.id,
+        "kind": request.kind.value,
+        "status": request.status.value,
+        "requester_id": requester.object_id,
+        "requester_tenant_id": requester.tenant_id,
+        "requester_name": requester.name,
+        "requester_channel_account_id": requester.channel_account_id,
+        "requester_service_url": requester.service_url,
+        "bot_id": requester.bot_id,
+        "target_id": request.target_id,
+        "target_label": request.target_label,
+        "start_at": request.start_at,
+        "lifetime_minutes": request.lifetime_minutes,
+        "one_time": request.one_time,
+        "reason": request.reason,
+        "created_at": request.created_at,
+        "expires_at": request.expires_at,
+        "decided_by_id": request.decided_by_id,
+        "decided_by_name": request.decided_by_name,
+        "decided_at": request.decided_at,
+        "decision_note": request.decision_note,
+        "card_service_url": request.card_service_url,
+        "card_conversation_id": request.card_conversation_id,
+        "card_activity_id": request.card_activity_id,
+    }
+
+
+def _approval(row: ApprovalRow) -> ApprovalRequest:
+    return ApprovalRequest(
+        id=row.id,
+        kind=ApprovalKind(row.kind),
+        requester=Recipient(
+            object_id=row.requester_id,
+            tenant_id=row.requester_tenant_id,
+            name=row.requester_name,
+            channel_account_id=row.requester_channel_account_id,
+            service_url=row.requester_service_url,
+            bot_id=row.bot_id,
+        ),
+        target_id=row.target_id,
+        target_label=row.target_label,
+        start_at=row.start_at,
+        lifetime_minutes=row.lifetime_minutes,
+        one_time=row.one_time,
+        reason=row.reason,
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        status=ApprovalStatus(row.status),
+        decided_by_id=row.decided_by_id,
+        decided_by_name=row.decided_by_name,
+        decided_at=row.decided_at,
+        decision_note=row.decision_note,
+        card_conversation_id=row.card_conversation_id,
+        card_activity_id=row.card_activity_id,
+        card_service_url=row.card_service_url,
+    )
 
 
 def _card(row: PassCardRow) -> PassCard:

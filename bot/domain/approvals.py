@@ -7,6 +7,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from bot.domain.model import Recipient
+
 
 class ApprovalKind(enum.StrEnum):
     ONBOARDING = "onboarding"
@@ -19,18 +21,6 @@ class ApprovalStatus(enum.StrEnum):
     APPROVED = "approved"
     DENIED = "denied"
     EXPIRED = "expired"
-
-
-@dataclass(frozen=True)
-class Recipient:
-    """Where a later private message to a person goes: enough to find or open their 1:1 chat."""
-
-    object_id: str
-    tenant_id: str
-    name: str
-    channel_account_id: str
-    service_url: str
-    bot_id: str
 
 
 @dataclass(frozen=True)

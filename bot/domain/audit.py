@@ -14,6 +14,9 @@ class AuditAction(enum.StrEnum):
     POLICY = "policy"
     REDACT = "redact"
     DELIVERY = "delivery"
+    ONBOARD = "onboard"
+    APPROVAL = "approval"
+    DECISION = "decision"
 
 
 class AuditOutcome(enum.StrEnum):

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 
-from bot.domain.model import PassRequest
+from bot.domain.model import OnboardRequest, PassRequest
 
 EXAMPLE_ISSUE = "/tap issue megan@contoso.com 8h one-time start tomorrow 08:00"
 EXAMPLES = {
@@ -19,6 +19,9 @@ EXAMPLES = {
     "status": "/tap status megan@contoso.com",
     "policy": "/tap policy",
     "help": "/tap help",
+    "onboard": "/tap onboard LeeG@contoso.com start 2027-01-11",
+    "approvals": "/tap approvals here",
+    "requests": "/tap requests",
 }
 
 MAX_COMMAND_LENGTH = 500
@@ -50,7 +53,31 @@ class HelpCommand:
     unknown_word: str | None = None
 
 
-Command = IssueCommand | RevokeCommand | StatusCommand | PolicyCommand | HelpCommand
+@dataclass(frozen=True)
+class OnboardCommand:
+    request: OnboardRequest
+
+
+@dataclass(frozen=True)
+class ApprovalsHereCommand:
+    pass
+
+
+@dataclass(frozen=True)
+class RequestsCommand:
+    pass
+
+
+Command = (
+    IssueCommand
+    | RevokeCommand
+    | StatusCommand
+    | PolicyCommand
+    | HelpCommand
+    | OnboardCommand
+    | ApprovalsHereCommand
+    | RequestsCommand
+)
 
 
 class CommandError(ValueError):
@@ -71,7 +98,7 @@ _ONE_TIME_WORDS = {"one-time", "onetime", "once", "one_time", "single-use", "--o
 _REPLACE_WORDS = {"replace", "--replace", "replace=yes", "replace=true"}
 _START_WORDS = {"start", "at", "from", "starting", "--start"}
 _LIFETIME_KEYS = ("lifetime=", "--lifetime=", "for=")
-_COMMAND_WORDS = {"issue", "revoke", "status", "policy", "help"}
+_COMMAND_WORDS = {"issue", "revoke", "status", "policy", "help", "onboard", "approvals", "requests"}
 _COMMAND_ALIASES = {
     "create": "issue",
     "new": "issue",
@@ -80,6 +107,9 @@ _COMMAND_ALIASES = {
     "show": "status",
     "get": "status",
     "?": "help",
+    "request": "requests",
+    "pending": "requests",
+    "approval": "approvals",
 }
 
 
@@ -116,10 +146,25 @@ def parse_command(text: str, *, now: datetime, tz: tzinfo, default_start_hour: i
         return HelpCommand(unknown_word=tokens[0])
     if word == "help":
         return HelpCommand()
-    if word == "policy":
+    if word in ("policy", "requests"):
         if arguments:
-            raise CommandError("'/tap policy' takes no arguments.", EXAMPLES["policy"])
-        return PolicyCommand()
+            raise CommandError(f"'/tap {word}' takes no arguments.", EXAMPLES[word])
+        return PolicyCommand() if word == "policy" else RequestsCommand()
+    if word == "approvals":
+        if [argument.lower() for argument in arguments] != ["here"]:
+            raise CommandError(
+                "Type '/tap approvals here' in the channel where operators should decide requests.",
+                EXAMPLES["approvals"],
+            )
+        return ApprovalsHereCommand()
+    if word == "onboard":
+        request = _parse_issue_arguments(arguments, now=now, tz=tz, default_start_hour=default_start_hour)
+        if request.one_time or request.replace:
+            raise CommandError(
+                "'/tap onboard' takes a user, and optionally a start and a lifetime; one-time use is set by IT.",
+                EXAMPLES["onboard"],
+            )
+        return OnboardCommand(OnboardRequest(request.target, request.start_at, request.lifetime_minutes))
     if word in ("revoke", "status"):
         target = _single_user_argument(word, arguments)
         return RevokeCommand(target) if word == "revoke" else StatusCommand(target)

@@ -41,12 +41,25 @@ class PassSecret:
 
 
 @dataclass(frozen=True)
+class Recipient:
+    """Where a later private message to a person goes: enough to find or open their 1:1 chat."""
+
+    object_id: str
+    tenant_id: str
+    name: str
+    channel_account_id: str
+    service_url: str
+    bot_id: str
+
+
+@dataclass(frozen=True)
 class Caller:
     """Who is asking, taken from the authenticated activity, never from typed text."""
 
     object_id: str
     tenant_id: str
     display_name: str = ""
+    address: Recipient | None = None  # how to reach them privately later (approvals)
 
 
 class UserType(enum.StrEnum):
@@ -166,3 +179,12 @@ class PassRequest:
     replace: bool = False
     replace_method_id: str | None = None
     approved: bool = False  # a second operator already approved this request
+
+
+@dataclass(frozen=True)
+class OnboardRequest:
+    """What a manager asked for; unset fields take the hire date and the onboarding defaults."""
+
+    target: str
+    start_at: datetime | None = None
+    lifetime_minutes: int | None = None

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, time
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
+from bot.domain.approval_desk import ApprovalDesk
+from bot.domain.approvals import ApprovalKind
+from bot.domain.audit import AuditAction
+from bot.domain.auditing import Auditor, Subject
+from bot.domain.eligibility import resolve_lifetime, resolve_one_time
 from bot.domain.errors import Refused, Rule
-from bot.domain.model import Caller, DirectoryUser
+from bot.domain.model import Caller, DirectoryUser, OnboardRequest
+from bot.domain.ports import AuditLog, Clock
+from bot.domain.service import AwaitingApproval, Issued, TapService, TargetCheck
 
 # Graph's @odata.type names of the two methods a new hire may already have.
 NEW_HIRE_METHOD_TYPES = frozenset(
@@ -33,13 +42,6 @@ class OnboardingDefaults:
     one_time: bool
     first_day_hour: int
     tenant_timezone: ZoneInfo
-
-
-@dataclass(frozen=True)
-class OnboardRequest:
-    target: str
-    start_at: datetime | None = None
-    lifetime_minutes: int | None = None
 
 
 def onboarding_refusal(
@@ -73,3 +75,83 @@ def first_day_start(user: DirectoryUser, defaults: OnboardingDefaults, now: date
         hire_day = user.employee_hire_date.date()  # a bare date stored as midnight UTC means that calendar day
     start = datetime.combine(hire_day, time(defaults.first_day_hour), tzinfo=defaults.tenant_timezone)
     return start if start > now else None
+
+
+class OnboardingService:
+    """`/tap onboard`: checks the manager and new-hire rules, then issues or opens an approval request."""
+
+    def __init__(
+        self,
+        *,
+        tap: TapService,
+        directory: OnboardingDirectory,
+        desk: ApprovalDesk,
+        defaults: OnboardingDefaults,
+        clock: Clock,
+        audit: AuditLog,
+    ) -> None:
+        self._tap = tap
+        self._directory = directory
+        self._desk = desk
+        self._defaults = defaults
+        self._clock = clock
+        self._auditor = Auditor(audit, clock)
+
+    async def onboard(self, caller: Caller, request: OnboardRequest) -> Issued | AwaitingApproval:
+        subject = Subject(request.target)
+        work = lambda: self._onboard(caller, request, subject)  # noqa: E731
+        return await self._auditor.audited(AuditAction.ONBOARD, caller, subject, work)
+
+    async def check(self, manager: Caller, user: DirectoryUser) -> TargetCheck:
+        """All onboarding rules for this manager and new hire, as at request time and again at approval time."""
+        manager_id, methods = await asyncio.gather(
+            self._directory.manager_id(user.object_id), self._directory.sign_in_methods(user.object_id)
+        )
+        refusal = onboarding_refusal(manager, user, manager_id, methods)
+        if refusal is not None:
+            raise refusal
+        check = await self._tap.check_target(manager, user)
+        if check.existing is not None and check.existing.is_live(self._clock.now()):
+            raise Refused(
+                Rule.EXISTING_PASS,
+                f"{user.label} already holds a Temporary Access Pass (it expires "
+                f"{check.existing.expires_at:%Y-%m-%d %H:%M} UTC). Ask IT if it was lost.",
+            )
+        return check
+
+    async def _onboard(self, caller: Caller, request: OnboardRequest, subject: Subject) -> Issued | AwaitingApproval:
+        await self._tap.require_known_caller(caller)
+        user = await self._tap.find_user(subject)
+        policy, existing = (await self.check(caller, user)).unpack()
+        lifetime = resolve_lifetime(request.lifetime_minutes or self._defaults.lifetime_minutes, policy)
+        one_time = resolve_one_time(self._defaults.one_time, policy)
+        start = request.start_at or first_day_start(user, self._defaults, self._clock.now())
+        if self._desk.rules.onboarding_needs_approval:
+            opened = await self._desk.open_request(
+                ApprovalKind.ONBOARDING,
+                caller,
+                user,
+                start_at=start,
+                lifetime_minutes=lifetime,
+                one_time=one_time,
+                reason=f"Onboarding pass requested by {caller.display_name or 'the manager'} for a new hire.",
+            )
+            return AwaitingApproval(opened)
+        issued = await self._tap.create_checked_pass(
+            caller,
+            user,
+            lifetime_minutes=lifetime,
+            one_time=one_time,
+            start_at=start,
+            existing=existing,
+            action=AuditAction.ONBOARD,
+        )
+        return Issued(issued)
+
+
+class OnboardingDirectory(Protocol):
+    async def manager_id(self, user_id: str) -> str | None: ...
+
+    async def sign_in_methods(self, user_id: str) -> tuple[str, ...]:
+        """The @odata.type of each authentication method the user has registered."""
+        ...

@@ -1,0 +1,155 @@
+"""Opening approval requests, listing them, expiring them, and the approvals channel.
+
+Deciding them (which issues a pass) is in `decisions.py`; this desk never writes to Graph.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from bot.domain.approvals import (
+    ApprovalKind,
+    ApprovalRequest,
+    ApprovalRules,
+    ApprovalsChannel,
+    ApprovalStatus,
+    ApprovalStore,
+)
+from bot.domain.audit import AuditAction, AuditOutcome
+from bot.domain.auditing import Auditor
+from bot.domain.errors import Refused, Rule
+from bot.domain.model import Caller, DirectoryUser, PassRequest
+from bot.domain.ports import AuditLog, Clock
+from bot.domain.service import AwaitingApproval
+
+OWN_REQUESTS_WINDOW = timedelta(days=30)
+
+
+class ApprovalDesk:
+    def __init__(self, *, store: ApprovalStore, rules: ApprovalRules, clock: Clock, audit: AuditLog) -> None:
+        self._store = store
+        self._rules = rules
+        self._clock = clock
+        self._auditor = Auditor(audit, clock)
+
+    @property
+    def rules(self) -> ApprovalRules:
+        return self._rules
+
+    # --- the gate for operator passes (TapService asks) ---------------------------------------------------
+
+    def long_lifetime(self, lifetime_minutes: int) -> bool:
+        return self._rules.long_lifetime(lifetime_minutes)
+
+    async def ask_for_long_lifetime(
+        self, caller: Caller, user: DirectoryUser, request: PassRequest, *, lifetime_minutes: int, one_time: bool
+    ) -> AwaitingApproval:
+        threshold = self._rules.lifetime_threshold_minutes
+        reason = f"Lifetime {lifetime_minutes} minutes is above the {threshold}-minute limit for one operator."
+        opened = await self.open_request(
+            ApprovalKind.LONG_LIFETIME,
+            caller,
+            user,
+            start_at=request.start_at,
+            lifetime_minutes=lifetime_minutes,
+            one_time=one_time,
+            reason=reason,
+        )
+        return AwaitingApproval(opened)
+
+    # --- requests -----------------------------------------------------------------------------------------
+
+    async def open_request(
+        self,
+        kind: ApprovalKind,
+        requester: Caller,
+        user: DirectoryUser,
+        *,
+        start_at: datetime | None,
+        lifetime_minutes: int,
+        one_time: bool,
+        reason: str,
+    ) -> ApprovalRequest:
+        """Saves a pending request; refused when no approvals channel exists or the requester can't be reached."""
+        if await self._store.approvals_channel(requester.tenant_id.lower()) is None:
+            raise Refused(
+                Rule.NO_APPROVALS_CHANNEL,
+                "This request needs an operator's approval, but no approvals channel is set up yet. "
+                "Ask IT to type /tap approvals here in the channel where they want to decide requests.",
+            )
+        if requester.address is None:
+            raise Refused(Rule.UNKNOWN_CALLER, "I can't tell where to send you the answer; use Microsoft Teams.")
+        now = self._clock.now()
+        request = ApprovalRequest(
+            id=str(uuid.uuid4()),
+            kind=kind,
+            requester=requester.address,
+            target_id=user.object_id,
+            target_label=user.label,
+            start_at=start_at,
+            lifetime_minutes=lifetime_minutes,
+            one_time=one_time,
+            reason=reason,
+            created_at=now,
+            expires_at=now + self._rules.request_lifetime,
+        )
+        await self._store.save_approval(request)
+        await self._auditor.record(
+            AuditAction.APPROVAL,
+            AuditOutcome.NEEDS_CONFIRMATION,
+            requester,
+            user=user,
+            detail=f"{kind.value} request {request.id} opened: {reason}",
+        )
+        return request
+
+    async def request(self, request_id: str) -> ApprovalRequest | None:
+        return await self._store.approval(request_id)
+
+    async def requests_for(self, caller: Caller, *, operator: bool) -> list[ApprovalRequest]:
+        """Operators see every pending request; anyone else their own of the last 30 days."""
+        now = self._clock.now()
+        if operator:
+            return await self._store.pending_approvals(now)
+        return await self._store.approvals_of(caller.object_id, now - OWN_REQUESTS_WINDOW)
+
+    async def expire_overdue(self) -> list[ApprovalRequest]:
+        """Closes pending requests past their deadline; returns those this call closed."""
+        now = self._clock.now()
+        closed: list[ApprovalRequest] = []
+        for request in await self._store.overdue_approvals(now):
+            expired = request.decided(ApprovalStatus.EXPIRED, "tapbot", "tapbot", now, "nobody decided in time")
+            if await self._store.settle_approval(expired):
+                closed.append(expired)
+                await self._auditor.record(
+                    AuditAction.APPROVAL,
+                    AuditOutcome.FAILED,
+                    Caller("tapbot", request.requester.tenant_id, "tapbot"),
+                    target=request.target_label,
+                    detail=f"request {request.id} expired",
+                )
+        return closed
+
+    async def remember_card(self, request_id: str, service_url: str, conversation_id: str, activity_id: str) -> None:
+        await self._store.set_approval_card(request_id, service_url, conversation_id, activity_id)
+
+    # --- the approvals channel ----------------------------------------------------------------------------
+
+    async def register_channel(self, operator: Caller, service_url: str, conversation_id: str) -> ApprovalsChannel:
+        """Called once an operator typed `/tap approvals here` in a channel (the caller checked the role)."""
+        channel = ApprovalsChannel(
+            service_url=service_url,
+            conversation_id=conversation_id,
+            tenant_id=operator.tenant_id.lower(),
+            registered_by=operator.object_id,
+            registered_at=self._clock.now(),
+        )
+        await self._store.save_approvals_channel(channel)
+        await self._auditor.record(
+            AuditAction.APPROVAL, AuditOutcome.SUCCEEDED, operator, detail=f"approvals channel set: {conversation_id}"
+        )
+        return channel
+
+    async def channel(self, tenant_id: str) -> ApprovalsChannel | None:
+        return await self._store.approvals_channel(tenant_id.lower())

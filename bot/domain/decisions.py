@@ -1,0 +1,127 @@
+"""Approving or denying a request: exactly one decision wins, and an approval issues the pass at that moment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.domain.approval_desk import ApprovalDesk
+from bot.domain.approvals import ApprovalKind, ApprovalRequest, ApprovalStatus, ApprovalStore
+from bot.domain.audit import AuditAction, AuditOutcome
+from bot.domain.auditing import Auditor, Subject
+from bot.domain.errors import Refused, Rule, TapError
+from bot.domain.model import Caller, IssuedPass
+from bot.domain.onboarding import OnboardingService
+from bot.domain.ports import AuditLog, Clock
+from bot.domain.service import TapService
+
+
+class UnknownRequest(TapError):
+    def __init__(self) -> None:
+        super().__init__("I don't know this request any more; it may have been removed.")
+
+
+@dataclass(frozen=True)
+class Decided:
+    """This click decided the request. When approved, `issued` is the new pass, or `not_issued` says why not."""
+
+    request: ApprovalRequest
+    issued: IssuedPass | None = None
+    not_issued: str | None = None
+
+
+@dataclass(frozen=True)
+class AlreadyClosed:
+    """Someone decided first, or the request expired: nothing changed."""
+
+    request: ApprovalRequest
+
+
+DecisionResult = Decided | AlreadyClosed
+
+
+class DecisionService:
+    def __init__(
+        self,
+        *,
+        tap: TapService,
+        onboarding: OnboardingService,
+        desk: ApprovalDesk,
+        store: ApprovalStore,
+        clock: Clock,
+        audit: AuditLog,
+    ) -> None:
+        self._tap = tap
+        self._onboarding = onboarding
+        self._desk = desk
+        self._store = store
+        self._clock = clock
+        self._auditor = Auditor(audit, clock)
+
+    async def decide(self, decider: Caller, request_id: str, *, approve: bool, note: str = "") -> DecisionResult:
+        request = await self._desk.request(request_id)
+        if request is None:
+            raise UnknownRequest()
+        subject = Subject(request.target_label)
+        work = lambda: self._decide(decider, request, approve=approve, note=note.strip()[:500])  # noqa: E731
+        return await self._auditor.audited(AuditAction.DECISION, decider, subject, work)
+
+    async def _decide(self, decider: Caller, request: ApprovalRequest, *, approve: bool, note: str) -> DecisionResult:
+        await self._tap.require_operator(decider)
+        if decider.object_id.lower() == request.requester.object_id.lower():
+            raise Refused(Rule.SELF_APPROVAL, "You can't decide your own request: another operator has to.")
+        if request.status is not ApprovalStatus.PENDING:
+            return AlreadyClosed(request)
+        now = self._clock.now()
+        if now >= request.expires_at:
+            expired = request.decided(ApprovalStatus.EXPIRED, "tapbot", "tapbot", now, "nobody decided in time")
+            await self._store.settle_approval(expired)
+            return AlreadyClosed(await self._desk.request(request.id) or expired)
+        status = ApprovalStatus.APPROVED if approve else ApprovalStatus.DENIED
+        decided = request.decided(status, decider.object_id, decider.display_name, now, note)
+        if not await self._store.settle_approval(decided):
+            return AlreadyClosed(await self._desk.request(request.id) or request)
+        await self._auditor.record(
+            AuditAction.DECISION,
+            AuditOutcome.SUCCEEDED,
+            decider,
+            target=request.target_label,
+            detail=f"{status.value} {request.kind.value} request {request.id}" + (f": {note}" if note else ""),
+        )
+        if not approve:
+            return Decided(decided)
+        try:
+            return Decided(decided, issued=await self._issue(decided))
+        except TapError as error:
+            await self._auditor.record(
+                AuditAction.DECISION,
+                AuditOutcome.FAILED,
+                decider,
+                target=request.target_label,
+                rule=getattr(error, "rule", None),
+                detail=f"approved request {request.id} but no pass was issued",
+            )
+            return Decided(decided, not_issued=error.user_message)
+
+    async def _issue(self, request: ApprovalRequest) -> IssuedPass:
+        """Runs every rule again as of now (people move, roles change) and creates the pass."""
+        requester = Caller(
+            request.requester.object_id, request.requester.tenant_id, request.requester.name, request.requester
+        )
+        user = await self._tap.find_user(Subject(request.target_id))
+        if request.kind is ApprovalKind.ONBOARDING:
+            check = await self._onboarding.check(requester, user)
+            action = AuditAction.ONBOARD
+        else:
+            check = await self._tap.check_target(requester, user)
+            action = AuditAction.ISSUE
+        start = request.start_at if request.start_at and request.start_at > self._clock.now() else None
+        return await self._tap.create_checked_pass(
+            requester,
+            user,
+            lifetime_minutes=request.lifetime_minutes,
+            one_time=request.one_time,
+            start_at=start,
+            existing=check.existing,
+            action=action,
+            detail=f"approved by {request.decided_by_name or request.decided_by_id} (request {request.id})",
+        )
