@@ -6,6 +6,7 @@ import asyncio
 import logging
 import warnings
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -16,6 +17,10 @@ from microsoft_agents.hosting.aiohttp import jwt_authorization_decorator, start_
 from bot.adapters.clock import SystemClock
 from bot.adapters.graph import GraphGateway, build_graph_client, load_response_models
 from bot.adapters.store import SqlStore
+from bot.domain.approval_desk import ApprovalDesk
+from bot.domain.approvals import ApprovalRules
+from bot.domain.decisions import DecisionService
+from bot.domain.onboarding import OnboardingDefaults, OnboardingService
 from bot.domain.ports import Clock
 from bot.domain.service import AccessRules, TapService
 from bot.settings import Settings
@@ -23,8 +28,12 @@ from bot.settings import Settings
 if TYPE_CHECKING:
     from bot.sandbox.server import RunningSandbox
 from bot.teams.agent import TeamsRuntime, build_runtime, register_handlers
+from bot.teams.approval_flow import ApprovalFlow
 from bot.teams.delivery import Outbound, PrivateDelivery
-from bot.teams.handlers import Presentation, TapHandlers
+from bot.teams.handlers import TapHandlers
+from bot.teams.housekeeping import Housekeeping
+from bot.teams.pass_delivery import PassDelivery
+from bot.teams.presentation import Presentation
 from bot.teams.redaction import CardRedactor
 from cards.passes import with_banner
 
@@ -43,10 +52,12 @@ class Components:
     graph: GraphGateway
     service: TapService
     runtime: TeamsRuntime
-    redactor: CardRedactor
+    housekeeping: Housekeeping
     graph_base_url: str
     sandbox: RunningSandbox | None
     http_client: httpx.AsyncClient
+    desk: ApprovalDesk
+    decisions: DecisionService
     redaction_task: asyncio.Task[None] | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     warm_up_task: asyncio.Task[None] | None = None
@@ -85,6 +96,18 @@ async def _compose(settings: Settings, clock: Clock) -> Components:
     await store.create_schema()
     graph_client, http_client = build_graph_client(settings.graph, graph_base_url)
     graph = GraphGateway(graph_client, clock)
+    approval_settings = settings.approvals
+    desk = ApprovalDesk(
+        store=store,
+        rules=ApprovalRules(
+            onboarding_needs_approval=settings.onboarding.needs_approval,
+            lifetime_threshold_minutes=approval_settings.lifetime_threshold_minutes,
+            bulk_row_threshold=approval_settings.bulk_row_threshold,
+            request_lifetime=timedelta(hours=approval_settings.request_hours),
+        ),
+        clock=clock,
+        audit=store,
+    )
     service = TapService(
         directory=graph,
         passes=graph,
@@ -95,26 +118,55 @@ async def _compose(settings: Settings, clock: Clock) -> Components:
             operator_group_id=settings.operator_group_id,
             protected_group_ids=settings.protected_group_ids,
         ),
+        approval_gate=desk,
     )
+    onboarding = OnboardingService(
+        tap=service,
+        directory=graph,
+        desk=desk,
+        defaults=OnboardingDefaults(
+            lifetime_minutes=settings.onboarding.lifetime_minutes,
+            one_time=settings.onboarding.one_time,
+            first_day_hour=settings.onboarding.first_day_hour,
+            tenant_timezone=settings.onboarding.tenant_timezone,
+        ),
+        clock=clock,
+        audit=store,
+    )
+    decisions = DecisionService(tap=service, onboarding=onboarding, desk=desk, store=store, clock=clock, audit=store)
     runtime = build_runtime(settings)
     delivery = PrivateDelivery(Outbound(runtime.client_factory, app_id=settings.bot_client_id), store, clock)
     decorate = partial(with_banner) if settings.sandbox else _unchanged
+    presentation = Presentation(
+        default_timezone=settings.default_timezone,
+        default_start_hour=settings.default_start_hour,
+        decorate=decorate,
+        text_prefix=SANDBOX_TEXT_PREFIX if settings.sandbox else "",
+    )
     redactor = CardRedactor(store, delivery, clock, decorate=decorate)
+    passes = PassDelivery(
+        delivery=delivery, store=store, redactor=redactor, service=service, clock=clock, decorate=decorate
+    )
+    approvals = ApprovalFlow(
+        desk=desk, decisions=decisions, delivery=delivery, passes=passes, presentation=presentation
+    )
     handlers = TapHandlers(
         service=service,
+        onboarding=onboarding,
+        desk=desk,
+        approvals=approvals,
+        passes=passes,
         delivery=delivery,
         redactor=redactor,
         store=store,
         clock=clock,
-        presentation=Presentation(
-            default_timezone=settings.default_timezone,
-            default_start_hour=settings.default_start_hour,
-            decorate=decorate,
-            text_prefix=SANDBOX_TEXT_PREFIX if settings.sandbox else "",
-        ),
+        presentation=presentation,
     )
-    register_handlers(runtime, handlers)
-    return Components(settings, store, graph, service, runtime, redactor, graph_base_url, sandbox, http_client)
+    register_handlers(runtime, handlers, approvals)
+    housekeeping = Housekeeping(redactor, approvals)
+    return Components(
+        settings, store, graph, service, runtime, housekeeping, graph_base_url, sandbox, http_client, desk, decisions
+    )
 
 
 def _unchanged(card: dict) -> dict:
@@ -137,8 +189,8 @@ async def _start_background_work(app: web.Application) -> None:
     components = app[COMPONENTS]
     components.warm_up_task = asyncio.create_task(asyncio.to_thread(load_response_models), name="graph-warm-up")
     components.redaction_task = asyncio.create_task(
-        components.redactor.run(components.settings.redaction_interval_seconds, components.stopping),
-        name="expiry-redaction",
+        components.housekeeping.run(components.settings.redaction_interval_seconds, components.stopping),
+        name="housekeeping",
     )
 
 

@@ -52,6 +52,22 @@ class GraphSettings:
 
 
 @dataclass(frozen=True)
+class OnboardingSettings:
+    needs_approval: bool
+    lifetime_minutes: int | None  # None: the tenant policy's default
+    one_time: bool
+    first_day_hour: int
+    tenant_timezone: ZoneInfo
+
+
+@dataclass(frozen=True)
+class ApprovalSettings:
+    lifetime_threshold_minutes: int | None
+    bulk_row_threshold: int | None
+    request_hours: float
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str
     port: int
@@ -68,6 +84,8 @@ class Settings:
     default_start_hour: int
     redaction_interval_seconds: float
     log_level: str
+    onboarding: OnboardingSettings
+    approvals: ApprovalSettings
 
     @property
     def anonymous(self) -> bool:
@@ -136,6 +154,24 @@ class Settings:
             default_start_hour=reader.integer("TAPBOT_DEFAULT_START_HOUR", 8, minimum=0, maximum=23),
             redaction_interval_seconds=reader.number("TAPBOT_REDACTION_INTERVAL_SECONDS", 30.0, minimum=0.05),
             log_level=(reader.optional("TAPBOT_LOG_LEVEL") or "INFO").upper(),
+            onboarding=OnboardingSettings(
+                needs_approval=reader.boolean("TAPBOT_ONBOARDING_NEEDS_APPROVAL", True),
+                lifetime_minutes=reader.optional_integer(
+                    "TAPBOT_ONBOARDING_LIFETIME_MINUTES", minimum=10, maximum=43200
+                ),
+                one_time=reader.boolean("TAPBOT_ONBOARDING_ONE_TIME", False),
+                first_day_hour=reader.integer("TAPBOT_FIRST_DAY_HOUR", 8, minimum=0, maximum=23),
+                tenant_timezone=reader.timezone(
+                    "TAPBOT_TENANT_TIMEZONE", reader.optional("TAPBOT_DEFAULT_TIMEZONE") or "UTC"
+                ),
+            ),
+            approvals=ApprovalSettings(
+                lifetime_threshold_minutes=reader.optional_integer(
+                    "TAPBOT_APPROVAL_LIFETIME_THRESHOLD_MINUTES", minimum=10, maximum=43200
+                ),
+                bulk_row_threshold=reader.optional_integer("TAPBOT_APPROVAL_BULK_ROWS", minimum=1, maximum=1_000_000),
+                request_hours=reader.number("TAPBOT_APPROVAL_REQUEST_HOURS", 24.0, minimum=0.01),
+            ),
         )
 
 
@@ -250,6 +286,21 @@ class _Reader:
         if not minimum <= number <= maximum:
             raise SettingsError(f"{name}={value} must be between {minimum} and {maximum}.")
         return number
+
+    def optional_integer(self, name: str, *, minimum: int, maximum: int) -> int | None:
+        if self.optional(name) is None:
+            return None
+        return self.integer(name, minimum, minimum=minimum, maximum=maximum)
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = (self.optional(name) or "").lower()
+        if not value:
+            return default
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{name}={value} is not true or false.")
 
     def number(self, name: str, default: float, *, minimum: float) -> float:
         value = self.optional(name)

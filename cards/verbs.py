@@ -3,3 +3,5 @@
 HANDED_OVER = "tap.handedOver"
 CONFIRM_REPLACE = "tap.confirmReplace"
 KEEP_EXISTING = "tap.keepExisting"
+APPROVE = "tap.approve"
+DENY = "tap.deny"

@@ -117,6 +117,15 @@ def _raise_lifetime(requested: int, minimum: int, maximum: int) -> int:
     )
 
 
+def clamp_lifetime(preferred: int | None, policy: TapPolicy) -> int:
+    """A lifetime from settings (not typed by anyone), moved inside the policy's range instead of refused."""
+    if preferred is None:
+        return resolve_lifetime(None, policy)
+    minimum = max(policy.minimum_lifetime_minutes, GRAPH_MIN_LIFETIME_MINUTES)
+    maximum = min(policy.maximum_lifetime_minutes, GRAPH_MAX_LIFETIME_MINUTES)
+    return min(max(preferred, minimum), maximum)
+
+
 def resolve_one_time(requested: bool, policy: TapPolicy) -> bool:
     """The policy can force one-time use; an operator can always ask for it."""
     return requested or policy.one_time_forced

@@ -12,7 +12,7 @@ from bot.domain.approval_desk import ApprovalDesk
 from bot.domain.approvals import ApprovalKind
 from bot.domain.audit import AuditAction
 from bot.domain.auditing import Auditor, Subject
-from bot.domain.eligibility import resolve_lifetime, resolve_one_time
+from bot.domain.eligibility import clamp_lifetime, resolve_lifetime, resolve_one_time
 from bot.domain.errors import Refused, Rule
 from bot.domain.model import Caller, DirectoryUser, OnboardRequest
 from bot.domain.ports import AuditLog, Clock
@@ -123,7 +123,10 @@ class OnboardingService:
         await self._tap.require_known_caller(caller)
         user = await self._tap.find_user(subject)
         policy, existing = (await self.check(caller, user)).unpack()
-        lifetime = resolve_lifetime(request.lifetime_minutes or self._defaults.lifetime_minutes, policy)
+        if request.lifetime_minutes is not None:
+            lifetime = resolve_lifetime(request.lifetime_minutes, policy)
+        else:
+            lifetime = clamp_lifetime(self._defaults.lifetime_minutes, policy)
         one_time = resolve_one_time(self._defaults.one_time, policy)
         start = request.start_at or first_day_start(user, self._defaults, self._clock.now())
         if self._desk.rules.onboarding_needs_approval:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import enum
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from microsoft_agents.activity import Activity
 
-from bot.domain.model import Caller
+from bot.domain.model import Caller, Recipient
 
 _MENTION = re.compile(r"<at\b[^>]*>.*?</at>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
@@ -39,6 +39,22 @@ class TurnFacts:
     @property
     def is_personal(self) -> bool:
         return self.kind is ConversationKind.PERSONAL
+
+    @property
+    def recipient(self) -> Recipient:
+        """How to reach the person who wrote this privately, now or later."""
+        return Recipient(
+            object_id=self.caller.object_id,
+            tenant_id=self.caller.tenant_id,
+            name=self.caller.display_name,
+            channel_account_id=self.caller_channel_id,
+            service_url=self.service_url,
+            bot_id=self.bot_channel_id,
+        )
+
+    @property
+    def caller_with_address(self) -> Caller:
+        return replace(self.caller, address=self.recipient)
 
 
 def clean_text(raw: str | None) -> str:

@@ -22,6 +22,7 @@ from microsoft_agents.hosting.core.connector import ConnectorClientBase
 from microsoft_agents.hosting.core.connector.client import UserTokenClient
 
 from bot.settings import Settings
+from bot.teams.approval_flow import ApprovalFlow
 from bot.teams.handlers import TapHandlers
 from cards import verbs
 
@@ -85,7 +86,7 @@ def build_runtime(settings: Settings) -> TeamsRuntime:
     return TeamsRuntime(adapter, application, auth, factory)
 
 
-def register_handlers(runtime: TeamsRuntime, handlers: TapHandlers) -> None:
+def register_handlers(runtime: TeamsRuntime, handlers: TapHandlers, approvals: ApprovalFlow) -> None:
     """The whole routing table: every activity the bot reacts to, and the card buttons."""
     application = runtime.application
     application.conversation_update("membersAdded")(handlers.on_members_added)
@@ -93,5 +94,7 @@ def register_handlers(runtime: TeamsRuntime, handlers: TapHandlers) -> None:
     application.adaptive_card.action_execute(verbs.HANDED_OVER)(handlers.on_handed_over)
     application.adaptive_card.action_execute(verbs.CONFIRM_REPLACE)(handlers.on_confirm_replace)
     application.adaptive_card.action_execute(verbs.KEEP_EXISTING)(handlers.on_keep_existing)
+    application.adaptive_card.action_execute(verbs.APPROVE)(approvals.on_approve)
+    application.adaptive_card.action_execute(verbs.DENY)(approvals.on_deny)
     application.error(handlers.on_turn_error)
     runtime.adapter.on_turn_error = handlers.on_turn_error

@@ -22,6 +22,7 @@ from microsoft_agents.hosting.core.authorization import AuthenticationConstants,
 from microsoft_agents.hosting.core.connector import ConnectorClientBase
 
 from bot.adapters.store import PersonalConversation, SqlStore
+from bot.domain.model import Recipient
 from bot.domain.ports import Clock
 from bot.teams.activity import TurnFacts
 
@@ -126,35 +127,44 @@ class PrivateDelivery:
             self._clock.now(),
         )
 
-    async def private_chat(self, facts: TurnFacts, *, fresh: bool = False) -> PrivateChat:
-        """The caller's 1:1 chat: this one if the turn is personal, else the remembered one or a new one."""
-        if facts.is_personal:
-            return PrivateChat(facts.service_url, facts.conversation_id)
+    async def private_chat(
+        self, recipient: Recipient, *, current: TurnFacts | None = None, fresh: bool = False
+    ) -> PrivateChat:
+        """The person's 1:1 chat: this turn's if it is theirs, else the remembered one, else a new one."""
+        if current is not None and current.is_personal and current.caller.object_id == recipient.object_id:
+            return PrivateChat(current.service_url, current.conversation_id)
         if not fresh:
-            known = await self._store.personal_conversation(facts.caller.object_id)
-            if known and known.service_url == facts.service_url:
+            known = await self._store.personal_conversation(recipient.object_id)
+            if known and known.service_url == recipient.service_url:
                 return PrivateChat(known.service_url, known.conversation_id)
         try:
             conversation_id = await self._outbound.create_personal_chat(
-                service_url=facts.service_url,
-                tenant_id=facts.caller.tenant_id,
-                bot_id=facts.bot_channel_id,
-                user_id=facts.caller_channel_id,
+                service_url=recipient.service_url,
+                tenant_id=recipient.tenant_id,
+                bot_id=recipient.bot_id,
+                user_id=recipient.channel_account_id,
             )
         except aiohttp.ClientResponseError as error:
             raise DeliveryFailed(_refusal_reason(error.status)) from None
         except (aiohttp.ClientError, TimeoutError, ValueError) as error:
             raise DeliveryFailed(f"Teams could not be reached ({type(error).__name__}).") from None
         await self._store.save_personal_conversation(
-            PersonalConversation(facts.caller.object_id, facts.caller.tenant_id, facts.service_url, conversation_id),
+            PersonalConversation(recipient.object_id, recipient.tenant_id, recipient.service_url, conversation_id),
             self._clock.now(),
         )
-        return PrivateChat(facts.service_url, conversation_id)
+        return PrivateChat(recipient.service_url, conversation_id)
 
-    async def send(self, context: TurnContext, facts: TurnFacts, chat: PrivateChat, activity: Activity) -> str | None:
-        """Sends into the private chat; returns the message id (needed to redact it later)."""
+    async def send(
+        self,
+        chat: PrivateChat,
+        activity: Activity,
+        *,
+        context: TurnContext | None = None,
+        current: TurnFacts | None = None,
+    ) -> str | None:
+        """Sends into the chat (in-turn when it is the current one); returns the message id for later updates."""
         try:
-            if facts.is_personal and chat.conversation_id == facts.conversation_id:
+            if context is not None and current is not None and chat.conversation_id == current.conversation_id:
                 response = await context.send_activity(activity)
                 return response.id if response else None
             return await self._outbound.send(chat, activity)
@@ -163,21 +173,41 @@ class PrivateDelivery:
         except (aiohttp.ClientError, TimeoutError) as error:
             raise DeliveryFailed(f"Teams could not be reached ({type(error).__name__}).") from None
 
-    async def send_privately(
-        self, context: TurnContext, facts: TurnFacts, activity: Activity
+    async def send_to(
+        self,
+        recipient: Recipient,
+        activity: Activity,
+        *,
+        context: TurnContext | None = None,
+        current: TurnFacts | None = None,
     ) -> tuple[PrivateChat, str | None]:
-        """Sends into the 1:1 chat (retrying once with a new 1:1 if the remembered one fails).
+        """Sends into the person's 1:1 chat, retrying once with a new 1:1 if the remembered one fails.
 
         Returns the chat and the message id, which a later redaction needs.
         """
-        chat = await self.private_chat(facts)
+        chat = await self.private_chat(recipient, current=current)
         try:
-            return chat, await self.send(context, facts, chat, activity)
+            return chat, await self.send(chat, activity, context=context, current=current)
         except DeliveryFailed:
-            if facts.is_personal:
+            if current is not None and chat.conversation_id == current.conversation_id:
                 raise
-            chat = await self.private_chat(facts, fresh=True)
-            return chat, await self.send(context, facts, chat, activity)
+            chat = await self.private_chat(recipient, current=current, fresh=True)
+            return chat, await self.send(chat, activity, context=context, current=current)
+
+    async def send_privately(
+        self, context: TurnContext, facts: TurnFacts, activity: Activity
+    ) -> tuple[PrivateChat, str | None]:
+        """Sends to the author of the current turn, in their 1:1 chat."""
+        return await self.send_to(facts.recipient, activity, context=context, current=facts)
+
+    async def post(self, chat: PrivateChat, activity: Activity) -> str | None:
+        """Posts into a shared conversation (the approvals channel): never anything private."""
+        try:
+            return await self._outbound.send(chat, activity)
+        except aiohttp.ClientResponseError as error:
+            raise DeliveryFailed(f"Teams answered {error.status} when I posted to the channel.") from None
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise DeliveryFailed(f"Teams could not be reached ({type(error).__name__}).") from None
 
     async def update(self, chat: PrivateChat, activity_id: str, activity: Activity) -> None:
         await self._outbound.update(chat, activity_id, activity)

@@ -7,23 +7,24 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from microsoft_agents.activity import AdaptiveCardInvokeResponse
 from microsoft_agents.hosting.core import TurnContext, TurnState
 from microsoft_agents.hosting.core.app.adaptive_card import factory
 
-from bot.adapters.store import PassCard, RedactionReason, SqlStore
+from bot.adapters.store import RedactionReason, SqlStore
+from bot.domain.approval_desk import ApprovalDesk
 from bot.domain.commands import (
+    ApprovalsHereCommand,
     Command,
     CommandError,
     HelpCommand,
     IssueCommand,
+    OnboardCommand,
     PolicyCommand,
+    RequestsCommand,
     RevokeCommand,
     StatusCommand,
     is_user_reference,
@@ -31,14 +32,18 @@ from bot.domain.commands import (
 )
 from bot.domain.errors import GraphUnavailable, TapError
 from bot.domain.model import Caller, PassRequest
+from bot.domain.onboarding import OnboardingService
 from bot.domain.ports import Clock
-from bot.domain.service import Issued, NothingToRevoke, ReplaceNeeded, Revoked, TapService
-from bot.teams.activity import TurnFacts, turn_facts
+from bot.domain.service import AwaitingApproval, Issued, NothingToRevoke, ReplaceNeeded, Revoked, TapService
+from bot.teams.activity import ConversationKind, TurnFacts, turn_facts
+from bot.teams.approval_flow import ApprovalFlow
 from bot.teams.delivery import INSTALL_ADVICE, DeliveryFailed, PrivateDelivery, card_message, text_message
+from bot.teams.pass_delivery import PassDelivery
+from bot.teams.presentation import Presentation
 from bot.teams.redaction import CardRedactor
+from cards.approvals import requests_card
 from cards.passes import (
     CardJson,
-    pass_card,
     replace_question_card,
     replace_settled_card,
     status_card,
@@ -54,19 +59,15 @@ SOMETHING_WENT_WRONG = (
 )
 
 
-@dataclass(frozen=True)
-class Presentation:
-    default_timezone: ZoneInfo
-    default_start_hour: int
-    decorate: Callable[[CardJson], CardJson]
-    text_prefix: str = ""
-
-
 class TapHandlers:
     def __init__(
         self,
         *,
         service: TapService,
+        onboarding: OnboardingService,
+        desk: ApprovalDesk,
+        approvals: ApprovalFlow,
+        passes: PassDelivery,
         delivery: PrivateDelivery,
         redactor: CardRedactor,
         store: SqlStore,
@@ -74,6 +75,10 @@ class TapHandlers:
         presentation: Presentation,
     ) -> None:
         self._service = service
+        self._onboarding = onboarding
+        self._desk = desk
+        self._approvals = approvals
+        self._passes = passes
         self._delivery = delivery
         self._redactor = redactor
         self._store = store
@@ -101,7 +106,7 @@ class TapHandlers:
             await self._reply_privately(context, facts, text=error.user_message)
 
     async def _run(self, context: TurnContext, facts: TurnFacts, command: Command) -> None:
-        caller = facts.caller
+        caller = facts.caller_with_address
         if isinstance(command, HelpCommand):
             await self._reply_here(context, card=help_card(unknown_word=command.unknown_word))
         elif isinstance(command, IssueCommand):
@@ -110,7 +115,16 @@ class TapHandlers:
                 question = replace_question_card(result, tz=facts.timezone)
                 await self._reply_privately(context, facts, card=question)
             else:
-                await self._deliver_pass(context, facts, result)
+                await self._issued_or_awaiting(context, facts, result)
+        elif isinstance(command, OnboardCommand):
+            await self._issued_or_awaiting(context, facts, await self._onboarding.onboard(caller, command.request))
+        elif isinstance(command, ApprovalsHereCommand):
+            await self._register_approvals_channel(context, facts)
+        elif isinstance(command, RequestsCommand):
+            operator = await self._service.is_operator(caller)
+            listed = await self._desk.requests_for(caller, operator=operator)
+            card = requests_card(listed, tz=facts.timezone, operator=operator, now=self._clock.now())
+            await self._reply_privately(context, facts, card=card)
         elif isinstance(command, RevokeCommand):
             outcome = await self._service.revoke(caller, command.target)
             await self._reply_privately(context, facts, text=await self._revoke_sentence(caller, outcome))
@@ -127,45 +141,44 @@ class TapHandlers:
         await self._redactor.redact_cards_of_pass(outcome.revoked.method_id, RedactionReason.REVOKED, caller.object_id)
         return f"Revoked the Temporary Access Pass of {outcome.user.label}. It no longer works."
 
+    async def _issued_or_awaiting(
+        self, context: TurnContext, facts: TurnFacts, result: Issued | AwaitingApproval
+    ) -> None:
+        if isinstance(result, AwaitingApproval):
+            await self._reply_privately(context, facts, text=await self._approvals.announce(result.request))
+        else:
+            await self._deliver_pass(context, facts, result)
+
     async def _deliver_pass(self, context: TurnContext, facts: TurnFacts, result: Issued) -> None:
         """The pass goes to the requester's 1:1 chat only; if that fails, the pass is revoked at once."""
         issued = result.issued
-        card_id = str(uuid.uuid4())
-        now = self._clock.now()
-        card = self._presentation.decorate(pass_card(issued, card_id=card_id, tz=facts.timezone, now=now))
-        try:
-            chat, activity_id = await self._delivery.send_privately(context, facts, card_message(card))
-        except DeliveryFailed as failure:
-            await self._service.revoke_undelivered(facts.caller, issued, str(failure))
+        undelivered = await self._passes.deliver(
+            issued, facts.recipient, facts.timezone, context=context, current=facts
+        )
+        if undelivered is not None:
             await self._reply_here(
                 context,
-                f"I couldn't deliver the pass for {issued.user.label} privately ({failure}), so I revoked it "
-                f"right away and nobody can use it. {INSTALL_ADVICE}",
+                f"I couldn't deliver the pass for {issued.user.label} privately ({undelivered.reason}), so I "
+                f"revoked it right away and nobody can use it. {INSTALL_ADVICE}",
             )
             return
-        await self._store.save_pass_card(
-            PassCard(
-                id=card_id,
-                requester_id=facts.caller.object_id,
-                target_id=issued.user.object_id,
-                target_label=issued.user.label,
-                pass_method_id=issued.info.method_id,
-                start_at=issued.info.start_at,
-                expires_at=issued.info.expires_at,
-                one_time=issued.info.one_time,
-                timezone=facts.timezone.key,
-                service_url=chat.service_url,
-                conversation_id=chat.conversation_id,
-                activity_id=activity_id,
-                created_at=now,
-            )
-        )
-        if issued.replaced is not None:
-            await self._redactor.redact_cards_of_pass(
-                issued.replaced.method_id, RedactionReason.REPLACED, facts.caller.object_id
-            )
         if not facts.is_personal:
             await self._reply_here(context, SENT_PRIVATELY)
+
+    async def _register_approvals_channel(self, context: TurnContext, facts: TurnFacts) -> None:
+        if facts.kind is not ConversationKind.CHANNEL:
+            await self._reply_here(
+                context, "Type /tap approvals here in a team channel: approval requests are posted to a channel."
+            )
+            return
+        await self._service.require_operator(facts.caller)
+        thread = facts.conversation_id.split(";messageid=")[0]  # the channel itself, not this one thread
+        await self._desk.register_channel(facts.caller, facts.service_url, thread)
+        await self._reply_here(
+            context,
+            "This channel now receives approval requests. Operators decide them here with Approve or Deny; "
+            "nobody may decide their own request.",
+        )
 
     # --- card buttons (Action.Execute) --------------------------------------------------------------------
 
@@ -197,6 +210,9 @@ class TapHandlers:
             # Someone issued another pass meanwhile: ask again about the pass that is there now.
             card = self._presentation.decorate(replace_question_card(result, tz=facts.timezone))
             return factory.adaptive_card(card)  # type: ignore[arg-type]
+        if isinstance(result, AwaitingApproval):
+            announcement = await self._approvals.announce(result.request)
+            return self._settled(result.request.target_label, announcement)
         await self._deliver_pass(context, facts, result)
         return self._settled(
             result.issued.user.label,

@@ -6,8 +6,6 @@ became due while the bot was down.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -95,19 +93,6 @@ class CardRedactor:
         for card in await self._store.cards_due_for_redaction(self._clock.now()):
             redacted += await self.redact_sent_card(card, RedactionReason.EXPIRED, actor_id="tapbot")
         return redacted
-
-    async def run(self, interval_seconds: float, stop: asyncio.Event) -> None:
-        """Redacts expired cards until `stop` is set; a failing round is logged and the loop goes on.
-
-        Stopping between rounds (rather than cancelling) lets a round finish its SQL work cleanly.
-        """
-        while not stop.is_set():
-            try:
-                await self.redact_due()
-            except Exception:
-                logger.exception("expiry redaction round failed; retrying next round")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval_seconds)
 
 
 def _zone(name: str) -> ZoneInfo:

@@ -76,7 +76,7 @@ async def test_expiry_redaction_survives_a_restart(tmp_path: Path) -> None:
         assert len(updates) == 1 and updates[0].activity_id == message_id
         assert secret not in str(updates[0].activity)
         assert "the pass has expired" in card_text(updates[0].card or {})
-        assert await second.components.redactor.redact_due() == 0
+        assert await second.components.housekeeping.redactor.redact_due() == 0
     finally:
         await stop_bot(second)
         await connector.stop()
@@ -101,7 +101,7 @@ async def test_redaction_loop_redacts_while_running(tmp_path: Path) -> None:
         assert not any(sent.kind == "update" for sent in running.connector.sent), "nothing is due yet"
         clock.offset = timedelta(hours=2)
         await wait_for_update(running.connector)
-        assert await running.components.redactor.redact_due() == 0
+        assert await running.components.housekeeping.redactor.redact_due() == 0
     finally:
         await stop_bot(running)
 

@@ -1,0 +1,143 @@
+"""Approval requests in Teams: the card in the approvals channel, the Approve/Deny buttons, the requester's news."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from microsoft_agents.activity import AdaptiveCardInvokeResponse
+from microsoft_agents.hosting.core import TurnContext, TurnState
+from microsoft_agents.hosting.core.app.adaptive_card import factory
+
+from bot.domain.approval_desk import ApprovalDesk
+from bot.domain.approvals import ApprovalRequest, ApprovalStatus
+from bot.domain.decisions import AlreadyClosed, Decided, DecisionService
+from bot.domain.errors import TapError
+from bot.domain.model import Recipient
+from bot.teams.activity import turn_facts
+from bot.teams.delivery import DeliveryFailed, PrivateChat, PrivateDelivery, card_message, text_message
+from bot.teams.pass_delivery import PassDelivery
+from bot.teams.presentation import Presentation
+from cards.approvals import approval_request_card, decided_request_card
+from cards.formatting import local_and_utc
+
+logger = logging.getLogger(__name__)
+
+
+class ApprovalFlow:
+    def __init__(
+        self,
+        *,
+        desk: ApprovalDesk,
+        decisions: DecisionService,
+        delivery: PrivateDelivery,
+        passes: PassDelivery,
+        presentation: Presentation,
+    ) -> None:
+        self._desk = desk
+        self._decisions = decisions
+        self._delivery = delivery
+        self._passes = passes
+        self._presentation = presentation
+
+    async def announce(self, request: ApprovalRequest) -> str:
+        """Posts the request in the approvals channel; returns the sentence for the requester."""
+        channel = await self._desk.channel(request.requester.tenant_id)
+        if channel is None:  # removed since the request was opened
+            return "No approvals channel is set up, so nobody can approve this request. Ask IT to set one up."
+        card = self._presentation.decorate(approval_request_card(request, tz=self._presentation.default_timezone))
+        chat = PrivateChat(channel.service_url, channel.conversation_id)
+        try:
+            activity_id = await self._delivery.post(chat, card_message(card))
+        except DeliveryFailed as failure:
+            logger.warning("could not post approval request %s: %s", request.id, failure)
+            return (
+                f"I couldn't post your request to the approvals channel ({failure}). Operators can still find it "
+                "with /tap requests; tell IT so they can check the bot is in that channel."
+            )
+        if activity_id:
+            await self._desk.remember_card(request.id, chat.service_url, chat.conversation_id, activity_id)
+        deadline = local_and_utc(request.expires_at, self._presentation.default_timezone)
+        return (
+            f"Your request for {request.target_label} is waiting for an operator's approval. I'll send the pass "
+            f"to you here once it is approved, or tell you if it is denied. If nobody decides by {deadline}, "
+            "it expires."
+        )
+
+    async def on_approve(self, context: TurnContext, _state: TurnState, data: object) -> AdaptiveCardInvokeResponse:
+        return await self._decide(context, data, approve=True)
+
+    async def on_deny(self, context: TurnContext, _state: TurnState, data: object) -> AdaptiveCardInvokeResponse:
+        return await self._decide(context, data, approve=False)
+
+    async def _decide(self, context: TurnContext, data: object, *, approve: bool) -> AdaptiveCardInvokeResponse:
+        facts = turn_facts(context.activity, self._presentation.default_timezone)
+        fields: dict[str, Any] = data if isinstance(data, dict) else {}
+        try:
+            result = await self._decisions.decide(
+                facts.caller, str(fields.get("requestId", "")), approve=approve, note=str(fields.get("note") or "")
+            )
+        except TapError as error:
+            # Only the person who pressed sees this; the card stays as it is for everyone else.
+            return factory.message(f"You cannot decide this request. {error.user_message}")
+        tz = self._presentation.default_timezone
+        if isinstance(result, AlreadyClosed):
+            card = decided_request_card(result.request, tz=tz, outcome="This request was already closed.")
+            return factory.adaptive_card(self._presentation.decorate(card))  # type: ignore[arg-type]
+        outcome = await self._tell_requester(result)
+        card = self._presentation.decorate(decided_request_card(result.request, tz=tz, outcome=outcome))
+        await self._update_channel_card(result.request, card)
+        return factory.adaptive_card(card)  # type: ignore[arg-type]
+
+    async def _tell_requester(self, decided: Decided) -> str:
+        request = decided.request
+        tz = self._presentation.default_timezone
+        who = request.decided_by_name or "an operator"
+        note = f" Note: {request.decision_note}" if request.decision_note else ""
+        if request.status is ApprovalStatus.DENIED:
+            await self._message(request.requester, f"{who} denied your request for {request.target_label}.{note}")
+            return "The requester was told."
+        if decided.issued is None:
+            reason = decided.not_issued or "the rules no longer allow it"
+            await self._message(
+                request.requester,
+                f"{who} approved your request for {request.target_label}, but no pass was issued: {reason}",
+            )
+            return f"No pass was issued: {reason}"
+        undelivered = await self._passes.deliver(decided.issued, request.requester, tz)
+        if undelivered is not None:
+            return (
+                f"The requester could not be reached privately ({undelivered.reason}), so the pass was revoked at once."
+            )
+        await self._message(request.requester, f"{who} approved your request for {request.target_label}.{note}")
+        return "The pass was sent privately to the requester."
+
+    async def expire_overdue(self) -> int:
+        """Closes requests nobody decided in time: their cards say so, and each requester is told."""
+        expired = await self._desk.expire_overdue()
+        tz = self._presentation.default_timezone
+        for request in expired:
+            card = self._presentation.decorate(decided_request_card(request, tz=tz))
+            await self._update_channel_card(request, card)
+            await self._message(
+                request.requester,
+                f"Your request for {request.target_label} expired: no operator decided in time. "
+                "Ask again if it is still needed.",
+            )
+        return len(expired)
+
+    async def _update_channel_card(self, request: ApprovalRequest, card: dict[str, Any]) -> None:
+        stored = await self._desk.request(request.id)
+        if stored is None or not (stored.card_activity_id and stored.card_conversation_id and stored.card_service_url):
+            return
+        chat = PrivateChat(stored.card_service_url, stored.card_conversation_id)
+        try:
+            await self._delivery.update(chat, stored.card_activity_id, card_message(card))
+        except Exception:
+            logger.warning("could not update the approval card of request %s", request.id, exc_info=True)
+
+    async def _message(self, recipient: Recipient, text: str) -> None:
+        try:
+            await self._delivery.send_to(recipient, text_message(self._presentation.text_prefix + text))
+        except DeliveryFailed as failure:
+            logger.warning("could not tell %s about their request: %s", recipient.object_id, failure)
