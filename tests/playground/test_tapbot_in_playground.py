@@ -97,3 +97,52 @@ async def test_non_operator_is_refused(tapbot_endpoint: str) -> None:
         refusal = await pg.wait_for_message(lambda m: "Only TAP operators" in (m.text or ""))
         assert refusal.conversation_type == "personal"
         assert not any(is_pass_card(m) for m in pg.messages)
+
+
+async def test_manager_onboarding_approved_in_the_channel(tapbot_endpoint: str) -> None:
+    tenant = load_tenant(DEMO_TENANT_FILE)
+    config = playground_config(
+        tenant,
+        current_user="MeganB@contoso.onmicrosoft.com",
+        others=(
+            "AdeleV@contoso.onmicrosoft.com",
+            "AlexW@contoso.onmicrosoft.com",
+            "LeeG@contoso.onmicrosoft.com",
+            "DiegoS@contoso.onmicrosoft.com",
+            "IsaiahL@contoso.onmicrosoft.com",
+        ),
+    )
+    adele = next(user for user in config["users"] if user["name"] == "Adele Vance")
+    alex = next(user for user in config["users"] if user["name"] == "Alex Wilber")
+    async with Playground(tapbot_endpoint, config, timezone=TIMEZONE) as pg:
+        # An operator registers the Helpdesk channel (the Playground types as Megan, so Adele's line is mocked).
+        await pg.send_custom_activity(
+            {
+                "type": "message",
+                "text": "<at>tapbot</at> tap approvals here",
+                "from": {"id": adele["id"], "name": adele["name"], "aadObjectId": adele["aadObjectId"]},
+                "entities": [
+                    {"type": "mention", "mentioned": {"id": pg.bot_id, "name": "tapbot"}, "text": "<at>tapbot</at>"}
+                ],
+            },
+            conversation_id=pg.channel_id,
+        )
+        await pg.wait_for_message(lambda m: "now receives approval requests" in (m.text or ""))
+
+        since = len(pg.messages)
+        await pg.send_personal("/tap onboard LeeG@contoso.onmicrosoft.com")
+        await pg.wait_for_message(lambda m: "waiting for an operator's approval" in (m.text or ""), since=since)
+        request = await pg.wait_for_message(
+            lambda m: m.card is not None and "Onboarding pass request" in str(m.card), since=since
+        )
+        assert request.conversation_type == "channel"
+        assert_valid_card(request.card or {})
+        request_id = next(a["data"]["requestId"] for a in (request.card or {})["actions"] if a["verb"] == verbs.APPROVE)
+
+        answer = await pg.invoke_action(request, verbs.APPROVE, {"requestId": request_id}, from_id=alex["id"])
+        assert "Approved by Alex Wilber" in card_text(answer["value"])
+        delivered = await pg.wait_for_message(is_pass_card, since=since)
+        assert delivered.conversation_type == "personal"
+        assert "Temporary Access Pass for Lee Gu" in card_text(delivered.card or {})
+        channel_raw = [str(m.raw) for m in pg.messages if m.conversation_type == "channel"]
+        assert not any(pass_value(delivered.card or {}) in raw for raw in channel_raw)
