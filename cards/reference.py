@@ -53,6 +53,12 @@ HELP_LINES = (
         "Show whether the user holds a pass, when it starts and expires (never its value).",
     ),
     ("/tap policy", "Show the tenant's pass policy: allowed lifetimes, one-time rule, who is in scope."),
+    (
+        "/tap onboard <user> [start <when>] [lifetime]",
+        "Managers: a first-day pass for your own new hire, from the hire date; an operator may have to approve.",
+    ),
+    ("/tap approvals here", "Operators, in a channel: post approval requests to this channel."),
+    ("/tap requests", "Operators: the pending requests. Everyone else: your own requests."),
     ("/tap help", "This list."),
 )
 

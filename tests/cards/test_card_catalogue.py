@@ -7,8 +7,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.domain.model import DirectoryUser, IssuedPass, PassInfo, PassRequest, PassSecret, UsabilityReason
+from bot.domain.approvals import ApprovalKind, ApprovalRequest, ApprovalStatus
+from bot.domain.model import DirectoryUser, IssuedPass, PassInfo, PassRequest, PassSecret, Recipient, UsabilityReason
 from bot.domain.service import PassStatus, ReplaceNeeded
+from cards.approvals import approval_request_card, decided_request_card, requests_card
 from cards.formatting import local_and_utc
 from cards.passes import (
     CardJson,
@@ -47,6 +49,25 @@ def catalogue() -> dict[str, CardJson]:
         "help": help_card(),
         "help unknown": help_card(unknown_word="dance"),
     }
+    request = ApprovalRequest(
+        id="r1",
+        kind=ApprovalKind.ONBOARDING,
+        requester=Recipient("m", "t", "Megan Bowen", "29:m", "https://smba.example/", "28:bot"),
+        target_id="u",
+        target_label="Lee Gu (LeeG@contoso.onmicrosoft.com)",
+        start_at=NOW + timedelta(days=40),
+        lifetime_minutes=480,
+        one_time=False,
+        reason="Onboarding pass requested by Megan Bowen for a new hire.",
+        created_at=NOW,
+        expires_at=NOW + timedelta(hours=24),
+    )
+    cards["approval request"] = approval_request_card(request, tz=TOKYO)
+    for status in ApprovalStatus:
+        decided = request.decided(status, "a", "Alex Wilber", NOW, "welcome")
+        cards[f"approval {status.value}"] = decided_request_card(decided, tz=TOKYO, outcome="The requester was told.")
+    cards["requests operator"] = requests_card([request] * 25, tz=TOKYO, operator=True, now=NOW)
+    cards["requests own, empty"] = requests_card([], tz=TOKYO, operator=False, now=NOW)
     for reason in UsabilityReason:
         cards[f"status {reason.value}"] = status_card(PassStatus(USER, info(reason), NOW), tz=TOKYO)
     for reason in ("handed_over", "expired", "revoked", "replaced"):
