@@ -101,6 +101,7 @@ class FakePasses:
         one_time: bool,
         start_at: datetime | None,
         replacing: PassInfo | None = None,
+        max_throttle_wait: timedelta | None = None,
     ) -> IssuedPass:
         now = self.clock.now()
         start = start_at or now

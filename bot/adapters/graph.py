@@ -312,7 +312,7 @@ class GraphGateway:
         one_time: bool,
         start_at: datetime | None,
         replacing: PassInfo | None = None,
-        max_throttle_wait: timedelta = MAX_INTERACTIVE_THROTTLE_WAIT,
+        max_throttle_wait: timedelta | None = None,
     ) -> IssuedPass:
         """Creates the pass with the SDK's automatic retry off, and decides retries itself.
 
@@ -320,6 +320,7 @@ class GraphGateway:
         leave a pass nobody has seen. After an uncertain failure the user's pass is read back: one created
         since this attempt began is ours, with its value lost, and is deleted before trying again.
         """
+        max_throttle_wait = MAX_INTERACTIVE_THROTTLE_WAIT if max_throttle_wait is None else max_throttle_wait
         body = TemporaryAccessPassAuthenticationMethod(
             lifetime_in_minutes=lifetime_minutes, is_usable_once=one_time, start_date_time=start_at
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     event,
+    func,
     select,
     text,
     update,
@@ -32,6 +33,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bot.domain.approvals import ApprovalKind, ApprovalRequest, ApprovalsChannel, ApprovalStatus
 from bot.domain.audit import AuditEvent
+from bot.domain.bulk import BulkJob, BulkKind, BulkRow, JobStatus, RowState
 from bot.domain.model import Recipient
 
 
@@ -160,6 +162,53 @@ class ApprovalsChannelRow(Base):
     conversation_id: Mapped[str] = mapped_column(String(500))
     registered_by: Mapped[str] = mapped_column(String(64))
     registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class BulkJobRow(Base):
+    __tablename__ = "bulk_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    requester_id: Mapped[str] = mapped_column(String(64))
+    requester_tenant_id: Mapped[str] = mapped_column(String(64))
+    requester_name: Mapped[str] = mapped_column(String(256))
+    requester_channel_account_id: Mapped[str] = mapped_column(String(200))
+    requester_service_url: Mapped[str] = mapped_column(String(500))
+    bot_id: Mapped[str] = mapped_column(String(200))
+    file_name: Mapped[str] = mapped_column(String(300))
+    timezone: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    replace_existing: Mapped[bool] = mapped_column(Boolean, default=False)
+    source_job_id: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    progress_conversation_id: Mapped[str | None] = mapped_column(String(500))
+    progress_activity_id: Mapped[str | None] = mapped_column(String(200))
+    progress_service_url: Mapped[str | None] = mapped_column(String(500))
+    approval_request_id: Mapped[str | None] = mapped_column(String(36))
+
+
+class BulkRowRow(Base):
+    """One row of a bulk job's journal. No column can hold a pass value."""
+
+    __tablename__ = "bulk_rows"
+
+    job_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    line: Mapped[int] = mapped_column(Integer, primary_key=True)
+    target: Mapped[str] = mapped_column(String(400))
+    state: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    user_label: Mapped[str | None] = mapped_column(String(600))
+    lifetime_minutes: Mapped[int | None] = mapped_column(Integer)
+    one_time: Mapped[bool] = mapped_column(Boolean, default=False)
+    start_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    pass_method_id: Mapped[str | None] = mapped_column(String(64))
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_bulk_rows_state", "job_id", "state"),)
 
 
 @dataclass(frozen=True)
@@ -391,6 +440,103 @@ class SqlStore:
                 row.service_url, row.conversation_id, row.tenant_id, row.registered_by, row.registered_at
             )
 
+    # --- bulk jobs ----------------------------------------------------------------------------------------
+
+    async def create_job(self, job: BulkJob, rows: list[BulkRow]) -> BulkJob:
+        async with self._session() as session:
+            record = BulkJobRow(
+                kind=job.kind.value,
+                status=job.status.value,
+                requester_id=job.requester.object_id,
+                requester_tenant_id=job.requester.tenant_id,
+                requester_name=job.requester.name,
+                requester_channel_account_id=job.requester.channel_account_id,
+                requester_service_url=job.requester.service_url,
+                bot_id=job.requester.bot_id,
+                file_name=job.file_name,
+                timezone=job.timezone,
+                created_at=job.created_at,
+                replace_existing=job.replace_existing,
+                source_job_id=job.source_job_id,
+            )
+            session.add(record)
+            await session.flush()
+            session.add_all(BulkRowRow(**_row_values(replace(row, job_id=record.id))) for row in rows)
+            return _job(record)
+
+    async def job(self, job_id: int) -> BulkJob | None:
+        async with self._session() as session:
+            record = await session.get(BulkJobRow, job_id)
+            return _job(record) if record else None
+
+    async def set_job_status(
+        self, job_id: int, status: JobStatus, at: datetime, *, only_from: tuple[JobStatus, ...] = ()
+    ) -> bool:
+        values: dict[str, object] = {"status": status.value}
+        if status is JobStatus.RUNNING:
+            values["started_at"] = at
+        if status in (JobStatus.FINISHED, JobStatus.CANCELLED, JobStatus.DISCARDED):
+            values["finished_at"] = at
+        query = update(BulkJobRow).where(BulkJobRow.id == job_id)
+        if only_from:
+            query = query.where(BulkJobRow.status.in_([state.value for state in only_from]))
+        async with self._session() as session:
+            result = await session.execute(query.values(**values))
+            return (getattr(result, "rowcount", 0) or 0) == 1
+
+    async def set_job_progress_card(
+        self, job_id: int, service_url: str, conversation_id: str, activity_id: str
+    ) -> None:
+        async with self._session() as session:
+            await session.execute(
+                update(BulkJobRow)
+                .where(BulkJobRow.id == job_id)
+                .values(
+                    progress_service_url=service_url,
+                    progress_conversation_id=conversation_id,
+                    progress_activity_id=activity_id,
+                )
+            )
+
+    async def set_job_options(
+        self, job_id: int, *, replace_existing: bool, approval_request_id: str | None = None
+    ) -> None:
+        async with self._session() as session:
+            await session.execute(
+                update(BulkJobRow)
+                .where(BulkJobRow.id == job_id)
+                .values(replace_existing=replace_existing, approval_request_id=approval_request_id)
+            )
+
+    async def rows(self, job_id: int, states: tuple[RowState, ...] = ()) -> list[BulkRow]:
+        query = select(BulkRowRow).where(BulkRowRow.job_id == job_id).order_by(BulkRowRow.line)
+        if states:
+            query = query.where(BulkRowRow.state.in_([state.value for state in states]))
+        async with self._session() as session:
+            return [_bulk_row(record) for record in (await session.scalars(query)).all()]
+
+    async def save_rows(self, rows: list[BulkRow]) -> None:
+        if not rows:
+            return
+        async with self._session() as session:
+            for row in rows:
+                values = _row_values(row)
+                await session.execute(
+                    update(BulkRowRow)
+                    .where(BulkRowRow.job_id == row.job_id, BulkRowRow.line == row.line)
+                    .values(**{key: value for key, value in values.items() if key not in ("job_id", "line")})
+                )
+
+    async def row_counts(self, job_id: int) -> dict[RowState, int]:
+        query = select(BulkRowRow.state, func.count()).where(BulkRowRow.job_id == job_id).group_by(BulkRowRow.state)
+        async with self._session() as session:
+            return {RowState(state): count for state, count in (await session.execute(query)).all()}
+
+    async def active_jobs(self) -> list[BulkJob]:
+        query = select(BulkJobRow).where(BulkJobRow.status.in_([JobStatus.RUNNING.value, JobStatus.CANCELLING.value]))
+        async with self._session() as session:
+            return [_job(record) for record in (await session.scalars(query)).all()]
+
     # --- personal conversations ---------------------------------------------------------------------------
 
     async def save_personal_conversation(self, conversation: PersonalConversation, at: datetime) -> None:
@@ -470,6 +616,69 @@ def _approval(row: ApprovalRow) -> ApprovalRequest:
         card_conversation_id=row.card_conversation_id,
         card_activity_id=row.card_activity_id,
         card_service_url=row.card_service_url,
+    )
+
+
+def _job(record: BulkJobRow) -> BulkJob:
+    return BulkJob(
+        id=record.id,
+        kind=BulkKind(record.kind),
+        status=JobStatus(record.status),
+        requester=Recipient(
+            object_id=record.requester_id,
+            tenant_id=record.requester_tenant_id,
+            name=record.requester_name,
+            channel_account_id=record.requester_channel_account_id,
+            service_url=record.requester_service_url,
+            bot_id=record.bot_id,
+        ),
+        file_name=record.file_name,
+        timezone=record.timezone,
+        created_at=record.created_at,
+        replace_existing=record.replace_existing,
+        source_job_id=record.source_job_id,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
+        progress_conversation_id=record.progress_conversation_id,
+        progress_activity_id=record.progress_activity_id,
+        progress_service_url=record.progress_service_url,
+        approval_request_id=record.approval_request_id,
+    )
+
+
+def _row_values(row: BulkRow) -> dict[str, object]:
+    return {
+        "job_id": row.job_id,
+        "line": row.line,
+        "target": row.target[:400],
+        "state": row.state.value,
+        "user_id": row.user_id,
+        "user_label": row.user_label,
+        "lifetime_minutes": row.lifetime_minutes,
+        "one_time": row.one_time,
+        "start_at": row.start_at,
+        "reason": row.reason,
+        "pass_method_id": row.pass_method_id,
+        "expires_at": row.expires_at,
+        "attempts": row.attempts,
+    }
+
+
+def _bulk_row(record: BulkRowRow) -> BulkRow:
+    return BulkRow(
+        job_id=record.job_id,
+        line=record.line,
+        target=record.target,
+        state=RowState(record.state),
+        user_id=record.user_id,
+        user_label=record.user_label,
+        lifetime_minutes=record.lifetime_minutes,
+        one_time=record.one_time,
+        start_at=record.start_at,
+        reason=record.reason,
+        pass_method_id=record.pass_method_id,
+        expires_at=record.expires_at,
+        attempts=record.attempts,
     )
 
 

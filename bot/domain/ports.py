@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.domain.audit import AuditEvent
@@ -47,6 +47,7 @@ class PassMethods(Protocol):
         one_time: bool,
         start_at: datetime | None,
         replacing: PassInfo | None = None,
+        max_throttle_wait: timedelta | None = None,
     ) -> IssuedPass:
         """Creates a pass, replacing `replacing` (the user's current pass, if any). Never retried blindly."""
         ...

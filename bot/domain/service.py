@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from bot.domain.audit import AuditAction, AuditOutcome
@@ -180,13 +180,19 @@ class TapService:
 
     # --- the work ------------------------------------------------------------------------------------------
 
-    async def check_target(self, requester: Caller, user: DirectoryUser) -> TargetCheck:
-        """Every rule about the target, for whoever will receive the pass; raises the first refusal."""
-        policy, role_names, existing = await asyncio.gather(
-            self._directory.tap_policy(),
+    async def check_target(
+        self, requester: Caller, user: DirectoryUser, *, policy: TapPolicy | None = None
+    ) -> TargetCheck:
+        """Every rule about the target, for whoever will receive the pass; raises the first refusal.
+
+        A bulk check passes the policy it read once for the whole file.
+        """
+        known_policy, role_names, existing = await asyncio.gather(
+            _given(policy) if policy is not None else self._directory.tap_policy(),
             self._directory.directory_roles(user.object_id),
             self._passes.current_pass(user.object_id),
         )
+        policy = known_policy
         interesting_groups = self._access.protected_group_ids | policy.target_group_ids
         member_groups = await self._directory.member_groups(user.object_id, interesting_groups)
         refusal = target_refusal(
@@ -207,10 +213,16 @@ class TapService:
         existing: PassInfo | None,
         action: AuditAction = AuditAction.ISSUE,
         detail: str = "",
+        max_throttle_wait: timedelta | None = None,
     ) -> IssuedPass:
         """Creates a pass whose rules were already checked, and audits it."""
         issued = await self._passes.create_pass(
-            user, lifetime_minutes=lifetime_minutes, one_time=one_time, start_at=start_at, replacing=existing
+            user,
+            lifetime_minutes=lifetime_minutes,
+            one_time=one_time,
+            start_at=start_at,
+            replacing=existing,
+            max_throttle_wait=max_throttle_wait,
         )
         if existing is not None:
             issued = IssuedPass(issued.user, issued.info, issued.secret, issued.graph_request_id, existing)
@@ -224,6 +236,19 @@ class TapService:
             detail="; ".join(part for part in (detail, _replacement_note(existing)) if part),
         )
         return issued
+
+    async def revoke_checked_pass(self, requester: Caller, user_id: str, current: PassInfo, *, detail: str) -> None:
+        """Deletes a pass an authorised job decided to revoke, and audits it."""
+        request_id = await self._passes.delete_pass(user_id, current.method_id)
+        await self._auditor.record(
+            AuditAction.REVOKE,
+            AuditOutcome.SUCCEEDED,
+            requester,
+            target=user_id,
+            pass_info=current,
+            graph_request_id=request_id,
+            detail=detail,
+        )
 
     async def require_known_caller(self, caller: Caller) -> None:
         """The tenant and identity checks every command starts with (operators and managers alike)."""
@@ -303,6 +328,10 @@ class TapService:
             raise UserNotFound(reference)
         subject.user = user
         return user
+
+
+async def _given(policy: TapPolicy) -> TapPolicy:
+    return policy
 
 
 def _replace_confirmed(request: PassRequest, existing: PassInfo) -> bool:
