@@ -19,3 +19,4 @@ class RequestIds:
 SANDBOX_STATE = web.AppKey("sandbox_state", SandboxState)
 GRAPH_ROUTER = web.AppKey("graph_router", GraphRouter)
 REQUEST_IDS = web.RequestKey("request_ids", RequestIds)
+HOSTED_FILES = web.AppKey("hosted_files", dict[str, tuple[str, bytes]])

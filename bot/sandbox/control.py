@@ -16,6 +16,7 @@ from bot.sandbox.app_keys import SANDBOX_STATE
 from bot.sandbox.clock import format_graph_datetime
 from bot.sandbox.errors import GraphError, bad_request, resource_not_found
 from bot.sandbox.faults import FaultRuleError, parse_fault_rule
+from bot.sandbox.files import setup_file_routes
 from bot.sandbox.http_responses import http_error, http_json
 from bot.sandbox.passes import IssuedPass
 from bot.sandbox.state import SandboxState
@@ -35,6 +36,7 @@ def setup_control_routes(app: web.Application) -> None:
     app.router.add_post(f"{CONTROL_PREFIX}/faults", add_fault)
     app.router.add_delete(f"{CONTROL_PREFIX}/faults", clear_faults)
     app.router.add_post(f"{CONTROL_PREFIX}/passes/{{user}}/use", use_pass)
+    setup_file_routes(app, CONTROL_PREFIX)
 
 
 async def get_state(request: web.Request) -> web.Response:
