@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING
 import httpx
 from aiohttp import web
 from microsoft_agents.hosting.aiohttp import jwt_authorization_decorator, start_agent_process
+from yarl import URL
 
 from bot.adapters.clock import SystemClock
+from bot.adapters.downloads import FileTransfers
 from bot.adapters.graph import GraphGateway, build_graph_client, load_response_models
 from bot.adapters.store import SqlStore
 from bot.domain.approval_desk import ApprovalDesk
 from bot.domain.approvals import ApprovalRules
+from bot.domain.bulk_service import BulkService
 from bot.domain.decisions import DecisionService
 from bot.domain.onboarding import OnboardingDefaults, OnboardingService
 from bot.domain.ports import Clock
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
     from bot.sandbox.server import RunningSandbox
 from bot.teams.agent import TeamsRuntime, build_runtime, register_handlers
 from bot.teams.approval_flow import ApprovalFlow
+from bot.teams.bulk_flow import BulkFlow
 from bot.teams.delivery import Outbound, PrivateDelivery
 from bot.teams.handlers import TapHandlers
 from bot.teams.housekeeping import Housekeeping
@@ -58,6 +62,7 @@ class Components:
     http_client: httpx.AsyncClient
     desk: ApprovalDesk
     decisions: DecisionService
+    bulk: BulkFlow
     redaction_task: asyncio.Task[None] | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     warm_up_task: asyncio.Task[None] | None = None
@@ -150,22 +155,51 @@ async def _compose(settings: Settings, clock: Clock) -> Components:
     approvals = ApprovalFlow(
         desk=desk, decisions=decisions, delivery=delivery, passes=passes, presentation=presentation
     )
+    transfers = FileTransfers(settings.download_hosts, settings.bulk_max_bytes)
+    if sandbox is not None:
+        transfers.allow(f"127.0.0.1:{URL(sandbox.root_url).port}")  # the sandbox stands in for SharePoint
+    bulk_service = BulkService(
+        tap=service, directory=graph, passes=graph, store=store, desk=desk, clock=clock, audit=store
+    )
+    bulk = BulkFlow(
+        bulk=bulk_service,
+        transfers=transfers,
+        delivery=delivery,
+        store=store,
+        presentation=presentation,
+        clock=clock,
+        max_rows=settings.bulk_max_rows,
+        announce=approvals.announce,
+    )
+    approvals.on_bulk_approved = bulk.approved
     handlers = TapHandlers(
         service=service,
         onboarding=onboarding,
         desk=desk,
         approvals=approvals,
         passes=passes,
+        bulk=bulk,
         delivery=delivery,
         redactor=redactor,
         store=store,
         clock=clock,
         presentation=presentation,
     )
-    register_handlers(runtime, handlers, approvals)
+    register_handlers(runtime, handlers, approvals, bulk)
     housekeeping = Housekeeping(redactor, approvals)
     return Components(
-        settings, store, graph, service, runtime, housekeeping, graph_base_url, sandbox, http_client, desk, decisions
+        settings,
+        store,
+        graph,
+        service,
+        runtime,
+        housekeeping,
+        graph_base_url,
+        sandbox,
+        http_client,
+        desk,
+        decisions,
+        bulk,
     )
 
 
@@ -192,11 +226,13 @@ async def _start_background_work(app: web.Application) -> None:
         components.housekeeping.run(components.settings.redaction_interval_seconds, components.stopping),
         name="housekeeping",
     )
+    await components.bulk.resume_all()
 
 
 async def _close(app: web.Application) -> None:
     components = app[COMPONENTS]
     components.stopping.set()
+    await components.bulk.stop()
     for task in (components.redaction_task, components.warm_up_task):
         if task is None:
             continue

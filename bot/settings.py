@@ -19,6 +19,8 @@ DEMO_TENANT_FILE = PROJECT_DIR / "bot" / "sandbox" / "demo_tenant.json"
 DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{PROJECT_DIR / 'var' / 'tapbot.db'}"
 BOT_CONNECTION_PREFIX = "CONNECTIONS__SERVICE_CONNECTION__SETTINGS__"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# Where Teams keeps attached files: SharePoint and OneDrive in the commercial and government clouds.
+DEFAULT_DOWNLOAD_HOSTS = ("*.sharepoint.com", "*.sharepoint.us", "*.sharepoint-mil.us", "*.sharepoint.cn")
 
 
 class SettingsError(ValueError):
@@ -86,6 +88,9 @@ class Settings:
     log_level: str
     onboarding: OnboardingSettings
     approvals: ApprovalSettings
+    download_hosts: tuple[str, ...]
+    bulk_max_bytes: int
+    bulk_max_rows: int
 
     @property
     def anonymous(self) -> bool:
@@ -172,6 +177,11 @@ class Settings:
                 bulk_row_threshold=reader.optional_integer("TAPBOT_APPROVAL_BULK_ROWS", minimum=1, maximum=1_000_000),
                 request_hours=reader.number("TAPBOT_APPROVAL_REQUEST_HOURS", 24.0, minimum=0.01),
             ),
+            download_hosts=tuple(reader.csv("TAPBOT_DOWNLOAD_HOSTS") or DEFAULT_DOWNLOAD_HOSTS),
+            bulk_max_bytes=reader.integer(
+                "TAPBOT_BULK_MAX_BYTES", 5 * 1024 * 1024, minimum=1024, maximum=200 * 1024**2
+            ),
+            bulk_max_rows=reader.integer("TAPBOT_BULK_MAX_ROWS", 5000, minimum=1, maximum=100_000),
         )
 
 

@@ -68,6 +68,13 @@ class RequestsCommand:
     pass
 
 
+@dataclass(frozen=True)
+class RevokeJobCommand:
+    """`/tap revoke job 12`: revoke every pass bulk job 12 delivered."""
+
+    job_id: int
+
+
 Command = (
     IssueCommand
     | RevokeCommand
@@ -77,6 +84,7 @@ Command = (
     | OnboardCommand
     | ApprovalsHereCommand
     | RequestsCommand
+    | RevokeJobCommand
 )
 
 
@@ -165,6 +173,10 @@ def parse_command(text: str, *, now: datetime, tz: tzinfo, default_start_hour: i
                 EXAMPLES["onboard"],
             )
         return OnboardCommand(OnboardRequest(request.target, request.start_at, request.lifetime_minutes))
+    if word == "revoke" and len(arguments) == 2 and arguments[0].lower() == "job":
+        if not arguments[1].lstrip("#").isdigit():
+            raise CommandError(f"'{_shorten(arguments[1])}' is not a job number.", "/tap revoke job 12")
+        return RevokeJobCommand(int(arguments[1].lstrip("#")))
     if word in ("revoke", "status"):
         target = _single_user_argument(word, arguments)
         return RevokeCommand(target) if word == "revoke" else StatusCommand(target)

@@ -87,8 +87,8 @@ class DecisionService:
             target=request.target_label,
             detail=f"{status.value} {request.kind.value} request {request.id}" + (f": {note}" if note else ""),
         )
-        if not approve:
-            return Decided(decided)
+        if not approve or request.kind is ApprovalKind.BULK:
+            return Decided(decided)  # a bulk job starts from the Teams edge once approved
         try:
             return Decided(decided, issued=await self._issue(decided))
         except TapError as error:

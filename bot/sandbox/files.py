@@ -1,7 +1,8 @@
 """The sandbox's stand-in for SharePoint/OneDrive: files a test or a person attaches to the bot are served here.
 
 `POST /_sandbox/files?name=users.csv` with the bytes as body answers the download URL a Teams file attachment
-would carry (`content.downloadUrl`); `GET` on that URL returns the bytes. Kept in memory.
+would carry (`content.downloadUrl`); `GET` on that URL returns the bytes. `PUT /_sandbox/uploads/{name}` plays
+the upload session of Teams' file-consent flow and answers where the file can be read back. Kept in memory.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ def setup_file_routes(app: web.Application, prefix: str) -> None:
     app[HOSTED_FILES] = {}
     app.router.add_post(f"{prefix}/files", host_file)
     app.router.add_get(f"{prefix}/files/{{file_id}}/{{name}}", download_file)
+    app.router.add_put(f"{prefix}/uploads/{{name}}", receive_upload)
 
 
 async def host_file(request: web.Request) -> web.Response:
@@ -30,6 +32,19 @@ async def host_file(request: web.Request) -> web.Response:
     request.app[HOSTED_FILES][file_id] = (name, data)
     url = request.url.with_path(f"{request.path}/{file_id}/{name}").with_query(None)
     return web.json_response({"downloadUrl": str(url), "uniqueId": file_id, "name": name, "size": len(data)})
+
+
+async def receive_upload(request: web.Request) -> web.Response:
+    """Stands in for a OneDrive upload session (Teams' file-consent flow): one PUT with the whole range."""
+    data = await request.content.read(MAX_HOSTED_BYTES + 1)
+    expected = f"bytes 0-{len(data) - 1}/{len(data)}"
+    if request.headers.get("Content-Range") != expected:
+        return web.json_response({"error": f"Content-Range must be {expected}"}, status=400)
+    file_id = uuid.uuid4().hex
+    name = request.match_info["name"]
+    request.app[HOSTED_FILES][file_id] = (name, data)
+    url = request.url.with_path(f"{request.path.rsplit('/uploads/', 1)[0]}/files/{file_id}/{name}").with_query(None)
+    return web.json_response({"id": file_id, "name": name, "size": len(data), "webUrl": str(url)}, status=201)
 
 
 async def download_file(request: web.Request) -> web.Response:

@@ -23,6 +23,7 @@ from microsoft_agents.hosting.core.connector.client import UserTokenClient
 
 from bot.settings import Settings
 from bot.teams.approval_flow import ApprovalFlow
+from bot.teams.bulk_flow import BulkFlow
 from bot.teams.handlers import TapHandlers
 from cards import verbs
 
@@ -86,7 +87,7 @@ def build_runtime(settings: Settings) -> TeamsRuntime:
     return TeamsRuntime(adapter, application, auth, factory)
 
 
-def register_handlers(runtime: TeamsRuntime, handlers: TapHandlers, approvals: ApprovalFlow) -> None:
+def register_handlers(runtime: TeamsRuntime, handlers: TapHandlers, approvals: ApprovalFlow, bulk: BulkFlow) -> None:
     """The whole routing table: every activity the bot reacts to, and the card buttons."""
     application = runtime.application
     application.conversation_update("membersAdded")(handlers.on_members_added)
@@ -96,5 +97,10 @@ def register_handlers(runtime: TeamsRuntime, handlers: TapHandlers, approvals: A
     application.adaptive_card.action_execute(verbs.KEEP_EXISTING)(handlers.on_keep_existing)
     application.adaptive_card.action_execute(verbs.APPROVE)(approvals.on_approve)
     application.adaptive_card.action_execute(verbs.DENY)(approvals.on_deny)
+    application.adaptive_card.action_execute(verbs.BULK_CONFIRM)(bulk.on_confirm)
+    application.adaptive_card.action_execute(verbs.BULK_CANCEL)(bulk.on_cancel)
+    application.adaptive_card.action_execute(verbs.BULK_RETRY)(bulk.on_retry)
+    application.adaptive_card.action_execute(verbs.BULK_EXPORT)(bulk.on_export)
+    application.invoke("fileConsent/invoke")(bulk.on_file_consent)
     application.error(handlers.on_turn_error)
     runtime.adapter.on_turn_error = handlers.on_turn_error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from microsoft_agents.activity import AdaptiveCardInvokeResponse
@@ -10,7 +11,7 @@ from microsoft_agents.hosting.core import TurnContext, TurnState
 from microsoft_agents.hosting.core.app.adaptive_card import factory
 
 from bot.domain.approval_desk import ApprovalDesk
-from bot.domain.approvals import ApprovalRequest, ApprovalStatus
+from bot.domain.approvals import ApprovalKind, ApprovalRequest, ApprovalStatus
 from bot.domain.decisions import AlreadyClosed, Decided, DecisionService
 from bot.domain.errors import TapError
 from bot.domain.model import Recipient
@@ -39,6 +40,8 @@ class ApprovalFlow:
         self._delivery = delivery
         self._passes = passes
         self._presentation = presentation
+        # Set by the app factory once the bulk flow exists (it needs this flow to announce its requests).
+        self.on_bulk_approved: Callable[[ApprovalRequest], Awaitable[str]] | None = None
 
     async def announce(self, request: ApprovalRequest) -> str:
         """Posts the request in the approvals channel; returns the sentence for the requester."""
@@ -97,6 +100,11 @@ class ApprovalFlow:
         if request.status is ApprovalStatus.DENIED:
             await self._message(request.requester, f"{who} denied your request for {request.target_label}.{note}")
             return "The requester was told."
+        if request.kind is ApprovalKind.BULK:
+            if self.on_bulk_approved is None:
+                return "No bulk runner is available."
+            await self._message(request.requester, f"{who} approved your bulk run; it is starting.{note}")
+            return await self.on_bulk_approved(request)
         if decided.issued is None:
             reason = decided.not_issued or "the rules no longer allow it"
             await self._message(

@@ -26,6 +26,7 @@ from bot.domain.commands import (
     PolicyCommand,
     RequestsCommand,
     RevokeCommand,
+    RevokeJobCommand,
     StatusCommand,
     is_user_reference,
     parse_command,
@@ -37,6 +38,7 @@ from bot.domain.ports import Clock
 from bot.domain.service import AwaitingApproval, Issued, NothingToRevoke, ReplaceNeeded, Revoked, TapService
 from bot.teams.activity import ConversationKind, TurnFacts, turn_facts
 from bot.teams.approval_flow import ApprovalFlow
+from bot.teams.bulk_flow import BulkFlow, attached_file
 from bot.teams.delivery import INSTALL_ADVICE, DeliveryFailed, PrivateDelivery, card_message, text_message
 from bot.teams.pass_delivery import PassDelivery
 from bot.teams.presentation import Presentation
@@ -68,6 +70,7 @@ class TapHandlers:
         desk: ApprovalDesk,
         approvals: ApprovalFlow,
         passes: PassDelivery,
+        bulk: BulkFlow,
         delivery: PrivateDelivery,
         redactor: CardRedactor,
         store: SqlStore,
@@ -79,6 +82,7 @@ class TapHandlers:
         self._desk = desk
         self._approvals = approvals
         self._passes = passes
+        self._bulk = bulk
         self._delivery = delivery
         self._redactor = redactor
         self._store = store
@@ -90,6 +94,10 @@ class TapHandlers:
     async def on_message(self, context: TurnContext, _state: TurnState) -> None:
         facts = turn_facts(context.activity, self._presentation.default_timezone)
         await self._delivery.remember_personal_chat(facts)
+        attached = attached_file(context.activity)
+        if attached is not None:
+            await self._bulk.on_file(context, facts, attached)
+            return
         try:
             command = parse_command(
                 facts.text,
@@ -120,6 +128,8 @@ class TapHandlers:
             await self._issued_or_awaiting(context, facts, await self._onboarding.onboard(caller, command.request))
         elif isinstance(command, ApprovalsHereCommand):
             await self._register_approvals_channel(context, facts)
+        elif isinstance(command, RevokeJobCommand):
+            await self._bulk.on_revoke_job(context, facts, command.job_id)
         elif isinstance(command, RequestsCommand):
             operator = await self._service.is_operator(caller)
             listed = await self._desk.requests_for(caller, operator=operator)

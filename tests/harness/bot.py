@@ -131,9 +131,13 @@ class RunningBot:
     async def say(self, person: Person, text: str, **options: Any) -> aiohttp.ClientResponse:
         return await self.post(self.activity(person, text, **options))
 
-    async def press(self, person: Person, verb: str, data: dict[str, Any], **options: Any) -> dict[str, Any]:
-        """Sends an Action.Execute invoke and returns the invoke response body."""
+    async def press(
+        self, person: Person, verb: str, data: dict[str, Any], *, reply_to: str | None = None, **options: Any
+    ) -> dict[str, Any]:
+        """Sends an Action.Execute invoke (on the message `reply_to`, as Teams does) and returns the answer body."""
         activity = self.activity(person, **options)
+        if reply_to is not None:
+            activity["replyToId"] = reply_to
         activity.update(
             {
                 "type": "invoke",

@@ -1,0 +1,474 @@
+"""Bulk runs in Teams: the attached file, the preflight card, the running job's progress and its private results.
+
+A job runs in the background (the HTTP answer to Teams is immediate); its state is in SQL, so after a restart
+`resume_all` picks every unfinished job up again. Pass values exist in memory only: on the result pages, and in the
+export vault until the CSV is sent or the passes expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from microsoft_agents.activity import Activity, ActivityTypes, AdaptiveCardInvokeResponse, Attachment, InvokeResponse
+from microsoft_agents.hosting.core import TurnContext, TurnState
+from microsoft_agents.hosting.core.app.adaptive_card import factory
+
+from bot.adapters.downloads import FileTransfers
+from bot.adapters.store import PassCard, SqlStore
+from bot.domain.approvals import ApprovalRequest
+from bot.domain.bulk import BulkJob, BulkKind, BulkRow, JobStatus, Progress, RowState
+from bot.domain.bulk_file import BulkFile, read_bulk_file, write_results_csv
+from bot.domain.bulk_service import BulkService, Checked, Started, WaitingForApproval
+from bot.domain.errors import TapError
+from bot.domain.model import IssuedPass
+from bot.domain.ports import Clock
+from bot.teams.activity import TurnFacts, turn_facts
+from bot.teams.delivery import DeliveryFailed, PrivateChat, PrivateDelivery, card_message, text_message
+from bot.teams.presentation import Presentation
+from cards.bulk import final_card, preflight_card, progress_card, results_page_card
+from cards.passes import CardJson, heading, render, sentence
+
+logger = logging.getLogger(__name__)
+
+FILE_DOWNLOAD = "application/vnd.microsoft.teams.file.download.info"
+FILE_CONSENT = "application/vnd.microsoft.teams.card.file.consent"
+FILE_INFO = "application/vnd.microsoft.teams.card.file.info"
+EXPORT_HEADER = ("userPrincipalName", "displayName", "temporaryAccessPass", "startUtc", "expiresUtc", "oneTime")
+VAULT_JOBS = 20
+
+
+@dataclass(frozen=True)
+class Attached:
+    name: str
+    download_url: str
+
+
+def attached_file(activity: Activity) -> Attached | None:
+    for attachment in activity.attachments or []:
+        if attachment.content_type != FILE_DOWNLOAD:
+            continue
+        content = attachment.content if isinstance(attachment.content, dict) else {}
+        url = content.get("downloadUrl")
+        if isinstance(url, str) and url:
+            return Attached(attachment.name or "file", url)
+    return None
+
+
+class ExportVault:
+    """Issued passes of recent jobs, in memory only, until exported once or expired. Never persisted."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._jobs: dict[int, list[tuple[str, IssuedPass]]] = {}
+
+    def add(self, job_id: int, page: list[tuple[BulkRow, IssuedPass]]) -> None:
+        entries = self._jobs.setdefault(job_id, [])
+        entries.extend((row.target, issued) for row, issued in page)
+        while len(self._jobs) > VAULT_JOBS:
+            self._jobs.pop(next(iter(self._jobs)))
+
+    def has(self, job_id: int) -> bool:
+        self._forget_expired(job_id)
+        return bool(self._jobs.get(job_id))
+
+    def peek(self, job_id: int) -> list[tuple[str, IssuedPass]]:
+        self._forget_expired(job_id)
+        return list(self._jobs.get(job_id, []))
+
+    def take(self, job_id: int) -> list[tuple[str, IssuedPass]]:
+        self._forget_expired(job_id)
+        return self._jobs.pop(job_id, [])
+
+    def _forget_expired(self, job_id: int) -> None:
+        now = self._clock.now()
+        entries = self._jobs.get(job_id)
+        if entries is not None:
+            live = [(upn, issued) for upn, issued in entries if issued.info.expires_at > now]
+            if live:
+                self._jobs[job_id] = live
+            else:
+                self._jobs.pop(job_id, None)
+
+
+class BulkFlow:
+    def __init__(
+        self,
+        *,
+        bulk: BulkService,
+        transfers: FileTransfers,
+        delivery: PrivateDelivery,
+        store: SqlStore,
+        presentation: Presentation,
+        clock: Clock,
+        max_rows: int,
+        announce: Callable[[ApprovalRequest], Awaitable[str]],
+    ) -> None:
+        self._announce = announce
+        self._bulk = bulk
+        self._transfers = transfers
+        self._delivery = delivery
+        self._store = store
+        self._presentation = presentation
+        self._clock = clock
+        self._max_rows = max_rows
+        self._vault = ExportVault(clock)
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._pages: dict[int, int] = {}
+
+    # --- a file arrives ------------------------------------------------------------------------------------
+
+    async def on_file(self, context: TurnContext, facts: TurnFacts, attached: Attached) -> None:
+        if not facts.is_personal:
+            await self._say(context, "Attach bulk files in our personal chat, not here: the results are private.")
+            return
+        kind = BulkKind.REVOKE if "revoke" in facts.text.lower() else BulkKind.ISSUE
+        try:
+            data = await self._transfers.fetch(attached.download_url)
+            file = await asyncio.to_thread(
+                read_bulk_file,
+                data,
+                attached.name,
+                max_rows=self._max_rows,
+                now=self._clock.now(),
+                tz=facts.timezone,
+                default_start_hour=self._presentation.default_start_hour,
+            )
+            checked = await self._bulk.check_file(
+                facts.caller_with_address, kind, file, attached.name, facts.timezone.key
+            )
+        except TapError as error:
+            await self._say(context, error.user_message)
+            return
+        await self._send_preflight(context, checked)
+
+    async def on_revoke_job(self, context: TurnContext, facts: TurnFacts, job_id: int) -> None:
+        if not facts.is_personal:
+            await self._say(context, "Run bulk revocations in our personal chat: the results are private.")
+            return
+        try:
+            checked = await self._bulk.check_job_revocation(facts.caller_with_address, job_id)
+        except TapError as error:
+            await self._say(context, error.user_message)
+            return
+        await self._send_preflight(context, checked)
+
+    async def _send_preflight(self, context: TurnContext, checked: Checked) -> None:
+        card = preflight_card(checked.job, checked.counts, checked.problems, checked.duplicates)
+        await context.send_activity(card_message(self._presentation.decorate(card)))
+
+    # --- buttons ------------------------------------------------------------------------------------------
+
+    async def on_confirm(self, context: TurnContext, _state: TurnState, data: object) -> AdaptiveCardInvokeResponse:
+        facts = turn_facts(context.activity, self._presentation.default_timezone)
+        fields = _fields(data)
+        try:
+            result = await self._bulk.confirm(
+                facts.caller_with_address,
+                _job_id(fields),
+                replace_existing=str(fields.get("replaceExisting", "false")).lower() == "true",
+            )
+        except TapError as error:
+            return factory.message(error.user_message)
+        if isinstance(result, WaitingForApproval):
+            announcement = await self._announce(result.request)
+            return self._card(render(heading(f"Bulk job {result.job.id} waits for approval"), sentence(announcement)))
+        await self._remember_progress_card(context, result)
+        self.start(result.job)
+        counts = await self._bulk.counts(result.job.id)
+        progress = Progress(result.job, counts, sum(counts.values()), _done(counts), 0.0, None, 0)
+        return self._card(progress_card(progress))
+
+    async def on_cancel(self, context: TurnContext, _state: TurnState, data: object) -> AdaptiveCardInvokeResponse:
+        facts = turn_facts(context.activity, self._presentation.default_timezone)
+        try:
+            job = await self._bulk.cancel(facts.caller, _job_id(_fields(data)))
+        except TapError as error:
+            return factory.message(error.user_message)
+        counts = await self._bulk.counts(job.id)
+        if job.status is JobStatus.CANCELLING:
+            return self._card(progress_card(Progress(job, counts, sum(counts.values()), _done(counts), 0.0, None, 0)))
+        return self._card(final_card(job, counts, [], can_export=False))
+
+    async def on_retry(self, context: TurnContext, _state: TurnState, data: object) -> AdaptiveCardInvokeResponse:
+        facts = turn_facts(context.activity, self._presentation.default_timezone)
+        job_id = _job_id(_fields(data))
+        job = await self._bulk.job(job_id)
+        if job is None or job.requester.object_id.lower() != facts.caller.object_id.lower():
+            return factory.message("Only the operator who ran this job can retry it.")
+        failed = await self._bulk.rows(job_id, (RowState.FAILED,))
+        if not failed:
+            return factory.message("No row of this job failed; nothing to retry.")
+        from bot.domain.bulk_file import BulkRow as FileRow
+
+        file = BulkFile(
+            rows=tuple(
+                FileRow(row.line, row.user_id or row.target, row.lifetime_minutes, row.one_time, row.start_at)
+                for row in failed
+            ),
+            duplicates=(),
+            problems=(),
+            columns=("userPrincipalName",),
+        )
+        try:
+            checked = await self._bulk.check_file(
+                facts.caller_with_address, job.kind, file, f"retry of job {job.id}", job.timezone
+            )
+        except TapError as error:
+            return factory.message(error.user_message)
+        await self._send_preflight(context, checked)
+        return factory.message(f"I checked the {len(failed)} failed rows again; confirm on the new card.")
+
+    async def on_export(self, context: TurnContext, _state: TurnState, data: object) -> AdaptiveCardInvokeResponse:
+        facts = turn_facts(context.activity, self._presentation.default_timezone)
+        job_id = _job_id(_fields(data))
+        job = await self._bulk.job(job_id)
+        if job is None or job.requester.object_id.lower() != facts.caller.object_id.lower():
+            return factory.message("Only the operator who ran this job can export its results.")
+        if not self._vault.has(job_id):
+            return factory.message(
+                "The pass values of this job are no longer available for export (they are never stored; they "
+                "expire, or the bot restarted). They are still on the result pages in this chat."
+            )
+        size = len(self._export_bytes(self._vault.peek(job_id)))
+        consent = Attachment(
+            content_type=FILE_CONSENT,
+            name=f"tapbot-job-{job_id}-passes.csv",
+            content={
+                "description": f"Temporary Access Passes of bulk job {job_id}. Delete the file after hand-over.",
+                "sizeInBytes": size,
+                "acceptContext": {"jobId": job_id},
+                "declineContext": {"jobId": job_id},
+            },
+        )
+        await context.send_activity(Activity(type=ActivityTypes.message, attachments=[consent]))
+        return factory.message("Accept the file in the next message to receive it; it can be sent once.")
+
+    async def on_file_consent(self, context: TurnContext, _state: TurnState) -> None:
+        value = context.activity.value if isinstance(context.activity.value, dict) else {}
+        job_id = _job_id(value.get("context") or {})
+        upload = value.get("uploadInfo") or {}
+        text = "You declined the file; nothing was sent. The passes stay on the result pages."
+        if value.get("action") == "accept":
+            entries = self._vault.take(job_id)
+            if not entries:
+                text = "The pass values are no longer available for export; nothing was sent."
+            else:
+                try:
+                    await self._transfers.upload(str(upload.get("uploadUrl", "")), self._export_bytes(entries))
+                except TapError as error:
+                    text = error.user_message
+                else:
+                    info = Attachment(
+                        content_type=FILE_INFO,
+                        content_url=str(upload.get("contentUrl", "")),
+                        name=str(upload.get("name", f"tapbot-job-{job_id}-passes.csv")),
+                        content={"uniqueId": upload.get("uniqueId"), "fileType": upload.get("fileType", "csv")},
+                    )
+                    await context.send_activity(Activity(type=ActivityTypes.message, attachments=[info]))
+                    text = "Here is the file. Delete it once the passes are handed over; it was sent only once."
+        await context.send_activity(text_message(self._presentation.text_prefix + text))
+        await context.send_activity(Activity(type="invokeResponse", value=InvokeResponse(status=200)))
+
+    def _export_bytes(self, entries: list[tuple[str, IssuedPass]]) -> bytes:
+        rows = [
+            (
+                issued.user.user_principal_name or upn,
+                issued.user.display_name,
+                issued.secret.reveal(),
+                issued.info.start_at.strftime("%Y-%m-%d %H:%M"),
+                issued.info.expires_at.strftime("%Y-%m-%d %H:%M"),
+                "yes" if issued.info.one_time else "no",
+            )
+            for upn, issued in entries
+        ]
+        return write_results_csv(rows, EXPORT_HEADER)
+
+    # --- running ------------------------------------------------------------------------------------------
+
+    async def approved(self, request: ApprovalRequest) -> str:
+        """Called when an operator approved a bulk request: the job starts now."""
+        job = await self._bulk.approved(request)
+        if job is None:
+            return "The job was cancelled meanwhile; nothing runs."
+        await self._post_progress_card(job)
+        self.start(job)
+        return f"Bulk job {job.id} is running; the requester sees its progress in their personal chat."
+
+    def start(self, job: BulkJob) -> None:
+        if job.id in self._running and not self._running[job.id].done():
+            return
+        task = asyncio.create_task(self._run(job), name=f"bulk-job-{job.id}")
+        self._running[job.id] = task
+
+    async def resume_all(self) -> int:
+        """Picks up jobs a previous process left running (after a crash or a restart)."""
+        jobs = await self._bulk.active_jobs()
+        for job in jobs:
+            self.start(job)
+        return len(jobs)
+
+    async def wait(self, job_id: int) -> None:
+        task = self._running.get(job_id)
+        if task is not None:
+            await task
+
+    async def stop(self) -> None:
+        """Stops running jobs where they are: the journal lets the next start resume them."""
+        for task in self._running.values():
+            task.cancel()
+        for task in self._running.values():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _run(self, job: BulkJob) -> None:
+        try:
+            await self._bulk.run(job.id, _TeamsSink(self, job))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("bulk job %s stopped with an error; it resumes at the next start", job.id)
+
+    async def _remember_progress_card(self, context: TurnContext, result: Started) -> None:
+        """The pressed card becomes the progress card; without its id, a new progress message is posted."""
+        activity = context.activity
+        if activity.reply_to_id and activity.conversation is not None:
+            await self._store.set_job_progress_card(
+                result.job.id, activity.service_url or "", activity.conversation.id, activity.reply_to_id
+            )
+        else:
+            await self._post_progress_card(result.job)
+
+    async def _post_progress_card(self, job: BulkJob) -> None:
+        counts = await self._bulk.counts(job.id)
+        card = progress_card(Progress(job, counts, sum(counts.values()), _done(counts), 0.0, None, 0))
+        try:
+            chat, activity_id = await self._delivery.send_to(
+                job.requester, card_message(self._presentation.decorate(card))
+            )
+        except DeliveryFailed as failure:
+            logger.warning("could not post the progress card of job %s: %s", job.id, failure)
+            return
+        if activity_id:
+            await self._store.set_job_progress_card(job.id, chat.service_url, chat.conversation_id, activity_id)
+
+    async def deliver_page(self, job: BulkJob, page: list[tuple[BulkRow, IssuedPass]]) -> str | None:
+        tz = _zone(job.timezone)
+        number = self._pages[job.id] = self._pages.get(job.id, 0) + 1
+        card_id = str(uuid.uuid4())
+        card = self._presentation.decorate(results_page_card(job, page, card_id=card_id, page_number=number, tz=tz))
+        try:
+            chat, activity_id = await self._delivery.send_to(job.requester, card_message(card))
+        except DeliveryFailed as failure:
+            return str(failure)
+        now = self._clock.now()
+        await self._store.save_pass_card(
+            PassCard(
+                id=card_id,
+                requester_id=job.requester.object_id,
+                target_id=f"job:{job.id}",
+                target_label=f"{len(page)} users (bulk job {job.id}, page {number})",
+                pass_method_id=f"job:{job.id}:page:{number}",
+                start_at=min(issued.info.start_at for _, issued in page),
+                expires_at=max(issued.info.expires_at for _, issued in page),
+                one_time=all(issued.info.one_time for _, issued in page),
+                timezone=tz.key,
+                service_url=chat.service_url,
+                conversation_id=chat.conversation_id,
+                activity_id=activity_id,
+                created_at=now,
+            )
+        )
+        self._vault.add(job.id, page)
+        return None
+
+    async def show_progress(self, progress: Progress) -> None:
+        job = await self._bulk.job(progress.job.id) or progress.job
+        await self._update_progress_card(
+            job,
+            progress_card(
+                Progress(
+                    job,
+                    progress.counts,
+                    progress.total,
+                    progress.done,
+                    progress.rows_per_second,
+                    progress.seconds_left,
+                    progress.concurrency,
+                )
+            ),
+        )
+
+    async def show_final(self, job: BulkJob, counts: dict[RowState, int]) -> None:
+        failed = await self._bulk.rows(job.id, (RowState.FAILED,))
+        card = final_card(job, counts, failed, can_export=self._vault.has(job.id))
+        if not await self._update_progress_card(job, card):
+            try:
+                await self._delivery.send_to(job.requester, card_message(self._presentation.decorate(card)))
+            except DeliveryFailed as failure:
+                logger.warning("could not report the end of job %s: %s", job.id, failure)
+
+    async def _update_progress_card(self, job: BulkJob, card: CardJson) -> bool:
+        fresh = await self._bulk.job(job.id) or job
+        if not (fresh.progress_activity_id and fresh.progress_conversation_id and fresh.progress_service_url):
+            return False
+        chat = PrivateChat(fresh.progress_service_url, fresh.progress_conversation_id)
+        try:
+            await self._delivery.update(
+                chat, fresh.progress_activity_id, card_message(self._presentation.decorate(card))
+            )
+        except Exception:
+            logger.warning("could not update the progress card of job %s", job.id, exc_info=True)
+            return False
+        return True
+
+    # --- helpers ------------------------------------------------------------------------------------------
+
+    async def _say(self, context: TurnContext, text: str) -> None:
+        await context.send_activity(text_message(self._presentation.text_prefix + text))
+
+    def _card(self, card: CardJson) -> AdaptiveCardInvokeResponse:
+        return factory.adaptive_card(self._presentation.decorate(card))  # type: ignore[arg-type]
+
+
+class _TeamsSink:
+    def __init__(self, flow: BulkFlow, job: BulkJob) -> None:
+        self._flow = flow
+        self._job = job
+
+    async def deliver_page(self, job: BulkJob, page: list[tuple[BulkRow, IssuedPass]]) -> str | None:
+        return await self._flow.deliver_page(job, page)
+
+    async def progress(self, progress: Progress) -> None:
+        await self._flow.show_progress(progress)
+
+    async def finished(self, job: BulkJob, counts: dict[RowState, int]) -> None:
+        await self._flow.show_final(job, counts)
+
+
+def _fields(data: object) -> dict[str, Any]:
+    return data if isinstance(data, dict) else {}
+
+
+def _job_id(fields: dict[str, Any]) -> int:
+    try:
+        return int(fields.get("jobId", 0))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _done(counts: dict[RowState, int]) -> int:
+    return sum(count for state, count in counts.items() if state.final)
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
