@@ -43,7 +43,13 @@ def _counts(counts: dict[RowState, int]) -> CardElement:
     return facts(*((STATE_WORDS[state], str(count)) for state, count in sorted(counts.items()) if count))
 
 
-def preflight_card(job: BulkJob, counts: dict[RowState, int], problems: Sequence[BulkRow], duplicates: int) -> CardJson:
+def preflight_card(
+    job: BulkJob,
+    counts: dict[RowState, int],
+    problems: Sequence[BulkRow],
+    duplicates: int,
+    ignored_columns: Sequence[str] = (),
+) -> CardJson:
     verb_word = "Issue" if job.kind is BulkKind.ISSUE else "Revoke"
     ready = counts.get(RowState.READY, 0)
     holding = counts.get(RowState.HOLDS_PASS, 0)
@@ -54,6 +60,9 @@ def preflight_card(job: BulkJob, counts: dict[RowState, int], problems: Sequence
     ]
     if duplicates:
         body.append(sentence(f"{duplicates} duplicate rows were counted once.", subtle=True))
+    if ignored_columns:
+        shown = ", ".join(f"'{name[:40]}'" for name in ignored_columns[:8])
+        body.append(sentence(f"Columns I ignored (check the spelling if one was meant): {shown}.", subtle=True))
     if problems:
         body.append(TextBlock(text="Problems", weight="Bolder", wrap=True))
         body.append(
@@ -164,7 +173,7 @@ def results_page_card(
 ) -> CardJson:
     """The only place bulk pass values are written: one private page of up to 50 passes."""
     rows: list[CardElement] = []
-    for _row, issued in page:
+    for row, issued in page:
         info = issued.info
         details = f"{local_and_utc(info.start_at, tz)} → {local_and_utc(info.expires_at, tz)}"
         if info.one_time:
@@ -176,7 +185,7 @@ def results_page_card(
                     Column(
                         width="stretch",
                         items=[
-                            TextBlock(text=issued.user.label, wrap=True, weight="Bolder"),
+                            TextBlock(text=row.user_label or issued.user.label, wrap=True, weight="Bolder"),
                             TextBlock(text=details, wrap=True, is_subtle=True, size="Small"),
                         ],
                     ),

@@ -25,6 +25,7 @@ CellValue = str | int | float | bool | datetime | date | time | timedelta | None
 MAX_XLSX_UNPACKED_BYTES = 50 * 1024 * 1024
 MAX_XLSX_MEMBERS = 10_000
 EXCEL_MAX_ROW = 1_048_576
+MAX_COLUMNS = 1000  # in a CSV header
 XLSX_HEADER_WIDTH = 256  # the user column must be among a workbook's first 256 columns
 XLSX_HEADERLESS_WIDTH = 8  # in a file without a header, values this far right of the user are reported
 
@@ -50,6 +51,10 @@ NO_USER_COLUMN = (
 NO_HEADER_ROW = (
     "The first row has a user but no column names; add a header row such as userPrincipalName,lifetime,once,start "
     "and attach it again."
+)
+TOO_MANY_COLUMNS = (
+    f"The first row has more than {MAX_COLUMNS} columns; keep the user, lifetime, once and start columns "
+    "and attach the file again."
 )
 XLSX_TOO_BIG = (
     "This workbook is too large once unpacked; save just the list of users as CSV UTF-8 or as a smaller .xlsx "
@@ -284,7 +289,13 @@ def _decode(data: bytes) -> str:
 
 
 def _split(line: str, delimiter: str) -> list[str]:
-    return next(csv.reader([line], delimiter=delimiter, skipinitialspace=True), [])
+    try:
+        cells = next(csv.reader([line], delimiter=delimiter, skipinitialspace=True), [])
+    except csv.Error:  # a header cell beyond csv's field limit
+        raise BulkFileError(NO_USER_COLUMN) from None
+    if len(cells) > MAX_COLUMNS:
+        raise BulkFileError(TOO_MANY_COLUMNS)
+    return cells
 
 
 def _sniff(line: str) -> tuple[str, list[str]]:

@@ -61,6 +61,7 @@ class Checked:
     counts: dict[RowState, int]
     problems: list[BulkRow]
     duplicates: int
+    ignored_columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ class BulkService:
             + ", ".join(f"{state.value} {count}" for state, count in sorted(counts.items())),
         )
         problems = [row for row in checked if row.state in (RowState.REFUSED, RowState.NOT_FOUND, RowState.NO_PASS)]
-        return Checked(job, dict(counts), problems, len(file.duplicates))
+        return Checked(job, dict(counts), problems, len(file.duplicates), file.ignored_columns)
 
     async def check_job_revocation(self, caller: Caller, source_job_id: int) -> Checked:
         """`revoke everything from job N`: the users job N delivered passes to, checked like a revoke file."""

@@ -160,7 +160,9 @@ class BulkFlow:
         await self._send_preflight(context, checked)
 
     async def _send_preflight(self, context: TurnContext, checked: Checked) -> None:
-        card = preflight_card(checked.job, checked.counts, checked.problems, checked.duplicates)
+        card = preflight_card(
+            checked.job, checked.counts, checked.problems, checked.duplicates, checked.ignored_columns
+        )
         await context.send_activity(card_message(self._presentation.decorate(card)))
 
     # --- buttons ------------------------------------------------------------------------------------------
