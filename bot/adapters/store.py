@@ -6,6 +6,7 @@ tables have no column that could.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -250,6 +251,9 @@ class SqlStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # SQLite takes one writer at a time and answers "database is locked" to a transaction that cannot
+        # upgrade to writing, busy timeout or not; one transaction at a time per process avoids that.
+        self._sqlite_turn: asyncio.Lock | None = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
     def from_url(cls, url: str) -> SqlStore:
@@ -277,7 +281,11 @@ class SqlStore:
 
     @asynccontextmanager
     async def _session(self) -> AsyncIterator[AsyncSession]:
-        async with self._sessions() as session, session.begin():
+        if self._sqlite_turn is None:
+            async with self._sessions() as session, session.begin():
+                yield session
+            return
+        async with self._sqlite_turn, self._sessions() as session, session.begin():
             yield session
 
     # --- audit (append-only) ------------------------------------------------------------------------------
