@@ -263,3 +263,36 @@ async def uploaded_file(bot: RunningBot) -> bytes:
 
     files = sandbox.app[HOSTED_FILES]
     return next(data for name, data in files.values() if name == "passes.csv")
+
+
+async def test_large_runs_wait_for_a_second_operator(tmp_path: Path) -> None:
+    tenant = tmp_path / "bulk-tenant.json"
+    tenant.write_text(json.dumps(bulk_tenant(12)), encoding="utf-8")
+    env = sandbox_env(tmp_path, TAPBOT_SANDBOX_TENANT=str(tenant), TAPBOT_APPROVAL_BULK_ROWS="10")
+    bot = await start_bot(env)
+    try:
+        await bot.say(ADELE, "<at>tapbot</at> tap approvals here", kind="channel")
+        await attach(bot, "users.csv", csv_of(bulk_upns(12)))
+        job_id = job_id_of(last_card(bot))
+        answer = await bot.press(ADELE, verbs.BULK_CONFIRM, {"jobId": job_id})
+        assert "waits for approval" in card_text(answer["value"])
+        request = [sent.card for sent in bot.connector.sent if sent.conversation_id == "19:general@thread.tacv2"][-1]
+        assert request is not None and "Bulk run request" in card_text(request)
+        assert await sandbox_passes(bot) == []
+        request_id = next(a["data"]["requestId"] for a in request["actions"] if a["verb"] == verbs.APPROVE)
+        own = await bot.press(ADELE, verbs.APPROVE, {"requestId": request_id}, kind="channel")
+        assert "another operator has to" in str(own["value"])
+        from tests.harness.bot import ALEX
+
+        decided = await bot.press(ALEX, verbs.APPROVE, {"requestId": request_id}, kind="channel")
+        assert "is running" in card_text(decided["value"])
+        await run_to_end(bot, job_id)
+        assert await bot.components.bulk._bulk.counts(job_id) == {RowState.DELIVERED: 12}
+        pages = result_pages(bot)
+        assert pages and all(
+            sent.conversation_id == bot.personal_chat_of(ADELE)
+            for sent in bot.connector.sent
+            if sent.card and "I have handed them over" in str(sent.card)
+        )
+    finally:
+        await stop_bot(bot)
