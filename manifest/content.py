@@ -68,6 +68,16 @@ _HELP_IN_PERSONAL_CHAT = BotCommand("tap help", "All commands. To issue passes i
 _HELP_ELSEWHERE = BotCommand("tap help", "All commands. Bulk: attach a CSV of users in your personal chat with me.")
 
 
+_APPROVALS_HERE = BotCommand("tap approvals", "here: operators make this channel the one where requests are decided")
+
+
 def command_list(scope: Scope) -> tuple[BotCommand, ...]:
-    """The command menu Teams shows in `scope`: the same commands, help says where bulk works."""
-    return (*_USER_COMMANDS, _HELP_IN_PERSONAL_CHAT if scope == "personal" else _HELP_ELSEWHERE)
+    """The command menu Teams shows in `scope`: the same commands, help says where bulk works.
+
+    Only a team offers `tap approvals here`: approval requests are posted to a channel.
+    """
+    if scope == "personal":
+        return (*_USER_COMMANDS, _HELP_IN_PERSONAL_CHAT)
+    if scope == "team":
+        return (*_USER_COMMANDS, _APPROVALS_HERE, _HELP_ELSEWHERE)
+    return (*_USER_COMMANDS, _HELP_ELSEWHERE)
