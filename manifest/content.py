@@ -62,7 +62,7 @@ _USER_COMMANDS = (
     BotCommand("tap status", "<user>: whether the user holds a pass, its start, expiry and state; never the value"),
     BotCommand("tap policy", "The tenant's TAP policy: allowed lifetimes, default, one-time rule, who is in scope"),
     BotCommand("tap onboard", "<user>: managers request an onboarding pass for a new direct report"),
-    BotCommand("tap requests", "Onboarding requests: yours, and those waiting for your approval"),
+    BotCommand("tap requests", "Approval requests: yours, and (operators) those waiting for a decision"),
 )
 _HELP_IN_PERSONAL_CHAT = BotCommand("tap help", "All commands. To issue passes in bulk, attach a CSV of users here.")
 _HELP_ELSEWHERE = BotCommand("tap help", "All commands. Bulk: attach a CSV of users in your personal chat with me.")
