@@ -18,7 +18,7 @@ from bot.domain.bulk import BulkJob, BulkKind, BulkRow, JobStatus, Progress, Row
 from bot.domain.model import IssuedPass
 from cards import verbs
 from cards.formatting import format_minutes, local_and_utc
-from cards.passes import CardJson, facts, heading, render, sentence
+from cards.passes import CardJson, facts, heading, literal_pass, render, sentence
 
 STATE_WORDS = {
     RowState.READY: "Ready",
@@ -173,7 +173,7 @@ def results_page_card(
 ) -> CardJson:
     """The only place bulk pass values are written: one private page of up to 50 passes."""
     rows: list[CardElement] = []
-    for row, issued in page:
+    for row, issued in sorted(page, key=lambda item: item[0].line):
         info = issued.info
         details = f"{local_and_utc(info.start_at, tz)} → {local_and_utc(info.expires_at, tz)}"
         if info.one_time:
@@ -191,7 +191,7 @@ def results_page_card(
                     ),
                     Column(
                         width="auto",
-                        items=[TextBlock(text=issued.secret.reveal(), font_type="Monospace", weight="Bolder")],
+                        items=[literal_pass(issued.secret.reveal(), element_id=None)],
                     ),
                 ],
             )

@@ -12,8 +12,11 @@ from microsoft_teams.cards.core import (
     ExecuteAction,
     Fact,
     FactSet,
+    RichTextBlock,
     TextBlock,
     TextColor,
+    TextRun,
+    TextSize,
 )
 
 from bot.domain.model import IssuedPass, PassInfo, UsabilityReason
@@ -50,6 +53,13 @@ def with_banner(card: CardJson, banner: str = SANDBOX_BANNER) -> CardJson:
     return {**card, "body": [notice, *card.get("body", [])]}
 
 
+def literal_pass(value: str, *, size: TextSize = "Medium", element_id: str | None = "passValue") -> RichTextBlock:
+    """A pass value shown character for character: a TextBlock would read '*ab*' as Markdown italics."""
+    return RichTextBlock(
+        id=element_id, inlines=[TextRun(text=value, font_type="Monospace", size=size, weight="Bolder")]
+    )
+
+
 def heading(text: str) -> TextBlock:
     return TextBlock(text=text, size="Large", weight="Bolder", wrap=True, style="heading")
 
@@ -67,19 +77,7 @@ def pass_card(issued: IssuedPass, *, card_id: str, tz: tzinfo, now: datetime) ->
     info = issued.info
     body: list[CardElement] = [
         heading(f"Temporary Access Pass for {issued.user.label}"),
-        Container(
-            style="emphasis",
-            items=[
-                TextBlock(
-                    text=issued.secret.reveal(),
-                    font_type="Monospace",
-                    size="ExtraLarge",
-                    weight="Bolder",
-                    wrap=True,
-                    id="passValue",
-                )
-            ],
-        ),
+        Container(style="emphasis", items=[literal_pass(issued.secret.reveal(), size="ExtraLarge")]),
         facts(*_pass_facts(info, tz)),
     ]
     if issued.replaced is not None:

@@ -10,7 +10,7 @@ from cards.formatting import format_minutes
 from cards.passes import CardJson, facts, heading, render, sentence
 
 
-def policy_card(policy: TapPolicy) -> CardJson:
+def policy_card(policy: TapPolicy, *, group_names: dict[str, str] | None = None) -> CardJson:
     return render(
         heading("Temporary Access Pass policy"),
         facts(
@@ -23,38 +23,41 @@ def policy_card(policy: TapPolicy) -> CardJson:
             ),
             ("One-time use", "Always (forced by policy)" if policy.one_time_forced else "Optional"),
             ("Pass length", f"{policy.default_length} characters"),
-            ("Applies to", _targets(policy.include_targets, everyone="All users")),
-            ("Excluded", _targets(policy.exclude_targets, everyone="All users") or "Nobody"),
+            ("Applies to", _targets(policy.include_targets, everyone="All users", names=group_names or {})),
+            ("Excluded", _targets(policy.exclude_targets, everyone="All users", names=group_names or {}) or "Nobody"),
         ),
         sentence("The policy is managed in the Entra admin center; the bot only reads it.", subtle=True),
     )
 
 
-def _targets(targets: tuple, *, everyone: str) -> str:
-    names = []
+def _targets(targets: tuple, *, everyone: str, names: dict[str, str]) -> str:
+    shown = []
     for target in targets:
         if target.target_id == ALL_USERS:
-            names.append(everyone)
+            shown.append(everyone)
+        elif target.target_id in names:
+            shown.append(f"group {names[target.target_id]}")
         else:
             kind = "group" if target.target_type is TargetType.GROUP else "user"
-            names.append(f"{kind} {target.target_id}")
-    return ", ".join(names)
+            shown.append(f"{kind} {target.target_id}")
+    return ", ".join(shown)
 
 
 HELP_LINES = (
     (
-        "/tap issue <user> [lifetime] [one-time] [start <when>] [replace]",
-        "Issue a pass. Lifetime as minutes or 90m, 8h, 2d. Start: now, +2h, 08:00, tomorrow 08:00, "
-        "2026-12-01T08:00 (your time zone). 'replace' confirms replacing a pass the user already holds.",
+        "/tap issue USER [LIFETIME] [one-time] [start WHEN] [replace]",
+        "Issue a pass. USER: name@domain or object id. LIFETIME: minutes or 90m, 8h, 2d. "
+        "WHEN: now, +2h, 08:00, tomorrow 08:00, 2026-12-01T08:00 (your time zone). "
+        "'replace' confirms replacing a pass the user already holds.",
     ),
-    ("/tap revoke <user>", "Delete the user's pass."),
+    ("/tap revoke USER", "Delete the user's pass."),
     (
-        "/tap status <user>",
+        "/tap status USER",
         "Show whether the user holds a pass, when it starts and expires (never its value).",
     ),
     ("/tap policy", "Show the tenant's pass policy: allowed lifetimes, one-time rule, who is in scope."),
     (
-        "/tap onboard <user> [start <when>] [lifetime]",
+        "/tap onboard USER [start WHEN] [LIFETIME]",
         "Managers: a first-day pass for your own new hire, from the hire date; an operator may have to approve.",
     ),
     ("/tap approvals here", "Operators, in a channel: post approval requests to this channel."),

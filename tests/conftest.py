@@ -8,3 +8,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         "playground: end-to-end tests that start the Microsoft 365 Agents Playground (Node; needs `npm ci`)",
     )
+    config.addinivalue_line(
+        "markers",
+        "browser: end-to-end tests in Debian's Chromium driven by Playwright "
+        "(needs /usr/bin/chromium: bash tools/install-browser.sh)",
+    )

@@ -81,6 +81,9 @@ class FakeDirectory:
     async def tap_policy(self) -> TapPolicy:
         return self.policy
 
+    async def group_name(self, group_id: str) -> str | None:
+        return {OPERATORS: "TAP Operators", PROTECTED: "Protected", EXCLUDED: "TAP excluded"}.get(group_id)
+
 
 @dataclass
 class FakePasses:

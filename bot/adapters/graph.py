@@ -27,6 +27,7 @@ from kiota_authentication_azure.azure_identity_authentication_provider import (
 from kiota_http.middleware.options import RetryHandlerOption
 from kiota_http.middleware.options.headers_inspection_handler_option import HeadersInspectionHandlerOption
 from kiota_serialization_json.json_parse_node import JsonParseNode
+from msgraph.generated.groups.item.group_item_request_builder import GroupItemRequestBuilder
 from msgraph.generated.models.authentication_method_collection_response import AuthenticationMethodCollectionResponse
 from msgraph.generated.models.authentication_method_configuration import AuthenticationMethodConfiguration
 from msgraph.generated.models.authentication_method_target_type import AuthenticationMethodTargetType
@@ -255,6 +256,16 @@ class GraphGateway:
             definition = assignment.role_definition
             names.append(definition.display_name if definition and definition.display_name else "a directory role")
         return tuple(sorted(set(names)))
+
+    async def group_name(self, group_id: str) -> str | None:
+        query = GroupItemRequestBuilder.GroupItemRequestBuilderGetQueryParameters(select=["id", "displayName"])
+        try:
+            group = await self._read(
+                "read a group", lambda call: self._client.groups.by_group_id(group_id).get(call), query
+            )
+        except TapError:
+            return None
+        return group.display_name if group else None
 
     async def manager_id(self, user_id: str) -> str | None:
         call = _Call()

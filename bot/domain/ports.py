@@ -33,6 +33,10 @@ class Directory(Protocol):
 
     async def tap_policy(self) -> TapPolicy: ...
 
+    async def group_name(self, group_id: str) -> str | None:
+        """The group's display name; None when it cannot be read."""
+        ...
+
 
 class PassMethods(Protocol):
     """The user's Temporary Access Pass method: at most one per user."""

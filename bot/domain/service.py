@@ -237,6 +237,11 @@ class TapService:
         )
         return issued
 
+    async def group_names(self, group_ids: frozenset[str]) -> dict[str, str]:
+        """Display names of the policy's groups, for people to read (an id where a group cannot be read)."""
+        names = await asyncio.gather(*(self._directory.group_name(group_id) for group_id in sorted(group_ids)))
+        return {group_id: name for group_id, name in zip(sorted(group_ids), names, strict=True) if name}
+
     async def revoke_checked_pass(self, requester: Caller, user_id: str, current: PassInfo, *, detail: str) -> None:
         """Deletes a pass an authorised job decided to revoke, and audits it."""
         request_id = await self._passes.delete_pass(user_id, current.method_id)

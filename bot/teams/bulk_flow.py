@@ -410,11 +410,19 @@ class BulkFlow:
     async def show_final(self, job: BulkJob, counts: dict[RowState, int]) -> None:
         failed = await self._bulk.rows(job.id, (RowState.FAILED,))
         card = final_card(job, counts, failed, can_export=self._vault.has(job.id))
-        if not await self._update_progress_card(job, card):
-            try:
-                await self._delivery.send_to(job.requester, card_message(self._presentation.decorate(card)))
-            except DeliveryFailed as failure:
-                logger.warning("could not report the end of job %s: %s", job.id, failure)
+        if await self._update_progress_card(job, card):
+            # The progress card sits above the result pages: say at the bottom of the chat that it is done.
+            summary = ", ".join(f"{count} {state.value.replace('_', ' ')}" for state, count in sorted(counts.items()))
+            message = text_message(
+                f"{self._presentation.text_prefix}Bulk job {job.id} {job.status.value}: {summary}. "
+                "The summary card is above the passes."
+            )
+        else:
+            message = card_message(self._presentation.decorate(card))
+        try:
+            await self._delivery.send_to(job.requester, message)
+        except DeliveryFailed as failure:
+            logger.warning("could not report the end of job %s: %s", job.id, failure)
 
     async def _update_progress_card(self, job: BulkJob, card: CardJson) -> bool:
         fresh = await self._bulk.job(job.id) or job

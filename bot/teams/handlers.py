@@ -143,7 +143,8 @@ class TapHandlers:
             await self._reply_privately(context, facts, card=status_card(status, tz=facts.timezone))
         elif isinstance(command, PolicyCommand):
             policy = await self._service.policy(caller)
-            await self._reply_privately(context, facts, card=policy_card(policy))
+            names = await self._service.group_names(policy.target_group_ids)
+            await self._reply_privately(context, facts, card=policy_card(policy, group_names=names))
 
     async def _revoke_sentence(self, caller: Caller, outcome: Revoked | NothingToRevoke) -> str:
         if isinstance(outcome, NothingToRevoke):
@@ -248,11 +249,17 @@ class TapHandlers:
             return
         facts = turn_facts(activity, self._presentation.default_timezone)
         await self._delivery.remember_personal_chat(facts)
-        await self._reply_here(
-            context,
-            "Hi, I'm tapbot. IT operators use me to issue and revoke Temporary Access Passes; passes only ever "
-            "arrive in this personal chat. Type /tap help to see the commands.",
-        )
+        if facts.is_personal:
+            welcome = (
+                "Hi, I'm tapbot. IT operators use me to issue and revoke Temporary Access Passes; passes only ever "
+                "arrive in this personal chat. Type /tap help to see the commands."
+            )
+        else:
+            welcome = (
+                "Hi, I'm tapbot. @mention me here with a tap command (try: tap help). Passes and answers never "
+                "appear in this chat: they go to your personal chat with me."
+            )
+        await self._reply_here(context, welcome)
 
     async def on_turn_error(self, context: TurnContext, error: Exception) -> None:
         """Logs the failure with a reference and tells the user only that reference: no exception text."""

@@ -15,6 +15,7 @@ from bot.domain.bulk import JobStatus, RowState
 from bot.sandbox.generate import bulk_tenant, bulk_upns
 from cards import verbs
 from tests.harness.bot import ADELE, MEGAN, RunningBot, sandbox_env, start_bot, stop_bot
+from tests.harness.card_reading import page_secrets as read_page_secrets
 from tests.http.test_issue_flow import card_text, sandbox_passes
 
 FILE_DOWNLOAD = "application/vnd.microsoft.teams.file.download.info"
@@ -65,15 +66,7 @@ def result_pages(bot: RunningBot) -> list[dict[str, Any]]:
     return [sent.card for sent in bot.connector.sent if sent.card and "I have handed them over" in str(sent.card)]
 
 
-def page_secrets(page: dict[str, Any]) -> dict[str, str]:
-    """user label → pass value, as printed on a results page."""
-    found: dict[str, str] = {}
-    for element in page["body"]:
-        if element.get("type") != "ColumnSet":
-            continue
-        label = element["columns"][0]["items"][0]["text"]
-        found[label] = element["columns"][1]["items"][0]["text"]
-    return found
+page_secrets = read_page_secrets
 
 
 def csv_of(upns: list[str], extra: str = "") -> bytes:

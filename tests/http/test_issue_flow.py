@@ -9,6 +9,7 @@ import aiohttp
 from bot.adapters.store import RedactionReason
 from cards import verbs
 from tests.harness.bot import ADELE, DIEGO, JONI, MEGAN, RunningBot
+from tests.harness.card_reading import pass_value as read_pass_value
 from tests.harness.connector import Sent
 
 
@@ -31,12 +32,7 @@ def card_text(card: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def pass_value(card: dict[str, Any]) -> str:
-    for container in card["body"]:
-        for item in container.get("items", []):
-            if item.get("id") == "passValue":
-                return item["text"]
-    raise AssertionError("no pass on this card")
+pass_value = read_pass_value
 
 
 def handed_over_data(card: dict[str, Any]) -> dict[str, Any]:
@@ -185,7 +181,7 @@ async def test_status_revoke_policy_and_help(bot: RunningBot) -> None:
     policy = card_text(cards_in(bot.connector.sent)[-1])
     assert "1 hour to 8 hours" in policy and "All users" in policy
     await bot.say(DIEGO, "/tap help")
-    assert "/tap issue <user>" in card_text(cards_in(bot.connector.sent)[-1])
+    assert "/tap issue USER" in card_text(cards_in(bot.connector.sent)[-1])
     await bot.say(DIEGO, "/tap frobnicate")
     assert "I don't know the command 'frobnicate'" in card_text(cards_in(bot.connector.sent)[-1])
 

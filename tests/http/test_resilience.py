@@ -117,4 +117,4 @@ async def test_unexpected_error_shows_a_reference_not_the_exception(bot: Running
     assert len(texts) == 1 and "nothing was changed" in texts[0] and "reference" in texts[0]
     assert "internal detail" not in texts[0]
     await bot.say(ADELE, "/tap help")  # the process carries on
-    assert "/tap issue <user>" in str(bot.connector.cards()[-1])
+    assert "/tap issue USER" in str(bot.connector.cards()[-1])

@@ -21,6 +21,7 @@ import pytest
 from bot.sandbox.generate import bulk_tenant, bulk_upns
 from cards import verbs
 from tests.harness.bot import ADELE, TENANT_ID
+from tests.harness.card_reading import page_secrets
 from tests.harness.connector import RecordingConnector
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -103,9 +104,7 @@ def shown_passes(connector: RecordingConnector) -> dict[str, str]:
     """user label → the last pass value the requester was shown for that user."""
     shown: dict[str, str] = {}
     for page in pages(connector):
-        for element in page["body"]:
-            if element.get("type") == "ColumnSet":
-                shown[element["columns"][0]["items"][0]["text"]] = element["columns"][1]["items"][0]["text"]
+        shown.update(page_secrets(page))
     return shown
 
 

@@ -1,0 +1,441 @@
+"""tapbot as a person sees it: the real app, the Agents Playground's web UI, Debian's Chromium driven by Playwright.
+
+Each test types into the compose box, presses send, picks the bot in the @mention picker, clicks card buttons and
+switches between the personal chat, the group chat and the channel — then checks what the page shows and saves
+screenshots to ``test-artifacts/screenshots/``. ``CARDS_BY_TEST`` lists the cards each test must have shown;
+``test_card_coverage.py`` checks that together they are every card in ``cards/``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+import pytest
+
+import bot.sandbox.passes
+from bot.sandbox.generate import bulk_upns
+from bot.sandbox.playground import playground_config
+from bot.sandbox.tenant import load_tenant
+from bot.settings import DEMO_TENANT_FILE
+from tests.browser.card_catalogue import MAX_CARD_BYTES_UTF16, REDACTED_PASS_TEXT
+from tests.browser.environment import TIMEZONE, Tapbot, import_playwright_api
+from tests.harness.card_reading import page_secrets as read_page_secrets
+from tests.harness.card_reading import pass_value
+from tests.support.playground import BotMessage
+
+if TYPE_CHECKING:
+    from playwright.async_api import Locator, expect
+
+    from tests.browser.teams_ui import OpenTeams
+else:
+    expect = import_playwright_api().expect  # skips this module without Playwright (fails under CI)
+
+pytestmark = [pytest.mark.browser, pytest.mark.playground]
+
+MEGAN = "MeganB@contoso.onmicrosoft.com"
+ALEX = "AlexW@contoso.onmicrosoft.com"
+LEE = "LeeG@contoso.onmicrosoft.com"
+ADELE = "AdeleV@contoso.onmicrosoft.com"
+ISAIAH = "IsaiahL@contoso.onmicrosoft.com"
+DIEGO = "DiegoS@contoso.onmicrosoft.com"
+SENT_PRIVATELY = "Sent to you privately"
+BULK_USERS = 60  # two result pages: a full one of 50 passes (the biggest card the bot sends) and one of 10
+
+CARDS_BY_TEST: dict[str, set[str]] = {
+    "test_personal_chat_issue_and_hand_over": {"pass_card", "redacted_pass_card"},
+    "test_channel_and_group_chat_answer_privately": {"pass_card", "policy_card"},
+    "test_operator_commands_and_replacing_a_pass": {
+        "pass_card",
+        "redacted_pass_card",
+        "status_card",
+        "replace_question_card",
+        "replace_settled_card",
+        "policy_card",
+        "help_card",
+    },
+    "test_non_operator_is_refused": {"help_card"},
+    "test_bulk_issue_from_an_attached_file_and_revoke_by_job": {
+        "preflight_card",
+        "progress_card",
+        "results_page_card",
+        "final_card",
+        "redacted_pass_card",
+    },
+    "test_onboarding_request_approved_in_the_approvals_channel": {
+        "approval_request_card",
+        "decided_request_card",
+        "requests_card",
+        "pass_card",
+    },
+}
+
+_MOMENT = re.compile(
+    r"^(?P<local>\w{3} \d{2} \w{3} \d{4}, \d{2}:\d{2}) \((?P<zone>[^)]+)\) · "
+    r"(?:(?P<utc_date>\w{3} \d{2} \w{3} \d{4}), )?(?P<utc>\d{2}:\d{2}) UTC$"
+)
+
+
+def is_pass_card(message: BotMessage) -> bool:
+    return message.card is not None and "I have handed it over" in str(message.card)
+
+
+def secret_of(message: BotMessage) -> str:
+    return pass_value(message.card or {"body": []})
+
+
+def page_secrets(message: BotMessage) -> dict[str, str]:
+    """user label -> pass, as written on a bulk results page."""
+    return read_page_secrets(message.card or {"body": []})
+
+
+def read_moment(shown: str) -> datetime:
+    """A card's 'Thu 26 Nov 2026, 15:05 (Europe/Berlin) · 14:05 UTC': the local time, checked against the UTC one."""
+    match = _MOMENT.match(shown)
+    assert match, f"not 'local (zone) · UTC': {shown!r}"
+    assert match["zone"] == TIMEZONE
+    local = datetime.strptime(match["local"], "%a %d %b %Y, %H:%M").replace(tzinfo=ZoneInfo(match["zone"]))
+    utc = local.astimezone(UTC)
+    assert f"{utc:%H:%M}" == match["utc"], shown
+    assert match["utc_date"] in (None, f"{utc:%a %d %b %Y}"), shown
+    assert (match["utc_date"] is None) == (utc.date() == local.date()), shown
+    return local
+
+
+def assert_cards_shown(test_name: str, shown: set[str]) -> None:
+    missing = CARDS_BY_TEST[test_name] - shown
+    assert not missing, f"{test_name} should have shown {sorted(missing)}; it showed {sorted(shown)}"
+
+
+@pytest.fixture(autouse=True)
+def passes_without_markdown(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sandbox passes drawn without '*': the cards render the pass through Markdown, which eats '*…*' (see
+    ``test_pass_with_markdown_characters_reads_exactly``), and a random pass must not make these tests flaky."""
+    original = bot.sandbox.passes.generate_pass_secret
+
+    def generate(length: int) -> str:
+        while "*" in (secret := original(length)):
+            pass
+        return secret
+
+    monkeypatch.setattr(bot.sandbox.passes, "generate_pass_secret", generate)
+
+
+def demo_config(current_user: str | None = None) -> dict:
+    tenant = load_tenant(DEMO_TENANT_FILE)
+    if current_user is None:
+        return playground_config(tenant)
+    others = tuple(upn for upn in (MEGAN, LEE, ADELE, ALEX, ISAIAH, DIEGO) if upn != current_user)
+    return playground_config(tenant, current_user=current_user, others=others)
+
+
+async def test_personal_chat_issue_and_hand_over(open_teams: OpenTeams) -> None:
+    ui = await open_teams(demo_config())
+    pg, page = ui.pg, ui.page
+
+    since = len(pg.messages)
+    asked_at = datetime.now(UTC)
+    await ui.send(f"/tap issue {MEGAN} 2h one-time")
+    secret = secret_of(await pg.wait_for_message(is_pass_card, since=since))
+    card = await ui.newest_pass_card()
+    await expect(card.locator("#passValue")).to_have_text(secret)
+    await expect(card).to_contain_text("Temporary Access Pass for Megan Bowen")
+    shown = await ui.facts(card)
+    valid_from, expires = read_moment(shown["Valid from"]), read_moment(shown["Expires"])
+    assert asked_at - timedelta(minutes=1) <= valid_from <= datetime.now(UTC) + timedelta(minutes=1)
+    assert expires - valid_from == timedelta(hours=2)
+    assert shown["Lifetime"] == "2 hours"
+    assert shown["One-time use"] == "Yes"
+    await expect(card.get_by_text("SANDBOX TENANT")).to_be_visible()
+    await ui.screenshot("pass-card", show=card)
+
+    answer = await ui.click_card_button(card, "I have handed it over")
+    assert secret not in str(answer)
+    redacted = await ui.card("Hidden after hand-over")
+    await expect(redacted).to_contain_text(REDACTED_PASS_TEXT)
+    await expect(page.locator("#passValue")).to_have_count(0)
+    assert secret not in await page.content()
+    after = await ui.facts(redacted)
+    assert after["Valid from"] == shown["Valid from"] and after["Expires"] == shown["Expires"]
+    assert after["One-time use"] == "Yes"
+    await ui.screenshot("redacted-after-hand-over", show=redacted)
+
+    ui.check_card_sizes()
+    assert_cards_shown("test_personal_chat_issue_and_hand_over", ui.kinds_shown())
+
+
+async def test_channel_and_group_chat_answer_privately(open_teams: OpenTeams) -> None:
+    ui = await open_teams(demo_config())
+    pg, page = ui.pg, ui.page
+
+    await ui.open_channel("IT Department", "Helpdesk")
+    since = len(pg.messages)
+    await ui.post(f"tap issue {ALEX}", mention=pg.bot_name)
+    ack = await ui.see(SENT_PRIVATELY)
+    private = await pg.wait_for_message(is_pass_card, since=since)
+    assert private.conversation_type == "personal"
+    secret = secret_of(private)
+    await expect(ui.shown(SENT_PRIVATELY)).to_have_count(1)
+    await expect(ui.cards()).to_have_count(0)
+    assert secret not in await page.content()
+    assert secret not in await page.locator("body").inner_text()
+    channel_raw = [str(m.raw) for m in pg.messages if m.conversation_type == "channel"]
+    assert channel_raw and not any(secret in raw for raw in channel_raw)
+    await ui.screenshot("channel-ack", show=ack)
+
+    await ui.open_chat("IT Operations")
+    since = len(pg.messages)
+    await ui.send("tap policy", mention=pg.bot_name)
+    await ui.see(SENT_PRIVATELY)
+    await pg.wait_for_message(
+        lambda m: m.card is not None and "Temporary Access Pass policy" in str(m.card), since=since
+    )
+    await expect(ui.cards()).to_have_count(0)
+    assert secret not in await page.content()
+    await ui.screenshot("group-chat-ack")
+
+    await ui.open_chat("Personal Chat")
+    card = await ui.newest_pass_card()
+    await expect(card.locator("#passValue")).to_have_text(secret)
+    await expect(card).to_contain_text("Temporary Access Pass for Alex Wilber")
+    await ui.screenshot("personal-chat-pass-from-channel", show=card)
+    policy = await ui.card("Temporary Access Pass policy")
+    await ui.screenshot("personal-chat-policy-from-group-chat", show=policy)
+
+    ui.check_card_sizes()
+    assert_cards_shown("test_channel_and_group_chat_answer_privately", ui.kinds_shown())
+
+
+async def test_operator_commands_and_replacing_a_pass(open_teams: OpenTeams) -> None:
+    ui = await open_teams(demo_config())
+    pg, page = ui.pg, ui.page
+
+    since = len(pg.messages)
+    await ui.send(f"/tap issue {MEGAN}")
+    first_secret = secret_of(await pg.wait_for_message(is_pass_card, since=since))
+    await expect((await ui.newest_pass_card()).locator("#passValue")).to_have_text(first_secret)
+
+    await ui.send(f"/tap status {MEGAN}")
+    status = await ui.card("Pass status for Megan Bowen")
+    await expect(status).to_contain_text("A usable pass is active.")
+    assert "Created" in await ui.facts(status)
+    await expect(status).not_to_contain_text(first_secret)
+    await ui.screenshot("status-active", show=status)
+
+    await ui.send(f"/tap issue {MEGAN}")
+    question = await ui.card("Megan Bowen (MeganB@contoso.onmicrosoft.com) already holds a pass")
+    await expect(question.get_by_role("button", name="Keep the existing pass")).to_be_visible()
+    await ui.screenshot("replace-question", show=question)
+
+    since = len(pg.messages)
+    await ui.click_card_button(question, "Replace it")
+    settled = await ui.card("Existing pass for Megan Bowen")
+    await expect(settled).to_contain_text("Replaced: the new pass is in the next message.")
+    await expect(settled.get_by_role("button")).to_have_count(0)
+    second_secret = secret_of(await pg.wait_for_message(is_pass_card, since=since))
+    new_card = await ui.newest_pass_card()
+    await expect(new_card.locator("#passValue")).to_have_text(second_secret)
+    await expect(new_card).to_contain_text("This pass replaced the one created")
+    await ui.see("Hidden: a newer pass replaced this one")
+    await expect(page.get_by_text(first_secret, exact=True)).to_have_count(0)
+    await ui.screenshot("replaced-settled-and-new-pass", show=new_card)
+
+    await ui.send(f"/tap revoke {MEGAN}")
+    await ui.see("Revoked the Temporary Access Pass of Megan Bowen")
+    await ui.see("Hidden: the pass was revoked")
+    await expect(page.locator("#passValue")).to_have_count(0)
+    await ui.screenshot("revoked")
+
+    await ui.send(f"/tap status {MEGAN}")
+    await ui.see("This user holds no Temporary Access Pass.")
+
+    await ui.send("/tap policy")
+    policy = await ui.card("Temporary Access Pass policy")
+    policy_facts = await ui.facts(policy)
+    assert {"State", "Default lifetime", "Allowed lifetime", "One-time use"} <= policy_facts.keys()
+    await ui.screenshot("policy", show=policy)
+
+    await ui.send("/tap help")
+    help_card = await ui.card("tapbot: Temporary Access Passes, privately")
+    assert any(title.startswith("/tap issue") for title in await ui.facts(help_card))
+    await ui.screenshot("help", show=help_card)
+
+    await ui.send(f"/tap issue {LEE}")
+    await ui.card("Temporary Access Pass for Lee Gu")
+    await ui.send(f"/tap issue {LEE}")
+    question = await ui.card("Lee Gu (LeeG@contoso.onmicrosoft.com) already holds a pass")
+    await ui.click_card_button(question, "Keep the existing pass")
+    kept = await ui.card("Kept the existing pass; nothing was changed.")
+    await ui.screenshot("kept-existing", show=kept)
+
+    await ui.send(f"/tap issue {ADELE}")
+    await ui.see("You can't issue a pass for yourself.")
+    await ui.send(f"/tap issue {ISAIAH}")
+    refusal = await ui.see("Passes for privileged accounts must be issued by a Privileged Authentication Administrator")
+    await ui.screenshot("refusals-self-and-privileged", show=refusal)
+
+    ui.check_card_sizes()
+    assert_cards_shown("test_operator_commands_and_replacing_a_pass", ui.kinds_shown())
+
+
+async def test_non_operator_is_refused(open_teams: OpenTeams) -> None:
+    ui = await open_teams(demo_config(current_user=DIEGO))
+    pg, page = ui.pg, ui.page
+    await expect(page.get_by_role("toolbar")).to_contain_text("Diego Siciliani")  # the typist, top right
+
+    await ui.send(f"/tap issue {MEGAN}")
+    refusal = await ui.see("Only TAP operators (members of the IT operator group) can use this command.")
+    await expect(page.locator("#passValue")).to_have_count(0)
+    await ui.send(f"/tap status {MEGAN}")
+    await expect(ui.shown("Only TAP operators")).to_have_count(2)
+    await ui.screenshot("refused", show=refusal)
+
+    await ui.send("/tap help")
+    await ui.card("tapbot: Temporary Access Passes, privately")
+    assert not any(is_pass_card(m) for m in pg.messages)
+
+    ui.check_card_sizes()
+    assert_cards_shown("test_non_operator_is_refused", ui.kinds_shown())
+
+
+async def test_onboarding_request_approved_in_the_approvals_channel(open_teams: OpenTeams) -> None:
+    """Two people, two Teams clients on one bot: Adele (operator) runs the approvals channel, Megan (a manager)
+    asks for her new hire's first-day pass. Each Playground shows only its own typist's chats."""
+    adele = await open_teams(demo_config())
+    megan = await open_teams(demo_config(current_user=MEGAN))
+
+    await adele.open_channel("IT Department", "Helpdesk")
+    await adele.post("tap approvals here", mention=adele.pg.bot_name)
+    await adele.see("This channel now receives approval requests")
+
+    await megan.send(f"/tap onboard {LEE}")
+    await megan.see("Your request for Lee Gu (LeeG@contoso.onmicrosoft.com) is waiting for an operator's approval")
+    await megan.screenshot("request-waiting")
+
+    request = await adele.card("Onboarding pass request")
+    await expect(request).to_contain_text("Megan Bowen")
+    await expect(request).to_contain_text("Lee Gu")
+    await request.get_by_role("textbox").fill("Welcome aboard, Lee")
+    await adele.screenshot("request-in-channel", show=request)
+    since = len(megan.pg.messages)
+    await adele.click_card_button(request, "Approve")
+    decided = await adele.card("Onboarding pass request: Approved")
+    await expect(decided).to_contain_text("Approved by Adele Vance")
+    await expect(decided).to_contain_text("Note: Welcome aboard, Lee")
+    await expect(decided.get_by_role("button")).to_have_count(0)
+    await adele.screenshot("request-approved", show=decided)
+
+    secret = secret_of(await megan.pg.wait_for_message(is_pass_card, since=since))
+    card = await megan.newest_pass_card()
+    await expect(card.locator("#passValue")).to_have_text(secret)
+    await expect(card).to_contain_text("Temporary Access Pass for Lee Gu")
+    await megan.see("Adele Vance approved your request for Lee Gu")
+    await megan.screenshot("pass-for-new-hire", show=card)
+    assert secret not in await adele.page.content()
+
+    await megan.send("/tap requests")
+    mine = await megan.card("Your requests")
+    await expect(mine).to_contain_text("Approved")
+    await megan.screenshot("own-requests", show=mine)
+    await adele.open_chat("Personal Chat")
+    await adele.send("/tap requests")
+    pending = await adele.card("Pending requests")
+    await expect(pending).to_contain_text("No request is waiting for a decision.")
+
+    for ui in (adele, megan):
+        ui.check_card_sizes()
+    shown = adele.kinds_shown() | megan.kinds_shown()
+    assert_cards_shown("test_onboarding_request_approved_in_the_approvals_channel", shown)
+
+
+@pytest.mark.parametrize("bulk_users", [BULK_USERS], indirect=True)
+async def test_bulk_issue_from_an_attached_file_and_revoke_by_job(open_teams: OpenTeams, tapbot: Tapbot) -> None:
+    ui = await open_teams(demo_config())
+    pg, page = ui.pg, ui.page
+    upns = bulk_upns(BULK_USERS)
+    rows = "".join(f"{upn}\r\n" for upn in [*upns, "nobody@contoso.onmicrosoft.com"])
+    url = await tapbot.host_file("new-hires.csv", f"userPrincipalName\r\n{rows}".encode("utf-8-sig"))
+
+    await ui.attach_file("new-hires.csv", url)
+    preflight = await ui.card(re.compile(r"Bulk issue from new-hires\.csv \(job \d+\)"))
+    heading = await preflight.get_by_role("heading").first.inner_text()
+    job = int(re.findall(r"\(job (\d+)\)", heading)[0])
+    counts = await ui.facts(preflight)
+    assert counts["Ready"] == str(BULK_USERS) and counts["Not found"] == "1"
+    await expect(preflight).to_contain_text("Nothing has been written yet.")
+    await ui.screenshot("preflight", show=preflight)
+
+    await tapbot.slow_down_pass_creation(0.1)  # long enough to see the run in progress
+    since = len(pg.messages)
+    await ui.click_card_button(preflight, f"Issue {BULK_USERS} passes")
+    running = await ui.card(f"(job {job}): running")
+    await expect(running.get_by_role("button", name="Cancel")).to_be_visible()
+    await ui.screenshot("progress", show=running)
+    final = await ui.card(f"Bulk issue from new-hires.csv (job {job}): finished")
+    await expect(final).to_contain_text(f"/tap revoke job {job}")
+    assert (await ui.facts(final))["Issued and sent to you"] == str(BULK_USERS)
+
+    pages = [m for m in pg.messages[since:] if "Passes, job" in str(m.card)]
+    assert [len(page_secrets(m)) for m in pages] == [50, BULK_USERS - 50]
+    for number, message in enumerate(pages, start=1):
+        shown = await ui.card(f"Passes, job {job}, page {number} ")
+        text = await shown.inner_text()
+        missing = [label for label, secret in page_secrets(message).items() if label not in text or secret not in text]
+        assert not missing, f"page {number} does not show the passes of {missing}"
+        named = {upn: text.count(upn) for upn in upns if upn in text}
+        assert set(named.values()) == {1}, f"page {number} should name each user once: {named}"
+    first_page = await ui.card(f"Passes, job {job}, page 1 ")
+    await ui.screenshot("results-page-1", show=first_page)
+
+    await ui.screenshot("final", show=final)
+
+    second_page = await ui.card(f"Passes, job {job}, page 2 ")
+    await ui.click_card_button(second_page, "I have handed them over")
+    handed_over = await ui.card(f"{BULK_USERS - 50} users (bulk job {job}, page 2)")
+    await expect(handed_over).to_contain_text("Hidden after hand-over")
+    hidden = page_secrets(pages[1]).values()
+    content = await page.content()
+    assert not [secret for secret in hidden if secret in content]
+    await ui.screenshot("page-2-handed-over", show=handed_over)
+
+    await ui.send(f"/tap revoke job {job}")
+    revoke = await ui.card(re.compile(r"Bulk revoke from .+ \(job \d+\)(?!:)"))
+    assert (await ui.facts(revoke))["Ready"] == str(BULK_USERS)
+    await ui.click_card_button(revoke, f"Revoke {BULK_USERS} passes")
+    revoked = await ui.card(re.compile(r"Bulk revoke from .+: finished"))
+    assert (await ui.facts(revoked))["Revoked"] == str(BULK_USERS)
+    await ui.screenshot("revoked-by-job", show=revoked)
+
+    assert ui.check_card_sizes() < MAX_CARD_BYTES_UTF16
+    assert_cards_shown("test_bulk_issue_from_an_attached_file_and_revoke_by_job", ui.kinds_shown())
+
+
+async def test_pass_with_markdown_characters_reads_exactly(
+    open_teams: OpenTeams, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bot.sandbox.passes, "generate_pass_secret", lambda length: "*ab*cd#1")
+    ui = await open_teams(demo_config())
+    since = len(ui.pg.messages)
+    await ui.send(f"/tap issue {MEGAN}")
+    assert secret_of(await ui.pg.wait_for_message(is_pass_card, since=since)) == "*ab*cd#1"
+    card: Locator = await ui.newest_pass_card()
+    await ui.screenshot("markdown-pass", show=card)
+    assert await card.locator("#passValue").inner_text() == "*ab*cd#1"
+
+
+async def test_help_shows_the_command_arguments(open_teams: OpenTeams) -> None:
+    ui = await open_teams(demo_config())
+    since = len(ui.pg.messages)
+    await ui.send("/tap help")
+    sent = await ui.pg.wait_for_message(lambda m: "tapbot: Temporary Access Passes" in str(m.card), since=since)
+    sent_titles = [
+        str(fact["title"])
+        for element in (sent.card or {}).get("body", [])
+        if element.get("type") == "FactSet"
+        for fact in element["facts"]
+    ]
+    help_card = await ui.card("tapbot: Temporary Access Passes, privately")
+    await ui.screenshot("help-arguments", show=help_card)
+    assert list(await ui.facts(help_card)) == sent_titles
