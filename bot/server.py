@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import warnings
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from microsoft_agents.hosting.aiohttp import jwt_authorization_decorator, start_agent_process
 from yarl import URL
 
@@ -26,6 +28,8 @@ from bot.domain.decisions import DecisionService
 from bot.domain.onboarding import OnboardingDefaults, OnboardingService
 from bot.domain.ports import Clock
 from bot.domain.service import AccessRules, TapService
+from bot.health import check_readiness
+from bot.logging_setup import correlated, new_correlation_id
 from bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -74,7 +78,7 @@ COMPONENTS = web.AppKey("components", Components)
 async def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     clock = clock or SystemClock()
     components = await _compose(settings, clock)
-    app = web.Application(client_max_size=256 * 1024)
+    app = web.Application(client_max_size=256 * 1024, middlewares=[correlation_ids])
     app[COMPONENTS] = components
     with warnings.catch_warnings():
         # The SDK's JWT check looks its configuration up under this plain string key.
@@ -82,6 +86,7 @@ async def create_app(settings: Settings, *, clock: Clock | None = None) -> web.A
         app["agent_configuration"] = components.runtime.auth_configuration
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     app.on_startup.append(_start_background_work)
     app.on_cleanup.append(_close)
     return app
@@ -170,6 +175,8 @@ async def _compose(settings: Settings, clock: Clock) -> Components:
         clock=clock,
         max_rows=settings.bulk_max_rows,
         announce=approvals.announce,
+        replica=settings.replica_id,
+        lease=timedelta(seconds=settings.lease_seconds),
     )
     approvals.on_bulk_approved = bulk.approved
     handlers = TapHandlers(
@@ -186,7 +193,7 @@ async def _compose(settings: Settings, clock: Clock) -> Components:
         presentation=presentation,
     )
     register_handlers(runtime, handlers, approvals, bulk)
-    housekeeping = Housekeeping(redactor, approvals)
+    housekeeping = Housekeeping(redactor, approvals, bulk)
     return Components(
         settings,
         store,
@@ -219,14 +226,46 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "tenant": "sandbox" if settings.sandbox else "configured"})
 
 
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: 200 when the database and Graph answer, else 503 naming what failed (no token needed)."""
+    components = request.app[COMPONENTS]
+    readiness = await check_readiness(components.store, components.graph)
+    return web.json_response(readiness.document(), status=200 if readiness.ready else 503)
+
+
+@web.middleware
+async def correlation_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Gives every request a correlation id (the activity's id for /api/messages) that every log line carries."""
+    activity_id: object = None
+    if request.method == "POST" and request.path == "/api/messages" and request.can_read_body:
+        try:
+            body = await request.json()  # aiohttp keeps the bytes: the SDK reads them again
+        except ValueError:
+            body = None
+        activity_id = body.get("id") if isinstance(body, dict) else None
+    with correlated(new_correlation_id(activity_id)) as correlation_id:
+        started = time.monotonic()
+        response = await handler(request)
+        if request.path == "/api/messages":
+            logger.info(
+                "handled %s %s: %s",
+                request.method,
+                request.path,
+                response.status,
+                extra={"http_status": response.status, "duration_ms": round((time.monotonic() - started) * 1000)},
+            )
+        response.headers["X-Correlation-Id"] = correlation_id
+        return response
+
+
 async def _start_background_work(app: web.Application) -> None:
     components = app[COMPONENTS]
     components.warm_up_task = asyncio.create_task(asyncio.to_thread(load_response_models), name="graph-warm-up")
     components.redaction_task = asyncio.create_task(
-        components.housekeeping.run(components.settings.redaction_interval_seconds, components.stopping),
+        components.housekeeping.run(components.settings.housekeeping_seconds, components.stopping),
         name="housekeeping",
     )
-    await components.bulk.resume_all()
+    await components.bulk.adopt()
 
 
 async def _close(app: web.Application) -> None:

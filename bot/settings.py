@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import re
+import socket
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.logging_setup import LogFormat
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEMO_TENANT_FILE = PROJECT_DIR / "bot" / "sandbox" / "demo_tenant.json"
@@ -84,13 +89,16 @@ class Settings:
     sandbox_tenant_file: Path | None
     default_timezone: ZoneInfo
     default_start_hour: int
-    redaction_interval_seconds: float
+    housekeeping_seconds: float
     log_level: str
+    log_format: LogFormat
     onboarding: OnboardingSettings
     approvals: ApprovalSettings
     download_hosts: tuple[str, ...]
     bulk_max_bytes: int
     bulk_max_rows: int
+    replica_id: str
+    lease_seconds: float
 
     @property
     def anonymous(self) -> bool:
@@ -157,8 +165,10 @@ class Settings:
             sandbox_tenant_file=sandbox_file,
             default_timezone=reader.timezone("TAPBOT_DEFAULT_TIMEZONE", "UTC"),
             default_start_hour=reader.integer("TAPBOT_DEFAULT_START_HOUR", 8, minimum=0, maximum=23),
-            redaction_interval_seconds=reader.number("TAPBOT_REDACTION_INTERVAL_SECONDS", 30.0, minimum=0.05),
+            housekeeping_seconds=reader.number("TAPBOT_HOUSEKEEPING_SECONDS", 30.0, minimum=0.05),
             log_level=(reader.optional("TAPBOT_LOG_LEVEL") or "INFO").upper(),
+            # JSON lines for a log collector wherever a bot registration exists; readable text in the sandbox.
+            log_format=_log_format(reader, LogFormat.JSON if bot_client_id else LogFormat.TEXT),
             onboarding=OnboardingSettings(
                 needs_approval=reader.boolean("TAPBOT_ONBOARDING_NEEDS_APPROVAL", True),
                 lifetime_minutes=reader.optional_integer(
@@ -182,7 +192,15 @@ class Settings:
                 "TAPBOT_BULK_MAX_BYTES", 5 * 1024 * 1024, minimum=1024, maximum=200 * 1024**2
             ),
             bulk_max_rows=reader.integer("TAPBOT_BULK_MAX_ROWS", 5000, minimum=1, maximum=100_000),
+            replica_id=reader.optional("TAPBOT_REPLICA_ID")
+            or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
+            lease_seconds=reader.number("TAPBOT_LEASE_SECONDS", 30.0, minimum=1.0),
         )
+
+
+def _replica_name() -> str:
+    """Unique per process: leases tell replicas apart by it."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 def _graph_settings(reader: _Reader) -> GraphSettings:
@@ -232,6 +250,14 @@ def _graph_settings(reader: _Reader) -> GraphSettings:
             client_secret=reader.required("TAPBOT_GRAPH_CLIENT_SECRET", "the app registration's secret"),
         )
     return GraphSettings(**common, tenant_id=tenant_id, client_id=client_id)  # type: ignore[arg-type]
+
+
+def _log_format(reader: _Reader, default: LogFormat) -> LogFormat:
+    raw = (reader.optional("TAPBOT_LOG_FORMAT") or default.value).lower()
+    try:
+        return LogFormat(raw)
+    except ValueError:
+        raise SettingsError(f"TAPBOT_LOG_FORMAT={raw} is not one of: json, text.") from None
 
 
 def _sandbox_defaults(tenant_file: Path) -> dict[str, object]:

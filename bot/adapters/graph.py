@@ -56,6 +56,7 @@ from msgraph.generated.users.item.check_member_groups.check_member_groups_post_r
     CheckMemberGroupsPostResponse,
 )
 from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
+from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
@@ -267,6 +268,27 @@ class GraphGateway:
             return None
         return group.display_name if group else None
 
+    async def find_group(self, group_id: str) -> str | None:
+        """The group's display name; None when the tenant has no such group. Other failures raise."""
+        query = GroupItemRequestBuilder.GroupItemRequestBuilderGetQueryParameters(select=["id", "displayName"])
+        call = _Call()
+        try:
+            group = await self._client.groups.by_group_id(group_id).get(call.configuration(query))
+        except ODataError as error:
+            if error.response_status_code in (400, 404):
+                return None  # 400: not even a valid object id
+            raise _translate(error, "read a group") from None
+        except httpx.HTTPError as error:
+            raise _unavailable("read a group", error) from None
+        return (group.display_name or group_id) if group else None
+
+    async def any_user_id(self) -> str | None:
+        """The object id of one user of the tenant (GET /users?$top=1): a harmless read for checks."""
+        query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(top=1, select=["id"])
+        response = await self._read("list users", lambda call: self._client.users.get(call), query)
+        users = (response.value or []) if response else []
+        return users[0].id if users and users[0].id else None
+
     async def manager_id(self, user_id: str) -> str | None:
         call = _Call()
         try:
@@ -353,12 +375,26 @@ class GraphGateway:
                     continue
                 if status < 500:
                     raise _translate(error, "create the pass") from None
-                logger.warning("pass creation answered %s (attempt %s); checking what happened", status, attempt)
+                logger.warning(
+                    "pass creation answered %s (attempt %s); checking what happened",
+                    status,
+                    attempt,
+                    extra=_fields("create the pass", last_request_id, status=status, target_id=user.object_id),
+                )
             except httpx.HTTPError as error:
-                logger.warning("pass creation failed in transit (%s, attempt %s)", type(error).__name__, attempt)
+                logger.warning(
+                    "pass creation failed in transit (%s, attempt %s)",
+                    type(error).__name__,
+                    attempt,
+                    extra=_fields("create the pass", None, target_id=user.object_id),
+                )
             else:
                 if created is None or not created.temporary_access_pass:
                     raise GraphRejected("Graph created no pass value; nothing was issued.", call.request_id)
+                logger.info(
+                    "Graph created a pass",
+                    extra=_fields("create the pass", call.request_id, status=201, target_id=user.object_id),
+                )
                 return IssuedPass(
                     user=user,
                     info=_pass_info(created),
@@ -381,7 +417,11 @@ class GraphGateway:
         if replacing is not None and current.method_id == replacing.method_id:
             return
         if current.created_at >= attempt_started - CLOCK_SKEW:
-            logger.warning("an uncertain create did create a pass for %s; deleting it before retrying", user_id)
+            logger.warning(
+                "an uncertain create did create a pass for %s; deleting it before retrying",
+                user_id,
+                extra=_fields("create the pass", None, target_id=user_id),
+            )
             await self.delete_pass(user_id, current.method_id)
 
     async def delete_pass(self, user_id: str, method_id: str) -> str | None:
@@ -397,6 +437,7 @@ class GraphGateway:
             raise _translate(error, "delete the pass") from None
         except httpx.HTTPError as error:
             raise _unavailable("delete the pass", error) from None
+        logger.info("Graph deleted a pass", extra=_fields("delete the pass", call.request_id, target_id=user_id))
         return call.request_id
 
     # --- plumbing -----------------------------------------------------------------------------------------
@@ -406,11 +447,22 @@ class GraphGateway:
     ) -> T:
         call = _Call()
         try:
-            return await request(call.configuration(query))
+            answer = await request(call.configuration(query))
         except ODataError as error:
             raise _translate(error, what) from None
         except httpx.HTTPError as error:
             raise _unavailable(what, error) from None
+        logger.debug("Graph answered: %s", what, extra=_fields(what, call.request_id))
+        return answer
+
+
+def _fields(operation: str, request_id: str | None, *, status: int | None = None, **more: str) -> dict[str, object]:
+    """Structured log fields of one Graph call: what it was for, Graph's request id, the HTTP status."""
+    fields: dict[str, object] = {"graph_operation": operation, "graph_request_id": request_id}
+    if status is not None:
+        fields["graph_status"] = status
+    fields.update(more)
+    return fields
 
 
 def _translate(error: ODataError, what: str) -> TapError:
@@ -418,7 +470,15 @@ def _translate(error: ODataError, what: str) -> TapError:
     status = error.response_status_code or 0
     message = (error.error.message if error.error else None) or ""
     request_id = _request_id(error)
-    logger.info("Graph refused to %s: status %s, request id %s", what, status, request_id)
+    logger.info(
+        "Graph refused to %s: status %s, request id %s",
+        what,
+        status,
+        request_id,
+        extra=_fields(
+            what, request_id, status=status, graph_error_code=(error.error.code if error.error else None) or ""
+        ),
+    )
     if status == 429:
         return Throttled(_retry_after(error), request_id)
     if POLICY_SCOPE_MESSAGE in message:
@@ -443,7 +503,12 @@ def _translate(error: ODataError, what: str) -> TapError:
 
 
 def _unavailable(what: str, error: httpx.HTTPError) -> GraphUnavailable:
-    logger.warning("Graph unreachable while trying to %s: %s", what, type(error).__name__)
+    logger.warning(
+        "Graph unreachable while trying to %s: %s",
+        what,
+        type(error).__name__,
+        extra=_fields(what, None, transport_error=type(error).__name__),
+    )
     return GraphUnavailable(f"Microsoft Graph did not answer when I tried to {what}. Try again in a minute.")
 
 

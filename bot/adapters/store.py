@@ -11,7 +11,7 @@ import enum
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import (
@@ -22,15 +22,20 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    delete,
     event,
     func,
+    or_,
     select,
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import Executable
 
 from bot.domain.approvals import ApprovalKind, ApprovalRequest, ApprovalsChannel, ApprovalStatus
 from bot.domain.audit import AuditEvent
@@ -188,6 +193,17 @@ class BulkJobRow(Base):
     progress_activity_id: Mapped[str | None] = mapped_column(String(200))
     progress_service_url: Mapped[str | None] = mapped_column(String(500))
     approval_request_id: Mapped[str | None] = mapped_column(String(36))
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class ProcessedActivityRow(Base):
+    """Activities already handled: Teams retries a delivery it thinks failed, with the same activity id."""
+
+    __tablename__ = "processed_activities"
+
+    key: Mapped[str] = mapped_column(String(600), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
 class BulkRowRow(Base):
@@ -540,6 +556,41 @@ class SqlStore:
         async with self._session() as session:
             return {RowState(state): count for state, count in (await session.execute(query)).all()}
 
+    async def claim_job(self, job_id: int, owner: str, now: datetime, lease: timedelta) -> bool:
+        """Takes (or renews) the right to run an active job: only one replica holds it until the lease ends."""
+        async with self._session() as session:
+            result = await session.execute(
+                update(BulkJobRow)
+                .where(
+                    BulkJobRow.id == job_id,
+                    BulkJobRow.status.in_([JobStatus.RUNNING.value, JobStatus.CANCELLING.value]),
+                    or_(
+                        BulkJobRow.lease_owner.is_(None),
+                        BulkJobRow.lease_owner == owner,
+                        BulkJobRow.lease_until < now,
+                    ),
+                )
+                .values(lease_owner=owner, lease_until=now + lease)
+            )
+            return (getattr(result, "rowcount", 0) or 0) == 1
+
+    async def release_job(self, job_id: int, owner: str) -> None:
+        async with self._session() as session:
+            await session.execute(
+                update(BulkJobRow)
+                .where(BulkJobRow.id == job_id, BulkJobRow.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None)
+            )
+
+    async def first_delivery(self, key: str, now: datetime, keep: timedelta) -> bool:
+        """Records an incoming activity; False when it was seen before (a retried delivery)."""
+        async with self._session() as session:
+            await session.execute(delete(ProcessedActivityRow).where(ProcessedActivityRow.at < now - keep))
+            inserted = await session.execute(
+                _insert_ignoring_duplicates(self._engine.dialect.name, ProcessedActivityRow, {"key": key, "at": now})
+            )
+            return (getattr(inserted, "rowcount", 0) or 0) == 1
+
     async def active_jobs(self) -> list[BulkJob]:
         query = select(BulkJobRow).where(BulkJobRow.status.in_([JobStatus.RUNNING.value, JobStatus.CANCELLING.value]))
         async with self._session() as session:
@@ -625,6 +676,12 @@ def _approval(row: ApprovalRow) -> ApprovalRequest:
         card_activity_id=row.card_activity_id,
         card_service_url=row.card_service_url,
     )
+
+
+def _insert_ignoring_duplicates(dialect: str, table: type[Base], values: dict[str, object]) -> Executable:
+    if dialect == "postgresql":
+        return postgresql_insert(table).values(**values).on_conflict_do_nothing()
+    return sqlite_insert(table).values(**values).on_conflict_do_nothing()
 
 
 def _job(record: BulkJobRow) -> BulkJob:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.domain.model import IssuedPass, Recipient
@@ -161,3 +161,7 @@ class BulkStore(Protocol):
     async def row_counts(self, job_id: int) -> dict[RowState, int]: ...
 
     async def active_jobs(self) -> list[BulkJob]: ...
+
+    async def claim_job(self, job_id: int, owner: str, now: datetime, lease: timedelta) -> bool: ...
+
+    async def release_job(self, job_id: int, owner: str) -> None: ...

@@ -296,6 +296,13 @@ class BulkService:
     async def active_jobs(self) -> list[BulkJob]:
         return await self._store.active_jobs()
 
+    async def claim(self, job_id: int, replica: str, lease: timedelta) -> bool:
+        """Takes or renews the right to run the job; False while another replica holds it."""
+        return await self._store.claim_job(job_id, replica, self._clock.now(), lease)
+
+    async def release(self, job_id: int, replica: str) -> None:
+        await self._store.release_job(job_id, replica)
+
     async def _own_job(self, caller: Caller, job_id: int) -> BulkJob:
         job = await self._store.job(job_id)
         if job is None:

@@ -32,6 +32,7 @@ from bot.sandbox.state import SandboxState
 from bot.sandbox.tenant import RoleDefinition, TenantGroup, TenantUser
 
 CHECK_MEMBER_GROUPS_LIMIT = 20
+MAX_PAGE_SIZE = 999
 TAP_WRITABLE_PROPERTIES = frozenset({"startDateTime", "lifetimeInMinutes", "isUsableOnce"})
 TAP_READ_ONLY_PROPERTIES = frozenset(
     {"id", "temporaryAccessPass", "createdDateTime", "isUsable", "methodUsabilityReason"}
@@ -43,6 +44,7 @@ Params = Mapping[str, str]
 
 def build_graph_router() -> GraphRouter:
     router = GraphRouter()
+    router.add("GET", "/users", list_users)
     router.add("GET", "/users/{user}", get_user)
     router.add("GET", "/users/{user}/manager", get_manager)
     router.add("GET", "/users/{user}/directReports", list_direct_reports)
@@ -68,6 +70,17 @@ def build_graph_router() -> GraphRouter:
 
 
 # --- Users, groups, roles ------------------------------------------------------------------------------
+
+
+def list_users(state: SandboxState, request: GraphRequest, params: Params) -> GraphResponse:
+    """`$top` (1..999, default 100) and `$select`; no paging, no `$filter` (the bot lists users only to probe)."""
+    if "$filter" in request.query or "$search" in request.query:
+        raise bad_request("The sandbox supports only $top and $select on /users.")
+    raw_top = request.query.get("$top", "100")
+    if not raw_top.isdigit() or not 1 <= int(raw_top) <= MAX_PAGE_SIZE:
+        raise bad_request(f"Invalid page size specified: '{raw_top}'. Must be between 1 and {MAX_PAGE_SIZE}.")
+    select = request.query.get("$select")
+    return ok({"value": [user_json(user, select) for user in state.tenant.users[: int(raw_top)]]})
 
 
 def get_user(state: SandboxState, request: GraphRequest, params: Params) -> GraphResponse:

@@ -13,6 +13,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -109,7 +110,11 @@ class BulkFlow:
         clock: Clock,
         max_rows: int,
         announce: Callable[[ApprovalRequest], Awaitable[str]],
+        replica: str,
+        lease: timedelta,
     ) -> None:
+        self._replica = replica
+        self._lease = lease
         self._announce = announce
         self._bulk = bulk
         self._transfers = transfers
@@ -304,17 +309,26 @@ class BulkFlow:
         return f"Bulk job {job.id} is running; the requester sees its progress in their personal chat."
 
     def start(self, job: BulkJob) -> None:
-        if job.id in self._running and not self._running[job.id].done():
+        if self._runs(job.id):
             return
         task = asyncio.create_task(self._run(job), name=f"bulk-job-{job.id}")
         self._running[job.id] = task
 
-    async def resume_all(self) -> int:
-        """Picks up jobs a previous process left running (after a crash or a restart)."""
-        jobs = await self._bulk.active_jobs()
-        for job in jobs:
-            self.start(job)
-        return len(jobs)
+    def _runs(self, job_id: int) -> bool:
+        task = self._running.get(job_id)
+        return task is not None and not task.done()
+
+    async def adopt(self) -> int:
+        """Runs every active job no live replica holds: after a restart, or when the replica running it died.
+
+        A job is claimed with a lease that its runner renews; a lease nobody renewed is taken over.
+        """
+        adopted = 0
+        for job in await self._bulk.active_jobs():
+            if not self._runs(job.id) and await self._bulk.claim(job.id, self._replica, self._lease):
+                self.start(job)
+                adopted += 1
+        return adopted
 
     async def wait(self, job_id: int) -> None:
         task = self._running.get(job_id)
@@ -322,7 +336,8 @@ class BulkFlow:
             await task
 
     async def stop(self) -> None:
-        """Stops running jobs where they are: the journal lets the next start resume them."""
+        """Stops running jobs where they are and gives their leases back: another replica (or the next start)
+        resumes them from the journal."""
         for task in self._running.values():
             task.cancel()
         for task in self._running.values():
@@ -330,12 +345,26 @@ class BulkFlow:
                 await task
 
     async def _run(self, job: BulkJob) -> None:
+        if not await self._bulk.claim(job.id, self._replica, self._lease):
+            logger.info("bulk job %s is run by another replica", job.id)
+            return
+        run = asyncio.create_task(self._bulk.run(job.id, _TeamsSink(self, job)), name=f"bulk-run-{job.id}")
         try:
-            await self._bulk.run(job.id, _TeamsSink(self, job))
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("bulk job %s stopped with an error; it resumes at the next start", job.id)
+            while not run.done():
+                await asyncio.wait({run}, timeout=self._lease.total_seconds() / 3)
+                if not run.done() and not await self._bulk.claim(job.id, self._replica, self._lease):
+                    logger.warning("bulk job %s: lease lost to another replica; stopping here", job.id)
+                    run.cancel()
+                    await asyncio.wait({run})
+            if not run.cancelled() and run.exception() is not None:
+                logger.error(
+                    "bulk job %s stopped with an error; a later round resumes it", job.id, exc_info=run.exception()
+                )
+        finally:
+            if not run.done():
+                run.cancel()
+                await asyncio.wait({run})
+            await asyncio.shield(self._bulk.release(job.id, self._replica))
 
     async def _remember_progress_card(self, context: TurnContext, result: Started) -> None:
         """The pressed card becomes the progress card; without its id, a new progress message is posted."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from microsoft_agents.activity import AdaptiveCardInvokeResponse
@@ -54,6 +54,7 @@ from cards.reference import help_card, policy_card
 
 logger = logging.getLogger(__name__)
 
+DEDUPE_WINDOW = timedelta(days=1)
 SENT_PRIVATELY = "Sent to you privately: look in your personal chat with me."
 SOMETHING_WENT_WRONG = (
     "Something went wrong on my side and nothing was changed. Try again; if it keeps happening, "
@@ -93,6 +94,9 @@ class TapHandlers:
 
     async def on_message(self, context: TurnContext, _state: TurnState) -> None:
         facts = turn_facts(context.activity, self._presentation.default_timezone)
+        if not await self._first_delivery(context):
+            logger.info("ignoring a repeated delivery of activity %s", context.activity.id)
+            return
         await self._delivery.remember_personal_chat(facts)
         attached = attached_file(context.activity)
         if attached is not None:
@@ -190,6 +194,14 @@ class TapHandlers:
             "This channel now receives approval requests. Operators decide them here with Approve or Deny; "
             "nobody may decide their own request.",
         )
+
+    async def _first_delivery(self, context: TurnContext) -> bool:
+        """Teams retries a delivery it believes failed, with the same activity id: act on it only once."""
+        activity = context.activity
+        if not activity.id:
+            return True
+        conversation = activity.conversation.id if activity.conversation else ""
+        return await self._store.first_delivery(f"{conversation}|{activity.id}", self._clock.now(), DEDUPE_WINDOW)
 
     # --- card buttons (Action.Execute) --------------------------------------------------------------------
 

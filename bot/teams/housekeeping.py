@@ -1,6 +1,8 @@
-"""The periodic work of a running bot: hiding expired pass cards and closing overdue approval requests.
+"""The periodic work of a running bot: hiding expired pass cards, closing overdue approval requests, and
+running bulk jobs whose replica died.
 
-Both schedules live in SQL, so a restart loses nothing: a round finds whatever became due meanwhile.
+Every schedule lives in SQL and every item is claimed atomically (a card is redacted once, a request closed
+once, a job leased to one replica), so several replicas can run these rounds side by side.
 """
 
 from __future__ import annotations
@@ -10,20 +12,23 @@ import contextlib
 import logging
 
 from bot.teams.approval_flow import ApprovalFlow
+from bot.teams.bulk_flow import BulkFlow
 from bot.teams.redaction import CardRedactor
 
 logger = logging.getLogger(__name__)
 
 
 class Housekeeping:
-    def __init__(self, redactor: CardRedactor, approvals: ApprovalFlow) -> None:
+    def __init__(self, redactor: CardRedactor, approvals: ApprovalFlow, bulk: BulkFlow) -> None:
         self.redactor = redactor
         self.approvals = approvals
+        self.bulk = bulk
 
     async def round(self) -> None:
         for name, work in (
             ("expiry redaction", self.redactor.redact_due),
             ("request expiry", self.approvals.expire_overdue),
+            ("bulk jobs without a runner", self.bulk.adopt),
         ):
             try:
                 await work()

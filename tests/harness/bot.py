@@ -60,7 +60,7 @@ def sandbox_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
         "TAPBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'tapbot.db'}",
         "TAPBOT_SANDBOX_TENANT": str(DEMO_TENANT_FILE),
         "TAPBOT_DEFAULT_TIMEZONE": "Europe/Berlin",
-        "TAPBOT_REDACTION_INTERVAL_SECONDS": "3600",
+        "TAPBOT_HOUSEKEEPING_SECONDS": "3600",
     }
     env.update(overrides)
     return env

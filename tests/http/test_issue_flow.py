@@ -229,3 +229,12 @@ async def test_activity_from_another_tenant_is_refused(bot: RunningBot) -> None:
     await bot.say(ADELE, f"/tap issue {MEGAN.upn}", tenant="00000000-0000-0000-0000-0000000000ff")
     assert "another one" in bot.connector.texts()[0]
     assert await sandbox_passes(bot) == []
+
+
+async def test_a_repeated_delivery_is_handled_once(bot: RunningBot) -> None:
+    activity = bot.activity(ADELE, f"/tap issue {MEGAN.upn}")
+    first = await bot.post(activity)
+    again = await bot.post(activity)  # Teams retries with the same activity id
+    assert first.status in (200, 202) and again.status in (200, 202)
+    assert len(cards_in(bot.connector.sent)) == 1
+    assert len(await sandbox_passes(bot)) == 1

@@ -94,7 +94,7 @@ async def wait_for_update(connector: RecordingConnector, rounds: int = 100) -> N
 
 async def test_redaction_loop_redacts_while_running(tmp_path: Path) -> None:
     clock = ShiftableClock()
-    running = await start_bot(sandbox_env(tmp_path, TAPBOT_REDACTION_INTERVAL_SECONDS="0.05"), clock=clock)
+    running = await start_bot(sandbox_env(tmp_path, TAPBOT_HOUSEKEEPING_SECONDS="0.05"), clock=clock)
     try:
         await running.say(ADELE, f"/tap issue {MEGAN.upn} 1h")
         await asyncio.sleep(0.2)

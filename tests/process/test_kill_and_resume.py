@@ -130,6 +130,8 @@ async def test_sigkill_mid_run_then_resume(tmp_path: Path, processes: Processes)
         "TAPBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'tapbot.db'}",
         "TAPBOT_DOWNLOAD_HOSTS": sandbox_root.removeprefix("http://"),
         "TAPBOT_LOG_LEVEL": "WARNING",
+        "TAPBOT_LEASE_SECONDS": "3",  # the killed process holds its lease until it runs out
+        "TAPBOT_HOUSEKEEPING_SECONDS": "0.5",
     }
     try:
         first = processes.start("app.py", env=env)
