@@ -21,14 +21,32 @@ def bulk_upns(count: int, domain: str = "contoso.onmicrosoft.com") -> list[str]:
     return [f"bulk{index:05d}@{domain}" for index in range(1, count + 1)]
 
 
-def bulk_tenant(count: int, base: Path = DEMO_TENANT_FILE) -> dict[str, Any]:
-    """The base tenant with `count` more members (deterministic ids), each with only a password."""
+def operator_upns(count: int, domain: str = "contoso.onmicrosoft.com") -> list[str]:
+    return [f"operator{index:03d}@{domain}" for index in range(1, count + 1)]
+
+
+def user_id(upn: str) -> str:
+    return str(uuid.uuid5(NAMESPACE, upn))
+
+
+def bulk_tenant(count: int, base: Path = DEMO_TENANT_FILE, *, operators: int = 0) -> dict[str, Any]:
+    """The base tenant with `count` more members (deterministic ids), each with only a password, and
+    `operators` more members of its operator group."""
     tenant = json.loads(base.read_text(encoding="utf-8"))
+    operator_group = (
+        next(group for group in tenant["groups"] if group["id"] == tenant.get("tapbot", {}).get("operatorGroupId"))
+        if operators
+        else None
+    )
+    for upn in operator_upns(operators, tenant["domain"]):
+        tenant["users"].append({"id": user_id(upn), "userPrincipalName": upn, "displayName": upn.split("@")[0]})
+        assert operator_group is not None
+        operator_group["members"].append(user_id(upn))
     for upn in bulk_upns(count, tenant["domain"]):
         number = upn.split("@")[0].removeprefix("bulk")
         tenant["users"].append(
             {
-                "id": str(uuid.uuid5(NAMESPACE, upn)),
+                "id": user_id(upn),
                 "userPrincipalName": upn,
                 "displayName": f"Bulk User {number}",
                 "department": "Onboarding",
