@@ -235,19 +235,20 @@ class BulkService:
                 one_time=all(row.one_time for row in queued),
                 reason=f"Bulk run of {to_run} passes is above the {threshold}-row limit for one operator.",
             )
+            await self._store.save_rows(queued)
+            await self._store.set_job_options(job_id, replace_existing=replace_existing, approval_request_id=request.id)
             if not await self._store.set_job_status(
                 job_id, JobStatus.AWAITING_APPROVAL, self._clock.now(), only_from=(JobStatus.CHECKED,)
             ):
                 raise JobNotWaiting(job)
-            await self._store.save_rows(queued)
-            await self._store.set_job_options(job_id, replace_existing=replace_existing, approval_request_id=request.id)
             return WaitingForApproval(await self._job(job_id), request)
+        # Rows first, status last: another replica adopts a job as soon as it is RUNNING.
+        await self._store.save_rows(queued)
+        await self._store.set_job_options(job_id, replace_existing=replace_existing)
         if not await self._store.set_job_status(
             job_id, JobStatus.RUNNING, self._clock.now(), only_from=(JobStatus.CHECKED,)
         ):
             raise JobNotWaiting(job)
-        await self._store.save_rows(queued)
-        await self._store.set_job_options(job_id, replace_existing=replace_existing)
         await self._auditor.record(
             AuditAction.ISSUE if job.kind is BulkKind.ISSUE else AuditAction.REVOKE,
             AuditOutcome.SUCCEEDED,
