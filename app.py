@@ -1,13 +1,19 @@
-"""Starts tapbot: reads the settings once, prints what it is running against, serves the app factory."""
+"""Starts tapbot: reads the settings once, prints what it is running against, serves the app factory.
+
+`python app.py` serves; `python app.py doctor` checks the deployment (settings, credentials, Graph permissions,
+groups, database) and exits 0 when every check passed, else 1.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
 
 from aiohttp import web
 
+from bot.logging_setup import LogFormat, configure_logging
 from bot.server import create_app
 from bot.settings import Settings, SettingsError
 
@@ -30,17 +36,37 @@ def banner(settings: Settings) -> str:
     return "\n".join([rule, *lines, rule])
 
 
-def main() -> int:
+def main(arguments: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if arguments is None else arguments
+    if arguments == ["doctor"]:
+        return doctor()
+    if arguments:
+        print(f"usage: python app.py [doctor] (unknown arguments: {' '.join(arguments)})", file=sys.stderr)
+        return 2
+    return serve()
+
+
+def doctor() -> int:
+    from bot.doctor import diagnose, render
+
+    configure_logging("WARNING", LogFormat.TEXT)
+    report = asyncio.run(diagnose(os.environ))
+    print(render(report), flush=True)
+    return 0 if report.healthy else 1
+
+
+def serve() -> int:
     try:
         settings = Settings.from_env(os.environ)
     except SettingsError as error:
         print(f"tapbot cannot start: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    print(banner(settings), flush=True)
+    configure_logging(settings.log_level, settings.log_format)
+    if settings.log_format is LogFormat.JSON:  # a log collector reads stdout too: no free text there
+        for line in banner(settings).splitlines()[1:-1]:
+            logging.getLogger("tapbot").log(logging.WARNING if line.startswith("***") else logging.INFO, line)
+    else:
+        print(banner(settings), flush=True)
     web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
     return 0
 

@@ -141,8 +141,13 @@ class Doctor:
         self.findings.append(Finding.ok("settings", f"Settings are complete ({_describe(settings)})."))
         registered = self._bot_registration(settings)
         await self._bot_framework_token(settings, registered)
-        token_ok = await self._graph_token(settings)
-        await self._graph(settings, token_ok)
+        credential = self._credential(settings)
+        try:
+            token_ok = await self._graph_token(settings, credential)
+            await self._graph(settings, token_ok, credential)
+        finally:
+            if credential is not None:
+                await _close(credential)
         await self._database(settings)
         return Report(tuple(self.findings))
 
@@ -225,7 +230,19 @@ class Doctor:
 
     # --- Graph ------------------------------------------------------------------------------------------------
 
-    async def _graph_token(self, settings: Settings) -> bool:
+    def _credential(self, settings: Settings) -> AsyncTokenCredential | None:
+        """The deployment's Graph credential (None in the sandbox, or when it cannot be built: reported then)."""
+        if settings.graph.mode in (GraphMode.SANDBOX, GraphMode.ANONYMOUS):
+            return None
+        try:
+            return self.credential_factory(settings)
+        except Exception as error:
+            self._fail(
+                "graph_token", f"The Graph credential ({settings.graph.mode.value}) cannot be built: {_reason(error)}."
+            )
+            return None
+
+    async def _graph_token(self, settings: Settings, credential: AsyncTokenCredential | None) -> bool:
         """Whether Graph calls can carry a token (always, in the sandbox); reports the permissions it grants."""
         mode = settings.graph.mode
         if mode in (GraphMode.SANDBOX, GraphMode.ANONYMOUS):
@@ -235,11 +252,8 @@ class Doctor:
                 "graph_write", f"Permission to create and delete passes ({WRITE_PERMISSION}): not applicable."
             )
             return True
-        try:
-            credential = self.credential_factory(settings)
-        except Exception as error:
-            self._fail("graph_token", f"The Graph credential ({mode.value}) cannot be built: {_reason(error)}.")
-            return False
+        if credential is None:
+            return False  # its ✗ line is written
         try:
             token = await asyncio.wait_for(credential.get_token(settings.graph.scope), TOKEN_TIMEOUT_SECONDS)
         except Exception as error:
@@ -249,8 +263,6 @@ class Doctor:
                 f"The Graph credential ({mode.value}) obtains no token for {settings.graph.scope}: {_reason(error)}.",
             )
             return False
-        finally:
-            await _close(credential)
         roles = token_roles(token.token)
         minutes = max(0, round((token.expires_on - datetime.now(UTC).timestamp()) / 60))
         granted = ", ".join(sorted(roles)) if roles else "no application permissions"
@@ -275,7 +287,7 @@ class Doctor:
             )
         return True
 
-    async def _graph(self, settings: Settings, token_ok: bool) -> None:
+    async def _graph(self, settings: Settings, token_ok: bool, credential: AsyncTokenCredential | None) -> None:
         if not token_ok:  # no call can succeed without a token
             for check in _TITLES:
                 self._not_applicable(check, f"{_TITLES[check]}: not checked (no Graph token).")
@@ -289,7 +301,7 @@ class Doctor:
             assert settings.sandbox_tenant_file is not None
             sandbox = await start_sandbox(await asyncio.to_thread(load_tenant, settings.sandbox_tenant_file))
             base_url = sandbox.base_url
-        client, http_client = build_graph_client(settings.graph, base_url)
+        client, http_client = build_graph_client(settings.graph, base_url, credential=credential)
         try:
             await self._graph_reads(settings, GraphGateway(client, SystemClock()))
         finally:
@@ -404,6 +416,9 @@ class Doctor:
             self._fail(check, f"{_TITLES[check]}: Microsoft Graph did not answer ({why}).")
         except TapError as error:
             self._fail(check, f"{_TITLES[check]}: {error.user_message}")
+        except Exception as error:  # e.g. the credential failing inside the call
+            logger.debug("%s failed", check, exc_info=True)
+            self._fail(check, f"{_TITLES[check]}: failed ({_reason(error)}).")
         return _FAILED
 
     # --- the database -----------------------------------------------------------------------------------------
@@ -446,13 +461,12 @@ class Doctor:
                 "The database holds none of tapbot's tables yet: start the app once (it creates them), then run "
                 "the doctor again.",
             )
-        elif missing_tables:
-            self._fail("schema", f"The database lacks the tables {', '.join(missing_tables)}: start the app once.")
-        elif missing_columns:
+        elif missing_tables or missing_columns:
+            missing = ", ".join([*missing_tables, *missing_columns])
             self._fail(
                 "schema",
-                f"The database schema is older than this version: missing columns {', '.join(missing_columns)} "
-                "(the app creates missing tables, not missing columns): add them before starting this version.",
+                f"The database schema is older than this version (missing: {missing}): start this version once "
+                "(it migrates the schema at start), then run the doctor again.",
             )
         else:
             self._ok("schema", f"The database schema is present ({len(Base.metadata.tables)} tables).")
@@ -553,12 +567,15 @@ def token_roles(token: str) -> frozenset[str]:
 
 
 def _describe(settings: Settings) -> str:
-    graph = {
-        GraphMode.SANDBOX: f"Graph: the sandbox tenant from {settings.sandbox_tenant_file}",
-        GraphMode.ANONYMOUS: f"Graph: a stand-alone sandbox at {settings.graph.base_url}",
-    }.get(settings.graph.mode, f"Graph: tenant {settings.graph.tenant_id} at {settings.graph.base_url}")
+    mode = settings.graph.mode
+    if mode is GraphMode.SANDBOX:
+        graph = f"Graph: the sandbox tenant from {settings.sandbox_tenant_file}"
+    elif mode is GraphMode.ANONYMOUS:
+        graph = f"Graph: a stand-alone sandbox at {settings.graph.base_url}"
+    else:
+        graph = f"Graph: tenant {settings.graph.tenant_id} at {settings.graph.base_url} with {mode.value}"
     database = make_url(settings.database_url).render_as_string(hide_password=True)
-    return f"{graph} with {settings.graph.mode.value} credentials; database {database}"
+    return f"{graph}; database {database}"
 
 
 def _reason(error: BaseException) -> str:

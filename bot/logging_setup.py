@@ -128,4 +128,8 @@ def configure_logging(level: str, log_format: LogFormat, stream: IO[str] | None 
     handler = build_handler(log_format, stream)
     root.addHandler(handler)
     root.setLevel(level)
+    # httpx logs every request line (URLs with user names) at INFO; the Graph adapter logs its calls itself,
+    # with the request ids, so httpx speaks up only when debugging.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
     return handler

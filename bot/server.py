@@ -23,6 +23,7 @@ from bot.adapters.graph import GraphGateway, build_graph_client, load_response_m
 from bot.adapters.store import SqlStore
 from bot.domain.approval_desk import ApprovalDesk
 from bot.domain.approvals import ApprovalRules
+from bot.domain.audit_export import AuditExportService
 from bot.domain.bulk_service import BulkService
 from bot.domain.decisions import DecisionService
 from bot.domain.onboarding import OnboardingDefaults, OnboardingService
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from bot.sandbox.server import RunningSandbox
 from bot.teams.agent import TeamsRuntime, build_runtime, register_handlers
 from bot.teams.approval_flow import ApprovalFlow
+from bot.teams.audit_export import AuditExportFlow, StoredAuditRows
 from bot.teams.bulk_flow import BulkFlow
 from bot.teams.delivery import Outbound, PrivateDelivery
 from bot.teams.handlers import TapHandlers
@@ -179,6 +181,13 @@ async def _compose(settings: Settings, clock: Clock) -> Components:
         lease=timedelta(seconds=settings.lease_seconds),
     )
     approvals.on_bulk_approved = bulk.approved
+    audit_export = AuditExportFlow(
+        exports=AuditExportService(operators=service, source=StoredAuditRows(store), audit=store, clock=clock),
+        transfers=transfers,
+        delivery=delivery,
+        presentation=presentation,
+        clock=clock,
+    )
     handlers = TapHandlers(
         service=service,
         onboarding=onboarding,
@@ -191,8 +200,9 @@ async def _compose(settings: Settings, clock: Clock) -> Components:
         store=store,
         clock=clock,
         presentation=presentation,
+        audit_export=audit_export,
     )
-    register_handlers(runtime, handlers, approvals, bulk)
+    register_handlers(runtime, handlers, approvals, bulk, audit_export)
     housekeeping = Housekeeping(redactor, approvals, bulk)
     return Components(
         settings,
@@ -245,17 +255,28 @@ async def correlation_ids(request: web.Request, handler: Handler) -> web.StreamR
         activity_id = body.get("id") if isinstance(body, dict) else None
     with correlated(new_correlation_id(activity_id)) as correlation_id:
         started = time.monotonic()
-        response = await handler(request)
-        if request.path == "/api/messages":
-            logger.info(
-                "handled %s %s: %s",
-                request.method,
-                request.path,
-                response.status,
-                extra={"http_status": response.status, "duration_ms": round((time.monotonic() - started) * 1000)},
-            )
+        try:
+            response = await handler(request)
+        except web.HTTPException as answer:  # an answer given by raising (413, 405, …)
+            _log_request(request, answer.status, started)
+            raise
+        except Exception:
+            logger.exception("%s %s failed", request.method, request.path)  # here the turn's id is still known
+            raise
+        _log_request(request, response.status, started)
         response.headers["X-Correlation-Id"] = correlation_id
         return response
+
+
+def _log_request(request: web.Request, status: int, started: float) -> None:
+    if request.path == "/api/messages":
+        logger.info(
+            "handled %s %s: %s",
+            request.method,
+            request.path,
+            status,
+            extra={"http_status": status, "duration_ms": round((time.monotonic() - started) * 1000)},
+        )
 
 
 async def _start_background_work(app: web.Application) -> None:

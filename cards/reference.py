@@ -62,6 +62,11 @@ HELP_LINES = (
     ),
     ("/tap approvals here", "Operators, in a channel: post approval requests to this channel."),
     ("/tap requests", "Operators: the pending requests. Everyone else: your own requests."),
+    (
+        "/tap audit export [FIRST DAY] [LAST DAY]",
+        "Operators: the audit log as a CSV file, sent privately. Days as YYYY-MM-DD in your time zone; "
+        "default the last 7 days.",
+    ),
     ("/tap help", "This list."),
 )
 

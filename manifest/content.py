@@ -63,6 +63,7 @@ _USER_COMMANDS = (
     BotCommand("tap policy", "The tenant's TAP policy: allowed lifetimes, default, one-time rule, who is in scope"),
     BotCommand("tap onboard", "<user>: managers request an onboarding pass for a new direct report"),
     BotCommand("tap requests", "Approval requests: yours, and (operators) those waiting for a decision"),
+    BotCommand("tap audit", "export [first day] [last day]: operators get the audit log as a CSV file, privately"),
 )
 _HELP_IN_PERSONAL_CHAT = BotCommand("tap help", "All commands. To issue passes in bulk, attach a CSV of users here.")
 _HELP_ELSEWHERE = BotCommand("tap help", "All commands. Bulk: attach a CSV of users in your personal chat with me.")

@@ -153,15 +153,20 @@ def build_credential(settings: GraphSettings) -> AsyncTokenCredential:
     raise ValueError(f"Graph mode {settings.mode.value} does not use a credential")
 
 
-def build_graph_client(settings: GraphSettings, base_url: str) -> tuple[GraphServiceClient, httpx.AsyncClient]:
-    """A Graph client pointed at `base_url` (a national cloud, or the sandbox), and the HTTP client to close."""
+def build_graph_client(
+    settings: GraphSettings, base_url: str, *, credential: AsyncTokenCredential | None = None
+) -> tuple[GraphServiceClient, httpx.AsyncClient]:
+    """A Graph client pointed at `base_url` (a national cloud, or the sandbox), and the HTTP client to close.
+
+    `credential` replaces the one the settings describe (the doctor passes the one it has just tested).
+    """
     auth_provider: AuthenticationProvider
     if settings.mode in (GraphMode.SANDBOX, GraphMode.ANONYMOUS):
         auth_provider = AnonymousAuthenticationProvider()
     else:
         host = httpx.URL(base_url).host
         auth_provider = AzureIdentityAuthenticationProvider(
-            build_credential(settings), scopes=[settings.scope], allowed_hosts=[host]
+            credential or build_credential(settings), scopes=[settings.scope], allowed_hosts=[host]
         )
     http_client = httpx.AsyncClient(timeout=httpx.Timeout(settings.timeout_seconds))
     # Reads may be retried by the SDK (they are idempotent), but never for long inside a chat turn.

@@ -1,13 +1,16 @@
 """All state in SQL (SQLAlchemy 2 async): audit log, delivered pass cards, personal conversations.
 
-SQLite by default, PostgreSQL when replicas share one database. Nothing here ever holds a pass value: the
-tables have no column that could.
+SQLite by default, PostgreSQL when replicas share one database. The tables are made by the migrations in
+``bot/adapters/migrations`` (``create_schema`` runs them at start); a change to a model here needs a new revision
+there (``python -m bot.adapters.migrate --new "what changed"``). Nothing here ever holds a pass value: the tables
+have no column that could.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import hashlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -25,6 +28,7 @@ from sqlalchemy import (
     delete,
     event,
     func,
+    inspect,
     or_,
     select,
     text,
@@ -37,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.expression import Executable
 
+from bot.adapters.migrate import MigrationResult, migrate_engine
 from bot.domain.approvals import ApprovalKind, ApprovalRequest, ApprovalsChannel, ApprovalStatus
 from bot.domain.audit import AuditEvent
 from bot.domain.bulk import BulkJob, BulkKind, BulkRow, JobStatus, RowState
@@ -62,6 +67,22 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class ClippedString(TypeDecorator[str]):
+    """A VARCHAR(n) for text people or files supply (names, labels, typed targets): clipped to n characters.
+
+    SQLite ignores a VARCHAR's length and PostgreSQL refuses a longer value, so without the clip a long display name
+    or a mistyped 400-character user would fail the write (and the audit record) on PostgreSQL only. The clip also
+    applies to the values compared with the column, so equality keeps working for clipped values.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        length: int | None = getattr(self.impl, "length", None)
+        return value[:length] if value is not None and length is not None else value
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -74,9 +95,9 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(32))
     outcome: Mapped[str] = mapped_column(String(32))
     actor_id: Mapped[str] = mapped_column(String(64), index=True)
-    actor_name: Mapped[str] = mapped_column(String(256), default="")
+    actor_name: Mapped[str] = mapped_column(ClippedString(256), default="")
     target_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    target_upn: Mapped[str | None] = mapped_column(String(320))
+    target_upn: Mapped[str | None] = mapped_column(ClippedString(320))
     lifetime_minutes: Mapped[int | None] = mapped_column(Integer)
     start_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     one_time: Mapped[bool | None] = mapped_column(Boolean)
@@ -101,7 +122,7 @@ class PassCardRow(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     requester_id: Mapped[str] = mapped_column(String(64))
     target_id: Mapped[str] = mapped_column(String(64))
-    target_label: Mapped[str] = mapped_column(String(600))
+    target_label: Mapped[str] = mapped_column(ClippedString(600))
     pass_method_id: Mapped[str] = mapped_column(String(64), index=True)
     start_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -139,12 +160,12 @@ class ApprovalRow(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)
     requester_id: Mapped[str] = mapped_column(String(64), index=True)
     requester_tenant_id: Mapped[str] = mapped_column(String(64))
-    requester_name: Mapped[str] = mapped_column(String(256))
+    requester_name: Mapped[str] = mapped_column(ClippedString(256))
     requester_channel_account_id: Mapped[str] = mapped_column(String(200))
     requester_service_url: Mapped[str] = mapped_column(String(500))
     bot_id: Mapped[str] = mapped_column(String(200))
     target_id: Mapped[str] = mapped_column(String(64))
-    target_label: Mapped[str] = mapped_column(String(600))
+    target_label: Mapped[str] = mapped_column(ClippedString(600))
     start_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     lifetime_minutes: Mapped[int] = mapped_column(Integer)
     one_time: Mapped[bool] = mapped_column(Boolean)
@@ -152,7 +173,7 @@ class ApprovalRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     decided_by_id: Mapped[str | None] = mapped_column(String(64))
-    decided_by_name: Mapped[str | None] = mapped_column(String(256))
+    decided_by_name: Mapped[str | None] = mapped_column(ClippedString(256))
     decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     decision_note: Mapped[str] = mapped_column(Text, default="")
     card_service_url: Mapped[str | None] = mapped_column(String(500))
@@ -178,11 +199,11 @@ class BulkJobRow(Base):
     status: Mapped[str] = mapped_column(String(32), index=True)
     requester_id: Mapped[str] = mapped_column(String(64))
     requester_tenant_id: Mapped[str] = mapped_column(String(64))
-    requester_name: Mapped[str] = mapped_column(String(256))
+    requester_name: Mapped[str] = mapped_column(ClippedString(256))
     requester_channel_account_id: Mapped[str] = mapped_column(String(200))
     requester_service_url: Mapped[str] = mapped_column(String(500))
     bot_id: Mapped[str] = mapped_column(String(200))
-    file_name: Mapped[str] = mapped_column(String(300))
+    file_name: Mapped[str] = mapped_column(ClippedString(300))
     timezone: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     replace_existing: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -193,8 +214,11 @@ class BulkJobRow(Base):
     progress_activity_id: Mapped[str | None] = mapped_column(String(200))
     progress_service_url: Mapped[str | None] = mapped_column(String(500))
     approval_request_id: Mapped[str | None] = mapped_column(String(36))
-    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_owner: Mapped[str | None] = mapped_column(ClippedString(100))
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+PROCESSED_KEY_LENGTH = 600
 
 
 class ProcessedActivityRow(Base):
@@ -202,7 +226,7 @@ class ProcessedActivityRow(Base):
 
     __tablename__ = "processed_activities"
 
-    key: Mapped[str] = mapped_column(String(600), primary_key=True)
+    key: Mapped[str] = mapped_column(String(PROCESSED_KEY_LENGTH), primary_key=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
 
 
@@ -213,10 +237,10 @@ class BulkRowRow(Base):
 
     job_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     line: Mapped[int] = mapped_column(Integer, primary_key=True)
-    target: Mapped[str] = mapped_column(String(400))
+    target: Mapped[str] = mapped_column(ClippedString(400))
     state: Mapped[str] = mapped_column(String(16))
     user_id: Mapped[str | None] = mapped_column(String(64))
-    user_label: Mapped[str | None] = mapped_column(String(600))
+    user_label: Mapped[str | None] = mapped_column(ClippedString(600))
     lifetime_minutes: Mapped[int | None] = mapped_column(Integer)
     one_time: Mapped[bool] = mapped_column(Boolean, default=False)
     start_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -255,14 +279,6 @@ class PersonalConversation:
     conversation_id: str
 
 
-_APPEND_ONLY_SQLITE = (
-    "CREATE TRIGGER IF NOT EXISTS audit_events_no_update BEFORE UPDATE ON audit_events "
-    "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
-    "CREATE TRIGGER IF NOT EXISTS audit_events_no_delete BEFORE DELETE ON audit_events "
-    "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END",
-)
-
-
 class SqlStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -281,12 +297,9 @@ class SqlStore:
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return cls(engine)
 
-    async def create_schema(self) -> None:
-        async with self._engine.begin() as connection:
-            await connection.run_sync(Base.metadata.create_all)
-            if self._engine.dialect.name == "sqlite":
-                for statement in _APPEND_ONLY_SQLITE:
-                    await connection.execute(text(statement))
+    async def create_schema(self) -> MigrationResult:
+        """Migrates the database to this version's schema (bot/adapters/migrations); a no-op when it is there."""
+        return await migrate_engine(self._engine)
 
     async def close(self) -> None:
         await self._engine.dispose()
@@ -363,21 +376,27 @@ class SqlStore:
         query = (
             select(PassCardRow)
             .where(PassCardRow.redacted_at.is_(None), PassCardRow.expires_at <= now)
-            .order_by(PassCardRow.expires_at)
+            .order_by(PassCardRow.expires_at, PassCardRow.id)
             .limit(limit)
         )
         async with self._session() as session:
             return [_card(row) for row in (await session.scalars(query)).all()]
 
     async def unredacted_cards_for_pass(self, pass_method_id: str) -> list[PassCard]:
-        query = select(PassCardRow).where(
-            PassCardRow.pass_method_id == pass_method_id, PassCardRow.redacted_at.is_(None)
+        query = (
+            select(PassCardRow)
+            .where(PassCardRow.pass_method_id == pass_method_id, PassCardRow.redacted_at.is_(None))
+            .order_by(PassCardRow.created_at, PassCardRow.id)
         )
         async with self._session() as session:
             return [_card(row) for row in (await session.scalars(query)).all()]
 
     async def unredacted_cards_for_user(self, target_id: str) -> list[PassCard]:
-        query = select(PassCardRow).where(PassCardRow.target_id == target_id, PassCardRow.redacted_at.is_(None))
+        query = (
+            select(PassCardRow)
+            .where(PassCardRow.target_id == target_id, PassCardRow.redacted_at.is_(None))
+            .order_by(PassCardRow.created_at, PassCardRow.id)
+        )
         async with self._session() as session:
             return [_card(row) for row in (await session.scalars(query)).all()]
 
@@ -423,7 +442,7 @@ class SqlStore:
         query = (
             select(ApprovalRow)
             .where(ApprovalRow.status == ApprovalStatus.PENDING.value, ApprovalRow.expires_at > now)
-            .order_by(ApprovalRow.created_at)
+            .order_by(ApprovalRow.created_at, ApprovalRow.id)
         )
         async with self._session() as session:
             return [_approval(row) for row in (await session.scalars(query)).all()]
@@ -432,28 +451,23 @@ class SqlStore:
         query = (
             select(ApprovalRow)
             .where(ApprovalRow.requester_id == requester_id, ApprovalRow.created_at >= since)
-            .order_by(ApprovalRow.created_at.desc())
+            .order_by(ApprovalRow.created_at.desc(), ApprovalRow.id.desc())
         )
         async with self._session() as session:
             return [_approval(row) for row in (await session.scalars(query)).all()]
 
     async def overdue_approvals(self, now: datetime) -> list[ApprovalRequest]:
-        query = select(ApprovalRow).where(
-            ApprovalRow.status == ApprovalStatus.PENDING.value, ApprovalRow.expires_at <= now
+        query = (
+            select(ApprovalRow)
+            .where(ApprovalRow.status == ApprovalStatus.PENDING.value, ApprovalRow.expires_at <= now)
+            .order_by(ApprovalRow.expires_at, ApprovalRow.id)
         )
         async with self._session() as session:
             return [_approval(row) for row in (await session.scalars(query)).all()]
 
     async def save_approvals_channel(self, channel: ApprovalsChannel) -> None:
         async with self._session() as session:
-            row = await session.get(ApprovalsChannelRow, channel.tenant_id)
-            if row is None:
-                session.add(ApprovalsChannelRow(**channel.__dict__))
-            else:
-                row.service_url = channel.service_url
-                row.conversation_id = channel.conversation_id
-                row.registered_by = channel.registered_by
-                row.registered_at = channel.registered_at
+            await session.execute(_upsert(self._engine.dialect.name, ApprovalsChannelRow, dict(channel.__dict__)))
 
     async def approvals_channel(self, tenant_id: str) -> ApprovalsChannel | None:
         async with self._session() as session:
@@ -543,7 +557,7 @@ class SqlStore:
         if not rows:
             return
         async with self._session() as session:
-            for row in rows:
+            for row in sorted(rows, key=lambda row: (row.job_id, row.line)):  # one lock order: no deadlock
                 values = _row_values(row)
                 await session.execute(
                     update(BulkRowRow)
@@ -584,6 +598,8 @@ class SqlStore:
 
     async def first_delivery(self, key: str, now: datetime, keep: timedelta) -> bool:
         """Records an incoming activity; False when it was seen before (a retried delivery)."""
+        if len(key) > PROCESSED_KEY_LENGTH:  # kept whole up to the column's length, beyond it by its digest
+            key = "sha256:" + hashlib.sha256(key.encode()).hexdigest()
         async with self._session() as session:
             await session.execute(delete(ProcessedActivityRow).where(ProcessedActivityRow.at < now - keep))
             inserted = await session.execute(
@@ -592,22 +608,20 @@ class SqlStore:
             return (getattr(inserted, "rowcount", 0) or 0) == 1
 
     async def active_jobs(self) -> list[BulkJob]:
-        query = select(BulkJobRow).where(BulkJobRow.status.in_([JobStatus.RUNNING.value, JobStatus.CANCELLING.value]))
+        query = (
+            select(BulkJobRow)
+            .where(BulkJobRow.status.in_([JobStatus.RUNNING.value, JobStatus.CANCELLING.value]))
+            .order_by(BulkJobRow.id)
+        )
         async with self._session() as session:
             return [_job(record) for record in (await session.scalars(query)).all()]
 
     # --- personal conversations ---------------------------------------------------------------------------
 
     async def save_personal_conversation(self, conversation: PersonalConversation, at: datetime) -> None:
+        values = {**conversation.__dict__, "updated_at": at}
         async with self._session() as session:
-            row = await session.get(PersonalConversationRow, conversation.user_id)
-            if row is None:
-                session.add(PersonalConversationRow(**conversation.__dict__, updated_at=at))
-            else:
-                row.tenant_id = conversation.tenant_id
-                row.service_url = conversation.service_url
-                row.conversation_id = conversation.conversation_id
-                row.updated_at = at
+            await session.execute(_upsert(self._engine.dialect.name, PersonalConversationRow, values))
 
     async def personal_conversation(self, user_id: str) -> PersonalConversation | None:
         async with self._session() as session:
@@ -682,6 +696,16 @@ def _insert_ignoring_duplicates(dialect: str, table: type[Base], values: dict[st
     if dialect == "postgresql":
         return postgresql_insert(table).values(**values).on_conflict_do_nothing()
     return sqlite_insert(table).values(**values).on_conflict_do_nothing()
+
+
+def _upsert(dialect: str, table: type[Base], values: dict[str, object]) -> Executable:
+    """INSERT, or UPDATE the row with the same primary key: one statement, so two replicas saving the same key at
+    once both succeed (a read-then-insert lets the second fail on the primary key)."""
+    keys = [column.name for column in inspect(table).primary_key]
+    changes = {name: value for name, value in values.items() if name not in keys}
+    if dialect == "postgresql":
+        return postgresql_insert(table).values(**values).on_conflict_do_update(index_elements=keys, set_=changes)
+    return sqlite_insert(table).values(**values).on_conflict_do_update(index_elements=keys, set_=changes)
 
 
 def _job(record: BulkJobRow) -> BulkJob:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+DEFAULT_EXPORT_DAYS = 7
+MAX_EXPORT_DAYS = 366
 
 
 class AuditAction(enum.StrEnum):
@@ -17,6 +21,7 @@ class AuditAction(enum.StrEnum):
     ONBOARD = "onboard"
     APPROVAL = "approval"
     DECISION = "decision"
+    AUDIT_EXPORT = "audit_export"
 
 
 class AuditOutcome(enum.StrEnum):
@@ -43,3 +48,34 @@ class AuditEvent:
     graph_request_id: str | None = None
     rule: str | None = None
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class AuditPeriod:
+    """Whole days, first and last included, in the operator's time zone."""
+
+    first_day: date
+    last_day: date
+    timezone: ZoneInfo
+
+    @property
+    def since(self) -> datetime:
+        return datetime.combine(self.first_day, time(0), tzinfo=self.timezone)
+
+    @property
+    def until(self) -> datetime:
+        """The first moment after the period (exclusive)."""
+        return datetime.combine(self.last_day + timedelta(days=1), time(0), tzinfo=self.timezone)
+
+    @property
+    def label(self) -> str:
+        return f"{self.first_day.isoformat()} to {self.last_day.isoformat()} ({self.timezone.key})"
+
+    @property
+    def file_name(self) -> str:
+        return f"tapbot-audit-{self.first_day.isoformat()}-to-{self.last_day.isoformat()}.csv"
+
+    @classmethod
+    def last_days(cls, days: int, *, now: datetime, timezone: ZoneInfo) -> AuditPeriod:
+        today = now.astimezone(timezone).date()
+        return cls(today - timedelta(days=days - 1), today, timezone)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
+from zoneinfo import ZoneInfo
 
+from bot.domain.audit import DEFAULT_EXPORT_DAYS, MAX_EXPORT_DAYS, AuditPeriod
 from bot.domain.model import OnboardRequest, PassRequest
 
 EXAMPLE_ISSUE = "/tap issue megan@contoso.com 8h one-time start tomorrow 08:00"
@@ -22,6 +24,7 @@ EXAMPLES = {
     "onboard": "/tap onboard LeeG@contoso.com start 2027-01-11",
     "approvals": "/tap approvals here",
     "requests": "/tap requests",
+    "audit": "/tap audit export 2026-05-01 2026-05-07",
 }
 
 MAX_COMMAND_LENGTH = 500
@@ -75,6 +78,13 @@ class RevokeJobCommand:
     job_id: int
 
 
+@dataclass(frozen=True)
+class AuditExportCommand:
+    """`/tap audit export [first day] [last day]`: the audit log of those days as a CSV file (operators)."""
+
+    period: AuditPeriod
+
+
 Command = (
     IssueCommand
     | RevokeCommand
@@ -85,6 +95,7 @@ Command = (
     | ApprovalsHereCommand
     | RequestsCommand
     | RevokeJobCommand
+    | AuditExportCommand
 )
 
 
@@ -106,7 +117,7 @@ _ONE_TIME_WORDS = {"one-time", "onetime", "once", "one_time", "single-use", "--o
 _REPLACE_WORDS = {"replace", "--replace", "replace=yes", "replace=true"}
 _START_WORDS = {"start", "at", "from", "starting", "--start"}
 _LIFETIME_KEYS = ("lifetime=", "--lifetime=", "for=")
-_COMMAND_WORDS = {"issue", "revoke", "status", "policy", "help", "onboard", "approvals", "requests"}
+_COMMAND_WORDS = {"issue", "revoke", "status", "policy", "help", "onboard", "approvals", "requests", "audit"}
 _COMMAND_ALIASES = {
     "create": "issue",
     "new": "issue",
@@ -165,6 +176,8 @@ def parse_command(text: str, *, now: datetime, tz: tzinfo, default_start_hour: i
                 EXAMPLES["approvals"],
             )
         return ApprovalsHereCommand()
+    if word == "audit":
+        return AuditExportCommand(_parse_audit_export(arguments, now=now, tz=tz))
     if word == "onboard":
         request = _parse_issue_arguments(arguments, now=now, tz=tz, default_start_hour=default_start_hour)
         if request.one_time or request.replace:
@@ -181,6 +194,46 @@ def parse_command(text: str, *, now: datetime, tz: tzinfo, default_start_hour: i
         target = _single_user_argument(word, arguments)
         return RevokeCommand(target) if word == "revoke" else StatusCommand(target)
     return IssueCommand(_parse_issue_arguments(arguments, now=now, tz=tz, default_start_hour=default_start_hour))
+
+
+def _parse_audit_export(arguments: list[str], *, now: datetime, tz: tzinfo) -> AuditPeriod:
+    """`export`, then no date (the last 7 days), a first day (until today), or a first and a last day."""
+    example = EXAMPLES["audit"]
+    if not arguments or arguments[0].lower() != "export":
+        raise CommandError(
+            "Type '/tap audit export', optionally with the first and the last day (YYYY-MM-DD).", example
+        )
+    zone = tz if isinstance(tz, ZoneInfo) else ZoneInfo("UTC")
+    days: list[date] = []
+    for token in arguments[1:]:
+        if token.lower() in {"from", "to", "until", "-", "–", ".."}:
+            continue
+        day = _iso_date(token)
+        if day is None:
+            raise CommandError(f"'{_shorten(token)}' is not a date (YYYY-MM-DD).", example)
+        days.append(day)
+    if len(days) > 2:
+        raise CommandError("Give at most two dates: the first and the last day.", example)
+    if not days:
+        return AuditPeriod.last_days(DEFAULT_EXPORT_DAYS, now=now, timezone=zone)
+    today = now.astimezone(zone).date()
+    first, last = days[0], days[1] if len(days) == 2 else max(days[0], today)
+    if first > today:
+        raise CommandError(f"{first.isoformat()} has not come yet; give a first day in the past.", example)
+    if last < first:
+        raise CommandError("The last day comes before the first day.", example)
+    if (last - first).days + 1 > MAX_EXPORT_DAYS:
+        raise CommandError(f"Export at most {MAX_EXPORT_DAYS} days at a time.", example)
+    return AuditPeriod(first, last, zone)
+
+
+def _iso_date(token: str) -> date | None:
+    if not _DATE.match(token):
+        return None
+    try:
+        return date.fromisoformat(token)
+    except ValueError:
+        return None
 
 
 def _single_user_argument(word: str, arguments: list[str]) -> str:

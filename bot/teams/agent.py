@@ -23,6 +23,7 @@ from microsoft_agents.hosting.core.connector.client import UserTokenClient
 
 from bot.settings import Settings
 from bot.teams.approval_flow import ApprovalFlow
+from bot.teams.audit_export import AuditExportFlow
 from bot.teams.bulk_flow import BulkFlow
 from bot.teams.handlers import TapHandlers
 from cards import verbs
@@ -87,7 +88,13 @@ def build_runtime(settings: Settings) -> TeamsRuntime:
     return TeamsRuntime(adapter, application, auth, factory)
 
 
-def register_handlers(runtime: TeamsRuntime, handlers: TapHandlers, approvals: ApprovalFlow, bulk: BulkFlow) -> None:
+def register_handlers(
+    runtime: TeamsRuntime,
+    handlers: TapHandlers,
+    approvals: ApprovalFlow,
+    bulk: BulkFlow,
+    audit_export: AuditExportFlow,
+) -> None:
     """The whole routing table: every activity the bot reacts to, and the card buttons."""
     application = runtime.application
     application.conversation_update("membersAdded")(handlers.on_members_added)
@@ -101,6 +108,7 @@ def register_handlers(runtime: TeamsRuntime, handlers: TapHandlers, approvals: A
     application.adaptive_card.action_execute(verbs.BULK_CANCEL)(bulk.on_cancel)
     application.adaptive_card.action_execute(verbs.BULK_RETRY)(bulk.on_retry)
     application.adaptive_card.action_execute(verbs.BULK_EXPORT)(bulk.on_export)
+    audit_export.register(application)  # its file-consent answers first; every other one is a bulk export's
     application.invoke("fileConsent/invoke")(bulk.on_file_consent)
     application.error(handlers.on_turn_error)
     runtime.adapter.on_turn_error = handlers.on_turn_error

@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from microsoft_agents.activity import Activity, ActivityTypes, AdaptiveCardInvokeResponse, Attachment, InvokeResponse
+from microsoft_agents.activity import Activity, AdaptiveCardInvokeResponse
 from microsoft_agents.hosting.core import TurnContext, TurnState
 from microsoft_agents.hosting.core.app.adaptive_card import factory
 
@@ -32,6 +32,7 @@ from bot.domain.model import IssuedPass
 from bot.domain.ports import Clock
 from bot.teams.activity import TurnFacts, turn_facts
 from bot.teams.delivery import DeliveryFailed, PrivateChat, PrivateDelivery, card_message, text_message
+from bot.teams.file_offer import acknowledge, consent_answer, offer_activity, upload_and_show
 from bot.teams.presentation import Presentation
 from cards.bulk import final_card, preflight_card, progress_card, results_page_card
 from cards.passes import CardJson, heading, render, sentence
@@ -39,8 +40,6 @@ from cards.passes import CardJson, heading, render, sentence
 logger = logging.getLogger(__name__)
 
 FILE_DOWNLOAD = "application/vnd.microsoft.teams.file.download.info"
-FILE_CONSENT = "application/vnd.microsoft.teams.card.file.consent"
-FILE_INFO = "application/vnd.microsoft.teams.card.file.info"
 EXPORT_HEADER = ("userPrincipalName", "displayName", "temporaryAccessPass", "startUtc", "expiresUtc", "oneTime")
 VAULT_JOBS = 20
 
@@ -243,45 +242,34 @@ class BulkFlow:
                 "The pass values of this job are no longer available for export (they are never stored; they "
                 "expire, or the bot restarted). They are still on the result pages in this chat."
             )
-        size = len(self._export_bytes(self._vault.peek(job_id)))
-        consent = Attachment(
-            content_type=FILE_CONSENT,
-            name=f"tapbot-job-{job_id}-passes.csv",
-            content={
-                "description": f"Temporary Access Passes of bulk job {job_id}. Delete the file after hand-over.",
-                "sizeInBytes": size,
-                "acceptContext": {"jobId": job_id},
-                "declineContext": {"jobId": job_id},
-            },
+        offer = offer_activity(
+            name=_export_name(job_id),
+            description=f"Temporary Access Passes of bulk job {job_id}. Delete the file after hand-over.",
+            size=len(self._export_bytes(self._vault.peek(job_id))),
+            context={"jobId": job_id},
         )
-        await context.send_activity(Activity(type=ActivityTypes.message, attachments=[consent]))
+        await context.send_activity(offer)
         return factory.message("Accept the file in the next message to receive it; it can be sent once.")
 
     async def on_file_consent(self, context: TurnContext, _state: TurnState) -> None:
-        value = context.activity.value if isinstance(context.activity.value, dict) else {}
-        job_id = _job_id(value.get("context") or {})
-        upload = value.get("uploadInfo") or {}
+        answer = consent_answer(context.activity)
+        job_id = _job_id(answer.context)
         text = "You declined the file; nothing was sent. The passes stay on the result pages."
-        if value.get("action") == "accept":
+        if answer.accepted:
             entries = self._vault.take(job_id)
             if not entries:
                 text = "The pass values are no longer available for export; nothing was sent."
             else:
                 try:
-                    await self._transfers.upload(str(upload.get("uploadUrl", "")), self._export_bytes(entries))
+                    await upload_and_show(
+                        context, self._transfers, answer, self._export_bytes(entries), default_name=_export_name(job_id)
+                    )
                 except TapError as error:
                     text = error.user_message
                 else:
-                    info = Attachment(
-                        content_type=FILE_INFO,
-                        content_url=str(upload.get("contentUrl", "")),
-                        name=str(upload.get("name", f"tapbot-job-{job_id}-passes.csv")),
-                        content={"uniqueId": upload.get("uniqueId"), "fileType": upload.get("fileType", "csv")},
-                    )
-                    await context.send_activity(Activity(type=ActivityTypes.message, attachments=[info]))
                     text = "Here is the file. Delete it once the passes are handed over; it was sent only once."
         await context.send_activity(text_message(self._presentation.text_prefix + text))
-        await context.send_activity(Activity(type="invokeResponse", value=InvokeResponse(status=200)))
+        await acknowledge(context)
 
     def _export_bytes(self, entries: list[tuple[str, IssuedPass]]) -> bytes:
         rows = [
@@ -500,6 +488,10 @@ def _job_id(fields: dict[str, Any]) -> int:
         return int(fields.get("jobId", 0))
     except (TypeError, ValueError):
         return 0
+
+
+def _export_name(job_id: int) -> str:
+    return f"tapbot-job-{job_id}-passes.csv"
 
 
 def _done(counts: dict[RowState, int]) -> int:

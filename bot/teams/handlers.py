@@ -18,6 +18,7 @@ from bot.adapters.store import RedactionReason, SqlStore
 from bot.domain.approval_desk import ApprovalDesk
 from bot.domain.commands import (
     ApprovalsHereCommand,
+    AuditExportCommand,
     Command,
     CommandError,
     HelpCommand,
@@ -38,6 +39,7 @@ from bot.domain.ports import Clock
 from bot.domain.service import AwaitingApproval, Issued, NothingToRevoke, ReplaceNeeded, Revoked, TapService
 from bot.teams.activity import ConversationKind, TurnFacts, turn_facts
 from bot.teams.approval_flow import ApprovalFlow
+from bot.teams.audit_export import AuditExportFlow
 from bot.teams.bulk_flow import BulkFlow, attached_file
 from bot.teams.delivery import INSTALL_ADVICE, DeliveryFailed, PrivateDelivery, card_message, text_message
 from bot.teams.pass_delivery import PassDelivery
@@ -77,7 +79,9 @@ class TapHandlers:
         store: SqlStore,
         clock: Clock,
         presentation: Presentation,
+        audit_export: AuditExportFlow,
     ) -> None:
+        self._audit_export = audit_export
         self._service = service
         self._onboarding = onboarding
         self._desk = desk
@@ -145,6 +149,8 @@ class TapHandlers:
         elif isinstance(command, StatusCommand):
             status = await self._service.status(caller, command.target)
             await self._reply_privately(context, facts, card=status_card(status, tz=facts.timezone))
+        elif isinstance(command, AuditExportCommand):
+            await self._audit_export.on_command(context, facts, command)
         elif isinstance(command, PolicyCommand):
             policy = await self._service.policy(caller)
             names = await self._service.group_names(policy.target_group_ids)

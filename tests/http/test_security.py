@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -16,6 +18,7 @@ from jwt.algorithms import RSAAlgorithm
 from microsoft_agents.authentication.msal import MsalAuth
 from microsoft_agents.hosting.core.authorization.jwt import JwtTokenValidator
 
+from bot.logging_setup import LogFormat, build_handler
 from tests.harness.bot import ADELE, MEGAN, RunningBot, sandbox_env, start_bot, stop_bot
 from tests.http.test_issue_flow import cards_in, pass_value
 
@@ -121,3 +124,45 @@ async def test_no_pass_value_outside_the_private_card(tmp_path: Path, caplog: py
         assert secret not in audit_text
         assert secret.encode() not in database_bytes
     assert "Temporary Access Pass" in audit_text or "issue" in audit_text
+
+
+async def test_no_pass_value_in_json_logs_and_turns_are_correlated(tmp_path: Path) -> None:
+    """The production log format: JSON lines, each turn's lines (Graph's request ids included) share an id."""
+    stream = io.StringIO()
+    handler = build_handler(LogFormat.JSON, stream)
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    running = await start_bot(sandbox_env(tmp_path, TAPBOT_LOG_LEVEL="DEBUG", TAPBOT_LOG_FORMAT="json"))
+    secrets: list[str] = []
+    try:
+        issue = running.activity(ADELE, f"/tap issue {MEGAN.upn} 2h")
+        await running.post(issue)
+        # An uncertain create: Graph creates the pass but answers 503; the bot finds it, deletes it, retries.
+        async with running.session.post(
+            f"{running.sandbox_control}/faults",
+            json={"method": "POST", "path_regex": "temporaryAccessPassMethods$", "status": 503, "after_effect": True},
+        ) as answer:
+            assert answer.status == 201
+        await running.say(ADELE, "/tap issue LynneR@contoso.onmicrosoft.com one-time")
+        await running.say(ADELE, f"<at>tapbot</at> tap issue {MEGAN.upn} replace", kind="channel")
+        await running.say(ADELE, f"/tap status {MEGAN.upn}")
+        for sent in running.connector.sent:
+            if sent.card is not None and "I have handed it over" in str(sent.card):
+                secrets.append(pass_value(sent.card))
+    finally:
+        await stop_bot(running)
+        root.removeHandler(handler)
+        root.setLevel(previous_level)
+    output = stream.getvalue()
+    assert len(secrets) == 3
+    for secret in secrets:
+        assert secret not in output
+    lines = [json.loads(line) for line in output.splitlines()]
+    assert all({"time", "level", "logger", "message", "correlation_id"} <= line.keys() for line in lines)
+    first_turn = [line for line in lines if line["correlation_id"] == issue["id"]]
+    assert any(line["message"] == "Graph created a pass" and line["graph_request_id"] for line in first_turn)
+    assert any(line["message"].startswith("handled POST /api/messages") for line in first_turn)
+    uncertain = [line for line in lines if line["message"].startswith("pass creation answered 503")]
+    assert uncertain and uncertain[0]["graph_request_id"] and uncertain[0]["correlation_id"]

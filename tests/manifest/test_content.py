@@ -18,7 +18,7 @@ MAX_COMMAND_LISTS = 3
 MAX_COMMANDS_PER_LIST = 10
 MAX_COMMAND_TITLE = 32
 MAX_COMMAND_DESCRIPTION = 128
-REQUIRED_COMMANDS = {"issue", "revoke", "status", "policy", "help", "onboard", "requests"}
+REQUIRED_COMMANDS = {"issue", "revoke", "status", "policy", "help", "onboard", "requests", "audit"}
 
 
 def readme_commands() -> list[str]:
