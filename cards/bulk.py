@@ -64,17 +64,7 @@ def preflight_card(
         shown = ", ".join(f"'{name[:40]}'" for name in ignored_columns[:8])
         body.append(sentence(f"Columns I ignored (check the spelling if one was meant): {shown}.", subtle=True))
     if problems:
-        body.append(TextBlock(text="Problems", weight="Bolder", wrap=True))
-        body.append(
-            facts(
-                *(
-                    (f"Line {row.line}: {row.user_label or row.target}", row.reason)
-                    for row in problems[:MAX_PROBLEMS_SHOWN]
-                )
-            )
-        )
-        if len(problems) > MAX_PROBLEMS_SHOWN:
-            body.append(sentence(f"… and {len(problems) - MAX_PROBLEMS_SHOWN} more problems.", subtle=True))
+        body.extend(_rows_with_reasons("Problems", problems))
     if holding:
         body.append(
             ToggleInput(
@@ -97,6 +87,17 @@ def preflight_card(
         )
     actions.append(ExecuteAction(title="Cancel", verb=verbs.BULK_CANCEL, data={"jobId": job.id}))
     return render(*body, actions=actions)
+
+
+def _rows_with_reasons(title: str, rows: Sequence[BulkRow]) -> list[CardElement]:
+    """The first rows that did not go through, each with its line and reason; a count of the rest."""
+    shown = facts(
+        *((f"Line {row.line}: {row.user_label or row.target}", row.reason) for row in rows[:MAX_PROBLEMS_SHOWN])
+    )
+    elements: list[CardElement] = [TextBlock(text=title, weight="Bolder", wrap=True), shown]
+    if len(rows) > MAX_PROBLEMS_SHOWN:
+        elements.append(sentence(f"… and {len(rows) - MAX_PROBLEMS_SHOWN} more.", subtle=True))
+    return elements
 
 
 def progress_card(progress: Progress) -> CardJson:
@@ -138,17 +139,7 @@ def final_card(job: BulkJob, counts: dict[RowState, int], failed: Sequence[BulkR
         _counts(counts),
     ]
     if failed:
-        body.append(TextBlock(text="Failed rows", weight="Bolder", wrap=True))
-        body.append(
-            facts(
-                *(
-                    (f"Line {row.line}: {row.user_label or row.target}", row.reason)
-                    for row in failed[:MAX_PROBLEMS_SHOWN]
-                )
-            )
-        )
-        if len(failed) > MAX_PROBLEMS_SHOWN:
-            body.append(sentence(f"… and {len(failed) - MAX_PROBLEMS_SHOWN} more.", subtle=True))
+        body.extend(_rows_with_reasons("Failed rows", failed))
     if job.kind is BulkKind.ISSUE and counts.get(RowState.DELIVERED):
         body.append(sentence(f"To revoke these passes later: /tap revoke job {job.id}", subtle=True))
     actions: list[ExecuteAction] = []

@@ -137,35 +137,8 @@ async def test_sigkill_mid_run_then_resume(tmp_path: Path, processes: Processes)
         first = processes.start("app.py", env=env)
         await wait_healthy(bot_url, first)
         async with aiohttp.ClientSession() as session:
-            data = ("userPrincipalName\n" + "\n".join(bulk_upns(USERS)) + "\n").encode()
-            async with session.post(f"{sandbox_root}/_sandbox/files?name=users.csv", data=data) as hosted:
-                download_url = (await hosted.json())["downloadUrl"]
-            activity = message(
-                connector.url,
-                "",
-                attachments=[
-                    {
-                        "contentType": "application/vnd.microsoft.teams.file.download.info",
-                        "name": "users.csv",
-                        "content": {"downloadUrl": download_url, "uniqueId": "1", "fileType": "csv"},
-                    }
-                ],
-            )
-            async with session.post(f"{bot_url}/api/messages", json=activity) as answer:
-                assert answer.status in (200, 202)
-            cards = [sent.card for sent in connector.sent if sent.card]
-            assert cards, (connector.texts(), Processes.output(first)[-3000:])
-            preflight = cards[0]
-            job_id = next(a["data"]["jobId"] for a in preflight["actions"] if a["verb"] == verbs.BULK_CONFIRM)
-            invoke = message(
-                connector.url,
-                None,
-                type="invoke",
-                name="adaptiveCard/action",
-                value={"action": {"type": "Action.Execute", "verb": verbs.BULK_CONFIRM, "data": {"jobId": job_id}}},
-            )
-            async with session.post(f"{bot_url}/api/messages", json=invoke) as answer:
-                assert answer.status == 200
+            job_id = await start_bulk_job(session, bot_url, connector, sandbox_root, USERS)
+            assert job_id, Processes.output(first)[-3000:]
 
             for _ in range(600):  # until two pages (100 passes) were shown, then kill the bot mid-run
                 if len(pages(connector)) >= 2:
@@ -219,6 +192,36 @@ async def test_sigkill_mid_run_then_resume(tmp_path: Path, processes: Processes)
     assert len(bulk_passes) == USERS and len(live) == USERS, "one pass per user"
     assert method_ids == live, "the journal names each user's live pass"
     assert set(live.values()) <= audited, "no issuance missing from the audit log"
+
+
+async def start_bulk_job(
+    session: aiohttp.ClientSession, bot_url: str, connector: RecordingConnector, sandbox_root: str, users: int
+) -> int:
+    """Attaches a file of `users` bulk users (hosted by the sandbox) and confirms the preflight; the job id."""
+    data = ("userPrincipalName\n" + "\n".join(bulk_upns(users)) + "\n").encode()
+    async with session.post(f"{sandbox_root}/_sandbox/files?name=users.csv", data=data) as hosted:
+        download_url = (await hosted.json())["downloadUrl"]
+    attachment = {
+        "contentType": "application/vnd.microsoft.teams.file.download.info",
+        "name": "users.csv",
+        "content": {"downloadUrl": download_url, "uniqueId": "1", "fileType": "csv"},
+    }
+    activity = message(connector.url, "", id=f"file-{len(connector.sent)}", attachments=[attachment])
+    async with session.post(f"{bot_url}/api/messages", json=activity) as answer:
+        assert answer.status in (200, 202)
+    preflights = [sent.card for sent in connector.sent if sent.card and "Bulk issue" in str(sent.card)]
+    assert preflights, connector.texts()
+    job_id = next(a["data"]["jobId"] for a in preflights[-1]["actions"] if a["verb"] == verbs.BULK_CONFIRM)
+    invoke = message(
+        connector.url,
+        None,
+        type="invoke",
+        name="adaptiveCard/action",
+        value={"action": {"type": "Action.Execute", "verb": verbs.BULK_CONFIRM, "data": {"jobId": job_id}}},
+    )
+    async with session.post(f"{bot_url}/api/messages", json=invoke) as answer:
+        assert answer.status == 200
+    return int(job_id)
 
 
 def message(service_url: str, text: str | None, **extra: Any) -> dict[str, Any]:

@@ -15,7 +15,6 @@ import aiohttp
 import asyncpg
 
 from bot.sandbox.generate import bulk_tenant, bulk_upns
-from cards import verbs
 from tests.harness.bot import MEGAN, TENANT_ID
 from tests.harness.connector import RecordingConnector
 from tests.process.test_kill_and_resume import (
@@ -27,6 +26,7 @@ from tests.process.test_kill_and_resume import (
     processes,
     sandbox_url,
     shown_passes,
+    start_bulk_job,
     wait_healthy,
 )
 
@@ -79,29 +79,7 @@ async def test_the_other_replica_finishes_a_killed_replicas_job(
                     assert answer.status in (200, 202)
             assert sum(1 for sent in connector.sent if sent.card and "handed it over" in str(sent.card)) == 1
 
-            data = ("userPrincipalName\n" + "\n".join(bulk_upns(USERS)) + "\n").encode()
-            async with session.post(f"{sandbox_root}/_sandbox/files?name=users.csv", data=data) as hosted:
-                download_url = (await hosted.json())["downloadUrl"]
-            attachment = {
-                "contentType": "application/vnd.microsoft.teams.file.download.info",
-                "name": "users.csv",
-                "content": {"downloadUrl": download_url, "uniqueId": "1", "fileType": "csv"},
-            }
-            async with session.post(
-                f"{urls[0]}/api/messages", json=message(connector.url, "", id="file-1", attachments=[attachment])
-            ) as answer:
-                assert answer.status in (200, 202)
-            preflight = [sent.card for sent in connector.sent if sent.card and "Bulk issue" in str(sent.card)][-1]
-            job_id = next(a["data"]["jobId"] for a in preflight["actions"] if a["verb"] == verbs.BULK_CONFIRM)
-            invoke = message(
-                connector.url,
-                None,
-                type="invoke",
-                name="adaptiveCard/action",
-                value={"action": {"type": "Action.Execute", "verb": verbs.BULK_CONFIRM, "data": {"jobId": job_id}}},
-            )
-            async with session.post(f"{urls[0]}/api/messages", json=invoke) as answer:
-                assert answer.status == 200
+            job_id = await start_bulk_job(session, urls[0], connector, sandbox_root, USERS)
 
             for _ in range(600):
                 if len(pages(connector)) >= 2:
