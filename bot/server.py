@@ -226,9 +226,27 @@ def _unchanged(card: dict) -> dict:
 
 @jwt_authorization_decorator
 async def messages(request: web.Request) -> web.StreamResponse:
+    if not await _service_url_matches_token(request):
+        return web.json_response({"error": "Invalid token or authentication failed."}, status=401)
     runtime = request.app[COMPONENTS].runtime
     response = await start_agent_process(request, runtime.application, runtime.adapter)
     return response if response is not None else web.Response(status=202)
+
+
+async def _service_url_matches_token(request: web.Request) -> bool:
+    """A Bot Framework token names the service URL it was issued for; the SDK does not compare it with the
+    activity's, so a valid token replayed with another serviceUrl would make the bot send replies there."""
+    identity = request.get("claims_identity")
+    claims = getattr(identity, "claims", None) or {}
+    expected = claims.get("serviceurl") if isinstance(claims, dict) else None
+    if not expected:
+        return True  # anonymous (sandbox) turns carry no claims
+    try:
+        activity = await request.json()
+    except ValueError:
+        return False
+    actual = activity.get("serviceUrl") if isinstance(activity, dict) else None
+    return isinstance(actual, str) and actual.rstrip("/").lower() == str(expected).rstrip("/").lower()
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -69,6 +69,7 @@ async def registered_bot(tmp_path: Path, local_signing_keys: None) -> AsyncItera
 
 async def test_requests_without_a_valid_token_get_401_and_change_nothing(registered_bot: RunningBot) -> None:
     activity = registered_bot.activity(ADELE, f"/tap issue {MEGAN.upn}")
+    service_url = registered_bot.connector.url
     rejected = {
         "missing": None,
         "not a jwt": "Bearer not-a-token",
@@ -77,6 +78,7 @@ async def test_requests_without_a_valid_token_get_401_and_change_nothing(registe
         "wrong audience": f"Bearer {token(audience='some-other-bot')}",
         "foreign issuer": f"Bearer {token(issuer='https://evil.example.com/')}",
         "expired": f"Bearer {token(exp=int(time.time()) - 3600, iat=int(time.time()) - 7200)}",
+        "issued for another service URL": f"Bearer {token(serviceurl='https://smba.evil.example.com/')}",
     }
     for case, header in rejected.items():
         response = await registered_bot.post(activity, headers={"Authorization": header} if header else {})
@@ -84,7 +86,7 @@ async def test_requests_without_a_valid_token_get_401_and_change_nothing(registe
     assert registered_bot.connector.sent == []
     assert await registered_bot.components.store.audit_rows() == []
 
-    accepted = await registered_bot.post(activity, headers={"Authorization": f"Bearer {token()}"})
+    accepted = await registered_bot.post(activity, headers={"Authorization": f"Bearer {token(serviceurl=service_url)}"})
     assert accepted.status in (200, 202)
     assert len(cards_in(registered_bot.connector.sent)) == 1
 
