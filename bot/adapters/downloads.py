@@ -95,7 +95,6 @@ class FileTransfers:
             raise TransferRefused("I could not upload the file; ask for it again in a minute.") from None
 
     def _too_big(self) -> str:
-        return (
-            f"The file is larger than {self._max_bytes // (1024 * 1024)} MB. Split it into smaller files, or "
-            "remove columns the bot does not need."
-        )
+        limit = self._max_bytes
+        shown = f"{limit / 1024**2:g} MB" if limit >= 1024**2 else f"{limit / 1024:g} KB"
+        return f"The file is larger than {shown}. Split it into smaller files, or remove columns the bot does not need."

@@ -289,3 +289,16 @@ async def test_large_runs_wait_for_a_second_operator(tmp_path: Path) -> None:
         )
     finally:
         await stop_bot(bot)
+
+
+async def test_files_over_the_size_cap_are_refused_before_reading(tmp_path: Path) -> None:
+    tenant = tmp_path / "bulk-tenant.json"
+    tenant.write_text(json.dumps(bulk_tenant(3)), encoding="utf-8")
+    bot = await start_bot(sandbox_env(tmp_path, TAPBOT_SANDBOX_TENANT=str(tenant), TAPBOT_BULK_MAX_BYTES="2048"))
+    try:
+        await attach(bot, "users.csv", csv_of(bulk_upns(3)) + b"x@contoso.onmicrosoft.com\r\n" * 200)
+        texts = bot.connector.texts()
+        assert len(texts) == 1 and "larger than 2 KB" in texts[0], texts
+        assert bot.connector.cards() == []
+    finally:
+        await stop_bot(bot)
