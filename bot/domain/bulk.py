@@ -9,11 +9,11 @@ page that shows them has been sent.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bot.domain.model import IssuedPass, Recipient
+from bot.domain.model import Recipient
 
 
 class BulkKind(enum.StrEnum):
@@ -121,14 +121,6 @@ class Progress:
     rows_per_second: float
     seconds_left: float | None
     concurrency: int
-
-
-@dataclass
-class ResultPage:
-    """Issued passes waiting to be shown to the requester (memory only)."""
-
-    job: BulkJob
-    items: list[tuple[BulkRow, IssuedPass]] = field(default_factory=list)
 
 
 class BulkStore(Protocol):

@@ -16,6 +16,7 @@ from bot.domain.approvals import ApprovalKind, ApprovalRequest
 from bot.domain.audit import AuditAction, AuditOutcome
 from bot.domain.auditing import Auditor, Subject
 from bot.domain.bulk import (
+    UNFINISHED_RUN_STATES,
     BulkJob,
     BulkKind,
     BulkRow,
@@ -25,6 +26,7 @@ from bot.domain.bulk import (
     RowState,
 )
 from bot.domain.bulk_file import BulkFile
+from bot.domain.bulk_file import BulkRow as FileRow
 from bot.domain.eligibility import resolve_lifetime, resolve_one_time
 from bot.domain.errors import GraphUnavailable, Refused, Rule, TapError, Throttled
 from bot.domain.model import Caller, DirectoryUser, IssuedPass, TapPolicy
@@ -78,6 +80,11 @@ class WaitingForApproval:
 class NotYourJob(TapError):
     def __init__(self) -> None:
         super().__init__("Only the operator who started this bulk job can do that.")
+
+
+class NothingToRetry(TapError):
+    def __init__(self) -> None:
+        super().__init__("No row of this job failed; nothing to retry.")
 
 
 class UnknownJob(TapError):
@@ -165,17 +172,16 @@ class BulkService:
         if source is None or source.kind is not BulkKind.ISSUE:
             raise UnknownJob(source_job_id)
         delivered = await self._store.rows(source_job_id, (RowState.DELIVERED,))
-        from bot.domain.bulk_file import BulkFile as File  # the same preflight path as a file
-        from bot.domain.bulk_file import BulkRow as FileRow
+        file = _file_of(delivered, with_options=False)
+        return await self.check_file(caller, BulkKind.REVOKE, file, f"job {source_job_id}", source.timezone)
 
-        file = File(
-            rows=tuple(FileRow(line=row.line, target=row.user_id or row.target) for row in delivered),
-            duplicates=(),
-            problems=(),
-            columns=("userPrincipalName",),
-        )
-        checked = await self.check_file(caller, BulkKind.REVOKE, file, f"job {source_job_id}", source.timezone)
-        return checked
+    async def check_failed_rows(self, caller: Caller, job_id: int) -> Checked:
+        """`Retry failed rows`: the rows job N failed, checked again as a new job of the same kind."""
+        job = await self._own_job(caller, job_id)
+        failed = await self._store.rows(job_id, (RowState.FAILED,))
+        if not failed:
+            raise NothingToRetry()
+        return await self.check_file(caller, job.kind, _file_of(failed), f"retry of job {job.id}", job.timezone)
 
     async def _check_issue_row(self, caller: Caller, row: BulkRow, policy: TapPolicy) -> BulkRow:
         user = await self._directory.find_user(row.target)
@@ -353,9 +359,7 @@ class _JobRun:
         job = self._job
         counts = await self._store.row_counts(job.id)
         self._total = sum(counts.values())
-        unfinished = await self._store.rows(
-            job.id, (RowState.PENDING, RowState.CREATING, RowState.CREATED, RowState.REVOKING)
-        )
+        unfinished = await self._store.rows(job.id, UNFINISHED_RUN_STATES)
         # A row caught mid-create (or created but not yet shown) lost its pass value: a fresh create replaces it.
         resumed = [row.moved(RowState.PENDING) for row in unfinished if row.state is not RowState.PENDING]
         if resumed:
@@ -521,6 +525,21 @@ class _JobRun:
                 concurrency=self._limiter.limit,
             )
         )
+
+
+def _file_of(rows: list[BulkRow], *, with_options: bool = True) -> BulkFile:
+    """Journal rows as a checked file, so a revoke-by-job or a retry takes the same preflight path as a file."""
+    return BulkFile(
+        rows=tuple(
+            FileRow(row.line, row.user_id or row.target, row.lifetime_minutes, row.one_time, row.start_at)
+            if with_options
+            else FileRow(row.line, row.user_id or row.target)
+            for row in rows
+        ),
+        duplicates=(),
+        problems=(),
+        columns=("userPrincipalName",),
+    )
 
 
 async def _each(items: list[T], work: Callable[[T], Awaitable[T]]) -> list[T]:

@@ -28,13 +28,11 @@ class Rule(enum.StrEnum):
     OUTSIDE_POLICY_SCOPE = "outside_policy_scope"
     LIFETIME_RANGE = "lifetime_range"
     START_IN_PAST = "start_in_past"
-    PRIVATE_CHAT_ONLY = "private_chat_only"
     NOT_MANAGER = "not_manager"
     HAS_SIGN_IN_METHODS = "has_sign_in_methods"
     EXISTING_PASS = "existing_pass"
     NO_APPROVALS_CHANNEL = "no_approvals_channel"
     SELF_APPROVAL = "self_approval"
-    CHANNEL_ONLY = "channel_only"
 
 
 class Refused(TapError):

@@ -25,7 +25,7 @@ from bot.adapters.downloads import FileTransfers
 from bot.adapters.store import PassCard, SqlStore
 from bot.domain.approvals import ApprovalRequest
 from bot.domain.bulk import BulkJob, BulkKind, BulkRow, JobStatus, Progress, RowState
-from bot.domain.bulk_file import BulkFile, read_bulk_file, write_results_csv
+from bot.domain.bulk_file import read_bulk_file, write_results_csv
 from bot.domain.bulk_service import BulkService, Checked, Started, WaitingForApproval
 from bot.domain.errors import TapError
 from bot.domain.model import IssuedPass
@@ -204,32 +204,13 @@ class BulkFlow:
 
     async def on_retry(self, context: TurnContext, _state: TurnState, data: object) -> AdaptiveCardInvokeResponse:
         facts = turn_facts(context.activity, self._presentation.default_timezone)
-        job_id = _job_id(_fields(data))
-        job = await self._bulk.job(job_id)
-        if job is None or job.requester.object_id.lower() != facts.caller.object_id.lower():
-            return factory.message("Only the operator who ran this job can retry it.")
-        failed = await self._bulk.rows(job_id, (RowState.FAILED,))
-        if not failed:
-            return factory.message("No row of this job failed; nothing to retry.")
-        from bot.domain.bulk_file import BulkRow as FileRow
-
-        file = BulkFile(
-            rows=tuple(
-                FileRow(row.line, row.user_id or row.target, row.lifetime_minutes, row.one_time, row.start_at)
-                for row in failed
-            ),
-            duplicates=(),
-            problems=(),
-            columns=("userPrincipalName",),
-        )
         try:
-            checked = await self._bulk.check_file(
-                facts.caller_with_address, job.kind, file, f"retry of job {job.id}", job.timezone
-            )
+            checked = await self._bulk.check_failed_rows(facts.caller_with_address, _job_id(_fields(data)))
         except TapError as error:
             return factory.message(error.user_message)
         await self._send_preflight(context, checked)
-        return factory.message(f"I checked the {len(failed)} failed rows again; confirm on the new card.")
+        retried = sum(checked.counts.values())
+        return factory.message(f"I checked the {retried} failed rows again; confirm on the new card.")
 
     async def on_export(self, context: TurnContext, _state: TurnState, data: object) -> AdaptiveCardInvokeResponse:
         facts = turn_facts(context.activity, self._presentation.default_timezone)

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from bot.domain.bulk import JobStatus, RowState
-from bot.sandbox.generate import bulk_tenant, bulk_upns
+from bot.sandbox.generate import bulk_tenant, bulk_upns, user_id
 from cards import verbs
 from tests.harness.bot import ADELE, MEGAN, RunningBot, sandbox_env, start_bot, stop_bot
 from tests.harness.card_reading import page_secrets as read_page_secrets
@@ -302,3 +302,35 @@ async def test_files_over_the_size_cap_are_refused_before_reading(tmp_path: Path
         assert bot.connector.cards() == []
     finally:
         await stop_bot(bot)
+
+
+async def test_failed_rows_can_be_retried(bot: RunningBot) -> None:
+    upns = bulk_upns(5)
+    failing = {
+        "method": "POST",
+        "path_regex": f"{user_id(upns[2])}/authentication/temporaryAccessPassMethods$",
+        "status": 500,
+        "count": None,
+    }
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{bot.sandbox_control}/faults", json=failing) as answer,
+    ):
+        assert answer.status in (200, 201)
+    await attach(bot, "users.csv", csv_of(upns))
+    job_id = job_id_of(last_card(bot))
+    await bot.press(ADELE, verbs.BULK_CONFIRM, {"jobId": job_id})
+    await run_to_end(bot, job_id)
+    assert await bot.components.bulk._bulk.counts(job_id) == {RowState.DELIVERED: 4, RowState.FAILED: 1}
+    async with aiohttp.ClientSession() as session, session.delete(f"{bot.sandbox_control}/faults") as answer:
+        assert answer.status == 204
+    bot.connector.clear()
+    answer = await bot.press(ADELE, verbs.BULK_RETRY, {"jobId": job_id})
+    assert "checked the 1 failed rows again" in str(answer["value"])
+    retry = last_card(bot)
+    assert "Ready\n1" in card_text(retry)
+    retry_job = job_id_of(retry)
+    await bot.press(ADELE, verbs.BULK_CONFIRM, {"jobId": retry_job})
+    await run_to_end(bot, retry_job)
+    assert await bot.components.bulk._bulk.counts(retry_job) == {RowState.DELIVERED: 1}
+    assert len(await sandbox_passes(bot)) == 5
