@@ -179,6 +179,7 @@ class ApprovalRow(Base):
     card_service_url: Mapped[str | None] = mapped_column(String(500))
     card_conversation_id: Mapped[str | None] = mapped_column(String(500))
     card_activity_id: Mapped[str | None] = mapped_column(String(200))
+    timezone: Mapped[str | None] = mapped_column(String(64))
 
 
 class ApprovalsChannelRow(Base):
@@ -216,6 +217,16 @@ class BulkJobRow(Base):
     approval_request_id: Mapped[str | None] = mapped_column(String(36))
     lease_owner: Mapped[str | None] = mapped_column(ClippedString(100))
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class TargetLockRow(Base):
+    """A pass being checked and created for this user: one holder at a time, across replicas (0002)."""
+
+    __tablename__ = "target_locks"
+
+    target_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 PROCESSED_KEY_LENGTH = 600
