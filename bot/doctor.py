@@ -22,9 +22,9 @@ from typing import Any, TypeVar
 from azure.core.credentials_async import AsyncTokenCredential
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.adapters.clock import SystemClock
+from bot.adapters.database import create_engine
 from bot.adapters.graph import GraphGateway, build_credential, build_graph_client
 from bot.adapters.store import Base
 from bot.domain.errors import GraphRejected, GraphUnavailable, TapError
@@ -433,7 +433,7 @@ class Doctor:
             )
             self._not_applicable("schema", "Database schema: not checked (no database).")
             return
-        engine = create_async_engine(settings.database_url)
+        engine = create_engine(settings.database)  # the app's own sign-in (password or Entra token) and TLS
         try:
             tables = await asyncio.wait_for(_tables(engine), DATABASE_TIMEOUT_SECONDS)
         except Exception as error:

@@ -104,7 +104,7 @@ async def _compose(settings: Settings, clock: Clock) -> Components:
         assert settings.sandbox_tenant_file is not None
         sandbox = await start_sandbox(await asyncio.to_thread(load_tenant, settings.sandbox_tenant_file))
         graph_base_url = sandbox.base_url
-    store = SqlStore.from_url(settings.database_url)
+    store = SqlStore.from_url(settings.database)
     await store.create_schema()
     graph_client, http_client = build_graph_client(settings.graph, graph_base_url)
     graph = GraphGateway(graph_client, clock)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.adapters.database import DatabaseSettings, DatabaseSettingsError, database_settings
 from bot.logging_setup import LogFormat
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -79,6 +80,7 @@ class Settings:
     host: str
     port: int
     database_url: str
+    database: DatabaseSettings  # the URL again, with how to sign in and check the server (TLS)
     graph: GraphSettings
     bot_client_id: str | None
     bot_tenant_id: str | None
@@ -153,6 +155,7 @@ class Settings:
             host=host,
             port=reader.integer("PORT", 3978, minimum=0, maximum=65535),
             database_url=reader.optional("TAPBOT_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            database=_database_settings(reader),
             graph=graph,
             bot_client_id=bot_client_id,
             bot_tenant_id=bot_tenant_id,
@@ -291,6 +294,20 @@ def _strings(value: object) -> list[str]:
     if isinstance(value, list):
         return [item for item in value if isinstance(item, str) and item]
     return []
+
+
+def _database_settings(reader: _Reader) -> DatabaseSettings:
+    try:
+        return database_settings(
+            reader.optional("TAPBOT_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            auth=reader.optional("TAPBOT_DATABASE_AUTH"),
+            tls=reader.optional("TAPBOT_DATABASE_TLS"),
+            ca_file=reader.optional("TAPBOT_DATABASE_CA_FILE"),
+            client_id=reader.optional("TAPBOT_DATABASE_CLIENT_ID"),
+            token_scope=reader.optional("TAPBOT_DATABASE_TOKEN_SCOPE"),
+        )
+    except DatabaseSettingsError as error:
+        raise SettingsError(f"{error}.") from None
 
 
 class _Reader:

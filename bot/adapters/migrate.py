@@ -37,7 +37,9 @@ from alembic.script.revision import RevisionError
 from alembic.util.exc import CommandError
 from sqlalchemy import Column, Connection, MetaData, inspect, pool, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.adapters.database import DatabaseSettings, create_engine
 
 logger = logging.getLogger(__name__)
 
@@ -78,9 +80,9 @@ def head_revision() -> str:
     return heads[0]
 
 
-async def current_revision(url: str) -> str | None:
+async def current_revision(url: str | DatabaseSettings) -> str | None:
     """The revision the database at ``url`` is at; None when it has none (empty, or made before migrations)."""
-    engine = create_async_engine(url, poolclass=pool.NullPool)
+    engine = create_engine(url, poolclass=pool.NullPool)
     try:
         async with engine.connect() as connection:
             return await connection.run_sync(_current)
@@ -88,10 +90,10 @@ async def current_revision(url: str) -> str | None:
         await engine.dispose()
 
 
-async def migrate(url: str) -> MigrationResult:
+async def migrate(url: str | DatabaseSettings) -> MigrationResult:
     """Brings the database at ``url`` to this version's schema (head); a no-op when it already is."""
-    _create_sqlite_directory(url)
-    engine = create_async_engine(url, poolclass=pool.NullPool)
+    _create_sqlite_directory(url.url if isinstance(url, DatabaseSettings) else url)
+    engine = create_engine(url, poolclass=pool.NullPool)
     try:
         return await migrate_engine(engine)
     finally:
@@ -200,14 +202,15 @@ def _shown(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-async def _main(url: str, status_only: bool) -> int:
+async def _main(database: str | DatabaseSettings, status_only: bool) -> int:
+    url = database.url if isinstance(database, DatabaseSettings) else database
     head = head_revision()
     if status_only:
-        current = await current_revision(url)
+        current = await current_revision(database)
         state = "up to date" if current == head else "behind: run python -m bot.adapters.migrate"
         print(f"{_shown(url)}: at revision {current or '(none)'}; this version's schema is {head} ({state}).")
         return 0 if current == head else 1
-    result = await migrate(url)
+    result = await migrate(database)
     if result.adopted:
         print(f"{_shown(url)}: made before migrations; adopted at {FIRST_REVISION}, now at revision {result.after}.")
     elif result.changed:
@@ -244,12 +247,12 @@ def main(arguments: list[str] | None = None) -> int:
     if options.new:
         print(f"wrote {new_revision(options.new)}: review it (and ruff format it)")
         return 0
-    url = options.url
+    url: str | DatabaseSettings | None = options.url
     if url is None:
         from bot.settings import Settings, SettingsError
 
         try:
-            url = Settings.from_env(os.environ).database_url
+            url = Settings.from_env(os.environ).database  # with its sign-in (Entra) and TLS settings
         except SettingsError as error:
             print(f"migrate: {error} (or give --url)", file=sys.stderr)
             return 2

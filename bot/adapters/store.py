@@ -37,10 +37,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql.expression import Executable
 
+from bot.adapters.database import DatabaseSettings, TokenCredential, create_engine
 from bot.adapters.migrate import MigrationResult, migrate_engine
 from bot.domain.approvals import ApprovalKind, ApprovalRequest, ApprovalsChannel, ApprovalStatus
 from bot.domain.audit import AuditEvent
@@ -299,11 +300,12 @@ class SqlStore:
         self._sqlite_turn: asyncio.Lock | None = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
-    def from_url(cls, url: str) -> SqlStore:
-        parsed = make_url(url)
+    def from_url(cls, url: str | DatabaseSettings, *, credential: TokenCredential | None = None) -> SqlStore:
+        """The store at a URL, or with the full database settings (Entra sign-in, verified TLS: database.py)."""
+        parsed = make_url(url.url if isinstance(url, DatabaseSettings) else url)
         if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, pool_pre_ping=parsed.get_backend_name() != "sqlite")
+        engine = create_engine(url, credential=credential, pool_pre_ping=parsed.get_backend_name() != "sqlite")
         if parsed.get_backend_name() == "sqlite":
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return cls(engine)
