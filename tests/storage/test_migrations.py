@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bot.adapters import migrate as migrate_module
 from bot.adapters.migrate import (
-    FIRST_REVISION,
     MigrationError,
     alembic_config,
     current_revision,
