@@ -3,6 +3,11 @@
 `/healthz` (liveness) checks nothing outside the process; `/readyz` runs these probes, each with a short timeout,
 so a load balancer sends no traffic to a replica that cannot reach its database or Graph. The answers say which
 dependency failed and how, but never echo a database error's text (it may name hosts and users): that goes to the log.
+
+`/readyz` needs no token, so whoever reaches it must not be able to spend the bot's Graph budget or its database
+connections: `ReadinessCache` answers from the last check for `READY_CACHE_SECONDS` and runs at most one check at a
+time (callers arriving meanwhile wait for that one). However many requests arrive, a replica reads Graph at most once
+per window.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
@@ -20,6 +25,7 @@ from bot.domain.model import TapPolicy
 logger = logging.getLogger(__name__)
 
 READY_TIMEOUT_SECONDS = 5.0
+READY_CACHE_SECONDS = 10.0
 
 
 class Pingable(Protocol):
@@ -64,6 +70,42 @@ async def check_readiness(store: Pingable, graph: PolicyReader, *, timeout: floa
         _probe("graph", _graph(graph), timeout),
     )
     return Readiness(tuple(probes))
+
+
+class ReadinessCache:
+    """The last readiness answer, reused for `seconds`; one check at a time (single flight)."""
+
+    def __init__(
+        self,
+        seconds: float = READY_CACHE_SECONDS,
+        *,
+        timeout: float = READY_TIMEOUT_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.seconds = seconds
+        self.timeout = timeout
+        self._monotonic = monotonic
+        self._last: tuple[float, Readiness] | None = None
+        self._running: asyncio.Future[Readiness] | None = None
+        self.checks = 0
+        """How many real checks ran (each reads Graph once and the database once)."""
+
+    async def check(self, store: Pingable, graph: PolicyReader) -> Readiness:
+        if self._last is not None and self._monotonic() - self._last[0] < self.seconds:
+            return self._last[1]
+        if self._running is None:
+            self._running = asyncio.ensure_future(self._check(store, graph))
+        # shield: a caller that hangs up does not cancel the check the others wait for
+        return await asyncio.shield(self._running)
+
+    async def _check(self, store: Pingable, graph: PolicyReader) -> Readiness:
+        try:
+            self.checks += 1
+            readiness = await check_readiness(store, graph, timeout=self.timeout)
+            self._last = (self._monotonic(), readiness)
+            return readiness
+        finally:
+            self._running = None
 
 
 async def _database(store: Pingable) -> str:

@@ -29,7 +29,7 @@ from bot.domain.decisions import DecisionService
 from bot.domain.onboarding import OnboardingDefaults, OnboardingService
 from bot.domain.ports import Clock
 from bot.domain.service import AccessRules, TapService
-from bot.health import check_readiness
+from bot.health import ReadinessCache
 from bot.logging_setup import correlated, new_correlation_id
 from bot.settings import Settings
 
@@ -72,6 +72,7 @@ class Components:
     redaction_task: asyncio.Task[None] | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     warm_up_task: asyncio.Task[None] | None = None
+    readiness: ReadinessCache = field(default_factory=ReadinessCache)
 
 
 COMPONENTS = web.AppKey("components", Components)
@@ -257,7 +258,7 @@ async def healthz(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: 200 when the database and Graph answer, else 503 naming what failed (no token needed)."""
     components = request.app[COMPONENTS]
-    readiness = await check_readiness(components.store, components.graph)
+    readiness = await components.readiness.check(components.store, components.graph)  # cached: no Graph per call
     return web.json_response(readiness.document(), status=200 if readiness.ready else 503)
 
 

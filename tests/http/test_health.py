@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from bot.domain.model import TapPolicy
-from bot.health import check_readiness
+from bot.health import ReadinessCache, check_readiness
 from tests.fakes import default_policy
 from tests.harness.bot import RunningBot
 
@@ -83,3 +83,72 @@ async def test_a_dependency_that_hangs_fails_within_the_timeout() -> None:
     assert not readiness.ready
     assert readiness.document()["failed"] == ["graph"]
     assert "no answer within 0.05 s" in str(readiness.document())
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def graph_requests(bot: RunningBot) -> int:
+    sandbox = bot.components.sandbox
+    assert sandbox is not None
+    return sandbox.state.counters.requests_received
+
+
+def fake_window(bot: RunningBot) -> FakeMonotonic:
+    clock = FakeMonotonic()
+    bot.components.readiness = ReadinessCache(10.0, monotonic=clock)
+    return clock
+
+
+async def test_many_readiness_requests_make_at_most_one_graph_request_per_window(bot: RunningBot) -> None:
+    clock = fake_window(bot)
+    before = graph_requests(bot)
+    answers = await asyncio.gather(*(get(bot, "/readyz") for _ in range(40)))
+    assert {status for status, _, _ in answers} == {200}
+    assert graph_requests(bot) - before == 1, "40 concurrent probes share one check"
+    for _ in range(20):
+        status, _, _ = await get(bot, "/readyz")
+        assert status == 200
+    assert graph_requests(bot) - before == 1, "later probes in the window are answered from the last check"
+
+    clock.now += 10.5  # the window has passed
+    await asyncio.gather(*(get(bot, "/readyz") for _ in range(10)))
+    assert graph_requests(bot) - before == 2
+    assert bot.components.readiness.checks == 2
+
+
+async def test_a_failed_check_is_cached_too_and_recovers_after_the_window(bot: RunningBot) -> None:
+    """A failing Graph is not hammered either: the 503 is the answer for the window, then Graph is asked again."""
+    clock = fake_window(bot)
+    await inject(bot, method="GET", path_regex=POLICY_PATH, status=503, count=None)
+    before = graph_requests(bot)
+    for _ in range(5):
+        status, body, _ = await get(bot, "/readyz")
+        assert status == 503 and body["failed"] == ["graph"]
+    failing_requests = graph_requests(bot) - before
+    assert failing_requests >= 1
+    async with aiohttp.ClientSession() as session, session.delete(f"{bot.sandbox_control}/faults") as answer:
+        assert answer.status < 300
+    status, _, _ = await get(bot, "/readyz")
+    assert status == 503, "still the cached answer"
+    assert graph_requests(bot) - before == failing_requests
+    clock.now += 11
+    status, body, _ = await get(bot, "/readyz")
+    assert status == 200, body
+
+
+async def test_a_probe_that_hangs_up_does_not_cancel_the_shared_check() -> None:
+    cache = ReadinessCache(10.0, timeout=2)
+    slow = SlowGraph()
+    first = asyncio.ensure_future(cache.check(QuickStore(), slow))
+    await asyncio.sleep(0)
+    second = asyncio.ensure_future(cache.check(QuickStore(), slow))
+    await asyncio.sleep(0)
+    first.cancel()  # the load balancer gave up on this one
+    readiness = await asyncio.wait_for(second, 5)
+    assert not readiness.ready and cache.checks == 1
