@@ -31,6 +31,20 @@ ONE_TIME_REQUIRED_MESSAGE = (
 TAP_NOT_FOUND_STATUS = 404
 TAP_NOT_FOUND_CODE = "itemNotFound"
 
+# $filter (or $count, $search, $orderby) on transitiveMemberOf without `ConsistencyLevel: eventual` and
+# `$count=true`: Graph documents both as required (advanced query); the exact refusal is unconfirmed.
+ADVANCED_QUERY_REQUIRED_STATUS = 400
+ADVANCED_QUERY_REQUIRED_CODE = "Request_UnsupportedQuery"
+
+# PIM for Groups eligibility instances without `$filter` on principalId or groupId: the docs say the filter is
+# required; Graph's exact answer is unconfirmed.
+PIM_GROUP_FILTER_REQUIRED_STATUS = 400
+PIM_GROUP_FILTER_REQUIRED_CODE = "BadRequest"
+
+# How many values `principalId in (...)` takes on roleAssignments: unconfirmed; 15 is the limit Graph documents
+# for `in` on other directory queries, and the bot never sends more.
+MAX_IN_FILTER_VALUES = 15
+
 # ----------------------------------------------------------------------------------------------------------
 
 
@@ -125,3 +139,29 @@ DEFAULT_CODES_BY_STATUS: Mapping[int, str] = {
 
 def default_code_for(status: int) -> str:
     return DEFAULT_CODES_BY_STATUS.get(status, "UnknownError")
+
+
+def advanced_query_required() -> GraphError:
+    return GraphError(
+        ADVANCED_QUERY_REQUIRED_STATUS,
+        ADVANCED_QUERY_REQUIRED_CODE,
+        "This query needs the advanced query capabilities: send the header 'ConsistencyLevel: eventual' "
+        "and '$count=true'.",
+    )
+
+
+def premium_license_required() -> GraphError:
+    """Graph's answer on PIM endpoints in a tenant without Entra ID P2 or ID Governance (seen in the wild)."""
+    return GraphError(
+        400,
+        "AadPremiumLicenseRequired",
+        "The tenant needs to have Microsoft Entra ID P2 or Microsoft Entra ID Governance license.",
+    )
+
+
+def pim_group_filter_required() -> GraphError:
+    return GraphError(
+        PIM_GROUP_FILTER_REQUIRED_STATUS,
+        PIM_GROUP_FILTER_REQUIRED_CODE,
+        "This request requires $filter on principalId or groupId (eq).",
+    )

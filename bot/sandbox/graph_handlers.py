@@ -3,33 +3,40 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from urllib.parse import urlencode
 
 from bot.sandbox.clock import parse_graph_datetime
 from bot.sandbox.errors import (
+    MAX_IN_FILTER_VALUES,
+    advanced_query_required,
     bad_request,
     guest_cannot_have_pass,
     invalid_lifetime,
     one_time_pass_required,
     pass_not_found,
+    pim_group_filter_required,
     policy_forbids_pass,
+    premium_license_required,
     resource_not_found,
 )
 from bot.sandbox.graph_json import (
     authentication_method_json,
     directory_role_json,
+    group_eligibility_instance_json,
     group_json,
     pass_json,
     role_assignment_json,
+    role_eligibility_instance_json,
     tap_policy_json,
     user_json,
 )
 from bot.sandbox.passes import IssuedPass
 from bot.sandbox.routing import GraphRequest, GraphResponse, GraphRouter, no_content, ok
 from bot.sandbox.state import SandboxState
-from bot.sandbox.tenant import RoleDefinition, TenantGroup, TenantUser
+from bot.sandbox.tenant import TENANT_SCOPE, RoleDefinition, TenantGroup, TenantUser
 
 CHECK_MEMBER_GROUPS_LIMIT = 20
 MAX_PAGE_SIZE = 999
@@ -37,7 +44,14 @@ TAP_WRITABLE_PROPERTIES = frozenset({"startDateTime", "lifetimeInMinutes", "isUs
 TAP_READ_ONLY_PROPERTIES = frozenset(
     {"id", "temporaryAccessPass", "createdDateTime", "isUsable", "methodUsabilityReason"}
 )
+DEFAULT_PAGE_SIZE = 100
 _PRINCIPAL_FILTER = re.compile(r"principalId\s+eq\s+'(?P<principal_id>[^']*)'", re.IGNORECASE)
+_PRINCIPAL_IN_FILTER = re.compile(r"principalId\s+in\s+\((?P<values>\s*'[^']*'(?:\s*,\s*'[^']*')*\s*)\)", re.IGNORECASE)
+_QUOTED = re.compile(r"'([^']*)'")
+_GROUP_FILTER = re.compile(r"groupId\s+eq\s+'(?P<group_id>[^']*)'", re.IGNORECASE)
+_ASSIGNABLE_FILTER = re.compile(r"isAssignableToRole\s+eq\s+(?P<value>true|false)", re.IGNORECASE)
+# Schedule instances always carry a start; eligibilities the tenant file gives none for started long ago.
+SCHEDULE_START = datetime(2025, 1, 1, tzinfo=UTC)
 
 Params = Mapping[str, str]
 
@@ -55,6 +69,9 @@ def build_graph_router() -> GraphRouter:
     router.add("GET", "/users/{user}/transitiveMemberOf/graph.group", list_transitive_groups)
     router.add("GET", "/groups/{group}", get_group)
     router.add("GET", "/roleManagement/directory/roleAssignments", list_role_assignments)
+    router.add("GET", "/roleManagement/directory/roleEligibilityScheduleInstances", list_role_eligibility_instances)
+    pim_groups = "/identityGovernance/privilegedAccess/group"
+    router.add("GET", f"{pim_groups}/eligibilityScheduleInstances", list_group_eligibility_instances)
     router.add("GET", "/users/{user}/authentication/methods", list_authentication_methods)
     passes = "/users/{user}/authentication/temporaryAccessPassMethods"
     router.add("GET", passes, list_passes)
@@ -125,9 +142,29 @@ def list_transitive_member_of(state: SandboxState, request: GraphRequest, params
 
 
 def list_transitive_groups(state: SandboxState, request: GraphRequest, params: Params) -> GraphResponse:
+    """Groups only, paged like Graph ($top 1..999, default 100, then @odata.nextLink).
+
+    `$filter` (only `isAssignableToRole eq true|false`) and `$count` are advanced queries: Graph requires the
+    header `ConsistencyLevel: eventual` with `$count=true` for them.
+    """
     user = _user_or_404(state, params["user"])
     select = request.query.get("$select")
-    return ok({"value": [group_json(group, select, with_odata_type=True) for group in _transitive_groups(state, user)]})
+    advanced = any(name in request.query for name in ("$filter", "$count", "$search", "$orderby"))
+    counted = request.query.get("$count", "").lower() == "true"
+    if advanced and (request.headers.get("ConsistencyLevel", "").lower() != "eventual" or not counted):
+        raise advanced_query_required()
+    groups = _transitive_groups(state, user)
+    filter_text = request.query.get("$filter")
+    if filter_text is not None:
+        matched = _ASSIGNABLE_FILTER.fullmatch(filter_text.strip())
+        if matched is None:
+            raise bad_request(
+                f"The sandbox supports only $filter=isAssignableToRole eq true on memberships; got '{filter_text}'."
+            )
+        wanted = matched["value"].lower() == "true"
+        groups = [group for group in groups if group.is_assignable_to_role == wanted]
+    rendered = [group_json(group, select, with_odata_type=True) for group in groups]
+    return ok(_page(request, rendered, count=len(rendered) if counted else None))
 
 
 def get_group(state: SandboxState, request: GraphRequest, params: Params) -> GraphResponse:
@@ -138,6 +175,8 @@ def get_group(state: SandboxState, request: GraphRequest, params: Params) -> Gra
 
 
 def list_role_assignments(state: SandboxState, request: GraphRequest, params: Params) -> GraphResponse:
+    """Active assignments at every scope; `principalId eq` or `principalId in (…)` match the principal itself only
+    (a group's members are not expanded, as in Graph)."""
     expand = request.query.get("$expand")
     if expand is not None and expand.strip().lower() != "roledefinition":
         raise bad_request("The sandbox supports only $expand=roleDefinition on roleAssignments.")
@@ -145,13 +184,10 @@ def list_role_assignments(state: SandboxState, request: GraphRequest, params: Pa
     if filter_text is None:
         assignments = state.tenant.role_assignments
     else:
-        matched = _PRINCIPAL_FILTER.fullmatch(filter_text.strip())
-        if matched is None:
-            raise bad_request(
-                "The sandbox supports only $filter=principalId eq '<object id>' on roleAssignments; "
-                f"got '{filter_text}'."
-            )
-        assignments = state.tenant.role_assignments_of(matched["principal_id"].lower())
+        principal_ids = _principal_ids(filter_text, allow_in=True, collection="roleAssignments")
+        assignments = tuple(
+            assignment for principal in principal_ids for assignment in state.tenant.role_assignments_of(principal)
+        )
     return ok(
         {
             "value": [
@@ -160,6 +196,64 @@ def list_role_assignments(state: SandboxState, request: GraphRequest, params: Pa
                     state.tenant.role_definition(assignment.role_definition_id) if expand is not None else None,
                 )
                 for assignment in assignments
+            ]
+        }
+    )
+
+
+def list_role_eligibility_instances(state: SandboxState, request: GraphRequest, params: Params) -> GraphResponse:
+    """PIM eligibilities in force now; `principalId` supports only `eq` here (Graph: eq, ne), no `in`."""
+    if not state.tenant.pim_licensed:
+        raise premium_license_required()
+    expand = request.query.get("$expand")
+    if expand is not None and expand.strip().lower() != "roledefinition":
+        raise bad_request("The sandbox supports only $expand=roleDefinition on roleEligibilityScheduleInstances.")
+    now = state.clock.now()
+    filter_text = request.query.get("$filter")
+    if filter_text is None:
+        eligibilities = tuple(item for item in state.tenant.role_eligibilities if item.is_current(now))
+    else:
+        [principal_id] = _principal_ids(filter_text, allow_in=False, collection="roleEligibilityScheduleInstances")
+        eligibilities = state.tenant.role_eligibilities_of(principal_id, now)
+    return ok(
+        {
+            "value": [
+                role_eligibility_instance_json(
+                    item,
+                    state.tenant.role_definition(item.role_definition_id) if expand is not None else None,
+                    SCHEDULE_START,
+                )
+                for item in eligibilities
+            ]
+        }
+    )
+
+
+def list_group_eligibility_instances(state: SandboxState, request: GraphRequest, params: Params) -> GraphResponse:
+    """PIM for Groups: eligible memberships and ownerships in force now. Graph requires `$filter` (eq) on
+    principalId or groupId; `$expand=group` embeds the group."""
+    if not state.tenant.pim_licensed:
+        raise premium_license_required()
+    expand = request.query.get("$expand")
+    if expand is not None and expand.strip().lower() != "group":
+        raise bad_request("The sandbox supports only $expand=group on eligibilityScheduleInstances.")
+    filter_text = (request.query.get("$filter") or "").strip()
+    by_principal = _PRINCIPAL_FILTER.fullmatch(filter_text)
+    by_group = _GROUP_FILTER.fullmatch(filter_text)
+    now = state.clock.now()
+    if by_principal is not None:
+        found = state.tenant.group_eligibilities_where(now, principal_id=by_principal["principal_id"].lower())
+    elif by_group is not None:
+        found = state.tenant.group_eligibilities_where(now, group_id=by_group["group_id"].lower())
+    else:
+        raise pim_group_filter_required()
+    return ok(
+        {
+            "value": [
+                group_eligibility_instance_json(
+                    item, state.tenant.group(item.group_id) if expand is not None else None, SCHEDULE_START
+                )
+                for item in found
             ]
         }
     )
@@ -294,11 +388,49 @@ def _transitive_groups(state: SandboxState, user: TenantUser) -> list[TenantGrou
     return [group for group in state.tenant.groups if group.id in member_of]
 
 
+def _principal_ids(filter_text: str, *, allow_in: bool, collection: str) -> list[str]:
+    text = filter_text.strip()
+    single = _PRINCIPAL_FILTER.fullmatch(text)
+    if single is not None:
+        return [single["principal_id"].lower()]
+    several = _PRINCIPAL_IN_FILTER.fullmatch(text) if allow_in else None
+    if several is None:
+        supported = "principalId eq '<id>' or principalId in ('<id>', …)" if allow_in else "principalId eq '<id>'"
+        raise bad_request(f"The sandbox supports only $filter={supported} on {collection}; got '{filter_text}'.")
+    values = [value.lower() for value in _QUOTED.findall(several["values"])]
+    if len(values) > MAX_IN_FILTER_VALUES:
+        raise bad_request(f"Too many values in the 'in' operator: at most {MAX_IN_FILTER_VALUES}.")
+    return list(dict.fromkeys(values))
+
+
+def _page(request: GraphRequest, items: Sequence[object], *, count: int | None = None) -> dict[str, object]:
+    """One page of `items` at `$skiptoken` (an offset here; opaque to callers), with Graph's `@odata.nextLink`."""
+    raw_top = request.query.get("$top", str(DEFAULT_PAGE_SIZE))
+    if not raw_top.isdigit() or not 1 <= int(raw_top) <= MAX_PAGE_SIZE:
+        raise bad_request(f"Invalid page size specified: '{raw_top}'. Must be between 1 and {MAX_PAGE_SIZE}.")
+    top = int(raw_top)
+    token = request.query.get("$skiptoken", "0")
+    if not token.isdigit():
+        raise bad_request(f"Invalid $skiptoken '{token}'.")
+    start = int(token)
+    body: dict[str, object] = {}
+    if count is not None:
+        body["@odata.count"] = count
+    body["value"] = list(items[start : start + top])
+    if start + top < len(items):
+        query = {**request.query, "$skiptoken": str(start + top)}
+        body["@odata.nextLink"] = f"{request.base_url}{request.path}?{urlencode(query)}"
+    return body
+
+
 def _roles_held(state: SandboxState, user: TenantUser) -> list[RoleDefinition]:
+    """Tenant-wide active roles, as the activated directoryRole objects among memberships (scoped ones are not)."""
     principals = [user.id, *state.tenant.transitive_group_ids(user.id)]
     held: dict[str, RoleDefinition] = {}
     for principal_id in principals:
         for assignment in state.tenant.role_assignments_of(principal_id):
+            if assignment.directory_scope_id != TENANT_SCOPE:
+                continue
             definition = state.tenant.role_definition(assignment.role_definition_id)
             if definition is not None:
                 held[definition.id] = definition

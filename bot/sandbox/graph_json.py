@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 
 from bot.sandbox.clock import format_graph_datetime
 from bot.sandbox.errors import bad_request
 from bot.sandbox.passes import IssuedPass
 from bot.sandbox.tenant import (
     AuthenticationMethod,
+    GroupEligibility,
     RoleAssignment,
     RoleDefinition,
+    RoleEligibility,
     TapPolicy,
     Tenant,
     TenantGroup,
@@ -71,6 +74,7 @@ def group_properties(group: TenantGroup) -> dict[str, object]:
         "mail": None,
         "mailEnabled": False,
         "securityEnabled": True,
+        "isAssignableToRole": group.is_assignable_to_role,
     }
 
 
@@ -134,10 +138,49 @@ def role_assignment_json(assignment: RoleAssignment, role_definition: RoleDefini
         "id": assignment.id,
         "principalId": assignment.principal_id,
         "roleDefinitionId": assignment.role_definition_id,
-        "directoryScopeId": "/",
+        "directoryScopeId": assignment.directory_scope_id,
     }
     if role_definition is not None:
         rendered["roleDefinition"] = role_definition_json(role_definition)
+    return rendered
+
+
+def role_eligibility_instance_json(
+    eligibility: RoleEligibility, role_definition: RoleDefinition | None, loaded_at: datetime
+) -> dict[str, object]:
+    """A unifiedRoleEligibilityScheduleInstance: the eligibility as it stands now."""
+    rendered: dict[str, object] = {
+        "id": eligibility.id,
+        "principalId": eligibility.principal_id,
+        "roleDefinitionId": eligibility.role_definition_id,
+        "directoryScopeId": eligibility.directory_scope_id,
+        "appScopeId": None,
+        "startDateTime": format_graph_datetime(eligibility.start or loaded_at),
+        "endDateTime": format_graph_datetime(eligibility.end) if eligibility.end else None,
+        "memberType": "Direct",
+        "roleEligibilityScheduleId": str(uuid.uuid5(uuid.NAMESPACE_URL, eligibility.id)),
+    }
+    if role_definition is not None:
+        rendered["roleDefinition"] = role_definition_json(role_definition)
+    return rendered
+
+
+def group_eligibility_instance_json(
+    eligibility: GroupEligibility, group: TenantGroup | None, loaded_at: datetime
+) -> dict[str, object]:
+    """A privilegedAccessGroupEligibilityScheduleInstance (PIM for Groups)."""
+    rendered: dict[str, object] = {
+        "id": eligibility.id,
+        "startDateTime": format_graph_datetime(eligibility.start or loaded_at),
+        "endDateTime": format_graph_datetime(eligibility.end) if eligibility.end else None,
+        "accessId": eligibility.access_id,
+        "principalId": eligibility.principal_id,
+        "groupId": eligibility.group_id,
+        "memberType": "direct",
+        "eligibilityScheduleId": str(uuid.uuid5(uuid.NAMESPACE_URL, eligibility.id)),
+    }
+    if group is not None:
+        rendered["group"] = group_properties(group)
     return rendered
 
 

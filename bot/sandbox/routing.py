@@ -45,6 +45,8 @@ class GraphRequest:
     """Decoded JSON, None when there was no body, MALFORMED_BODY when it was not JSON."""
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     client_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    base_url: str = ""
+    """The Graph root the request came to (``http://127.0.0.1:PORT/v1.0``), for absolute ``@odata.nextLink``s."""
 
     def json_object(self) -> dict[str, object]:
         """The body as a JSON object; an absent body counts as ``{}``."""

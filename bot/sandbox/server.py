@@ -77,6 +77,7 @@ async def graph_endpoint(request: web.Request) -> web.Response:
         body=await _read_json_body(request),
         request_id=ids.request_id,
         client_request_id=ids.client_request_id,
+        base_url=str(request.url.origin()) + GRAPH_PREFIX,
     )
     if graph_request.path.rstrip("/").lower() == "/$batch":
         response = await serve_batch(state, request.app[GRAPH_ROUTER], graph_request)

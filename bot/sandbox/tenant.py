@@ -19,6 +19,10 @@ DEMO_TENANT_PATH = Path(__file__).with_name("demo_tenant.json")
 UserType = Literal["Member", "Guest"]
 PolicyState = Literal["enabled", "disabled"]
 TargetType = Literal["user", "group"]
+GroupAccess = Literal["member", "owner"]
+
+TENANT_SCOPE = "/"
+ADMINISTRATIVE_UNIT_SCOPE_PREFIX = "/administrativeUnits/"
 
 ALL_USERS_TARGET_ID = "all_users"
 TAP_ABSOLUTE_MIN_LIFETIME_MINUTES = 10
@@ -111,6 +115,14 @@ class TenantGroup:
     display_name: str
     description: str | None = None
     member_ids: tuple[str, ...] = ()
+    # Only role-assignable groups can be given directory roles (Graph's isAssignableToRole, fixed at creation).
+    is_assignable_to_role: bool = False
+
+
+@dataclass(frozen=True)
+class AdministrativeUnit:
+    id: str
+    display_name: str
 
 
 @dataclass(frozen=True)
@@ -122,9 +134,42 @@ class RoleDefinition:
 
 @dataclass(frozen=True)
 class RoleAssignment:
+    """An active assignment (permanent, or a PIM eligibility that is activated right now)."""
+
     id: str
     principal_id: str
     role_definition_id: str
+    directory_scope_id: str = TENANT_SCOPE
+
+
+@dataclass(frozen=True)
+class RoleEligibility:
+    """A PIM eligibility for a directory role: the principal can activate it whenever it likes."""
+
+    id: str
+    principal_id: str
+    role_definition_id: str
+    directory_scope_id: str = TENANT_SCOPE
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def is_current(self, now: datetime) -> bool:
+        return (self.start is None or self.start <= now) and (self.end is None or now < self.end)
+
+
+@dataclass(frozen=True)
+class GroupEligibility:
+    """PIM for Groups: the user may activate membership (or ownership) of the group whenever it likes."""
+
+    id: str
+    principal_id: str
+    group_id: str
+    access_id: GroupAccess = "member"
+    start: datetime | None = None
+    end: datetime | None = None
+
+    def is_current(self, now: datetime) -> bool:
+        return (self.start is None or self.start <= now) and (self.end is None or now < self.end)
 
 
 @dataclass(frozen=True)
@@ -195,6 +240,11 @@ class Tenant:
     tap_policy: TapPolicy = field(default_factory=TapPolicy)
     seeded_passes: tuple[SeededPass, ...] = ()
     source_path: Path | None = None
+    administrative_units: tuple[AdministrativeUnit, ...] = ()
+    role_eligibilities: tuple[RoleEligibility, ...] = ()
+    group_eligibilities: tuple[GroupEligibility, ...] = ()
+    # Without Entra ID P2 (or ID Governance) Graph's PIM endpoints answer 400 AadPremiumLicenseRequired.
+    pim_licensed: bool = True
 
     _users_by_id: dict[str, TenantUser] = field(init=False, repr=False, compare=False)
     _users_by_upn: dict[str, TenantUser] = field(init=False, repr=False, compare=False)
@@ -245,6 +295,47 @@ class Tenant:
         """Direct assignments only, as Graph's `principalId eq` filter returns them."""
         return tuple(assignment for assignment in self.role_assignments if assignment.principal_id == principal_id)
 
+    def role_eligibilities_of(self, principal_id: str, now: datetime) -> tuple[RoleEligibility, ...]:
+        """The principal's own eligibilities in force at `now`, as Graph's schedule instances list them."""
+        return tuple(
+            item for item in self.role_eligibilities if item.principal_id == principal_id and item.is_current(now)
+        )
+
+    def group_eligibilities_where(
+        self, now: datetime, *, principal_id: str | None = None, group_id: str | None = None
+    ) -> tuple[GroupEligibility, ...]:
+        return tuple(
+            item
+            for item in self.group_eligibilities
+            if item.is_current(now)
+            and (principal_id is None or item.principal_id == principal_id)
+            and (group_id is None or item.group_id == group_id)
+        )
+
+    def administrative_unit(self, unit_id: str) -> AdministrativeUnit | None:
+        return next((unit for unit in self.administrative_units if unit.id == unit_id.lower()), None)
+
+    def _check_role_grant(self, where: str, principal_id: str, role_definition_id: str, scope: str) -> None:
+        group = self._groups_by_id.get(principal_id)
+        if principal_id not in self._users_by_id and group is None:
+            raise TenantFileError(f"{where}: principalId '{principal_id}' is neither a user nor a group")
+        if group is not None and not group.is_assignable_to_role:
+            raise TenantFileError(
+                f"{where}: group '{group.display_name}' is not role-assignable (set isAssignableToRole: true)"
+            )
+        if role_definition_id not in self._role_definitions_by_id:
+            raise TenantFileError(
+                f"{where}: roleDefinitionId '{role_definition_id}' is not a known role definition "
+                "(add it under roleDefinitions)"
+            )
+        if scope != TENANT_SCOPE:
+            unit_id = scope.removeprefix(ADMINISTRATIVE_UNIT_SCOPE_PREFIX)
+            if not scope.startswith(ADMINISTRATIVE_UNIT_SCOPE_PREFIX) or self.administrative_unit(unit_id) is None:
+                raise TenantFileError(
+                    f"{where}: directoryScopeId '{scope}' must be '/' or '/administrativeUnits/<id of a unit "
+                    "under administrativeUnits>'"
+                )
+
     def is_targeted_by_tap_policy(self, user: TenantUser) -> bool:
         """Whether the policy lets a pass be created for the user (ignores the policy's state)."""
         groups = self.transitive_group_ids(user.id)
@@ -278,20 +369,35 @@ class Tenant:
             if group.id in self.transitive_group_ids(group.id):
                 raise TenantFileError(f"{where}: group nesting forms a cycle through this group")
 
-        seen_pairs: set[tuple[str, str]] = set()
-        for index, assignment in enumerate(self.role_assignments):
-            where = f"roleAssignments[{index}]"
-            if assignment.principal_id not in self._users_by_id and assignment.principal_id not in self._groups_by_id:
-                raise TenantFileError(f"{where}: principalId '{assignment.principal_id}' is neither a user nor a group")
-            if assignment.role_definition_id not in self._role_definitions_by_id:
+        for index, group in enumerate(self.groups):
+            if group.is_assignable_to_role and any(member in self._groups_by_id for member in group.member_ids):
                 raise TenantFileError(
-                    f"{where}: roleDefinitionId '{assignment.role_definition_id}' is not a known role "
-                    "definition (add it under roleDefinitions)"
+                    f"groups[{index}] ({group.display_name}): a role-assignable group cannot have groups as members"
                 )
-            pair = (assignment.principal_id, assignment.role_definition_id)
-            if pair in seen_pairs:
-                raise TenantFileError(f"{where}: the same principal already holds this role")
-            seen_pairs.add(pair)
+        unit_ids = [unit.id for unit in self.administrative_units]
+        other_ids = self._users_by_id.keys() | self._groups_by_id.keys()
+        if len(set(unit_ids)) != len(unit_ids) or set(unit_ids) & other_ids:
+            raise TenantFileError("administrativeUnits: ids must be unique across users, groups and units")
+        grant_lists = (("roleAssignments", self.role_assignments), ("roleEligibilities", self.role_eligibilities))
+        for kind, grants in grant_lists:
+            seen: set[tuple[str, str, str]] = set()
+            for index, grant in enumerate(grants):
+                where = f"{kind}[{index}]"
+                self._check_role_grant(where, grant.principal_id, grant.role_definition_id, grant.directory_scope_id)
+                key = (grant.principal_id, grant.role_definition_id, grant.directory_scope_id)
+                if key in seen:
+                    raise TenantFileError(f"{where}: the same principal already has this role at this scope")
+                seen.add(key)
+        for index, eligibility in enumerate(self.group_eligibilities):
+            where = f"groupEligibilities[{index}]"
+            if eligibility.principal_id not in self._users_by_id:
+                raise TenantFileError(f"{where}: principalId '{eligibility.principal_id}' is not a user")
+            if eligibility.group_id not in self._groups_by_id:
+                raise TenantFileError(f"{where}: groupId '{eligibility.group_id}' is not a group")
+        if not self.pim_licensed and (self.role_eligibilities or self.group_eligibilities):
+            raise TenantFileError(
+                "pimLicensed is false, so the tenant cannot have roleEligibilities or groupEligibilities"
+            )
 
         for kind, targets in (
             ("includeTargets", self.tap_policy.include_targets),
@@ -409,6 +515,10 @@ def parse_tenant(data: object, source_path: Path | None = None) -> Tenant:
             "groups",
             "roleDefinitions",
             "roleAssignments",
+            "roleEligibilities",
+            "groupEligibilities",
+            "administrativeUnits",
+            "pimLicensed",
             "temporaryAccessPasses",
             "tapbot",  # the bot's own settings for this tenant, read by bot.settings, not by the emulator
         },
@@ -421,6 +531,13 @@ def parse_tenant(data: object, source_path: Path | None = None) -> Tenant:
     role_assignments = tuple(
         _parse_role_assignment(item, index) for index, item in enumerate(root.array("roleAssignments"))
     )
+    role_eligibilities = tuple(
+        _parse_role_eligibility(item, index) for index, item in enumerate(root.array("roleEligibilities"))
+    )
+    group_eligibilities = tuple(
+        _parse_group_eligibility(item, index) for index, item in enumerate(root.array("groupEligibilities"))
+    )
+    units = tuple(_parse_unit(item, index) for index, item in enumerate(root.array("administrativeUnits")))
     policy = _parse_policy(root.value("temporaryAccessPassPolicy"))
     passes = tuple(_parse_seeded_pass(item, index) for index, item in enumerate(root.array("temporaryAccessPasses")))
     return Tenant(
@@ -434,6 +551,10 @@ def parse_tenant(data: object, source_path: Path | None = None) -> Tenant:
         tap_policy=policy,
         seeded_passes=passes,
         source_path=source_path,
+        administrative_units=units,
+        role_eligibilities=role_eligibilities,
+        group_eligibilities=group_eligibilities,
+        pim_licensed=root.flag("pimLicensed", default=True),
     )
 
 
@@ -587,7 +708,7 @@ def _parse_group(data: object, index: int) -> TenantGroup:
         data,
         f"groups[{index}]{_label(data, 'displayName')}",
         required={"id", "displayName"},
-        optional={"description", "members"},
+        optional={"description", "members", "isAssignableToRole"},
     )
     members: list[str] = []
     for position, member in enumerate(fields.array("members")):
@@ -600,6 +721,7 @@ def _parse_group(data: object, index: int) -> TenantGroup:
         display_name=fields.text("displayName"),
         description=fields.optional_text("description"),
         member_ids=tuple(dict.fromkeys(members)),
+        is_assignable_to_role=fields.flag("isAssignableToRole", default=False),
     )
 
 
@@ -613,11 +735,86 @@ def _parse_role_definition(data: object, index: int) -> RoleDefinition:
 
 
 def _parse_role_assignment(data: object, index: int) -> RoleAssignment:
-    fields = _Fields(data, f"roleAssignments[{index}]", required={"principalId", "roleDefinitionId"}, optional={"id"})
+    fields = _Fields(
+        data,
+        f"roleAssignments[{index}]",
+        required={"principalId", "roleDefinitionId"},
+        optional={"id", "directoryScopeId"},
+    )
     principal_id = fields.guid("principalId")
     role_definition_id = fields.guid("roleDefinitionId")
-    assignment_id = fields.optional_text("id") or role_assignment_id(role_definition_id, principal_id)
-    return RoleAssignment(assignment_id, principal_id, role_definition_id)
+    scope = _scope(fields)
+    default_id = role_assignment_id(role_definition_id, principal_id)
+    if scope != TENANT_SCOPE:
+        default_id = f"{default_id}-{scope.rsplit('/', 1)[-1]}"
+    return RoleAssignment(fields.optional_text("id") or default_id, principal_id, role_definition_id, scope)
+
+
+def _parse_role_eligibility(data: object, index: int) -> RoleEligibility:
+    fields = _Fields(
+        data,
+        f"roleEligibilities[{index}]",
+        required={"principalId", "roleDefinitionId"},
+        optional={"id", "directoryScopeId", "startDateTime", "endDateTime"},
+    )
+    principal_id = fields.guid("principalId")
+    role_definition_id = fields.guid("roleDefinitionId")
+    scope = _scope(fields)
+    # Graph's eligibility instance ids look like assignment ids with an '-e' suffix.
+    default_id = f"{role_assignment_id(role_definition_id, principal_id)}-e"
+    if scope != TENANT_SCOPE:
+        default_id = f"{default_id}-{scope.rsplit('/', 1)[-1]}"
+    return RoleEligibility(
+        id=fields.optional_text("id") or default_id,
+        principal_id=principal_id,
+        role_definition_id=role_definition_id,
+        directory_scope_id=scope,
+        start=fields.optional_moment("startDateTime"),
+        end=fields.optional_moment("endDateTime"),
+    )
+
+
+def _parse_group_eligibility(data: object, index: int) -> GroupEligibility:
+    fields = _Fields(
+        data,
+        f"groupEligibilities[{index}]",
+        required={"principalId", "groupId"},
+        optional={"accessId", "startDateTime", "endDateTime"},
+    )
+    access = fields.value("accessId") or "member"
+    if access not in ("member", "owner"):
+        raise TenantFileError(f"{fields.where}: accessId must be 'member' or 'owner'")
+    principal_id = fields.guid("principalId")
+    group_id = fields.guid("groupId")
+    return GroupEligibility(
+        id=f"{group_id}_{access}_{uuid.uuid5(uuid.UUID(principal_id), group_id)}",
+        principal_id=principal_id,
+        group_id=group_id,
+        access_id=cast(GroupAccess, access),
+        start=fields.optional_moment("startDateTime"),
+        end=fields.optional_moment("endDateTime"),
+    )
+
+
+def _parse_unit(data: object, index: int) -> AdministrativeUnit:
+    fields = _Fields(data, f"administrativeUnits[{index}]{_label(data, 'displayName')}", required={"id", "displayName"})
+    return AdministrativeUnit(fields.guid("id"), fields.text("displayName"))
+
+
+def _scope(fields: _Fields) -> str:
+    """directoryScopeId: '/' (the tenant) or '/administrativeUnits/<guid>', the guid normalised to lower case."""
+    scope = fields.optional_text("directoryScopeId") or TENANT_SCOPE
+    if scope.startswith(ADMINISTRATIVE_UNIT_SCOPE_PREFIX):
+        try:
+            unit_id = uuid.UUID(scope.removeprefix(ADMINISTRATIVE_UNIT_SCOPE_PREFIX))
+            return f"{ADMINISTRATIVE_UNIT_SCOPE_PREFIX}{unit_id}"
+        except ValueError:
+            pass
+    if scope != TENANT_SCOPE:
+        raise TenantFileError(
+            f"{fields.where}: directoryScopeId '{scope}' must be '/' or '/administrativeUnits/<unit guid>'"
+        )
+    return scope
 
 
 def _parse_policy(data: object) -> TapPolicy:

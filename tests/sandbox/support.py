@@ -69,3 +69,18 @@ async def call(
     async with session.request(method, path, json=json, headers=headers) as response:
         body = await response.json(content_type=None) if await response.read() else None
         return Answer(response.status, body, dict(response.headers))
+
+
+# People who hold or may activate a directory role by a path other than a direct, active assignment.
+CHRISTIE_ID = "3f8e619a-79e9-4d00-bbb5-dc64d5e6fcbd"  # member of role-assignable "Helpdesk Admins"
+GRADY_ID = "f3ebd287-8aba-4215-a442-62511e3584a3"  # member of "Paris Helpdesk" (AU-scoped role)
+HENRIETTA_ID = "ddbd5305-7189-4fb1-8365-a655321e5380"  # eligible Global Administrator
+IRVIN_ID = "28c973a3-ff36-4c20-a78a-2b5e9b96e2b5"  # member of "Security Responders" (eligible role)
+JOHANNA_ID = "f633f7a1-46a4-41ff-b0a7-f712abdad616"  # eligible member of "Helpdesk Admins" (PIM for Groups)
+MIRIAM_ID = "0b8df986-914e-4a37-9b65-e000f7cd5fa3"  # User Administrator scoped to the "Paris office" unit
+HELPDESK_ADMINS_ID = "ad5f456b-e5ec-4b33-a547-f261cb3a71d1"
+PARIS_HELPDESK_ID = "b7bea0e0-dd47-4a3a-a1f5-d2878fa46bdd"
+SECURITY_RESPONDERS_ID = "21ab2cff-3026-4c46-8578-27cba81a4826"
+PARIS_UNIT_ID = "c6173151-0f93-4734-813e-1176caae1b0f"
+HELPDESK_ADMINISTRATOR_ROLE_ID = "729827e3-9c14-49f7-bb1b-9608f156bbb8"
+SECURITY_ADMINISTRATOR_ROLE_ID = "194ae4cb-b126-40b2-bd5b-6091b380977d"

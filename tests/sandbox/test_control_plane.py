@@ -82,5 +82,5 @@ async def test_state_reports_tenant_and_counters(http: ClientSession) -> None:
     state = await call(http, "GET", "/_sandbox/state")
 
     assert state.body["tenant"]["display_name"] == "Contoso (sandbox)"
-    assert state.body["tenant"]["users"] == 13
+    assert state.body["tenant"]["users"] == 19
     assert state.body["counters"]["requests_received"] == 1

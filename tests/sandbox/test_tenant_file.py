@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 from bot.sandbox import DEMO_TENANT_PATH, Tenant, TenantFileError, load_tenant, parse_tenant
-from tests.sandbox.support import ADELE_ID, ALEX_ID, LEE_ID, SERVICE_DESK_ID, TAP_OPERATORS_ID
+from tests.sandbox.support import (
+    ADELE_ID,
+    ALEX_ID,
+    GLOBAL_ADMINISTRATOR_ROLE_ID,
+    HELPDESK_ADMINS_ID,
+    LEE_ID,
+    SERVICE_DESK_ID,
+    TAP_OPERATORS_ID,
+)
 
 Mutation = Callable[[dict[str, Any]], None]
 UNKNOWN_ID = "11111111-2222-4333-8444-555555555555"
@@ -69,7 +77,7 @@ CASES: list[tuple[str, Mutation, str]] = [
     (
         "unknown role",
         lambda data: data["roleAssignments"].append({"principalId": LEE_ID, "roleDefinitionId": UNKNOWN_ID}),
-        f"roleAssignments[1]: roleDefinitionId '{UNKNOWN_ID}' is not a known role definition",
+        f"roleAssignments[4]: roleDefinitionId '{UNKNOWN_ID}' is not a known role definition",
     ),
     (
         "unknown role holder",
@@ -107,6 +115,53 @@ CASES: list[tuple[str, Mutation, str]] = [
         "temporaryAccessPasses[1]: the user already has a pass",
     ),
     ("missing policy", lambda data: data.pop("temporaryAccessPassPolicy"), "missing temporaryAccessPassPolicy"),
+    (
+        "role for a group that is not role-assignable",
+        lambda data: data["roleAssignments"].append(
+            {"principalId": SERVICE_DESK_ID, "roleDefinitionId": GLOBAL_ADMINISTRATOR_ROLE_ID}
+        ),
+        "roleAssignments[4]: group 'Service Desk' is not role-assignable (set isAssignableToRole: true)",
+    ),
+    (
+        "eligibility for a group that is not role-assignable",
+        lambda data: data["roleEligibilities"][1].update(principalId=TAP_OPERATORS_ID),
+        "roleEligibilities[1]: group 'TAP Operators' is not role-assignable",
+    ),
+    (
+        "scope of an unknown administrative unit",
+        lambda data: data["roleAssignments"][3].update(directoryScopeId=f"/administrativeUnits/{UNKNOWN_ID}"),
+        f"roleAssignments[3]: directoryScopeId '/administrativeUnits/{UNKNOWN_ID}' must be '/' or",
+    ),
+    (
+        "scope that is not a unit",
+        lambda data: data["roleEligibilities"][0].update(directoryScopeId="/users"),
+        "roleEligibilities[0]: directoryScopeId '/users' must be '/' or '/administrativeUnits/<unit guid>'",
+    ),
+    (
+        "group eligibility for a group that does not exist",
+        lambda data: data["groupEligibilities"][0].update(groupId=UNKNOWN_ID),
+        f"groupEligibilities[0]: groupId '{UNKNOWN_ID}' is not a group",
+    ),
+    (
+        "group eligibility with an unknown access",
+        lambda data: data["groupEligibilities"][0].update(accessId="admin"),
+        "groupEligibilities[0]: accessId must be 'member' or 'owner'",
+    ),
+    (
+        "a role-assignable group with a nested group",
+        lambda data: group(data, HELPDESK_ADMINS_ID)["members"].append(SERVICE_DESK_ID),
+        "(Helpdesk Admins): a role-assignable group cannot have groups as members",
+    ),
+    (
+        "eligibilities without PIM",
+        lambda data: data.update(pimLicensed=False),
+        "pimLicensed is false, so the tenant cannot have roleEligibilities or groupEligibilities",
+    ),
+    (
+        "the same eligibility twice",
+        lambda data: data["roleEligibilities"].append(dict(data["roleEligibilities"][0])),
+        "roleEligibilities[2]: the same principal already has this role at this scope",
+    ),
 ]
 
 
@@ -123,7 +178,7 @@ def test_invalid_tenant_is_refused_naming_the_entry(
 
 def test_demo_tenant_loads(demo_tenant: Tenant) -> None:
     assert demo_tenant.display_name == "Contoso (sandbox)"
-    assert len(demo_tenant.users) == 13
+    assert len(demo_tenant.users) == 19
     assert demo_tenant.source_path == DEMO_TENANT_PATH
     adele = demo_tenant.user("adelev@contoso.onmicrosoft.com")
     assert adele is not None
