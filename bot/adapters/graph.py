@@ -8,11 +8,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
@@ -28,11 +28,19 @@ from kiota_http.middleware.options import RetryHandlerOption
 from kiota_http.middleware.options.headers_inspection_handler_option import HeadersInspectionHandlerOption
 from kiota_serialization_json.json_parse_node import JsonParseNode
 from msgraph.generated.groups.item.group_item_request_builder import GroupItemRequestBuilder
+from msgraph.generated.identity_governance.privileged_access.group.eligibility_schedule_instances.eligibility_schedule_instances_request_builder import (  # noqa: E501
+    EligibilityScheduleInstancesRequestBuilder,
+)
 from msgraph.generated.models.authentication_method_collection_response import AuthenticationMethodCollectionResponse
 from msgraph.generated.models.authentication_method_configuration import AuthenticationMethodConfiguration
 from msgraph.generated.models.authentication_method_target_type import AuthenticationMethodTargetType
 from msgraph.generated.models.directory_object import DirectoryObject
+from msgraph.generated.models.group import Group
+from msgraph.generated.models.group_collection_response import GroupCollectionResponse
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.models.privileged_access_group_eligibility_schedule_instance_collection_response import (
+    PrivilegedAccessGroupEligibilityScheduleInstanceCollectionResponse,
+)
 from msgraph.generated.models.temporary_access_pass_authentication_method import (
     TemporaryAccessPassAuthenticationMethod,
 )
@@ -45,15 +53,25 @@ from msgraph.generated.models.temporary_access_pass_authentication_method_config
 from msgraph.generated.models.unified_role_assignment_collection_response import (
     UnifiedRoleAssignmentCollectionResponse,
 )
+from msgraph.generated.models.unified_role_definition import UnifiedRoleDefinition
+from msgraph.generated.models.unified_role_eligibility_schedule_instance_collection_response import (
+    UnifiedRoleEligibilityScheduleInstanceCollectionResponse,
+)
 from msgraph.generated.models.user import User
 from msgraph.generated.role_management.directory.role_assignments.role_assignments_request_builder import (
     RoleAssignmentsRequestBuilder,
+)
+from msgraph.generated.role_management.directory.role_eligibility_schedule_instances.role_eligibility_schedule_instances_request_builder import (  # noqa: E501
+    RoleEligibilityScheduleInstancesRequestBuilder,
 )
 from msgraph.generated.users.item.check_member_groups.check_member_groups_post_request_body import (
     CheckMemberGroupsPostRequestBody,
 )
 from msgraph.generated.users.item.check_member_groups.check_member_groups_post_response import (
     CheckMemberGroupsPostResponse,
+)
+from msgraph.generated.users.item.transitive_member_of.graph_group.graph_group_request_builder import (
+    GraphGroupRequestBuilder,
 )
 from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
@@ -75,6 +93,7 @@ from bot.domain.model import (
 )
 from bot.domain.ports import Clock
 from bot.settings import GraphMode, GraphSettings
+from bot.telemetry import GraphTelemetryTransport
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +117,13 @@ MAX_INTERACTIVE_THROTTLE_WAIT = timedelta(seconds=5)
 POLICY_SCOPE_MESSAGE = "Converged UserCredentialPolicy does not allow"
 GUEST_MESSAGE = "external guest"
 LIFETIME_MESSAGE = "LifetimeInMinutes"
+# `principalId in (...)` on roleAssignments: at most this many ids per request (Graph's usual limit for `in`).
+IN_FILTER_LIMIT = 15
+# Graph's answer on PIM endpoints in a tenant without Entra ID P2 / ID Governance: no PIM, so no eligibility.
+PIM_UNLICENSED_CODE = "AadPremiumLicenseRequired"
+# A collection longer than this many pages is refused rather than read half (deny by default).
+MAX_PAGES = 50
+TENANT_SCOPE = "/"
 
 
 def load_response_models() -> None:
@@ -110,6 +136,9 @@ def load_response_models() -> None:
         (User, {"id": "warm-up", "userPrincipalName": "warm-up@example.invalid"}),
         (TemporaryAccessPassAuthenticationMethodCollectionResponse, {"value": [{"id": "m", "lifetimeInMinutes": 60}]}),
         (UnifiedRoleAssignmentCollectionResponse, {"value": [{"id": "r", "roleDefinition": {"id": "d"}}]}),
+        (UnifiedRoleEligibilityScheduleInstanceCollectionResponse, {"value": [{"id": "e", "roleDefinition": {}}]}),
+        (PrivilegedAccessGroupEligibilityScheduleInstanceCollectionResponse, {"value": [{"id": "p", "group": {}}]}),
+        (GroupCollectionResponse, {"value": [{"id": "g", "displayName": "G"}]}),
         (CheckMemberGroupsPostResponse, {"value": ["g"]}),
         (DirectoryObject, {"@odata.type": "#microsoft.graph.user", "id": "m"}),
         (
@@ -168,7 +197,10 @@ def build_graph_client(
         auth_provider = AzureIdentityAuthenticationProvider(
             credential or build_credential(settings), scopes=[settings.scope], allowed_hosts=[host]
         )
-    http_client = httpx.AsyncClient(timeout=httpx.Timeout(settings.timeout_seconds))
+    # Under kiota's middleware: every attempt, retries included, is one span with its status (bot/telemetry.py).
+    http_client = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.timeout_seconds), transport=GraphTelemetryTransport()
+    )
     # Reads may be retried by the SDK (they are idempotent), but never for long inside a chat turn.
     read_retries: dict[str, RequestOption] = {RetryHandlerOption.get_key(): RetryHandlerOption(delay=1, max_retries=2)}
     http_client = GraphClientFactory.create_with_default_middleware(client=http_client, options=read_retries)
@@ -187,18 +219,54 @@ class _Call:
     def __post_init__(self) -> None:
         self.headers = HeadersInspectionHandlerOption(inspect_request_headers=False, inspect_response_headers=True)
 
-    def configuration(self, query: Any = None) -> RequestConfiguration[Any]:
+    def configuration(self, query: Any = None, headers: Mapping[str, str] | None = None) -> RequestConfiguration[Any]:
         options: list[RequestOption] = [self.headers]
         if self.no_retry:
             options.append(RetryHandlerOption(max_retries=0, should_retry=False))
         configuration: RequestConfiguration[Any] = RequestConfiguration(options=options, query_parameters=query)
         configuration.headers.add("client-request-id", str(uuid.uuid4()))
+        for name, value in (headers or {}).items():
+            configuration.headers.add(name, value)
         return configuration
 
     @property
     def request_id(self) -> str | None:
         values = self.headers.response_headers.get("request-id")
         return next(iter(values), None) if values else None
+
+
+@dataclass(frozen=True)
+class RoleGrant:
+    """A directory role a principal holds (active) or may activate at will (eligible in PIM)."""
+
+    principal_id: str
+    role_name: str
+    directory_scope_id: str = TENANT_SCOPE
+    eligible: bool = False
+
+
+@dataclass(frozen=True)
+class GroupEligibility:
+    """PIM for Groups: the user may activate membership (or ownership) of this group at will."""
+
+    group_id: str
+    group_name: str
+    access: str  # "member" or "owner"
+
+
+class _Page(Protocol):
+    """A page of a Graph collection as msgraph-sdk parses it."""
+
+    @property
+    def odata_next_link(self) -> str | None: ...
+
+
+class _Pager(Protocol):
+    """A collection request builder: `get` for the first page, `with_url` for the pages after it."""
+
+    async def get(self, request_configuration: Any = None) -> Any: ...
+
+    def with_url(self, raw_url: str) -> Any: ...
 
 
 class GraphGateway:
@@ -248,20 +316,113 @@ class GraphGateway:
         return frozenset(found)
 
     async def directory_roles(self, user_id: str) -> tuple[str, ...]:
-        escaped = user_id.replace("'", "''")
-        query = RoleAssignmentsRequestBuilder.RoleAssignmentsRequestBuilderGetQueryParameters(
-            filter=f"principalId eq '{escaped}'", expand=["roleDefinition"]
+        """Every directory role the user holds or could activate, by any path, each saying how.
+
+        A role can be assigned to the user or to a role-assignable group the user is in (or may join at will
+        through PIM for Groups), at the tenant or an administrative unit, active or eligible in PIM. First
+        round, concurrently: the user's role-assignable groups, the user's own assignments and eligibilities,
+        and the user's PIM for Groups eligibilities; second round, concurrently: those groups' assignments
+        (`principalId in`, 15 at a time) and eligibilities (one request per group: `in` is not supported there).
+        """
+        member_of, own_active, own_eligible, group_eligibilities = await asyncio.gather(
+            self.role_assignable_groups(user_id),
+            self.active_role_grants([user_id]),
+            self.eligible_role_grants(user_id),
+            self.group_eligibilities(user_id),
         )
-        response = await self._read(
-            "read directory roles",
-            lambda call: self._client.role_management.directory.role_assignments.get(call),
+        via: dict[str, str] = {}  # group id -> how the user comes by its roles
+        for eligibility in group_eligibilities:
+            via[eligibility.group_id] = f"through eligible {eligibility.access}ship of group {eligibility.group_name}"
+        for group_id, group_name in member_of.items():
+            via[group_id] = f"through group {group_name}"
+        group_ids = sorted(via)
+        chunks = [group_ids[start : start + IN_FILTER_LIMIT] for start in range(0, len(group_ids), IN_FILTER_LIMIT)]
+        rounds = await asyncio.gather(
+            *(self.active_role_grants(chunk) for chunk in chunks),
+            *(self.eligible_role_grants(group_id) for group_id in group_ids),
+        )
+        grants = [*own_active, *own_eligible, *(grant for found in rounds for grant in found)]
+        return tuple(sorted({_role_label(grant, via.get(grant.principal_id)) for grant in grants}))
+
+    async def role_assignable_groups(self, user_id: str) -> dict[str, str]:
+        """The role-assignable groups the user is a (transitive) member of: id → display name.
+
+        Filtering memberships is an advanced query: Graph wants `ConsistencyLevel: eventual` and `$count=true`.
+        """
+        query = GraphGroupRequestBuilder.GraphGroupRequestBuilderGetQueryParameters(
+            filter="isAssignableToRole eq true", count=True, select=["id", "displayName"]
+        )
+        pages = await self._read_pages(
+            "read the user's role-assignable groups",
+            self._user(user_id).transitive_member_of.graph_group,
             query,
+            headers={"ConsistencyLevel": "eventual"},
         )
-        names = []
-        for assignment in (response.value or []) if response else []:
-            definition = assignment.role_definition
-            names.append(definition.display_name if definition and definition.display_name else "a directory role")
-        return tuple(sorted(set(names)))
+        groups: list[Group] = [group for page in pages for group in page.value or []]
+        return {group.id.lower(): group.display_name or group.id for group in groups if group.id}
+
+    async def active_role_grants(self, principal_ids: Sequence[str]) -> list[RoleGrant]:
+        """Active role assignments (permanent or activated in PIM) of these principals themselves, at any scope."""
+        quoted = ", ".join(f"'{_odata_literal(principal_id)}'" for principal_id in principal_ids)
+        query = RoleAssignmentsRequestBuilder.RoleAssignmentsRequestBuilderGetQueryParameters(
+            filter=f"principalId in ({quoted})" if len(principal_ids) > 1 else f"principalId eq {quoted}",
+            expand=["roleDefinition"],
+        )
+        pages = await self._read_pages(
+            "read directory role assignments", self._client.role_management.directory.role_assignments, query
+        )
+        return [
+            RoleGrant(
+                principal_id=(assignment.principal_id or "").lower(),
+                role_name=_role_name(assignment.role_definition),
+                directory_scope_id=assignment.directory_scope_id or TENANT_SCOPE,
+            )
+            for page in pages
+            for assignment in page.value or []
+        ]
+
+    async def eligible_role_grants(self, principal_id: str) -> list[RoleGrant]:
+        """The principal's PIM eligibilities in force now (none in a tenant without PIM licences)."""
+        query = RoleEligibilityScheduleInstancesRequestBuilder.RoleEligibilityScheduleInstancesRequestBuilderGetQueryParameters(  # noqa: E501
+            filter=f"principalId eq '{_odata_literal(principal_id)}'", expand=["roleDefinition"]
+        )
+        pages = await self._read_pages(
+            "read eligible directory roles",
+            self._client.role_management.directory.role_eligibility_schedule_instances,
+            query,
+            pim=True,
+        )
+        return [
+            RoleGrant(
+                principal_id=(instance.principal_id or "").lower(),
+                role_name=_role_name(instance.role_definition),
+                directory_scope_id=instance.directory_scope_id or TENANT_SCOPE,
+                eligible=True,
+            )
+            for page in pages
+            for instance in page.value or []
+        ]
+
+    async def group_eligibilities(self, user_id: str) -> list[GroupEligibility]:
+        """PIM for Groups: groups whose membership or ownership the user may activate at will."""
+        query = EligibilityScheduleInstancesRequestBuilder.EligibilityScheduleInstancesRequestBuilderGetQueryParameters(
+            filter=f"principalId eq '{_odata_literal(user_id)}'", expand=["group"]
+        )
+        pages = await self._read_pages(
+            "read eligible group memberships",
+            self._client.identity_governance.privileged_access.group.eligibility_schedule_instances,
+            query,
+            pim=True,
+        )
+        found: list[GroupEligibility] = []
+        for page in pages:
+            for instance in page.value or []:
+                if not instance.group_id:
+                    continue
+                name = instance.group.display_name if instance.group and instance.group.display_name else None
+                access = instance.access_id.value if instance.access_id else "member"
+                found.append(GroupEligibility(instance.group_id.lower(), name or instance.group_id, access))
+        return found
 
     async def group_name(self, group_id: str) -> str | None:
         query = GroupItemRequestBuilder.GroupItemRequestBuilderGetQueryParameters(select=["id", "displayName"])
@@ -447,6 +608,41 @@ class GraphGateway:
 
     # --- plumbing -----------------------------------------------------------------------------------------
 
+    async def _read_pages(
+        self,
+        what: str,
+        builder: _Pager,
+        query: Any,
+        *,
+        headers: Mapping[str, str] | None = None,
+        pim: bool = False,
+    ) -> list[Any]:
+        """Every page of a collection, following `@odata.nextLink`. With `pim`, Graph's "this tenant has no PIM
+        licence" answer means an empty collection: without PIM nobody can be eligible for anything."""
+        pages: list[Any] = []
+        next_link: str | None = None
+        while len(pages) < MAX_PAGES:
+            call = _Call()
+            request = builder if next_link is None else builder.with_url(next_link)
+            try:
+                page = await request.get(call.configuration(query, headers))
+            except ODataError as error:
+                if pim and error.error is not None and error.error.code == PIM_UNLICENSED_CODE:
+                    logger.info("PIM is not licensed in this tenant: %s finds nothing", what)
+                    return []
+                raise _translate(error, what) from None
+            except httpx.HTTPError as error:
+                raise _unavailable(what, error) from None
+            if page is None:
+                break
+            pages.append(page)
+            next_link = cast(_Page, page).odata_next_link
+            if not next_link:
+                return pages
+        if next_link:
+            raise GraphRejected(f"Microsoft Graph answered too many pages when I tried to {what}; nothing was decided.")
+        return pages
+
     async def _read(
         self, what: str, request: Callable[[RequestConfiguration[Any]], Awaitable[T]], query: Any = None
     ) -> T:
@@ -459,6 +655,26 @@ class GraphGateway:
             raise _unavailable(what, error) from None
         logger.debug("Graph answered: %s", what, extra=_fields(what, call.request_id))
         return answer
+
+
+def _odata_literal(value: str) -> str:
+    return value.replace("'", "''")
+
+
+def _role_name(definition: UnifiedRoleDefinition | None) -> str:
+    return definition.display_name if definition and definition.display_name else "a directory role"
+
+
+def _role_label(grant: RoleGrant, via_group: str | None) -> str:
+    """'Global Administrator', or with how it is held: 'Helpdesk Administrator (eligible in PIM, through group X)'."""
+    how: list[str] = []
+    if grant.eligible:
+        how.append("eligible in PIM")
+    if via_group is not None:
+        how.append(via_group)
+    if grant.directory_scope_id != TENANT_SCOPE:
+        how.append("scoped to an administrative unit")
+    return f"{grant.role_name} ({', '.join(how)})" if how else grant.role_name
 
 
 def _fields(operation: str, request_id: str | None, *, status: int | None = None, **more: str) -> dict[str, object]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import httpx
@@ -11,10 +13,10 @@ import pytest
 
 from bot.adapters.clock import SystemClock
 from bot.adapters.graph import GraphGateway, build_graph_client
-from bot.domain.errors import GraphUnavailable, Refused, Rule, Throttled
+from bot.domain.errors import GraphRejected, GraphUnavailable, Refused, Rule, Throttled
 from bot.domain.model import DirectoryUser, UserType
 from bot.sandbox.server import RunningSandbox, start_sandbox
-from bot.sandbox.tenant import load_tenant
+from bot.sandbox.tenant import Tenant, load_tenant, parse_tenant
 from bot.settings import DEMO_TENANT_FILE, GraphMode, GraphSettings
 from tests.harness.bot import ADELE, ALEX, DIEGO, ISAIAH, JANE, MEGAN, PRADEEP
 
@@ -42,8 +44,8 @@ class Graph:
             return [item for item in (await answer.json())["passes"] if item["user_id"] == MEGAN.object_id]
 
 
-async def start_graph(timeout: float = 5.0) -> Graph:
-    sandbox = await start_sandbox(load_tenant(DEMO_TENANT_FILE))
+async def start_graph(timeout: float = 5.0, tenant: Tenant | None = None) -> Graph:
+    sandbox = await start_sandbox(tenant or load_tenant(DEMO_TENANT_FILE))
     client, http = build_graph_client(GraphSettings(GraphMode.SANDBOX, timeout_seconds=timeout), sandbox.base_url)
     sleeps: list[float] = []
 
@@ -156,3 +158,82 @@ async def test_graph_refusals_become_rules(graph: Graph) -> None:
             await graph.gateway.create_pass(user, lifetime_minutes=lifetime, one_time=False, start_at=None)
         assert caught.value.rule is rule
         assert "{" not in caught.value.user_message  # a sentence, never raw OData
+
+
+# People of the demo tenant who hold or may activate a role other than by a direct, tenant-wide assignment.
+CHRISTIE = "3f8e619a-79e9-4d00-bbb5-dc64d5e6fcbd"
+GRADY = "f3ebd287-8aba-4215-a442-62511e3584a3"
+HENRIETTA = "ddbd5305-7189-4fb1-8365-a655321e5380"
+IRVIN = "28c973a3-ff36-4c20-a78a-2b5e9b96e2b5"
+JOHANNA = "f633f7a1-46a4-41ff-b0a7-f712abdad616"
+MIRIAM = "0b8df986-914e-4a37-9b65-e000f7cd5fa3"
+USER_ADMINISTRATOR = "fe930be7-5e62-47db-91af-98c3a49a38b1"
+
+
+async def test_roles_by_every_path(graph: Graph) -> None:
+    expected = {
+        ISAIAH.object_id: ("Global Administrator",),
+        CHRISTIE: ("Helpdesk Administrator (through group Helpdesk Admins)",),
+        GRADY: ("Authentication Administrator (through group Paris Helpdesk, scoped to an administrative unit)",),
+        MIRIAM: ("User Administrator (scoped to an administrative unit)",),
+        HENRIETTA: ("Global Administrator (eligible in PIM)",),
+        IRVIN: ("Security Administrator (eligible in PIM, through group Security Responders)",),
+        JOHANNA: ("Helpdesk Administrator (through eligible membership of group Helpdesk Admins)",),
+        ADELE.object_id: (),
+        MEGAN.object_id: (),
+    }
+    for user_id, roles in expected.items():
+        assert await graph.gateway.directory_roles(user_id) == roles, user_id
+
+
+def demo_data() -> dict[str, Any]:
+    return json.loads(DEMO_TENANT_FILE.read_text(encoding="utf-8"))
+
+
+async def test_roles_of_many_groups_are_read_page_by_page_and_in_chunks() -> None:
+    """106 role-assignable groups: two pages of memberships, eight `principalId in` requests of at most 15."""
+    data = demo_data()
+    many = [f"00000000-0000-4000-8000-{index:012d}" for index in range(1, 107)]
+    data["groups"] += [
+        {"id": group_id, "displayName": f"Admins {index:03d}", "isAssignableToRole": True, "members": [MEGAN.object_id]}
+        for index, group_id in enumerate(many, start=1)
+    ]
+    data["roleAssignments"].append({"principalId": many[-1], "roleDefinitionId": USER_ADMINISTRATOR})
+    data["roleEligibilities"].append({"principalId": many[0], "roleDefinitionId": USER_ADMINISTRATOR})
+    graph = await start_graph(tenant=parse_tenant(data))
+    try:
+        roles = await graph.gateway.directory_roles(MEGAN.object_id)
+    finally:
+        await graph.http.aclose()
+        await graph.sandbox.close()
+    assert roles == (
+        "User Administrator (eligible in PIM, through group Admins 001)",
+        "User Administrator (through group Admins 106)",
+    )
+
+
+async def test_a_tenant_without_pim_has_no_eligible_roles() -> None:
+    data = demo_data()
+    del data["roleEligibilities"], data["groupEligibilities"]
+    data["pimLicensed"] = False
+    graph = await start_graph(tenant=parse_tenant(data))
+    try:
+        assert await graph.gateway.directory_roles(HENRIETTA) == ()
+        assert await graph.gateway.directory_roles(CHRISTIE) == (
+            "Helpdesk Administrator (through group Helpdesk Admins)",
+        )
+    finally:
+        await graph.http.aclose()
+        await graph.sandbox.close()
+
+
+@pytest.mark.parametrize(
+    "path_regex",
+    ["roleAssignments", "roleEligibilityScheduleInstances", "eligibilityScheduleInstances$", "graph.group"],
+)
+async def test_a_refused_role_read_refuses_rather_than_passes(graph: Graph, path_regex: str) -> None:
+    """Deny by default: when one of the reads is refused, nobody is declared free of roles."""
+    await graph.fault(method="GET", path_regex=path_regex, status=403, count=None)
+    with pytest.raises(GraphRejected) as caught:
+        await graph.gateway.directory_roles(MEGAN.object_id)
+    assert "not allowed" in caught.value.user_message
