@@ -180,6 +180,7 @@ async def _compose(settings: Settings, clock: Clock) -> Components:
         announce=approvals.announce,
         replica=settings.replica_id,
         lease=timedelta(seconds=settings.lease_seconds),
+        redactor=redactor,
     )
     approvals.on_bulk_approved = bulk.approved
     audit_export = AuditExportFlow(

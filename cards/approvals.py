@@ -8,6 +8,7 @@ from microsoft_teams.cards.core import CardElement, ExecuteAction, TextInput
 
 from bot.domain.approvals import ApprovalKind, ApprovalRequest, ApprovalStatus
 from cards import verbs
+from cards.buttons import DecisionButton
 from cards.formatting import format_minutes, local_and_utc
 from cards.passes import CardJson, facts, heading, render, sentence
 
@@ -39,7 +40,7 @@ def _request_facts(request: ApprovalRequest, tz: tzinfo) -> CardElement:
 
 def approval_request_card(request: ApprovalRequest, *, tz: tzinfo) -> CardJson:
     """Posted in the approvals channel; only operators other than the requester can decide."""
-    data = {"requestId": request.id}
+    data = DecisionButton(request.id).data()
     return render(
         heading(KIND_TITLES[request.kind]),
         _request_facts(request, tz),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import tzinfo
 
 from microsoft_teams.cards.core import (
+    ActionStyle,
     CardElement,
     Column,
     ColumnSet,
@@ -17,6 +18,7 @@ from microsoft_teams.cards.core import (
 from bot.domain.bulk import BulkJob, BulkKind, BulkRow, JobStatus, Progress, RowState
 from bot.domain.model import IssuedPass
 from cards import verbs
+from cards.buttons import ConfirmJobButton, HandedOverButton, JobButton
 from cards.formatting import format_minutes, local_and_utc
 from cards.passes import CardJson, facts, heading, literal_pass, render, sentence
 
@@ -37,6 +39,7 @@ STATE_WORDS = {
     RowState.CANCELLED: "Cancelled",
 }
 MAX_PROBLEMS_SHOWN = 10
+WITHDRAWN_TEXT = "••••••••"
 
 
 def _counts(counts: dict[RowState, int]) -> CardElement:
@@ -50,43 +53,59 @@ def preflight_card(
     duplicates: int,
     ignored_columns: Sequence[str] = (),
 ) -> CardJson:
-    verb_word = "Issue" if job.kind is BulkKind.ISSUE else "Revoke"
     ready = counts.get(RowState.READY, 0)
-    holding = counts.get(RowState.HOLDS_PASS, 0)
+    holding = counts.get(RowState.HOLDS_PASS, 0) if job.kind is BulkKind.ISSUE else 0
     body: list[CardElement] = [
         heading(f"Bulk {job.kind.value} from {job.file_name} (job {job.id})"),
         sentence("I checked every row with the same rules as a single command. Nothing has been written yet."),
         _counts(counts),
     ]
     if duplicates:
-        body.append(sentence(f"{duplicates} duplicate rows were counted once.", subtle=True))
+        body.append(sentence(f"{_number(duplicates, 'duplicate row')} counted once.", subtle=True))
     if ignored_columns:
         shown = ", ".join(f"'{name[:40]}'" for name in ignored_columns[:8])
         body.append(sentence(f"Columns I ignored (check the spelling if one was meant): {shown}.", subtle=True))
     if problems:
         body.extend(_rows_with_reasons("Problems", problems))
-    if holding:
+    actions: list[ExecuteAction] = []
+    if ready and holding:
+        # A card cannot rename its button when the switch moves, so the button names both outcomes.
         body.append(
             ToggleInput(
                 id="replaceExisting",
-                title=f"Also replace the passes {holding} users already hold (they stop working at once)",
+                title=f"Also replace {_held(holding)} (stops working at once)",
                 value="false",
                 value_on="true",
                 value_off="false",
             )
         )
-    actions: list[ExecuteAction] = []
-    if ready or holding:
+        title = f"Issue {_number(ready, 'pass')} ({ready + holding} with the switch on)"
+        actions.append(_confirm(title, ConfirmJobButton(job.id)))
+    elif holding:
+        # Everyone already holds a pass: the only thing to confirm is replacing them.
         actions.append(
-            ExecuteAction(
-                title=f"{verb_word} {ready} passes" + (f" (+{holding})" if holding else ""),
-                verb=verbs.BULK_CONFIRM,
-                data={"jobId": job.id},
-                style="positive",
-            )
+            _confirm(f"Replace {_held(holding)}", ConfirmJobButton(job.id, replace_existing=True), "destructive")
         )
-    actions.append(ExecuteAction(title="Cancel", verb=verbs.BULK_CANCEL, data={"jobId": job.id}))
+    elif ready:
+        verb_word = "Issue" if job.kind is BulkKind.ISSUE else "Revoke"
+        actions.append(_confirm(f"{verb_word} {_number(ready, 'pass')}", ConfirmJobButton(job.id)))
+    actions.append(ExecuteAction(title="Cancel", verb=verbs.BULK_CANCEL, data=JobButton(job.id).data()))
     return render(*body, actions=actions)
+
+
+def _confirm(title: str, button: ConfirmJobButton, style: ActionStyle = "positive") -> ExecuteAction:
+    return ExecuteAction(title=title, verb=verbs.BULK_CONFIRM, data=button.data(), style=style)
+
+
+def _number(count: int, noun: str) -> str:
+    """'1 pass', '13 passes', '1 duplicate row', '2 duplicate rows'."""
+    if count == 1:
+        return f"1 {noun}"
+    return f"{count} {noun}es" if noun.endswith("s") else f"{count} {noun}s"
+
+
+def _held(holding: int) -> str:
+    return "the pass 1 user already holds" if holding == 1 else f"the passes {holding} users already hold"
 
 
 def _rows_with_reasons(title: str, rows: Sequence[BulkRow]) -> list[CardElement]:
@@ -124,7 +143,9 @@ def progress_card(progress: Progress) -> CardJson:
         sentence("Passes arrive in this chat in pages as they are issued.", subtle=True)
         if job.kind is BulkKind.ISSUE
         else sentence("Revoked passes stop working at once.", subtle=True),
-        actions=[] if cancelling else [ExecuteAction(title="Cancel", verb=verbs.BULK_CANCEL, data={"jobId": job.id})],
+        actions=[]
+        if cancelling
+        else [ExecuteAction(title="Cancel", verb=verbs.BULK_CANCEL, data=JobButton(job.id).data())],
     )
 
 
@@ -145,11 +166,17 @@ def final_card(job: BulkJob, counts: dict[RowState, int], failed: Sequence[BulkR
     actions: list[ExecuteAction] = []
     if failed:
         actions.append(
-            ExecuteAction(title=f"Retry {len(failed)} failed rows", verb=verbs.BULK_RETRY, data={"jobId": job.id})
+            ExecuteAction(
+                title=f"Retry {_number(len(failed), 'failed row')}",
+                verb=verbs.BULK_RETRY,
+                data=JobButton(job.id).data(),
+            )
         )
     if can_export:
         actions.append(
-            ExecuteAction(title="Send the results as a CSV file", verb=verbs.BULK_EXPORT, data={"jobId": job.id})
+            ExecuteAction(
+                title="Send the results as an Excel file", verb=verbs.BULK_EXPORT, data=JobButton(job.id).data()
+            )
         )
     return render(*body, actions=actions or None)
 
@@ -161,14 +188,26 @@ def results_page_card(
     card_id: str,
     page_number: int,
     tz: tzinfo,
+    withdrawn: Mapping[str, str] | None = None,
 ) -> CardJson:
-    """The only place bulk pass values are written: one private page of up to 50 passes."""
+    """The only place bulk pass values are written: one private page of up to 50 passes.
+
+    `withdrawn` maps the pass method ids that were revoked or replaced since to that word: their rows stay, marked,
+    without the value.
+    """
+    withdrawn = withdrawn or {}
     rows: list[CardElement] = []
     for row, issued in sorted(page, key=lambda item: item[0].line):
         info = issued.info
         details = f"{local_and_utc(info.start_at, tz)} → {local_and_utc(info.expires_at, tz)}"
         if info.one_time:
             details += ", one-time"
+        gone = withdrawn.get(info.method_id)
+        shown: CardElement = (
+            TextBlock(text=f"{WITHDRAWN_TEXT} {gone}", font_type="Monospace", is_subtle=True, wrap=True)
+            if gone
+            else literal_pass(issued.secret.reveal(), element_id=None)
+        )
         rows.append(
             ColumnSet(
                 separator=True,
@@ -180,22 +219,26 @@ def results_page_card(
                             TextBlock(text=details, wrap=True, is_subtle=True, size="Small"),
                         ],
                     ),
-                    Column(
-                        width="auto",
-                        items=[literal_pass(issued.secret.reveal(), element_id=None)],
-                    ),
+                    Column(width="auto", items=[shown]),
                 ],
             )
         )
     return render(
-        heading(f"Passes, job {job.id}, page {page_number} ({len(page)} users)"),
+        heading(f"Passes, job {job.id}, page {page_number} ({_number(len(page), 'user')})"),
         *rows,
         sentence(
-            "Hand each pass over through a verified channel. This card hides the passes when you press the button "
-            f"below, and by itself when they expire (lifetimes: {_lifetimes(page)}).",
+            f"Hand each pass over through a verified channel. This card hides {'it' if len(page) == 1 else 'them'} "
+            f"when you press the button below, and by itself when {'it expires' if len(page) == 1 else 'they expire'} "
+            f"(lifetimes: {_lifetimes(page)}).",
             subtle=True,
         ),
-        actions=[ExecuteAction(title="I have handed them over", verb=verbs.HANDED_OVER, data={"cardId": card_id})],
+        actions=[
+            ExecuteAction(
+                title="I have handed them over",
+                verb=verbs.HANDED_OVER,
+                data=HandedOverButton(card_id).data(),
+            )
+        ],
     )
 
 

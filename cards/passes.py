@@ -22,6 +22,7 @@ from microsoft_teams.cards.core import (
 from bot.domain.model import IssuedPass, PassInfo, UsabilityReason
 from bot.domain.service import PassStatus, ReplaceNeeded
 from cards import verbs
+from cards.buttons import HandedOverButton, KeepButton, ReplaceButton
 from cards.formatting import format_minutes, local_and_utc
 
 CardJson = dict[str, Any]
@@ -99,7 +100,9 @@ def pass_card(issued: IssuedPass, *, card_id: str, tz: tzinfo, now: datetime) ->
     )
     return render(
         *body,
-        actions=[ExecuteAction(title="I have handed it over", verb=verbs.HANDED_OVER, data={"cardId": card_id})],
+        actions=[
+            ExecuteAction(title="I have handed it over", verb=verbs.HANDED_OVER, data=HandedOverButton(card_id).data())
+        ],
     )
 
 
@@ -146,15 +149,14 @@ def status_card(status: PassStatus, *, tz: tzinfo) -> CardJson:
 def replace_question_card(question: ReplaceNeeded, *, tz: tzinfo) -> CardJson:
     existing = question.existing
     request = question.request
-    data: dict[str, Any] = {
-        "target": question.user.object_id,
-        "label": question.user.label,
-        "lifetimeMinutes": question.lifetime_minutes,
-        "oneTime": question.one_time,
-        "replaceMethodId": existing.method_id,
-    }
-    if request.start_at is not None:
-        data["startAt"] = request.start_at.isoformat()
+    replace = ReplaceButton(
+        target=question.user.object_id,
+        label=question.user.label,
+        lifetime_minutes=question.lifetime_minutes,
+        one_time=question.one_time,
+        replace_method_id=existing.method_id,
+        start_at=request.start_at,
+    )
     return render(
         heading(f"{question.user.label} already holds a pass"),
         sentence(
@@ -169,9 +171,9 @@ def replace_question_card(question: ReplaceNeeded, *, tz: tzinfo) -> CardJson:
             subtle=True,
         ),
         actions=[
-            ExecuteAction(title="Replace it", verb=verbs.CONFIRM_REPLACE, data=data, style="destructive"),
+            ExecuteAction(title="Replace it", verb=verbs.CONFIRM_REPLACE, data=replace.data(), style="destructive"),
             ExecuteAction(
-                title="Keep the existing pass", verb=verbs.KEEP_EXISTING, data={"label": question.user.label}
+                title="Keep the existing pass", verb=verbs.KEEP_EXISTING, data=KeepButton(question.user.label).data()
             ),
         ],
     )

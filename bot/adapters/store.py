@@ -451,6 +451,10 @@ class SqlStore:
                 )
             )
 
+    async def set_approval_timezone(self, request_id: str, timezone: str) -> None:
+        async with self._session() as session:
+            await session.execute(update(ApprovalRow).where(ApprovalRow.id == request_id).values(timezone=timezone))
+
     async def pending_approvals(self, now: datetime) -> list[ApprovalRequest]:
         query = (
             select(ApprovalRow)
@@ -671,6 +675,7 @@ def _approval_values(request: ApprovalRequest) -> dict[str, object]:
         "card_service_url": request.card_service_url,
         "card_conversation_id": request.card_conversation_id,
         "card_activity_id": request.card_activity_id,
+        "timezone": request.timezone,
     }
 
 
@@ -702,6 +707,7 @@ def _approval(row: ApprovalRow) -> ApprovalRequest:
         card_conversation_id=row.card_conversation_id,
         card_activity_id=row.card_activity_id,
         card_service_url=row.card_service_url,
+        timezone=row.timezone,
     )
 
 

@@ -6,6 +6,7 @@ Deciding them (which issues a pass) is in `decisions.py`; this desk never writes
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bot.domain.approvals import (
@@ -43,7 +44,14 @@ class ApprovalDesk:
         return self._rules.long_lifetime(lifetime_minutes)
 
     async def ask_for_long_lifetime(
-        self, caller: Caller, user: DirectoryUser, request: PassRequest, *, lifetime_minutes: int, one_time: bool
+        self,
+        caller: Caller,
+        user: DirectoryUser,
+        request: PassRequest,
+        *,
+        lifetime_minutes: int,
+        one_time: bool,
+        timezone: str | None = None,
     ) -> AwaitingApproval:
         threshold = self._rules.lifetime_threshold_minutes
         reason = f"Lifetime {lifetime_minutes} minutes is above the {threshold}-minute limit for one operator."
@@ -55,6 +63,7 @@ class ApprovalDesk:
             lifetime_minutes=lifetime_minutes,
             one_time=one_time,
             reason=reason,
+            timezone=timezone,
         )
         return AwaitingApproval(opened)
 
@@ -70,8 +79,12 @@ class ApprovalDesk:
         lifetime_minutes: int,
         one_time: bool,
         reason: str,
+        timezone: str | None = None,
     ) -> ApprovalRequest:
-        """Saves a pending request; refused when no approvals channel exists or the requester can't be reached."""
+        """Saves a pending request; refused when no approvals channel exists or the requester can't be reached.
+
+        `timezone` is the requester's Teams time zone: the pass card delivered after an approval shows it.
+        """
         if await self._store.approvals_channel(requester.tenant_id.lower()) is None:
             raise Refused(
                 Rule.NO_APPROVALS_CHANNEL,
@@ -93,6 +106,7 @@ class ApprovalDesk:
             reason=reason,
             created_at=now,
             expires_at=now + self._rules.request_lifetime,
+            timezone=_zone_name(timezone),
         )
         await self._store.save_approval(request)
         await self._auditor.record(
@@ -103,6 +117,14 @@ class ApprovalDesk:
             detail=f"{kind.value} request {request.id} opened: {reason}",
         )
         return request
+
+    async def remember_timezone(self, request: ApprovalRequest, timezone: str) -> ApprovalRequest:
+        """Keeps the requester's time zone with a request opened in their turn (when the opener did not pass it)."""
+        name = _zone_name(timezone)
+        if request.timezone is not None or name is None:
+            return request
+        await self._store.set_approval_timezone(request.id, name)
+        return replace(request, timezone=name)
 
     async def request(self, request_id: str) -> ApprovalRequest | None:
         return await self._store.approval(request_id)
@@ -153,3 +175,10 @@ class ApprovalDesk:
 
     async def channel(self, tenant_id: str) -> ApprovalsChannel | None:
         return await self._store.approvals_channel(tenant_id.lower())
+
+
+def _zone_name(timezone: str | None) -> str | None:
+    """An IANA zone name that fits the column (64 characters), else None: the bot's default applies."""
+    if not timezone or len(timezone) > 64:
+        return None
+    return timezone

@@ -44,6 +44,7 @@ class ApprovalRequest:
     card_conversation_id: str | None = None
     card_activity_id: str | None = None
     card_service_url: str | None = None
+    timezone: str | None = None  # the requester's Teams time zone (IANA name); None: the bot's default
 
     def decided(self, status: ApprovalStatus, by_id: str, by_name: str, at: datetime, note: str) -> ApprovalRequest:
         return replace(
@@ -87,6 +88,8 @@ class ApprovalStore(Protocol):
     async def set_approval_card(
         self, request_id: str, service_url: str, conversation_id: str, activity_id: str
     ) -> None: ...
+
+    async def set_approval_timezone(self, request_id: str, timezone: str) -> None: ...
 
     async def pending_approvals(self, now: datetime) -> list[ApprovalRequest]: ...
 

@@ -136,6 +136,12 @@ class AuditExportService:
             AuditAction.AUDIT_EXPORT, AuditOutcome.NOTHING_TO_DO, caller, detail=f"declined: {file_label}"
         )
 
+    async def refused(self, caller: Caller, why: str) -> None:
+        """An answer to an offer that was not made to this caller, or came back damaged: nothing is sent."""
+        await self._auditor.record(
+            AuditAction.AUDIT_EXPORT, AuditOutcome.REFUSED, caller, detail=f"file not sent: {why}"[:2000]
+        )
+
     async def failed(self, caller: Caller, file: AuditFile, reason: str) -> None:
         await self._record(caller, AuditOutcome.FAILED, file, f"upload failed ({reason})")
 

@@ -26,6 +26,7 @@ from bot.domain.bulk_file_reading import (
     shorten,
 )
 from bot.domain.commands import START_PAST_TOLERANCE, is_user_reference, parse_duration_minutes
+from bot.domain.eligibility import START_MAX_AHEAD
 
 __all__ = [
     "ACCEPTED_USER_COLUMNS",
@@ -37,6 +38,7 @@ __all__ = [
     "RowProblem",
     "read_bulk_file",
     "write_results_csv",
+    "write_results_xlsx",
 ]
 
 
@@ -149,6 +151,7 @@ class _RowReader:
     def __init__(self, *, now: datetime, tz: tzinfo, default_start_hour: int) -> None:
         self._now = now
         self._earliest = now - START_PAST_TOLERANCE
+        self._latest = now + START_MAX_AHEAD
         self._tz = tz
         self._start_hour = time(default_start_hour)
         self._lifetimes: dict[str, int | str] = {}
@@ -257,6 +260,8 @@ class _RowReader:
         try:
             if start < self._earliest:
                 return f"start '{shorten(shown)}' has already passed"
+            if start > self._latest:
+                return f"start '{shorten(shown)}' is more than {START_MAX_AHEAD.days} days ahead"
             return start.astimezone(self._now.tzinfo)
         except OverflowError:  # 9999-12-31 23:00 west of Greenwich is beyond what datetime holds in UTC
             return _not_a_start(shown)
@@ -331,3 +336,31 @@ def write_results_csv(rows: Iterable[Sequence[str]], header: Sequence[str]) -> b
     writer.writerow([neutralise(cell) for cell in header])
     writer.writerows([neutralise(cell) for cell in row] for row in rows)
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
+
+
+def write_results_xlsx(rows: Iterable[Sequence[str]], header: Sequence[str], *, sheet: str = "Results") -> bytes:
+    """An .xlsx workbook in which every cell is a string cell: the file for values that must stay exact.
+
+    A pass may start with `=`, `+`, `-` or `@`. In a CSV that cell is either evaluated by a spreadsheet or, once
+    neutralised with the leading quote OWASP recommends, no longer the pass when read by anything but a
+    spreadsheet (and `="…"` is itself a formula). In .xlsx the cell's type is part of the file: a string cell
+    (written inline, `t="inlineStr"`, never `<f>`) is shown as text by Excel and LibreOffice and is never
+    evaluated, and every reader gets the value exactly as written. So nothing is neutralised or altered here;
+    only characters XML cannot carry (control characters, which no pass contains) are dropped.
+    """
+    from openpyxl import Workbook  # imported here: only exports pay for it
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    workbook = Workbook(write_only=True)
+    worksheet = workbook.create_sheet(sheet)
+    for values in (header, *rows):
+        cells = []
+        for value in values:
+            cell = WriteOnlyCell(worksheet, value=ILLEGAL_CHARACTERS_RE.sub("", value))
+            cell.data_type = "s"  # openpyxl would store a value starting with "=" as a formula otherwise
+            cells.append(cell)
+        worksheet.append(cells)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()

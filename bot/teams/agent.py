@@ -14,6 +14,7 @@ from microsoft_agents.hosting.core import (
     ChannelServiceClientFactoryBase,
     MemoryStorage,
     RestChannelServiceClientFactory,
+    RouteRank,
     TurnContext,
     TurnState,
 )
@@ -23,9 +24,10 @@ from microsoft_agents.hosting.core.connector.client import UserTokenClient
 
 from bot.settings import Settings
 from bot.teams.approval_flow import ApprovalFlow
-from bot.teams.audit_export import AuditExportFlow
-from bot.teams.bulk_flow import BulkFlow
-from bot.teams.handlers import TapHandlers
+from bot.teams.audit_export import AUDIT_EXPORT_OFFER, AuditExportFlow
+from bot.teams.bulk_flow import BULK_RESULTS_OFFER, BulkFlow
+from bot.teams.file_offer import route_consents
+from bot.teams.handlers import TapHandlers, is_card_action
 from cards import verbs
 
 
@@ -108,7 +110,11 @@ def register_handlers(
     application.adaptive_card.action_execute(verbs.BULK_CANCEL)(bulk.on_cancel)
     application.adaptive_card.action_execute(verbs.BULK_RETRY)(bulk.on_retry)
     application.adaptive_card.action_execute(verbs.BULK_EXPORT)(bulk.on_export)
-    audit_export.register(application)  # its file-consent answers first; every other one is a bulk export's
-    application.invoke("fileConsent/invoke")(bulk.on_file_consent)
+    # File-consent answers go to the kind of offer their context names; an answer to any other kind is refused.
+    route_consents(
+        application, {AUDIT_EXPORT_OFFER: audit_export.on_file_consent, BULK_RESULTS_OFFER: bulk.on_file_consent}
+    )
+    # A card action no verb above took (unknown verb, malformed value) gets a sentence, not a 501.
+    application.add_route(is_card_action, handlers.on_unknown_action, is_invoke=True, rank=RouteRank.LAST)
     application.error(handlers.on_turn_error)
     runtime.adapter.on_turn_error = handlers.on_turn_error

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from microsoft_agents.activity import AdaptiveCardInvokeResponse
 from microsoft_agents.hosting.core import TurnContext, TurnState
@@ -13,13 +14,14 @@ from microsoft_agents.hosting.core.app.adaptive_card import factory
 from bot.domain.approval_desk import ApprovalDesk
 from bot.domain.approvals import ApprovalKind, ApprovalRequest, ApprovalStatus
 from bot.domain.decisions import AlreadyClosed, Decided, DecisionService
-from bot.domain.errors import TapError
+from bot.domain.errors import Refused, Rule, TapError
 from bot.domain.model import Recipient
 from bot.teams.activity import turn_facts
 from bot.teams.delivery import DeliveryFailed, PrivateChat, PrivateDelivery, card_message, text_message
 from bot.teams.pass_delivery import PassDelivery
 from bot.teams.presentation import Presentation
 from cards.approvals import approval_request_card, decided_request_card
+from cards.buttons import BadButtonData, DecisionButton
 from cards.formatting import local_and_utc
 
 logger = logging.getLogger(__name__)
@@ -60,7 +62,7 @@ class ApprovalFlow:
             )
         if activity_id:
             await self._desk.remember_card(request.id, chat.service_url, chat.conversation_id, activity_id)
-        deadline = local_and_utc(request.expires_at, self._presentation.default_timezone)
+        deadline = local_and_utc(request.expires_at, self._requester_zone(request))
         return (
             f"Your request for {request.target_label} is waiting for an operator's approval. I'll send the pass "
             f"to you here once it is approved, or tell you if it is denied. If nobody decides by {deadline}, "
@@ -75,14 +77,22 @@ class ApprovalFlow:
 
     async def _decide(self, context: TurnContext, data: object, *, approve: bool) -> AdaptiveCardInvokeResponse:
         facts = turn_facts(context.activity, self._presentation.default_timezone)
-        fields: dict[str, Any] = data if isinstance(data, dict) else {}
         try:
-            result = await self._decisions.decide(
-                facts.caller, str(fields.get("requestId", "")), approve=approve, note=str(fields.get("note") or "")
-            )
-        except TapError as error:
+            button = DecisionButton.parse(data)
+        except BadButtonData as bad:
+            return factory.message(bad.sentence)
+        try:
+            result = await self._decisions.decide(facts.caller, button.request_id, approve=approve, note=button.note)
+        except Refused as refusal:
             # Only the person who pressed sees this; the card stays as it is for everyone else.
-            return factory.message(f"You cannot decide this request. {error.user_message}")
+            why = (
+                "it is your own, and another operator has to."
+                if refusal.rule is Rule.SELF_APPROVAL
+                else "only an operator other than the requester can."
+            )
+            return factory.message(f"You cannot decide this request: {why}")
+        except TapError as error:
+            return factory.message(error.user_message)
         tz = self._presentation.default_timezone
         if isinstance(result, AlreadyClosed):
             card = decided_request_card(result.request, tz=tz, outcome="This request was already closed.")
@@ -94,7 +104,7 @@ class ApprovalFlow:
 
     async def _tell_requester(self, decided: Decided) -> str:
         request = decided.request
-        tz = self._presentation.default_timezone
+        tz = self._requester_zone(request)
         who = request.decided_by_name or "an operator"
         note = f" Note: {request.decision_note}" if request.decision_note else ""
         if request.status is ApprovalStatus.DENIED:
@@ -119,6 +129,15 @@ class ApprovalFlow:
             )
         await self._message(request.requester, f"{who} approved your request for {request.target_label}.{note}")
         return "The pass was sent privately to the requester."
+
+    def _requester_zone(self, request: ApprovalRequest) -> ZoneInfo:
+        """The requester's Teams time zone, kept with the request; the bot's default when unknown."""
+        if request.timezone:
+            try:
+                return ZoneInfo(request.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                pass
+        return self._presentation.default_timezone
 
     async def expire_overdue(self) -> int:
         """Closes requests nobody decided in time: their cards say so, and each requester is told."""

@@ -3,7 +3,9 @@
 The command is checked and the file built (bot/domain/audit_export.py), then offered through Teams' file-consent
 flow (bot/teams/file_offer.py) in the operator's personal chat. Nothing is kept in memory between offer and
 answer: the offer's context names the days and a cutoff moment, and on accept the file is built again from the
-append-only log — identical, and on whichever replica receives the answer. The caller is checked again then.
+append-only log — identical, and on whichever replica receives the answer. The context names the operator it
+was offered to: only that person, in their personal chat, can accept it, and their right is checked again then.
+Every answer is audited (sent, declined, failed, refused).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from microsoft_agents.activity import Activity
-from microsoft_agents.hosting.core import AgentApplication, TurnContext, TurnState
+from microsoft_agents.hosting.core import TurnContext, TurnState
 
 from bot.adapters.downloads import FileTransfers
 from bot.adapters.store import SqlStore
@@ -32,8 +34,8 @@ from bot.teams.file_offer import (
     ConsentAnswer,
     acknowledge,
     consent_answer,
+    is_personal,
     offer_activity,
-    route_offers,
     upload_and_show,
 )
 from bot.teams.presentation import Presentation
@@ -70,9 +72,6 @@ class AuditExportFlow:
         self._presentation = presentation
         self._clock = clock
 
-    def register(self, application: AgentApplication[TurnState]) -> None:
-        route_offers(application, AUDIT_EXPORT_OFFER, self.on_file_consent)
-
     async def on_command(self, context: TurnContext, facts: TurnFacts, command: AuditExportCommand) -> None:
         """Checks the caller, builds the file, offers it privately. A TapError (refusal) reaches the handler."""
         caller = facts.caller_with_address
@@ -85,7 +84,7 @@ class AuditExportFlow:
             name=file.name,
             description=f"tapbot audit log, {file.period.label}, {file.events} events.",
             size=len(file.data),
-            context=_offer_context(file),
+            context=_offer_context(file, caller.object_id),
         )
         if facts.is_personal:
             await context.send_activity(note)
@@ -107,8 +106,13 @@ class AuditExportFlow:
         caller = facts.caller_with_address
         answer = consent_answer(context.activity)
         offer = _read_offer(answer.context, self._clock.now())
+        offered_to = answer.context.get("offeredTo")
         if offer is None:
+            await self._exports.refused(caller, "damaged offer")
             text = "This file offer is damaged; type /tap audit export again."
+        elif not _offered_to(offered_to, caller) or not is_personal(context.activity):
+            await self._exports.refused(caller, f"offered to someone else: {offer[0].label}")
+            text = "This file was offered to someone else, or not in our personal chat, so I sent nothing."
         elif not answer.accepted:
             await self._exports.declined(caller, offer[0].label)
             text = "You declined the file; nothing was sent."
@@ -137,9 +141,14 @@ class AuditExportFlow:
         return text_message(self._presentation.text_prefix + text)
 
 
-def _offer_context(file: AuditFile) -> dict[str, Any]:
+def _offered_to(offered_to: object, caller: Caller) -> bool:
+    return isinstance(offered_to, str) and bool(caller.object_id) and offered_to.lower() == caller.object_id.lower()
+
+
+def _offer_context(file: AuditFile, offered_to: str) -> dict[str, Any]:
     return {
         OFFER_KEY: AUDIT_EXPORT_OFFER,
+        "offeredTo": offered_to,
         "firstDay": file.period.first_day.isoformat(),
         "lastDay": file.period.last_day.isoformat(),
         "timezone": file.period.timezone.key,
@@ -154,7 +163,7 @@ def _read_offer(context: dict[str, Any], now: datetime) -> tuple[AuditPeriod, da
         last = date.fromisoformat(str(context["lastDay"]))
         zone = ZoneInfo(str(context["timezone"]))
         cutoff = datetime.fromisoformat(str(context["cutoff"]))
-    except (KeyError, ValueError, ZoneInfoNotFoundError):
+    except (KeyError, ValueError, TypeError, ZoneInfoNotFoundError):
         return None
     if cutoff.tzinfo is None or not first <= last or (last - first).days >= MAX_EXPORT_DAYS:
         return None

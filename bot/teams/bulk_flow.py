@@ -2,7 +2,11 @@
 
 A job runs in the background (the HTTP answer to Teams is immediate); its state is in SQL, so after a restart
 `resume_all` picks every unfinished job up again. Pass values exist in memory only: on the result pages, and in the
-export vault until the CSV is sent or the passes expire.
+export vault until the results file is sent or the passes expire.
+
+Every button names a job: only the operator who ran it may press it, in their personal chat. The results file
+(pass values) is offered to that operator only; the vault remembers each offer (job, person), so an answer to
+an offer this replica never made to this person is refused, and every offer, answer and refusal is audited.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,20 +25,24 @@ from microsoft_agents.activity import Activity, AdaptiveCardInvokeResponse
 from microsoft_agents.hosting.core import TurnContext, TurnState
 from microsoft_agents.hosting.core.app.adaptive_card import factory
 
+from bot import telemetry
 from bot.adapters.downloads import FileTransfers
-from bot.adapters.store import PassCard, SqlStore
+from bot.adapters.store import PassCard, RedactionReason, SqlStore
 from bot.domain.approvals import ApprovalRequest
+from bot.domain.audit import AuditAction, AuditEvent, AuditOutcome
 from bot.domain.bulk import BulkJob, BulkKind, BulkRow, JobStatus, Progress, RowState
-from bot.domain.bulk_file import read_bulk_file, write_results_csv
+from bot.domain.bulk_file import read_bulk_file, write_results_xlsx
 from bot.domain.bulk_service import BulkService, Checked, Started, WaitingForApproval
 from bot.domain.errors import TapError
-from bot.domain.model import IssuedPass
+from bot.domain.model import Caller, IssuedPass
 from bot.domain.ports import Clock
 from bot.teams.activity import TurnFacts, turn_facts
 from bot.teams.delivery import DeliveryFailed, PrivateChat, PrivateDelivery, card_message, text_message
-from bot.teams.file_offer import acknowledge, consent_answer, offer_activity, upload_and_show
+from bot.teams.file_offer import OFFER_KEY, acknowledge, consent_answer, is_personal, offer_activity, upload_and_show
 from bot.teams.presentation import Presentation
+from bot.teams.redaction import CardRedactor, ShownPage, entry_card_id
 from cards.bulk import final_card, preflight_card, progress_card, results_page_card
+from cards.buttons import BadButtonData, ConfirmJobButton, JobButton
 from cards.passes import CardJson, heading, render, sentence
 
 logger = logging.getLogger(__name__)
@@ -42,6 +50,14 @@ logger = logging.getLogger(__name__)
 FILE_DOWNLOAD = "application/vnd.microsoft.teams.file.download.info"
 EXPORT_HEADER = ("userPrincipalName", "displayName", "temporaryAccessPass", "startUtc", "expiresUtc", "oneTime")
 VAULT_JOBS = 20
+BULK_RESULTS_OFFER = "bulkResults"
+PERSONAL_ONLY = "Press this button in our personal chat: bulk jobs and their passes are private."
+
+
+@dataclass(frozen=True)
+class ExportOffer:
+    job_id: int
+    offered_to: str  # the object id of the operator the file was offered to
 
 
 @dataclass(frozen=True)
@@ -67,6 +83,21 @@ class ExportVault:
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
         self._jobs: dict[int, list[tuple[str, IssuedPass]]] = {}
+        self._offers: dict[str, ExportOffer] = {}
+
+    def offer(self, job_id: int, offered_to: str) -> str:
+        """Remembers an offer of this job's file to this person; its id goes into the offer's context."""
+        offer_id = str(uuid.uuid4())
+        self._offers[offer_id] = ExportOffer(job_id, offered_to.lower())
+        while len(self._offers) > VAULT_JOBS * 5:
+            self._offers.pop(next(iter(self._offers)))
+        return offer_id
+
+    def offered(self, offer_id: str) -> ExportOffer | None:
+        return self._offers.get(offer_id)
+
+    def close_offer(self, offer_id: str) -> None:
+        self._offers.pop(offer_id, None)
 
     def add(self, job_id: int, page: list[tuple[BulkRow, IssuedPass]]) -> None:
         entries = self._jobs.setdefault(job_id, [])
@@ -111,7 +142,10 @@ class BulkFlow:
         announce: Callable[[ApprovalRequest], Awaitable[str]],
         replica: str,
         lease: timedelta,
+        redactor: CardRedactor | None = None,
     ) -> None:
+        # The app's redactor: it shows results pages again when one of their passes is revoked or replaced.
+        self._redactor = redactor or CardRedactor(store, delivery, clock, decorate=presentation.decorate)
         self._replica = replica
         self._lease = lease
         self._announce = announce
@@ -173,12 +207,15 @@ class BulkFlow:
 
     async def on_confirm(self, context: TurnContext, _state: TurnState, data: object) -> AdaptiveCardInvokeResponse:
         facts = turn_facts(context.activity, self._presentation.default_timezone)
-        fields = _fields(data)
+        try:
+            button = ConfirmJobButton.parse(data)
+        except BadButtonData as bad:
+            return factory.message(bad.sentence)
+        if not is_personal(context.activity):
+            return factory.message(PERSONAL_ONLY)
         try:
             result = await self._bulk.confirm(
-                facts.caller_with_address,
-                _job_id(fields),
-                replace_existing=str(fields.get("replaceExisting", "false")).lower() == "true",
+                facts.caller_with_address, button.job_id, replace_existing=button.replace_existing
             )
         except TapError as error:
             return factory.message(error.user_message)
@@ -194,7 +231,13 @@ class BulkFlow:
     async def on_cancel(self, context: TurnContext, _state: TurnState, data: object) -> AdaptiveCardInvokeResponse:
         facts = turn_facts(context.activity, self._presentation.default_timezone)
         try:
-            job = await self._bulk.cancel(facts.caller, _job_id(_fields(data)))
+            button = JobButton.parse(data)
+        except BadButtonData as bad:
+            return factory.message(bad.sentence)
+        if not is_personal(context.activity):
+            return factory.message(PERSONAL_ONLY)
+        try:
+            job = await self._bulk.cancel(facts.caller, button.job_id)
         except TapError as error:
             return factory.message(error.user_message)
         counts = await self._bulk.counts(job.id)
@@ -205,7 +248,13 @@ class BulkFlow:
     async def on_retry(self, context: TurnContext, _state: TurnState, data: object) -> AdaptiveCardInvokeResponse:
         facts = turn_facts(context.activity, self._presentation.default_timezone)
         try:
-            checked = await self._bulk.check_failed_rows(facts.caller_with_address, _job_id(_fields(data)))
+            button = JobButton.parse(data)
+        except BadButtonData as bad:
+            return factory.message(bad.sentence)
+        if not is_personal(context.activity):
+            return factory.message(PERSONAL_ONLY)
+        try:
+            checked = await self._bulk.check_failed_rows(facts.caller_with_address, button.job_id)
         except TapError as error:
             return factory.message(error.user_message)
         await self._send_preflight(context, checked)
@@ -214,43 +263,97 @@ class BulkFlow:
 
     async def on_export(self, context: TurnContext, _state: TurnState, data: object) -> AdaptiveCardInvokeResponse:
         facts = turn_facts(context.activity, self._presentation.default_timezone)
-        job_id = _job_id(_fields(data))
+        try:
+            job_id = JobButton.parse(data).job_id
+        except BadButtonData as bad:
+            return factory.message(bad.sentence)
         job = await self._bulk.job(job_id)
-        if job is None or job.requester.object_id.lower() != facts.caller.object_id.lower():
+        if job is None or not _same_person(job.requester.object_id, facts.caller.object_id):
+            await self._audit_export(facts.caller, job_id, AuditOutcome.REFUSED, "refused: not the job's requester")
             return factory.message("Only the operator who ran this job can export its results.")
+        if not is_personal(context.activity):
+            await self._audit_export(facts.caller, job_id, AuditOutcome.REFUSED, "refused: not in the personal chat")
+            return factory.message(PERSONAL_ONLY)
         if not self._vault.has(job_id):
             return factory.message(
                 "The pass values of this job are no longer available for export (they are never stored; they "
                 "expire, or the bot restarted). They are still on the result pages in this chat."
             )
+        offer_id = self._vault.offer(job_id, facts.caller.object_id)
         offer = offer_activity(
             name=_export_name(job_id),
             description=f"Temporary Access Passes of bulk job {job_id}. Delete the file after hand-over.",
             size=len(self._export_bytes(self._vault.peek(job_id))),
-            context={"jobId": job_id},
+            context={OFFER_KEY: BULK_RESULTS_OFFER, "jobId": job_id, "offerId": offer_id},
         )
         await context.send_activity(offer)
+        await self._audit_export(facts.caller, job_id, AuditOutcome.NEEDS_CONFIRMATION, "offered")
         return factory.message("Accept the file in the next message to receive it; it can be sent once.")
 
     async def on_file_consent(self, context: TurnContext, _state: TurnState) -> None:
+        """An answer to a results-file offer: only from the person it was offered to, who ran the job."""
+        facts = turn_facts(context.activity, self._presentation.default_timezone)
         answer = consent_answer(context.activity)
-        job_id = _job_id(answer.context)
-        text = "You declined the file; nothing was sent. The passes stay on the result pages."
-        if answer.accepted:
-            entries = self._vault.take(job_id)
-            if not entries:
-                text = "The pass values are no longer available for export; nothing was sent."
-            else:
-                try:
-                    await upload_and_show(
-                        context, self._transfers, answer, self._export_bytes(entries), default_name=_export_name(job_id)
-                    )
-                except TapError as error:
-                    text = error.user_message
-                else:
-                    text = "Here is the file. Delete it once the passes are handed over; it was sent only once."
+        text = await self._answer_offer(context, facts.caller, answer.context, accepted=answer.accepted)
         await context.send_activity(text_message(self._presentation.text_prefix + text))
         await acknowledge(context)
+
+    async def _answer_offer(
+        self, context: TurnContext, caller: Caller, offer: dict[str, Any], *, accepted: bool
+    ) -> str:
+        try:
+            job_id = JobButton.parse(offer).job_id
+        except BadButtonData:
+            await self._audit_export(caller, None, AuditOutcome.REFUSED, "refused: damaged offer")
+            return "This file offer is damaged, so I sent nothing."
+        offer_id = offer.get("offerId")
+        made = self._vault.offered(offer_id) if isinstance(offer_id, str) else None
+        job = await self._bulk.job(job_id)
+        if (
+            made is None
+            or made.job_id != job_id
+            or not _same_person(made.offered_to, caller.object_id)
+            or job is None
+            or not _same_person(job.requester.object_id, caller.object_id)
+            or not is_personal(context.activity)
+        ):
+            await self._audit_export(caller, job_id, AuditOutcome.REFUSED, "refused: not offered to this person here")
+            return "This file was not offered to you here, so I sent nothing."
+        assert isinstance(offer_id, str)
+        answer = consent_answer(context.activity)
+        if not accepted:
+            self._vault.close_offer(offer_id)
+            await self._audit_export(caller, job_id, AuditOutcome.NOTHING_TO_DO, "declined")
+            return "You declined the file; nothing was sent. The passes stay on the result pages."
+        entries = self._vault.peek(job_id)
+        if not entries:
+            self._vault.close_offer(offer_id)
+            await self._audit_export(caller, job_id, AuditOutcome.NOTHING_TO_DO, "accepted, but the values are gone")
+            return "The pass values are no longer available for export; nothing was sent."
+        try:
+            await upload_and_show(
+                context, self._transfers, answer, self._export_bytes(entries), default_name=_export_name(job_id)
+            )
+        except TapError as error:
+            await self._audit_export(caller, job_id, AuditOutcome.FAILED, f"upload failed ({type(error).__name__})")
+            return error.user_message
+        self._vault.take(job_id)
+        self._vault.close_offer(offer_id)
+        await self._audit_export(caller, job_id, AuditOutcome.SUCCEEDED, f"sent: {len(entries)} passes")
+        return "Here is the file. Delete it once the passes are handed over; it was sent only once."
+
+    async def _audit_export(self, caller: Caller, job_id: int | None, outcome: AuditOutcome, what: str) -> None:
+        job = f"bulk job {job_id}" if job_id is not None else "a bulk job"
+        await self._store.record(
+            AuditEvent(
+                at=self._clock.now(),
+                action=AuditAction.DELIVERY,
+                outcome=outcome,
+                actor_id=caller.object_id,
+                actor_name=caller.display_name,
+                detail=f"results file of {job}: {what}",
+            )
+        )
 
     def _export_bytes(self, entries: list[tuple[str, IssuedPass]]) -> bytes:
         rows = [
@@ -264,7 +367,7 @@ class BulkFlow:
             )
             for upn, issued in entries
         ]
-        return write_results_csv(rows, EXPORT_HEADER)
+        return write_results_xlsx(rows, EXPORT_HEADER, sheet="Passes")
 
     # --- running ------------------------------------------------------------------------------------------
 
@@ -368,23 +471,37 @@ class BulkFlow:
         except DeliveryFailed as failure:
             return str(failure)
         now = self._clock.now()
-        await self._store.save_pass_card(
-            PassCard(
-                id=card_id,
-                requester_id=job.requester.object_id,
-                target_id=f"job:{job.id}",
-                target_label=f"{len(page)} users (bulk job {job.id}, page {number})",
-                pass_method_id=f"job:{job.id}:page:{number}",
-                start_at=min(issued.info.start_at for _, issued in page),
-                expires_at=max(issued.info.expires_at for _, issued in page),
-                one_time=all(issued.info.one_time for _, issued in page),
-                timezone=tz.key,
-                service_url=chat.service_url,
-                conversation_id=chat.conversation_id,
-                activity_id=activity_id,
-                created_at=now,
-            )
+        expires_at = max(issued.info.expires_at for _, issued in page)
+        page_card = PassCard(
+            id=card_id,
+            requester_id=job.requester.object_id,
+            target_id=f"job:{job.id}",
+            target_label=f"{len(page)} users (bulk job {job.id}, page {number})",
+            pass_method_id=f"job:{job.id}:page:{number}",
+            start_at=min(issued.info.start_at for _, issued in page),
+            expires_at=expires_at,
+            one_time=all(issued.info.one_time for _, issued in page),
+            timezone=tz.key,
+            service_url=chat.service_url,
+            conversation_id=chat.conversation_id,
+            activity_id=activity_id,
+            created_at=now,
         )
+        await self._store.save_pass_card(page_card)
+        # One entry per pass, under its method id: revoking or replacing that pass finds this page (redaction.py).
+        for index, (_, issued) in enumerate(page):
+            await self._store.save_pass_card(
+                replace(
+                    page_card,
+                    id=entry_card_id(card_id, index),
+                    target_id=issued.user.object_id,
+                    target_label=issued.user.label,
+                    pass_method_id=issued.info.method_id,
+                    start_at=issued.info.start_at,
+                    one_time=issued.info.one_time,
+                )
+            )
+        self._redactor.pages.add(ShownPage(card_id, job, number, tz, list(page)))
         self._vault.add(job.id, page)
         return None
 
@@ -406,14 +523,23 @@ class BulkFlow:
         )
 
     async def show_final(self, job: BulkJob, counts: dict[RowState, int]) -> None:
+        if job.kind is BulkKind.REVOKE:
+            # Like a single revoke: every results page that showed one of these passes stops showing it.
+            revoked = await self._bulk.rows(job.id, (RowState.REVOKED,))
+            methods = [row.pass_method_id for row in revoked if row.pass_method_id]
+            await self._redactor.redact_cards_of_passes(methods, RedactionReason.REVOKED, job.requester.object_id)
         failed = await self._bulk.rows(job.id, (RowState.FAILED,))
         card = final_card(job, counts, failed, can_export=self._vault.has(job.id))
+        summary = ", ".join(f"{count} {state.value.replace('_', ' ')}" for state, count in sorted(counts.items()))
         if await self._update_progress_card(job, card):
             # The progress card sits above the result pages: say at the bottom of the chat that it is done.
-            summary = ", ".join(f"{count} {state.value.replace('_', ' ')}" for state, count in sorted(counts.items()))
+            where = (
+                " The summary card is above the passes."
+                if job.kind is BulkKind.ISSUE and counts.get(RowState.DELIVERED)
+                else " The job's card above shows the details."
+            )
             message = text_message(
-                f"{self._presentation.text_prefix}Bulk job {job.id} {job.status.value}: {summary}. "
-                "The summary card is above the passes."
+                f"{self._presentation.text_prefix}Bulk job {job.id} {job.status.value}: {summary}.{where}"
             )
         else:
             message = card_message(self._presentation.decorate(card))
@@ -457,22 +583,16 @@ class _TeamsSink:
         await self._flow.show_progress(progress)
 
     async def finished(self, job: BulkJob, counts: dict[RowState, int]) -> None:
+        telemetry.bulk_rows(job.kind.value, {state.value: rows for state, rows in counts.items()})
         await self._flow.show_final(job, counts)
 
 
-def _fields(data: object) -> dict[str, Any]:
-    return data if isinstance(data, dict) else {}
-
-
-def _job_id(fields: dict[str, Any]) -> int:
-    try:
-        return int(fields.get("jobId", 0))
-    except (TypeError, ValueError):
-        return 0
+def _same_person(first: str, second: str) -> bool:
+    return bool(first) and first.lower() == second.lower()
 
 
 def _export_name(job_id: int) -> str:
-    return f"tapbot-job-{job_id}-passes.csv"
+    return f"tapbot-job-{job_id}-passes.xlsx"
 
 
 def _done(counts: dict[RowState, int]) -> int:

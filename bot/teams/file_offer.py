@@ -6,13 +6,15 @@
 3. On accept, `upload_and_show(...)` PUTs the bytes to the upload URL Teams gave (allow-listed host) and posts the
    file-info card; then `acknowledge(...)` answers the invoke.
 
-`route_offers(application, kind, handler)` sends the answers to one kind of offer to its handler, ahead of the
-general `fileConsent/invoke` route, so each feature owns its offers without one handler knowing all of them.
-The context travels through the client, so it is input: handlers validate it and check the caller again.
+`route_consents(application, {kind: handler})` is the one route for `fileConsent/invoke`: each answer goes to the
+handler of the kind of offer its context names, and an answer naming no offer the bot makes is refused (and
+acknowledged, so Teams shows no error). The context travels through the client, so it is input: each handler
+validates it, checks that the offer was made to the person answering, and checks that person's right again.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +23,8 @@ from microsoft_agents.activity import Activity, ActivityTypes, Attachment, Invok
 from microsoft_agents.hosting.core import AgentApplication, RouteRank, TurnContext, TurnState
 
 from bot.adapters.downloads import FileTransfers
+
+logger = logging.getLogger(__name__)
 
 FILE_CONSENT = "application/vnd.microsoft.teams.card.file.consent"
 FILE_INFO = "application/vnd.microsoft.teams.card.file.info"
@@ -101,14 +105,28 @@ def offer_kind(activity: Activity) -> str | None:
     return kind if isinstance(kind, str) else None
 
 
-def route_offers(
-    application: AgentApplication[TurnState],
-    kind: str,
-    handler: Callable[[TurnContext, TurnState], Awaitable[None]],
-) -> None:
-    """Sends answers to offers of `kind` to `handler`, before any general fileConsent/invoke route."""
+ConsentHandler = Callable[[TurnContext, TurnState], Awaitable[None]]
+UNKNOWN_OFFER = "This file offer is not one I made, so I sent nothing. Ask for the file again."
+
+
+def route_consents(application: AgentApplication[TurnState], handlers: dict[str, ConsentHandler]) -> None:
+    """Every fileConsent/invoke goes to the handler of the kind of offer it answers; any other kind is refused."""
 
     def selector(turn: TurnContext) -> bool:
-        return offer_kind(turn.activity) == kind
+        return turn.activity.type == ActivityTypes.invoke and turn.activity.name == FILE_CONSENT_INVOKE
 
-    application.add_route(selector, handler, is_invoke=True, rank=RouteRank.FIRST)
+    async def dispatch(turn: TurnContext, state: TurnState) -> None:
+        handler = handlers.get(offer_kind(turn.activity) or "")
+        if handler is not None:
+            await handler(turn, state)
+            return
+        logger.warning("refused a file-consent answer to an offer of unknown kind")
+        await turn.send_activity(Activity(type=ActivityTypes.message, text=UNKNOWN_OFFER))
+        await acknowledge(turn)
+
+    application.add_route(selector, dispatch, is_invoke=True, rank=RouteRank.FIRST)
+
+
+def is_personal(activity: Activity) -> bool:
+    conversation = activity.conversation
+    return conversation is not None and conversation.conversation_type == "personal" and not conversation.is_group

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
-from microsoft_agents.activity import AdaptiveCardInvokeResponse
+from microsoft_agents.activity import Activity, ActivityTypes, AdaptiveCardInvokeResponse, InvokeResponse
 from microsoft_agents.hosting.core import TurnContext, TurnState
 from microsoft_agents.hosting.core.app.adaptive_card import factory
 
@@ -29,11 +28,10 @@ from bot.domain.commands import (
     RevokeCommand,
     RevokeJobCommand,
     StatusCommand,
-    is_user_reference,
     parse_command,
 )
 from bot.domain.errors import GraphUnavailable, TapError
-from bot.domain.model import Caller, PassRequest
+from bot.domain.model import Caller
 from bot.domain.onboarding import OnboardingService
 from bot.domain.ports import Clock
 from bot.domain.service import AwaitingApproval, Issued, NothingToRevoke, ReplaceNeeded, Revoked, TapService
@@ -46,6 +44,7 @@ from bot.teams.pass_delivery import PassDelivery
 from bot.teams.presentation import Presentation
 from bot.teams.redaction import CardRedactor
 from cards.approvals import requests_card
+from cards.buttons import BadButtonData, HandedOverButton, KeepButton, ReplaceButton
 from cards.passes import (
     CardJson,
     replace_question_card,
@@ -57,6 +56,7 @@ from cards.reference import help_card, policy_card
 logger = logging.getLogger(__name__)
 
 DEDUPE_WINDOW = timedelta(days=1)
+CARD_ACTION_INVOKE = "adaptiveCard/action"
 SENT_PRIVATELY = "Sent to you privately: look in your personal chat with me."
 SOMETHING_WENT_WRONG = (
     "Something went wrong on my side and nothing was changed. Try again; if it keeps happening, "
@@ -166,7 +166,8 @@ class TapHandlers:
         self, context: TurnContext, facts: TurnFacts, result: Issued | AwaitingApproval
     ) -> None:
         if isinstance(result, AwaitingApproval):
-            await self._reply_privately(context, facts, text=await self._approvals.announce(result.request))
+            request = await self._desk.remember_timezone(result.request, facts.timezone.key)
+            await self._reply_privately(context, facts, text=await self._approvals.announce(request))
         else:
             await self._deliver_pass(context, facts, result)
 
@@ -213,7 +214,11 @@ class TapHandlers:
 
     async def on_handed_over(self, context: TurnContext, _state: TurnState, data: object) -> AdaptiveCardInvokeResponse:
         facts = turn_facts(context.activity, self._presentation.default_timezone)
-        card = await self._store.pass_card(str(_fields(data).get("cardId", "")))
+        try:
+            button = HandedOverButton.parse(data)
+        except BadButtonData as bad:
+            return factory.message(bad.sentence)
+        card = await self._store.pass_card(button.card_id)
         if card is None:
             return factory.message("This card is no longer known to me.")
         if card.requester_id.lower() != facts.caller.object_id.lower():
@@ -225,14 +230,15 @@ class TapHandlers:
     async def on_confirm_replace(
         self, context: TurnContext, _state: TurnState, data: object
     ) -> AdaptiveCardInvokeResponse:
+        """Whoever presses must be an operator allowed to issue for this user now: the service checks it all again."""
         facts = turn_facts(context.activity, self._presentation.default_timezone)
         try:
-            request = _replace_request(_fields(data))
-        except ValueError:
-            return self._settled("this pass", "This button's data is damaged; run the issue command again.")
-        label = str(_fields(data).get("label", request.target))[:300]
+            button = ReplaceButton.parse(data)
+        except BadButtonData as bad:
+            return factory.message(f"{bad.sentence} Run the issue command again.")
+        label = button.label
         try:
-            result = await self._service.issue(facts.caller, request)
+            result = await self._service.issue(facts.caller_with_address, button.request())
         except TapError as error:
             return self._settled(label, error.user_message)
         if isinstance(result, ReplaceNeeded):
@@ -240,8 +246,9 @@ class TapHandlers:
             card = self._presentation.decorate(replace_question_card(result, tz=facts.timezone))
             return factory.adaptive_card(card)  # type: ignore[arg-type]
         if isinstance(result, AwaitingApproval):
-            announcement = await self._approvals.announce(result.request)
-            return self._settled(result.request.target_label, announcement)
+            request = await self._desk.remember_timezone(result.request, facts.timezone.key)
+            announcement = await self._approvals.announce(request)
+            return self._settled(request.target_label, announcement)
         await self._deliver_pass(context, facts, result)
         return self._settled(
             result.issued.user.label,
@@ -251,8 +258,23 @@ class TapHandlers:
     async def on_keep_existing(
         self, context: TurnContext, _state: TurnState, data: object
     ) -> AdaptiveCardInvokeResponse:
-        label = str(_fields(data).get("label", "this user"))[:300]
+        try:
+            label = KeepButton.parse(data).label
+        except BadButtonData as bad:
+            return factory.message(bad.sentence)
         return self._settled(label, "Kept the existing pass; nothing was changed.")
+
+    async def on_unknown_action(self, context: TurnContext, _state: TurnState) -> None:
+        """A card action no route took (an unknown verb, or a value that is no Action.Execute): one sentence."""
+        response = factory.message("This button is not one I know, or its data is damaged, so I did nothing.")
+        await context.send_activity(
+            Activity(
+                type=ActivityTypes.invoke_response,
+                value=InvokeResponse(
+                    status=200, body=response.model_dump(mode="json", by_alias=True, exclude_none=True)
+                ),
+            )
+        )
 
     def _settled(self, target: str, outcome: str) -> AdaptiveCardInvokeResponse:
         card = self._presentation.decorate(replace_settled_card(target, outcome))
@@ -320,24 +342,6 @@ class TapHandlers:
         await self._reply_here(context, SENT_PRIVATELY)
 
 
-def _fields(data: object) -> dict[str, Any]:
-    """Action.Execute data as a dict: it is input from the client and may be anything."""
-    return data if isinstance(data, dict) else {}
-
-
-def _replace_request(data: dict[str, Any]) -> PassRequest:
-    target = str(data.get("target", ""))
-    if not is_user_reference(target):
-        raise ValueError("no target")
-    lifetime = int(data["lifetimeMinutes"]) if data.get("lifetimeMinutes") is not None else None
-    start_raw = data.get("startAt")
-    start_at = datetime.fromisoformat(start_raw) if isinstance(start_raw, str) and start_raw else None
-    method_id = data.get("replaceMethodId")
-    return PassRequest(
-        target=target,
-        lifetime_minutes=lifetime,
-        one_time=bool(data.get("oneTime", False)),
-        start_at=start_at,
-        replace=True,
-        replace_method_id=str(method_id) if method_id else None,
-    )
+def is_card_action(context: TurnContext) -> bool:
+    activity = context.activity
+    return activity.type == ActivityTypes.invoke and activity.name == CARD_ACTION_INVOKE

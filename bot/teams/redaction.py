@@ -2,21 +2,88 @@
 
 The schedule lives in SQL (the pass_cards table), so a restart loses nothing: the loop simply finds what
 became due while the bot was down.
+
+A bulk results page shows up to 50 passes. Besides its own row (the page: hand-over and expiry), each pass on it
+has an entry row (`entry_card_id`) under that pass's method id, so revoking or replacing one pass finds its page
+the way a single revoke finds its card. The page is then shown again with that pass marked and its value
+removed; this needs the other values, which exist only in this replica's memory (`ResultPages`). Without them
+(after a restart, or on another replica) the whole page is hidden instead: a revoked pass is never left on show.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.adapters.store import PassCard, RedactionReason, SqlStore
 from bot.domain.audit import AuditAction, AuditEvent, AuditOutcome
+from bot.domain.bulk import BulkJob, BulkRow
+from bot.domain.model import IssuedPass
 from bot.domain.ports import Clock
 from bot.teams.delivery import PrivateChat, PrivateDelivery, card_message
+from cards.bulk import results_page_card
 from cards.passes import CardJson, redacted_pass_card
 
 logger = logging.getLogger(__name__)
+
+ENTRY_PREFIX = "e:"
+MAX_PAGES_KEPT = 400  # 20,000 passes at most; older pages fall back to being hidden whole
+WITHDRAWN_WORDS = {RedactionReason.REVOKED: "revoked", RedactionReason.REPLACED: "replaced"}
+
+
+def entry_card_id(page_card_id: str, index: int) -> str:
+    """The pass_cards id of the index-th pass on a results page (36 characters, like the page's own id)."""
+    return f"{ENTRY_PREFIX}{uuid.UUID(page_card_id).hex}{index:02d}"
+
+
+def page_of_entry(card_id: str) -> str | None:
+    """The results page an entry row belongs to, or None for any other card."""
+    if not card_id.startswith(ENTRY_PREFIX) or len(card_id) != 36:
+        return None
+    try:
+        return str(uuid.UUID(hex=card_id[2:34]))
+    except ValueError:
+        return None
+
+
+@dataclass
+class ShownPage:
+    """A results page as sent, with its pass values: in memory only, to show it again without some of them."""
+
+    card_id: str
+    job: BulkJob
+    number: int
+    timezone: ZoneInfo
+    entries: list[tuple[BulkRow, IssuedPass]]
+    withdrawn: dict[str, str] = field(default_factory=dict)  # pass method id → "revoked" / "replaced"
+
+
+class ResultPages:
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._pages: dict[str, ShownPage] = {}
+
+    def add(self, page: ShownPage) -> None:
+        self._pages[page.card_id] = page
+        now = self._clock.now()
+        for card_id in [key for key, shown in self._pages.items() if not _live(shown, now)]:
+            self._pages.pop(card_id, None)
+        while len(self._pages) > MAX_PAGES_KEPT:
+            self._pages.pop(next(iter(self._pages)))
+
+    def get(self, card_id: str) -> ShownPage | None:
+        return self._pages.get(card_id)
+
+    def forget(self, card_id: str) -> None:
+        self._pages.pop(card_id, None)
+
+
+def _live(page: ShownPage, now: datetime) -> bool:
+    return any(issued.info.expires_at > now for _, issued in page.entries)
 
 
 class CardRedactor:
@@ -32,6 +99,7 @@ class CardRedactor:
         self._delivery = delivery
         self._clock = clock
         self._decorate = decorate
+        self.pages = ResultPages(clock)
 
     def redacted_card(self, card: PassCard, reason: RedactionReason) -> CardJson:
         at = card.redacted_at or self._clock.now()
@@ -52,6 +120,7 @@ class CardRedactor:
         now = self._clock.now()
         if not await self._store.claim_redaction(card.id, reason, now):
             return False
+        self.pages.forget(card.id)
         await self._store.record(
             AuditEvent(
                 at=now,
@@ -67,6 +136,8 @@ class CardRedactor:
 
     async def redact_sent_card(self, card: PassCard, reason: RedactionReason, actor_id: str) -> bool:
         """Replaces a card already in the chat by its redacted form; False if it was already redacted."""
+        if page_of_entry(card.id) is not None:
+            return await self._withdraw_entries([card], reason, actor_id) > 0
         if not await self.claim(card, reason, actor_id):
             return False
         if card.activity_id is None:
@@ -84,8 +155,73 @@ class CardRedactor:
         return True
 
     async def redact_cards_of_pass(self, pass_method_id: str, reason: RedactionReason, actor_id: str) -> None:
-        for card in await self._store.unredacted_cards_for_pass(pass_method_id):
-            await self.redact_sent_card(card, reason, actor_id)
+        await self.redact_cards_of_passes([pass_method_id], reason, actor_id)
+
+    async def redact_cards_of_passes(
+        self, pass_method_ids: Iterable[str], reason: RedactionReason, actor_id: str
+    ) -> int:
+        """Hides every card showing one of these passes; a results page is shown again once, without them."""
+        entries: list[PassCard] = []
+        hidden = 0
+        for method_id in dict.fromkeys(pass_method_ids):
+            for card in await self._store.unredacted_cards_for_pass(method_id):
+                if page_of_entry(card.id) is not None:
+                    entries.append(card)
+                else:
+                    hidden += await self.redact_sent_card(card, reason, actor_id)
+        return hidden + await self._withdraw_entries(entries, reason, actor_id)
+
+    async def _withdraw_entries(self, entries: list[PassCard], reason: RedactionReason, actor_id: str) -> int:
+        """Takes passes off their results pages: each page is shown again once, or hidden whole."""
+        by_page: dict[str, list[PassCard]] = {}
+        for entry in entries:
+            page_id = page_of_entry(entry.id)
+            if page_id is not None:
+                by_page.setdefault(page_id, []).append(entry)
+        withdrawn = 0
+        for page_id, page_entries in by_page.items():
+            page = await self._store.pass_card(page_id)
+            word = WITHDRAWN_WORDS.get(reason)
+            if page is None or page.redacted_at is not None or word is None:
+                # The page is already hidden (or the pass merely expired, with its page): nothing on show.
+                for entry in page_entries:
+                    await self._store.claim_redaction(entry.id, reason, self._clock.now())
+                if page is not None and page.redacted_at is None:
+                    withdrawn += await self.redact_sent_card(page, reason, actor_id)
+                continue
+            claimed = [entry for entry in page_entries if await self.claim(entry, reason, actor_id)]
+            withdrawn += len(claimed)
+            shown = self.pages.get(page_id)
+            if shown is None:
+                await self.redact_sent_card(page, reason, actor_id)
+                continue
+            for entry in claimed:
+                shown.withdrawn[entry.pass_method_id] = word
+            if all(issued.info.method_id in shown.withdrawn for _, issued in shown.entries):
+                await self.redact_sent_card(page, reason, actor_id)
+            else:
+                await self._show_again(page, shown)
+        return withdrawn
+
+    async def _show_again(self, page: PassCard, shown: ShownPage) -> None:
+        if page.activity_id is None:
+            return
+        card = results_page_card(
+            shown.job,
+            shown.entries,
+            card_id=shown.card_id,
+            page_number=shown.number,
+            tz=shown.timezone,
+            withdrawn=shown.withdrawn,
+        )
+        try:
+            await self._delivery.update(
+                PrivateChat(page.service_url, page.conversation_id),
+                page.activity_id,
+                card_message(self._decorate(card)),
+            )
+        except Exception:
+            logger.warning("could not show results page %s again in Teams", page.id, exc_info=True)
 
     async def redact_due(self) -> int:
         """Redacts every card whose pass has expired; returns how many this call redacted."""

@@ -6,9 +6,11 @@ import csv
 import io
 from typing import Any
 
+import pytest
+
 from bot.domain.audit import AuditAction, AuditOutcome
 from bot.sandbox.app_keys import HOSTED_FILES
-from tests.harness.bot import ADELE, DIEGO, MEGAN, Person, RunningBot
+from tests.harness.bot import ADELE, ALEX, DIEGO, MEGAN, Person, RunningBot
 from tests.harness.card_reading import pass_value
 from tests.harness.connector import Sent
 
@@ -30,8 +32,10 @@ def consent_card(bot: RunningBot) -> dict[str, Any]:
     return offers[-1].activity["attachments"][0]
 
 
-async def answer(bot: RunningBot, person: Person, context: dict[str, Any], action: str = "accept") -> None:
-    invoke = bot.activity(person)
+async def answer(
+    bot: RunningBot, person: Person, context: dict[str, Any], action: str = "accept", kind: str = "personal"
+) -> None:
+    invoke = bot.activity(person, kind=kind)
     invoke.update(
         {
             "type": "invoke",
@@ -116,12 +120,26 @@ async def test_non_operators_are_refused_and_audited(bot: RunningBot) -> None:
     assert (row.outcome, row.rule, row.actor_id) == (AuditOutcome.REFUSED.value, "not_operator", DIEGO.object_id)
 
 
-async def test_an_offer_accepted_by_someone_else_is_checked_again(bot: RunningBot) -> None:
+@pytest.mark.parametrize("someone_else", [DIEGO, ALEX], ids=["non-operator", "operator"])
+async def test_an_offer_accepted_by_someone_else_is_refused_and_audited(bot: RunningBot, someone_else: Person) -> None:
     await bot.say(ADELE, "/tap audit export")
     context = consent_card(bot)["content"]["acceptContext"]
-    await answer(bot, DIEGO, context)
+    await answer(bot, someone_else, context)
     assert uploaded(bot) == []
-    assert "Only TAP operators" in bot.connector.texts()[-1]
+    assert "offered to someone else" in bot.connector.texts()[-1]
+    refused = (await export_rows(bot))[-1]
+    assert (refused.outcome, refused.actor_id) == (AuditOutcome.REFUSED.value, someone_else.object_id)
+    # The operator it was offered to still gets it.
+    await answer(bot, ADELE, context)
+    assert len(uploaded(bot)) == 1
+
+
+async def test_an_offer_answered_outside_the_personal_chat_is_refused(bot: RunningBot) -> None:
+    await bot.say(ADELE, "/tap audit export")
+    context = consent_card(bot)["content"]["acceptContext"]
+    await answer(bot, ADELE, context, kind="groupChat")
+    assert uploaded(bot) == []
+    assert [row.outcome for row in await export_rows(bot)][-1] == AuditOutcome.REFUSED.value
 
 
 async def test_a_damaged_offer_is_refused(bot: RunningBot) -> None:

@@ -170,7 +170,7 @@ async def test_requester_cannot_approve_and_strangers_cannot_either(bot: Running
     assert "waiting for an operator's approval" in bot.connector.texts()[-1]
     card = approval_card(bot)
     assert "Long pass request" in card_text(card)
-    for person, expected in ((ADELE, "another operator has to"), (DIEGO, "Only TAP operators")):
+    for person, expected in ((ADELE, "another operator has to"), (DIEGO, "You cannot decide this request")):
         answer = await bot.press(person, verbs.APPROVE, {"requestId": request_id(card)}, kind="channel")
         assert answer["type"] == "application/vnd.microsoft.activity.message"
         assert expected in answer["value"]

@@ -1,0 +1,226 @@
+"""The data each card button carries, per verb: built here for the cards and parsed here for the handlers.
+
+Action.Execute data comes back through the client, so it is input like any typed text: a forged or damaged
+button may carry a list where a number belongs, a number too large for the database, or nothing at all. Each
+`parse` returns a typed value or raises `BadButtonData`, whose sentence the presser reads; nothing else is done.
+Who may press a button on the object it names is checked by the handler, never assumed from the card.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from bot.domain.commands import is_user_reference
+from bot.domain.model import PassRequest
+
+MAX_ID = 2**31 - 1  # bulk job ids are INTEGER columns: larger numbers cannot name a job
+MAX_LIFETIME_MINUTES = 60 * 24 * 366  # a button naming more is damaged (the policy allows at most 30 days)
+MAX_LABEL = 300
+MAX_NOTE = 500
+MAX_METHOD_ID = 64
+EARLIEST_START = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_START = datetime(2100, 1, 1, tzinfo=UTC)
+_CARD_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_REQUEST_ID = _CARD_ID
+_METHOD_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+DAMAGED = "This button's data is damaged, so I did nothing."
+
+
+class BadButtonData(ValueError):
+    """The button's data is not what the bot put on the card; `sentence` says so to the presser."""
+
+    def __init__(self, sentence: str = DAMAGED) -> None:
+        super().__init__(sentence)
+        self.sentence = sentence
+
+
+def _fields(data: object) -> Mapping[str, Any]:
+    if not isinstance(data, dict):
+        raise BadButtonData()
+    return data
+
+
+def _id(fields: Mapping[str, Any], key: str) -> int:
+    """A positive database id: an int, or digits as text (Teams keeps numbers, a resent card may not)."""
+    value = fields.get(key)
+    if isinstance(value, str) and 0 < len(value) <= 10 and value.isascii() and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ID:
+        raise BadButtonData()
+    return value
+
+
+def _text(fields: Mapping[str, Any], key: str, *, max_length: int, pattern: re.Pattern[str] | None = None) -> str:
+    value = fields.get(key)
+    if not isinstance(value, str) or not value or len(value) > max_length:
+        raise BadButtonData()
+    if pattern is not None and not pattern.match(value):
+        raise BadButtonData()
+    return value
+
+
+def _optional_text(fields: Mapping[str, Any], key: str, *, max_length: int) -> str:
+    value = fields.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadButtonData()
+    return value[:max_length]
+
+
+def _switch(fields: Mapping[str, Any], key: str) -> bool:
+    """An Input.Toggle's value ("true"/"false"), or a boolean the card put in the data itself."""
+    value = fields.get(key, False)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise BadButtonData()
+
+
+@dataclass(frozen=True)
+class JobButton:
+    """Cancel, Retry failed rows, Send the results: the bulk job it acts on."""
+
+    job_id: int
+
+    def data(self) -> dict[str, Any]:
+        return {"jobId": self.job_id}
+
+    @classmethod
+    def parse(cls, data: object) -> JobButton:
+        return cls(_id(_fields(data), "jobId"))
+
+
+@dataclass(frozen=True)
+class ConfirmJobButton:
+    """Issue/Revoke N passes on a preflight card; `replaceExisting` comes from the switch (or the data)."""
+
+    job_id: int
+    replace_existing: bool = False
+
+    def data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"jobId": self.job_id}
+        if self.replace_existing:
+            data["replaceExisting"] = "true"
+        return data
+
+    @classmethod
+    def parse(cls, data: object) -> ConfirmJobButton:
+        fields = _fields(data)
+        return cls(_id(fields, "jobId"), _switch(fields, "replaceExisting"))
+
+
+@dataclass(frozen=True)
+class HandedOverButton:
+    """I have handed it (them) over: the pass card or results page to hide."""
+
+    card_id: str
+
+    def data(self) -> dict[str, Any]:
+        return {"cardId": self.card_id}
+
+    @classmethod
+    def parse(cls, data: object) -> HandedOverButton:
+        return cls(_text(_fields(data), "cardId", max_length=36, pattern=_CARD_ID))
+
+
+@dataclass(frozen=True)
+class DecisionButton:
+    """Approve / Deny on a request card; `note` is the card's text input."""
+
+    request_id: str
+    note: str = ""
+
+    def data(self) -> dict[str, Any]:
+        return {"requestId": self.request_id}
+
+    @classmethod
+    def parse(cls, data: object) -> DecisionButton:
+        fields = _fields(data)
+        request_id = _text(fields, "requestId", max_length=36, pattern=_REQUEST_ID)
+        return cls(request_id, _optional_text(fields, "note", max_length=MAX_NOTE))
+
+
+@dataclass(frozen=True)
+class KeepButton:
+    """Keep the existing pass: changes nothing, names the user for the settled card."""
+
+    label: str
+
+    def data(self) -> dict[str, Any]:
+        return {"label": self.label[:MAX_LABEL]}
+
+    @classmethod
+    def parse(cls, data: object) -> KeepButton:
+        label = _optional_text(_fields(data), "label", max_length=MAX_LABEL)
+        return cls(label or "this user")
+
+
+@dataclass(frozen=True)
+class ReplaceButton:
+    """Replace it: the issue request the replace question asked about, and the pass it showed."""
+
+    target: str
+    label: str
+    lifetime_minutes: int
+    one_time: bool
+    replace_method_id: str
+    start_at: datetime | None = None
+
+    def data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "target": self.target,
+            "label": self.label[:MAX_LABEL],
+            "lifetimeMinutes": self.lifetime_minutes,
+            "oneTime": self.one_time,
+            "replaceMethodId": self.replace_method_id,
+        }
+        if self.start_at is not None:
+            data["startAt"] = self.start_at.isoformat()
+        return data
+
+    @classmethod
+    def parse(cls, data: object) -> ReplaceButton:
+        fields = _fields(data)
+        target = _text(fields, "target", max_length=320)
+        if not is_user_reference(target):
+            raise BadButtonData()
+        lifetime = fields.get("lifetimeMinutes")
+        if isinstance(lifetime, bool) or not isinstance(lifetime, int) or not 1 <= lifetime <= MAX_LIFETIME_MINUTES:
+            raise BadButtonData()
+        one_time = fields.get("oneTime", False)
+        if not isinstance(one_time, bool):
+            raise BadButtonData()
+        method_id = _text(fields, "replaceMethodId", max_length=MAX_METHOD_ID, pattern=_METHOD_ID)
+        label = _optional_text(fields, "label", max_length=MAX_LABEL) or target
+        return cls(target, label, lifetime, one_time, method_id, _start(fields.get("startAt")))
+
+    def request(self) -> PassRequest:
+        return PassRequest(
+            target=self.target,
+            lifetime_minutes=self.lifetime_minutes,
+            one_time=self.one_time,
+            start_at=self.start_at,
+            replace=True,
+            replace_method_id=self.replace_method_id,
+        )
+
+
+def _start(value: object) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 40:
+        raise BadButtonData()
+    try:
+        start = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadButtonData() from None
+    if start.tzinfo is None or not EARLIEST_START <= start < LATEST_START:
+        raise BadButtonData()
+    return start.astimezone(UTC)
