@@ -40,11 +40,17 @@ TOKEN_TIMEOUT_SECONDS = 30.0
 BOT_FRAMEWORK_RESOURCE = "https://api.botframework.com"
 
 # Application permissions, least privileged first (docs/deployment.md, graph-tap.md).
-WRITE_PERMISSION = "UserAuthenticationMethod.ReadWrite.All"
-NARROW_WRITE_PERMISSION = "UserAuthMethod-TAP.ReadWrite.All"
+# Creating and deleting passes: the TAP-only permission (Microsoft's lesser-privileged alternative to the
+# all-methods one, per "What's new in Microsoft Graph", October 2025; the delete page lists it), or the broader one.
+WRITE_PERMISSION = "UserAuthMethod-TAP.ReadWrite.All"
+BROAD_WRITE_PERMISSION = "UserAuthenticationMethod.ReadWrite.All"
+WRITE_PERMISSIONS = (WRITE_PERMISSION, BROAD_WRITE_PERMISSION)
 USERS_PERMISSION = "User.Read.All"
 MEMBERSHIP_PERMISSION = "GroupMember.Read.All"
+# roleAssignments and roleEligibilityScheduleInstances: the latter alone would do with
+# RoleEligibilitySchedule.Read.Directory, but RoleManagement.Read.Directory, needed for the former, covers both.
 ROLES_PERMISSION = "RoleManagement.Read.Directory"
+PIM_GROUPS_PERMISSION = "PrivilegedEligibilitySchedule.Read.AzureADGroup"
 POLICY_PERMISSION = "Policy.Read.AuthenticationMethod"
 PASS_READ_PERMISSION = "UserAuthMethod-TAP.Read.All"
 REQUIRED_PERMISSIONS = (
@@ -54,13 +60,16 @@ REQUIRED_PERMISSIONS = (
     USERS_PERMISSION,
     MEMBERSHIP_PERMISSION,
     ROLES_PERMISSION,
+    PIM_GROUPS_PERMISSION,
 )
 # Permissions that include a narrower one (an app holding the wider one needs nothing more for those reads).
 IMPLIED_BY = {
-    PASS_READ_PERMISSION: (WRITE_PERMISSION, NARROW_WRITE_PERMISSION, "UserAuthenticationMethod.Read.All"),
+    WRITE_PERMISSION: (BROAD_WRITE_PERMISSION,),
+    PASS_READ_PERMISSION: (WRITE_PERMISSION, BROAD_WRITE_PERMISSION, "UserAuthenticationMethod.Read.All"),
     MEMBERSHIP_PERMISSION: ("Group.Read.All", "Directory.Read.All"),
     USERS_PERMISSION: ("Directory.Read.All",),
-    ROLES_PERMISSION: ("RoleManagement.ReadWrite.Directory", "Directory.Read.All"),
+    ROLES_PERMISSION: ("RoleManagement.ReadWrite.Directory", "RoleManagement.Read.All"),
+    PIM_GROUPS_PERMISSION: ("PrivilegedEligibilitySchedule.ReadWrite.AzureADGroup",),
 }
 # Agents SDK auth types that need no secret or certificate in the environment.
 SECRETLESS_BOT_AUTH = {"usermanagedidentity", "systemmanagedidentity", "federatedcredentials", "workloadidentity"}
@@ -249,7 +258,9 @@ class Doctor:
             where = "the built-in sandbox tenant" if mode is GraphMode.SANDBOX else "a stand-alone sandbox"
             self._not_applicable("graph_token", f"Graph credential: not applicable ({where} needs no sign-in).")
             self._not_applicable(
-                "graph_write", f"Permission to create and delete passes ({WRITE_PERMISSION}): not applicable."
+                "graph_write",
+                f"Permission to create and delete passes ({WRITE_PERMISSION} or {BROAD_WRITE_PERMISSION}): "
+                "not applicable.",
             )
             return True
         if credential is None:
@@ -272,18 +283,21 @@ class Doctor:
             f"(valid {minutes} more minutes; it grants: {granted}).",
         )
         if WRITE_PERMISSION in roles:
-            self._ok("graph_write", f"The token grants {WRITE_PERMISSION}: the bot can create and delete passes.")
-        elif NARROW_WRITE_PERMISSION in roles:
             self._ok(
                 "graph_write",
-                f"The token grants {NARROW_WRITE_PERMISSION}; whether it suffices to create passes is unconfirmed — "
-                f"grant {WRITE_PERMISSION} if creating fails.",
+                f"The token grants {WRITE_PERMISSION}: the bot can create and delete passes (least privilege).",
+            )
+        elif BROAD_WRITE_PERMISSION in roles:
+            self._ok(
+                "graph_write",
+                f"The token grants {BROAD_WRITE_PERMISSION}: the bot can create and delete passes. It also lets the "
+                f"app change every other sign-in method; {WRITE_PERMISSION} is enough.",
             )
         else:
             self._fail(
                 "graph_write",
-                f"The token lacks {WRITE_PERMISSION}: the bot cannot create or delete passes. Grant it as an "
-                "application permission and give admin consent.",
+                f"The token grants neither {WRITE_PERMISSION} nor {BROAD_WRITE_PERMISSION}: the bot cannot create or "
+                f"delete passes. Grant {WRITE_PERMISSION} as an application permission and give admin consent.",
             )
         return True
 
@@ -318,7 +332,7 @@ class Doctor:
         elif found_user is None:
             self._fail("graph_users", "Listing users answered no user at all: is this the right tenant?")
         if user_id is None:
-            for check in ("graph_membership", "graph_roles"):
+            for check in ("graph_membership", *_ROLE_CHECKS):
                 self._not_applicable(check, f"{_TITLES[check]}: not checked (no user to check with).")
         else:
             groups = [settings.operator_group_id]
@@ -329,8 +343,7 @@ class Doctor:
                     "graph_membership",
                     f"Group membership can be checked, nested groups included ({MEMBERSHIP_PERMISSION}).",
                 )
-            if _answered(await self._read("graph_roles", ROLES_PERMISSION, graph.directory_roles(user_id), limit)):
-                self._ok("graph_roles", f"Directory role assignments can be read ({ROLES_PERMISSION}).")
+            await self._role_reads(graph, user_id, limit)
         policy = await self._read("graph_policy", POLICY_PERMISSION, graph.tap_policy(), limit)
         if isinstance(policy, TapPolicy):
             self._ok("graph_policy", f"The Temporary Access Pass policy can be read ({POLICY_PERMISSION}).")
@@ -342,6 +355,38 @@ class Doctor:
         elif _answered(await self._read("graph_passes", PASS_READ_PERMISSION, graph.current_pass(user_id), limit)):
             self._ok("graph_passes", f"Users' Temporary Access Passes can be listed ({PASS_READ_PERMISSION}).")
         await self._groups(settings, graph, limit)
+
+    async def _role_reads(self, graph: GraphGateway, user_id: str, limit: float) -> None:
+        """Each read behind "holds no directory role by any path", so a refusal names the permission it lacks."""
+        reads: list[tuple[str, str, Awaitable[object], str]] = [
+            (
+                "graph_roles",
+                ROLES_PERMISSION,
+                graph.active_role_grants([user_id]),
+                f"Directory role assignments can be read ({ROLES_PERMISSION}).",
+            ),
+            (
+                "graph_role_eligibility",
+                ROLES_PERMISSION,
+                graph.eligible_role_grants(user_id),
+                f"Roles eligible in PIM can be read ({ROLES_PERMISSION}).",
+            ),
+            (
+                "graph_role_groups",
+                MEMBERSHIP_PERMISSION,
+                graph.role_assignable_groups(user_id),
+                f"A user's role-assignable groups can be listed ({MEMBERSHIP_PERMISSION}).",
+            ),
+            (
+                "graph_pim_groups",
+                PIM_GROUPS_PERMISSION,
+                graph.group_eligibilities(user_id),
+                f"Group memberships eligible in PIM for Groups can be read ({PIM_GROUPS_PERMISSION}).",
+            ),
+        ]
+        for check, permission, work, sentence in reads:
+            if _answered(await self._read(check, permission, work, limit)):
+                self._ok(check, sentence)
 
     def _policy(self, policy: TapPolicy) -> None:
         if not policy.enabled:
@@ -487,12 +532,18 @@ _TITLES = {
     "graph_users": f"Reading users ({USERS_PERMISSION})",
     "graph_membership": f"Checking group membership ({MEMBERSHIP_PERMISSION})",
     "graph_roles": f"Reading directory role assignments ({ROLES_PERMISSION})",
+    "graph_role_eligibility": f"Reading roles eligible in PIM ({ROLES_PERMISSION})",
+    "graph_role_groups": f"Listing a user's role-assignable groups ({MEMBERSHIP_PERMISSION})",
+    "graph_pim_groups": f"Reading group memberships eligible in PIM for Groups ({PIM_GROUPS_PERMISSION})",
     "graph_policy": f"Reading the Temporary Access Pass policy ({POLICY_PERMISSION})",
     "tap_policy": "Temporary Access Pass policy",
     "graph_passes": f"Listing a user's Temporary Access Passes ({PASS_READ_PERMISSION})",
     "operator_group": f"Reading the operator group ({MEMBERSHIP_PERMISSION})",
     "protected_groups": f"Reading the protected groups ({MEMBERSHIP_PERMISSION})",
 }
+
+
+_ROLE_CHECKS = ("graph_roles", "graph_role_eligibility", "graph_role_groups", "graph_pim_groups")
 
 
 class _Failed:

@@ -7,7 +7,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from bot.domain.approvals import ApprovalRequest, ApprovalsChannel, ApprovalStatus
 from bot.domain.audit import AuditEvent
+from bot.domain.bulk import BulkJob, BulkRow, JobStatus, RowState
 from bot.domain.model import (
     ALL_USERS,
     DirectoryUser,
@@ -57,6 +59,8 @@ class FakeDirectory:
     groups: dict[str, set[str]] = field(default_factory=dict)
     roles: dict[str, tuple[str, ...]] = field(default_factory=dict)
     policy: TapPolicy = field(default_factory=default_policy)
+    managers: dict[str, str] = field(default_factory=dict)
+    methods: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def add(self, user: DirectoryUser, *groups: str, roles: tuple[str, ...] = ()) -> DirectoryUser:
         self.users[user.object_id] = user
@@ -80,6 +84,12 @@ class FakeDirectory:
 
     async def tap_policy(self) -> TapPolicy:
         return self.policy
+
+    async def manager_id(self, user_id: str) -> str | None:
+        return self.managers.get(user_id)
+
+    async def sign_in_methods(self, user_id: str) -> tuple[str, ...]:
+        return self.methods.get(user_id, ("#microsoft.graph.passwordAuthenticationMethod",))
 
     async def group_name(self, group_id: str) -> str | None:
         return {OPERATORS: "TAP Operators", PROTECTED: "Protected", EXCLUDED: "TAP excluded"}.get(group_id)
@@ -135,3 +145,152 @@ class MemoryAudit:
 
     async def record(self, event: AuditEvent) -> None:
         self.events.append(event)
+
+
+@dataclass
+class MemoryTargetLocks:
+    """The per-user check-and-create lock, in memory; `taken` records every successful lock in order."""
+
+    held: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    taken: list[str] = field(default_factory=list)
+
+    async def lock_target(self, target_id: str, holder: str, now: datetime, ttl: timedelta) -> bool:
+        current = self.held.get(target_id)
+        if current is not None and current[0] != holder and current[1] >= now:
+            return False
+        self.held[target_id] = (holder, now + ttl)
+        self.taken.append(target_id)
+        return True
+
+    async def unlock_target(self, target_id: str, holder: str) -> None:
+        if self.held.get(target_id, ("", None))[0] == holder:
+            del self.held[target_id]
+
+
+@dataclass
+class MemoryApprovals:
+    """The ApprovalStore port in memory; settling is compare-and-set like the SQL store."""
+
+    requests: dict[str, ApprovalRequest] = field(default_factory=dict)
+    channels: dict[str, ApprovalsChannel] = field(default_factory=dict)
+
+    async def save_approval(self, request: ApprovalRequest) -> None:
+        self.requests[request.id] = request
+
+    async def approval(self, request_id: str) -> ApprovalRequest | None:
+        return self.requests.get(request_id)
+
+    async def settle_approval(self, decided: ApprovalRequest) -> bool:
+        current = self.requests.get(decided.id)
+        if current is None or current.status is not ApprovalStatus.PENDING:
+            return False
+        self.requests[decided.id] = decided
+        return True
+
+    async def set_approval_card(
+        self, request_id: str, service_url: str, conversation_id: str, activity_id: str
+    ) -> None:
+        self.requests[request_id] = replace(
+            self.requests[request_id],
+            card_service_url=service_url,
+            card_conversation_id=conversation_id,
+            card_activity_id=activity_id,
+        )
+
+    async def set_approval_timezone(self, request_id: str, timezone: str) -> None:
+        self.requests[request_id] = replace(self.requests[request_id], timezone=timezone)
+
+    async def pending_approvals(self, now: datetime) -> list[ApprovalRequest]:
+        return [item for item in self.requests.values() if item.status is ApprovalStatus.PENDING]
+
+    async def approvals_of(self, requester_id: str, since: datetime) -> list[ApprovalRequest]:
+        return [item for item in self.requests.values() if item.requester.object_id == requester_id]
+
+    async def overdue_approvals(self, now: datetime) -> list[ApprovalRequest]:
+        return [
+            item for item in self.requests.values() if item.status is ApprovalStatus.PENDING and item.expires_at <= now
+        ]
+
+    async def save_approvals_channel(self, channel: ApprovalsChannel) -> None:
+        self.channels[channel.tenant_id] = channel
+
+    async def approvals_channel(self, tenant_id: str) -> ApprovalsChannel | None:
+        return self.channels.get(tenant_id)
+
+
+@dataclass
+class MemoryBulkStore:
+    """The BulkStore port in memory: jobs, their journal rows, and leases."""
+
+    jobs: dict[int, BulkJob] = field(default_factory=dict)
+    journal: dict[int, dict[int, BulkRow]] = field(default_factory=dict)
+    leases: dict[int, tuple[str, datetime]] = field(default_factory=dict)
+
+    async def create_job(self, job: BulkJob, rows: list[BulkRow]) -> BulkJob:
+        created = replace(job, id=len(self.jobs) + 1)
+        self.jobs[created.id] = created
+        self.journal[created.id] = {row.line: replace(row, job_id=created.id) for row in rows}
+        return created
+
+    async def job(self, job_id: int) -> BulkJob | None:
+        return self.jobs.get(job_id)
+
+    async def set_job_status(
+        self, job_id: int, status: JobStatus, at: datetime, *, only_from: tuple[JobStatus, ...] = ()
+    ) -> bool:
+        job = self.jobs.get(job_id)
+        if job is None or (only_from and job.status not in only_from):
+            return False
+        changes: dict[str, object] = {"status": status}
+        if status is JobStatus.RUNNING:
+            changes["started_at"] = at
+        if status in (JobStatus.FINISHED, JobStatus.CANCELLED, JobStatus.DISCARDED):
+            changes["finished_at"] = at
+        self.jobs[job_id] = replace(job, **changes)  # type: ignore[arg-type]
+        return True
+
+    async def set_job_progress_card(
+        self, job_id: int, service_url: str, conversation_id: str, activity_id: str
+    ) -> None:
+        self.jobs[job_id] = replace(
+            self.jobs[job_id],
+            progress_service_url=service_url,
+            progress_conversation_id=conversation_id,
+            progress_activity_id=activity_id,
+        )
+
+    async def set_job_options(
+        self, job_id: int, *, replace_existing: bool, approval_request_id: str | None = None
+    ) -> None:
+        self.jobs[job_id] = replace(
+            self.jobs[job_id], replace_existing=replace_existing, approval_request_id=approval_request_id
+        )
+
+    async def rows(self, job_id: int, states: tuple[RowState, ...] = ()) -> list[BulkRow]:
+        rows = sorted(self.journal.get(job_id, {}).values(), key=lambda row: row.line)
+        return [row for row in rows if not states or row.state in states]
+
+    async def save_rows(self, rows: list[BulkRow]) -> None:
+        for row in rows:
+            self.journal[row.job_id][row.line] = row
+
+    async def row_counts(self, job_id: int) -> dict[RowState, int]:
+        counts: dict[RowState, int] = {}
+        for row in self.journal.get(job_id, {}).values():
+            counts[row.state] = counts.get(row.state, 0) + 1
+        return counts
+
+    async def active_jobs(self) -> list[BulkJob]:
+        return [job for job in self.jobs.values() if job.status.active]
+
+    async def claim_job(self, job_id: int, owner: str, now: datetime, lease: timedelta) -> bool:
+        job = self.jobs.get(job_id)
+        held = self.leases.get(job_id)
+        if job is None or not job.status.active or (held is not None and held[0] != owner and held[1] >= now):
+            return False
+        self.leases[job_id] = (owner, now + lease)
+        return True
+
+    async def release_job(self, job_id: int, owner: str) -> None:
+        if self.leases.get(job_id, ("", None))[0] == owner:
+            del self.leases[job_id]

@@ -28,7 +28,16 @@ TENANT = "e0eeef39-44a5-4e21-9fc8-bc6e2ac99ce8"
 OPERATORS = "a7ce04ee-d04a-4705-a2b0-6143136ea70f"
 PROTECTED = "bd7c3ef1-9245-4256-8aac-1e552b66595b"
 BOT = "CONNECTIONS__SERVICE_CONNECTION__SETTINGS__"
-GRAPH_CHECKS = ("graph_users", "graph_membership", "graph_roles", "graph_policy", "graph_passes")
+GRAPH_CHECKS = (
+    "graph_users",
+    "graph_membership",
+    "graph_roles",
+    "graph_role_eligibility",
+    "graph_role_groups",
+    "graph_pim_groups",
+    "graph_policy",
+    "graph_passes",
+)
 
 
 @pytest.fixture
@@ -149,8 +158,23 @@ async def test_an_empty_database_has_no_schema(tmp_path: Path) -> None:
     assert "start the app once" in report.finding("schema").sentence
 
 
-async def test_a_refused_read_names_the_permission(database: str, standalone_sandbox: RunningSandbox) -> None:
-    rule = {"method": "GET", "path_regex": "roleAssignments", "status": 403, "count": None}
+@pytest.mark.parametrize(
+    ("path_regex", "check", "permission"),
+    [
+        ("roleAssignments", "graph_roles", "RoleManagement.Read.Directory"),
+        ("roleEligibilityScheduleInstances", "graph_role_eligibility", "RoleManagement.Read.Directory"),
+        ("transitiveMemberOf/graph.group", "graph_role_groups", "GroupMember.Read.All"),
+        (
+            "privilegedAccess/group/eligibilityScheduleInstances",
+            "graph_pim_groups",
+            "PrivilegedEligibilitySchedule.Read.AzureADGroup",
+        ),
+    ],
+)
+async def test_a_refused_read_names_the_permission(
+    database: str, standalone_sandbox: RunningSandbox, path_regex: str, check: str, permission: str
+) -> None:
+    rule = {"method": "GET", "path_regex": path_regex, "status": 403, "count": None}
     async with (
         aiohttp.ClientSession() as session,
         session.post(f"{standalone_sandbox.control_url}/faults", json=rule) as answer,
@@ -167,11 +191,11 @@ async def test_a_refused_read_names_the_permission(database: str, standalone_san
         }
     )
     checks = marks(report)
-    assert checks["graph_roles"] is Mark.FAILED
-    sentence = report.finding("graph_roles").sentence
-    assert "Grant the application permission RoleManagement.Read.Directory" in sentence
+    assert checks[check] is Mark.FAILED
+    sentence = report.finding(check).sentence
+    assert f"Grant the application permission {permission} and give admin consent" in sentence
     assert "request id" in sentence
-    assert all(checks[check] is Mark.OK for check in GRAPH_CHECKS if check != "graph_roles")
+    assert all(checks[other] is Mark.OK for other in GRAPH_CHECKS if other != check)
     assert not report.healthy
 
 
@@ -257,7 +281,7 @@ def real_graph_env(database: str) -> dict[str, str]:
 
 
 async def test_the_graph_token_and_the_permissions_it_grants(database: str) -> None:
-    granted = ["UserAuthenticationMethod.ReadWrite.All", "User.Read.All", "Policy.Read.AuthenticationMethod"]
+    granted = ["UserAuthMethod-TAP.ReadWrite.All", "User.Read.All", "Policy.Read.AuthenticationMethod"]
     credential = FakeCredential(fake_token(granted))
 
     async def bot_token(_settings: Settings) -> str:
@@ -270,12 +294,36 @@ async def test_the_graph_token_and_the_permissions_it_grants(database: str) -> N
     assert set(credential.scopes) == {"https://127.0.0.1:1/.default"}, "Graph calls use the credential just tested"
     assert "User.Read.All" in token.sentence and fake_token(granted) not in render(report)
     assert report.finding("graph_write").mark is Mark.OK
+    assert (
+        "UserAuthMethod-TAP.ReadWrite.All: the bot can create and delete passes"
+        in report.finding("graph_write").sentence
+    )
     assert credential.closed
 
-    without_write = FakeCredential(fake_token(["User.Read.All"]))
+    without_write = FakeCredential(fake_token(["User.Read.All", "UserAuthMethod-TAP.Read.All"]))
     lacking = await Doctor(real_graph_env(database), lambda _settings: without_write, bot_token).diagnose()
     assert lacking.finding("graph_write").mark is Mark.FAILED
-    assert "UserAuthenticationMethod.ReadWrite.All" in lacking.finding("graph_write").sentence
+    sentence = lacking.finding("graph_write").sentence
+    assert "Grant UserAuthMethod-TAP.ReadWrite.All" in sentence and "UserAuthenticationMethod.ReadWrite.All" in sentence
+
+
+@pytest.mark.parametrize(
+    ("granted", "least"),
+    [("UserAuthMethod-TAP.ReadWrite.All", True), ("UserAuthenticationMethod.ReadWrite.All", False)],
+)
+async def test_either_write_permission_lets_the_bot_write(database: str, granted: str, least: bool) -> None:
+    """The TAP-only permission is the least privileged one; the all-methods one works but is broader."""
+
+    async def bot_token(_settings: Settings) -> str:
+        return "bot-framework-token"
+
+    credential = FakeCredential(fake_token([granted, "User.Read.All"]))
+    report = await Doctor(real_graph_env(database), lambda _settings: credential, bot_token).diagnose()
+    finding = report.finding("graph_write")
+    assert finding.mark is Mark.OK
+    assert f"The token grants {granted}" in finding.sentence
+    assert ("least privilege" in finding.sentence) is least
+    assert ("UserAuthMethod-TAP.ReadWrite.All is enough" in finding.sentence) is not least
 
 
 async def test_a_credential_that_obtains_no_token(database: str) -> None:

@@ -27,9 +27,10 @@ from bot.domain.bulk import (
 )
 from bot.domain.bulk_file import BulkFile
 from bot.domain.bulk_file import BulkRow as FileRow
-from bot.domain.eligibility import resolve_lifetime, resolve_one_time
-from bot.domain.errors import GraphUnavailable, Refused, Rule, TapError, Throttled
-from bot.domain.model import Caller, DirectoryUser, IssuedPass, TapPolicy
+from bot.domain.commands import MAX_JOB_ID
+from bot.domain.eligibility import GRAPH_MAX_LIFETIME_MINUTES, resolve_lifetime, resolve_one_time, start_refusal
+from bot.domain.errors import GraphUnavailable, Refused, Rule, TapError, TargetBusy, Throttled
+from bot.domain.model import Caller, DirectoryUser, IssuedPass, PassInfo, TapPolicy
 from bot.domain.ports import AuditLog, Clock, Directory, PassMethods
 from bot.domain.service import TapService
 from bot.domain.throttle import AdaptiveLimiter
@@ -43,6 +44,10 @@ PROGRESS_EVERY_SECONDS = 2.0  # Teams allows about one message or update per sec
 MAX_WORKERS = 48
 MAX_THROTTLED_ATTEMPTS = 12
 CANCEL_POLL_SECONDS = 1.0
+# A running job reads the requester's operator membership when it starts (or resumes, or is adopted) and again at
+# most this often while it runs; a removed operator's job stops within this window. Targets are checked per row.
+OPERATOR_RECHECK_SECONDS = 30.0
+NO_LONGER_OPERATOR = "You are no longer a TAP operator (a member of the IT operator group)."
 
 
 class BulkSink(Protocol):
@@ -168,7 +173,7 @@ class BulkService:
 
     async def check_job_revocation(self, caller: Caller, source_job_id: int) -> Checked:
         """`revoke everything from job N`: the users job N delivered passes to, checked like a revoke file."""
-        source = await self._store.job(source_job_id)
+        source = await self.job(source_job_id)
         if source is None or source.kind is not BulkKind.ISSUE:
             raise UnknownJob(source_job_id)
         delivered = await self._store.rows(source_job_id, (RowState.DELIVERED,))
@@ -193,15 +198,20 @@ class BulkService:
             lifetime = resolve_lifetime(row.lifetime_minutes, policy)
             one_time = resolve_one_time(row.one_time, policy)
         except Refused as refusal:
+            return labelled.moved(
+                RowState.REFUSED, reason=refusal.user_message, lifetime_minutes=_storable(row.lifetime_minutes)
+            )
+        refusal = start_refusal(row.start_at, self._clock.now())
+        if refusal is not None:
             return labelled.moved(RowState.REFUSED, reason=refusal.user_message)
-        if row.start_at is not None and row.start_at < self._clock.now() - timedelta(minutes=1):
-            return labelled.moved(RowState.REFUSED, reason="The start time has already passed.")
         existing = check.existing
         if existing is not None and existing.is_live(self._clock.now()):
+            # The pass shown here is the only one the replace switch may replace when the job runs.
             return labelled.moved(
                 RowState.HOLDS_PASS,
                 lifetime_minutes=lifetime,
                 one_time=one_time,
+                pass_method_id=existing.method_id,
                 reason=f"Holds a pass until {existing.expires_at:%Y-%m-%d %H:%M} UTC.",
             )
         return labelled.moved(RowState.READY, lifetime_minutes=lifetime, one_time=one_time)
@@ -230,8 +240,8 @@ class BulkService:
             for row in rows
         ]
         to_run = sum(1 for row in queued if row.state is RowState.PENDING)
-        threshold = self._desk.rules.bulk_row_threshold
-        if job.kind is BulkKind.ISSUE and threshold is not None and to_run > threshold:
+        reasons = self._four_eyes_reasons(job, [row for row in queued if row.state is RowState.PENDING])
+        if reasons:
             request = await self._desk.open_request(
                 ApprovalKind.BULK,
                 caller,
@@ -239,7 +249,7 @@ class BulkService:
                 start_at=None,
                 lifetime_minutes=max((row.lifetime_minutes or 0) for row in queued) or 60,
                 one_time=all(row.one_time for row in queued),
-                reason=f"Bulk run of {to_run} passes is above the {threshold}-row limit for one operator.",
+                reason=" ".join(reasons),
             )
             await self._store.save_rows(queued)
             await self._store.set_job_options(job_id, replace_existing=replace_existing, approval_request_id=request.id)
@@ -263,6 +273,24 @@ class BulkService:
             detail=f"started: {to_run} rows" + (", replacing existing passes" if replace_existing else ""),
         )
         return Started(await self._job(job_id))
+
+    def _four_eyes_reasons(self, job: BulkJob, pending: list[BulkRow]) -> list[str]:
+        """Why this run needs a second operator: every rule a single pass obeys, a bulk row obeys too."""
+        if job.kind is not BulkKind.ISSUE:
+            return []
+        rules = self._desk.rules
+        reasons: list[str] = []
+        if rules.bulk_row_threshold is not None and len(pending) > rules.bulk_row_threshold:
+            reasons.append(
+                f"Bulk run of {len(pending)} passes is above the {rules.bulk_row_threshold}-row limit for one operator."
+            )
+        long = [row.lifetime_minutes or 0 for row in pending if rules.long_lifetime(row.lifetime_minutes or 0)]
+        if long:
+            reasons.append(
+                f"{len(long)} of its passes last longer than the {rules.lifetime_threshold_minutes}-minute lifetime "
+                f"limit for one operator (the longest {max(long)} minutes)."
+            )
+        return reasons
 
     async def approved(self, request: ApprovalRequest) -> BulkJob | None:
         """An operator approved a bulk request: the job may run now."""
@@ -292,6 +320,8 @@ class BulkService:
         return await self._job(job_id)
 
     async def job(self, job_id: int) -> BulkJob | None:
+        if not 0 < job_id <= MAX_JOB_ID:  # a number from a button or a command that no job can have
+            return None
         return await self._store.job(job_id)
 
     async def counts(self, job_id: int) -> dict[RowState, int]:
@@ -311,7 +341,7 @@ class BulkService:
         await self._store.release_job(job_id, replica)
 
     async def _own_job(self, caller: Caller, job_id: int) -> BulkJob:
-        job = await self._store.job(job_id)
+        job = await self.job(job_id)
         if job is None:
             raise UnknownJob(job_id)
         if job.requester.object_id.lower() != caller.object_id.lower():
@@ -332,13 +362,19 @@ class BulkService:
 
 
 class _JobRun:
-    """One execution of a job: workers under an adaptive limit, pages of results, progress, cancel."""
+    """One execution of a job: workers under an adaptive limit, pages of results, progress, cancel.
+
+    The world is checked again when the run acts, not only at preflight: the requester's right at the start (also
+    of a resumed or adopted run) and then at most every OPERATOR_RECHECK_SECONDS, each target's eligibility and
+    current pass for every row, under that user's lock.
+    """
 
     def __init__(self, service: BulkService, job: BulkJob, sink: BulkSink) -> None:
         self._service = service
         self._store = service._store
         self._tap = service._tap
         self._clock = service._clock
+        self._auditor = service._auditor
         self._job = job
         self._sink = sink
         self._limiter = AdaptiveLimiter(initial=4, maximum=MAX_WORKERS)
@@ -354,6 +390,10 @@ class _JobRun:
         self._cancelled = False
         self._last_cancel_check = 0.0
         self._requester = Caller(job.requester.object_id, job.requester.tenant_id, job.requester.name, job.requester)
+        self._policy: TapPolicy | None = None
+        self._right_checked_at: float | None = None
+        self._right_lost = False
+        self._caught_mid_create: set[int] = set()
 
     async def run(self) -> BulkJob:
         job = self._job
@@ -362,23 +402,29 @@ class _JobRun:
         unfinished = await self._store.rows(job.id, UNFINISHED_RUN_STATES)
         # A row caught mid-create (or created but not yet shown) lost its pass value: a fresh create replaces it.
         resumed = [row.moved(RowState.PENDING) for row in unfinished if row.state is not RowState.PENDING]
+        self._caught_mid_create = {row.line for row in unfinished if row.state is RowState.CREATING}
         if resumed:
             logger.info("bulk job %s resumes %s rows caught mid-flight", job.id, len(resumed))
             await self._store.save_rows(resumed)
         self._counts = Counter({state: n for state, n in counts.items() if state.final})
         self._done_at_start = self._done = sum(self._counts.values())
-        for row in unfinished:
-            self._queue.put_nowait(row.moved(RowState.PENDING))
-        workers = [asyncio.create_task(self._worker()) for _ in range(min(MAX_WORKERS, max(1, len(unfinished))))]
-        try:
-            await asyncio.gather(*workers)
-        finally:
-            for worker in workers:
-                worker.cancel()
+        if unfinished and await self._requester_may_act():
+            if job.kind is BulkKind.ISSUE:
+                self._policy = await self._service._directory.tap_policy()  # once per run start
+            for row in unfinished:
+                self._queue.put_nowait(row.moved(RowState.PENDING))
+            workers = [asyncio.create_task(self._worker()) for _ in range(min(MAX_WORKERS, max(1, len(unfinished))))]
+            try:
+                await asyncio.gather(*workers)
+            finally:
+                for worker in workers:
+                    worker.cancel()
         await self._flush_page()
         final_status = JobStatus.CANCELLED if self._cancelled else JobStatus.FINISHED
-        if self._cancelled:
-            leftovers = await self._store.rows(job.id, (RowState.PENDING,))
+        leftovers = await self._store.rows(job.id, (RowState.PENDING,))
+        if self._right_lost:
+            await self._finish([row.moved(RowState.FAILED, reason=NO_LONGER_OPERATOR) for row in leftovers])
+        elif self._cancelled:
             await self._store.save_rows([row.moved(RowState.CANCELLED, reason="Cancelled.") for row in leftovers])
         await self._store.set_job_status(
             job.id, final_status, self._clock.now(), only_from=(JobStatus.RUNNING, JobStatus.CANCELLING)
@@ -387,9 +433,30 @@ class _JobRun:
         await self._sink.finished(finished, await self._store.row_counts(job.id))
         return finished
 
+    async def _requester_may_act(self) -> bool:
+        """Whether the requester is still an operator: read at the start, then at most every 30 seconds."""
+        if self._right_lost:
+            return False
+        now = time.monotonic()
+        if self._right_checked_at is not None and now - self._right_checked_at < OPERATOR_RECHECK_SECONDS:
+            return True
+        if await self._tap.is_operator(self._requester):
+            self._right_checked_at = now
+            return True
+        self._right_lost = True
+        await self._auditor.record(
+            AuditAction.ISSUE if self._job.kind is BulkKind.ISSUE else AuditAction.REVOKE,
+            AuditOutcome.REFUSED,
+            self._requester,
+            target=f"bulk job {self._job.id}",
+            rule=Rule.NOT_OPERATOR,
+            detail="the requester is no longer a TAP operator: the rows not yet run were stopped",
+        )
+        return False
+
     async def _worker(self) -> None:
         while not self._queue.empty():
-            if await self._cancel_requested():
+            if await self._cancel_requested() or self._right_lost:
                 return
             await self._limiter.acquire()
             try:
@@ -406,6 +473,9 @@ class _JobRun:
             except Throttled as throttled:
                 throttled_for = throttled.retry_after_seconds
                 await self._retry_later(row)
+            except TargetBusy:
+                await asyncio.sleep(CANCEL_POLL_SECONDS)
+                await self._retry_later(row, gave_up="Another operator kept issuing a pass for this user; try again.")
             finally:
                 await self._limiter.release(throttled_for=throttled_for)
             await self._report()
@@ -413,20 +483,31 @@ class _JobRun:
     async def _issue(self, row: BulkRow) -> None:
         creating = row.moved(RowState.CREATING, attempts=row.attempts + 1)
         await self._store.save_rows([creating])
-        user = DirectoryUser(row.user_id or row.target, row.target, row.user_label or row.target)
+        user: DirectoryUser | None = None
         try:
-            issued = await self._tap.create_checked_pass(
-                self._requester,
-                user,
-                lifetime_minutes=row.lifetime_minutes or 60,
-                one_time=row.one_time,
-                start_at=row.start_at if row.start_at and row.start_at > self._clock.now() else None,
-                existing=None,
-                detail=f"bulk job {self._job.id}, line {row.line}",
-                max_throttle_wait=timedelta(0),
-            )
-        except Throttled:
+            if not await self._requester_may_act():
+                await self._finish([creating.moved(RowState.FAILED, reason=NO_LONGER_OPERATOR)])
+                return
+            user = await self._service._directory.find_user(row.user_id or row.target)
+            if user is None:
+                await self._finish([creating.moved(RowState.FAILED, reason="No such user in this tenant any more.")])
+                return
+            async with self._tap.target_lock(user):
+                issued = await self._create_checked(creating, user)
+        except (Throttled, TargetBusy):
             raise
+        except Refused as refusal:
+            await self._auditor.record(
+                AuditAction.ISSUE,
+                AuditOutcome.REFUSED,
+                self._requester,
+                user=user,
+                target=row.target,
+                rule=refusal.rule,
+                detail=f"bulk job {self._job.id}, line {row.line}: checked again when issuing",
+            )
+            await self._finish([creating.moved(RowState.FAILED, reason=refusal.user_message)])
+            return
         except TapError as error:
             await self._finish([creating.moved(RowState.FAILED, reason=error.user_message)])
             return
@@ -440,10 +521,50 @@ class _JobRun:
         if full:
             await self._flush_page()
 
+    async def _create_checked(self, row: BulkRow, user: DirectoryUser) -> IssuedPass:
+        """Every rule of a single pass, as of now, for this row's user; then the create. Runs under the user's lock."""
+        check = await self._tap.check_target(self._requester, user, policy=self._policy)
+        lifetime = resolve_lifetime(row.lifetime_minutes, check.policy)
+        one_time = resolve_one_time(row.one_time, check.policy)
+        now = self._clock.now()
+        existing = check.existing
+        if existing is not None and existing.is_live(now) and not self._may_replace(row, existing):
+            raise Refused(
+                Rule.EXISTING_PASS,
+                f"Holds a pass created {existing.created_at:%Y-%m-%d %H:%M} UTC that this job was not asked to "
+                "replace; use /tap issue for this user to replace it.",
+            )
+        return await self._tap.create_checked_pass(
+            self._requester,
+            user,
+            lifetime_minutes=lifetime,
+            one_time=one_time,
+            start_at=row.start_at if row.start_at and row.start_at > now else None,
+            existing=existing,
+            detail=f"bulk job {self._job.id}, line {row.line}",
+            max_throttle_wait=timedelta(0),
+        )
+
+    def _may_replace(self, row: BulkRow, existing: PassInfo) -> bool:
+        """A live pass is replaced only if it is the one the preflight showed (and the operator chose to replace
+        those), or this row's own pass from a run that stopped between create and delivery."""
+        if row.pass_method_id is not None and row.pass_method_id == existing.method_id:
+            return True
+        if row.line in self._caught_mid_create:
+            # The create may have happened without its id reaching the journal: a pass made since the job started
+            # is taken to be that one.
+            started = self._job.started_at or self._job.created_at
+            return existing.created_at >= started
+        return False
+
     async def _revoke(self, row: BulkRow) -> None:
         revoking = row.moved(RowState.REVOKING, attempts=row.attempts + 1)
         await self._store.save_rows([revoking])
         try:
+            # Revoking is always safe for the target: only the requester's right is checked again.
+            if not await self._requester_may_act():
+                await self._finish([revoking.moved(RowState.FAILED, reason=NO_LONGER_OPERATOR)])
+                return
             current = await self._tap_passes().current_pass(row.user_id or row.target)
             if current is None:
                 await self._finish([revoking.moved(RowState.NO_PASS, reason="Holds no pass any more.")])
@@ -461,9 +582,11 @@ class _JobRun:
     def _tap_passes(self) -> PassMethods:
         return self._service._passes
 
-    async def _retry_later(self, row: BulkRow) -> None:
+    async def _retry_later(
+        self, row: BulkRow, *, gave_up: str = "Microsoft Graph kept throttling; try again later."
+    ) -> None:
         if row.attempts + 1 >= MAX_THROTTLED_ATTEMPTS:
-            await self._finish([row.moved(RowState.FAILED, reason="Microsoft Graph kept throttling; try again later.")])
+            await self._finish([row.moved(RowState.FAILED, reason=gave_up)])
             return
         pending = row.moved(RowState.PENDING, attempts=row.attempts + 1)
         await self._store.save_rows([pending])
@@ -474,7 +597,12 @@ class _JobRun:
             page, self._page = self._page, []
         if not page:
             return
-        failure = await self._sink.deliver_page(self._job, page)
+        try:
+            failure = await self._sink.deliver_page(self._job, page)
+        except Exception:
+            # Not one row may stay CREATED: a later round would issue it again. Nobody saw these passes.
+            logger.exception("bulk job %s: a results page could not be shown", self._job.id)
+            failure = "the results page could not be shown"
         if failure is None:
             await self._finish([row.moved(RowState.DELIVERED) for row, _ in page])
             return
@@ -514,17 +642,26 @@ class _JobRun:
         elapsed = max(now - self._started, 1e-6)
         rate = (self._done - self._done_at_start) / elapsed
         left = self._total - self._done
-        await self._sink.progress(
-            Progress(
-                job=self._job,
-                counts=dict(self._counts),
-                total=self._total,
-                done=self._done,
-                rows_per_second=rate,
-                seconds_left=left / rate if rate > 0 else None,
-                concurrency=self._limiter.limit,
-            )
+        progress = Progress(
+            job=self._job,
+            counts=dict(self._counts),
+            total=self._total,
+            done=self._done,
+            rows_per_second=rate,
+            seconds_left=left / rate if rate > 0 else None,
+            concurrency=self._limiter.limit,
         )
+        try:
+            await self._sink.progress(progress)
+        except Exception:  # a progress card is news, not state: the run goes on
+            logger.warning("bulk job %s: could not show progress", self._job.id, exc_info=True)
+
+
+def _storable(lifetime_minutes: int | None) -> int | None:
+    """A lifetime the journal can hold: one beyond Graph's maximum was refused and is not worth keeping."""
+    if lifetime_minutes is None or lifetime_minutes > GRAPH_MAX_LIFETIME_MINUTES:
+        return None
+    return lifetime_minutes
 
 
 def _file_of(rows: list[BulkRow], *, with_options: bool = True) -> BulkFile:

@@ -12,6 +12,8 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from bot.domain.audit import DEFAULT_EXPORT_DAYS, MAX_EXPORT_DAYS, AuditPeriod
+from bot.domain.eligibility import GRAPH_MAX_LIFETIME_MINUTES, START_MAX_AHEAD, format_minutes
+from bot.domain.eligibility import START_PAST_TOLERANCE as START_PAST_TOLERANCE  # the bulk file reader's too
 from bot.domain.model import OnboardRequest, PassRequest
 
 EXAMPLE_ISSUE = "/tap issue megan@contoso.com 8h one-time start tomorrow 08:00"
@@ -28,7 +30,8 @@ EXAMPLES = {
 }
 
 MAX_COMMAND_LENGTH = 500
-START_PAST_TOLERANCE = timedelta(minutes=1)
+MAX_JOB_ID = 2**31 - 1  # the largest id the database's integer column holds
+EARLIEST_AUDIT_DAY = date(2000, 1, 1)  # older days hold no audit; earlier dates only risk overflowing time zones
 
 
 @dataclass(frozen=True)
@@ -187,9 +190,10 @@ def parse_command(text: str, *, now: datetime, tz: tzinfo, default_start_hour: i
             )
         return OnboardCommand(OnboardRequest(request.target, request.start_at, request.lifetime_minutes))
     if word == "revoke" and len(arguments) == 2 and arguments[0].lower() == "job":
-        if not arguments[1].lstrip("#").isdigit():
+        number = arguments[1].lstrip("#")
+        if not _JOB_NUMBER.match(number) or int(number) > MAX_JOB_ID:
             raise CommandError(f"'{_shorten(arguments[1])}' is not a job number.", "/tap revoke job 12")
-        return RevokeJobCommand(int(arguments[1].lstrip("#")))
+        return RevokeJobCommand(int(number))
     if word in ("revoke", "status"):
         target = _single_user_argument(word, arguments)
         return RevokeCommand(target) if word == "revoke" else StatusCommand(target)
@@ -231,9 +235,10 @@ def _iso_date(token: str) -> date | None:
     if not _DATE.match(token):
         return None
     try:
-        return date.fromisoformat(token)
+        day = date.fromisoformat(token)
     except ValueError:
         return None
+    return day if day >= EARLIEST_AUDIT_DAY else None
 
 
 def _single_user_argument(word: str, arguments: list[str]) -> str:
@@ -321,16 +326,36 @@ def _lifetime_value(value: str) -> int:
     minutes = parse_duration_minutes(value)
     if minutes is None or minutes <= 0:
         raise CommandError(f"'{_shorten(value)}' is not a lifetime. Use minutes (90), or 90m, 8h, 2d.", EXAMPLE_ISSUE)
+    if minutes > GRAPH_MAX_LIFETIME_MINUTES:
+        raise CommandError(
+            f"'{_shorten(value)}' is longer than any pass can last ({format_minutes(GRAPH_MAX_LIFETIME_MINUTES)}).",
+            EXAMPLE_ISSUE,
+        )
     return minutes
 
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
+_JOB_NUMBER = re.compile(r"^[0-9]{1,12}$")
 _RELATIVE = re.compile(r"^\+(\S+)$")
 
 
 def _parse_start(words: list[str], *, now: datetime, tz: tzinfo, default_start_hour: int) -> tuple[datetime, int]:
     """Reads a start time from the next one or two words; returns it in UTC and how many words it used."""
+    try:
+        start, used = _read_start(words, now=now, tz=tz, default_start_hour=default_start_hour)
+    except OverflowError:  # +99999999d, or a date at the end of the calendar in a zone west of UTC
+        start, used = now + START_MAX_AHEAD + timedelta(days=1), 1
+    if start < now - START_PAST_TOLERANCE:
+        raise CommandError("That start time has already passed; give a time in the future.", EXAMPLE_ISSUE)
+    if start > now + START_MAX_AHEAD:
+        raise CommandError(
+            f"A pass can start at most {START_MAX_AHEAD.days} days from now; give an earlier start.", EXAMPLE_ISSUE
+        )
+    return start.astimezone(now.tzinfo), used
+
+
+def _read_start(words: list[str], *, now: datetime, tz: tzinfo, default_start_hour: int) -> tuple[datetime, int]:
     if not words:
         raise CommandError("Say when the pass should start.", EXAMPLE_ISSUE)
     first = words[0].lower()
@@ -356,9 +381,7 @@ def _parse_start(words: list[str], *, now: datetime, tz: tzinfo, default_start_h
             start = _local(local_now.date() + timedelta(days=1), clock, tz)
     else:
         start = _iso_datetime(words[0], tz)
-    if start < now - START_PAST_TOLERANCE:
-        raise CommandError("That start time has already passed; give a time in the future.", EXAMPLE_ISSUE)
-    return start.astimezone(now.tzinfo), used
+    return start, used
 
 
 def _day_from_word(word: str, today: date) -> date:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from bot.domain.approval_desk import ApprovalDesk
 from bot.domain.approvals import ApprovalKind, ApprovalRequest, ApprovalStatus, ApprovalStore
 from bot.domain.audit import AuditAction, AuditOutcome
 from bot.domain.auditing import Auditor, Subject
+from bot.domain.eligibility import resolve_lifetime, resolve_one_time
 from bot.domain.errors import Refused, Rule, TapError
-from bot.domain.model import Caller, IssuedPass
+from bot.domain.model import Caller, DirectoryUser, IssuedPass, PassInfo
 from bot.domain.onboarding import OnboardingService
 from bot.domain.ports import AuditLog, Clock
 from bot.domain.service import TapService
@@ -94,7 +96,7 @@ class DecisionService:
         except TapError as error:
             await self._auditor.record(
                 AuditAction.DECISION,
-                AuditOutcome.FAILED,
+                AuditOutcome.REFUSED if isinstance(error, Refused) else AuditOutcome.FAILED,
                 decider,
                 target=request.target_label,
                 rule=getattr(error, "rule", None),
@@ -108,20 +110,45 @@ class DecisionService:
             request.requester.object_id, request.requester.tenant_id, request.requester.name, request.requester
         )
         user = await self._tap.find_user(Subject(request.target_id))
+        async with self._tap.target_lock(user):
+            return await self._issue_locked(request, requester, user)
+
+    async def _issue_locked(self, request: ApprovalRequest, requester: Caller, user: DirectoryUser) -> IssuedPass:
         if request.kind is ApprovalKind.ONBOARDING:
+            # The manager must still be the new hire's manager, and the new hire still without other methods.
+            await self._tap.require_known_caller(requester)
             check = await self._onboarding.check(requester, user)
             action = AuditAction.ONBOARD
         else:
+            await self._tap.require_operator_still(requester)
             check = await self._tap.check_target(requester, user)
             action = AuditAction.ISSUE
+            _require_replace_was_confirmed(request, check.existing, self._clock.now())
+        # The policy may have changed since the request: its range and one-time rule hold as of now.
+        lifetime = resolve_lifetime(request.lifetime_minutes, check.policy)
+        one_time = resolve_one_time(request.one_time, check.policy)
         start = request.start_at if request.start_at and request.start_at > self._clock.now() else None
         return await self._tap.create_checked_pass(
             requester,
             user,
-            lifetime_minutes=request.lifetime_minutes,
-            one_time=request.one_time,
+            lifetime_minutes=lifetime,
+            one_time=one_time,
             start_at=start,
             existing=check.existing,
             action=action,
             detail=f"approved by {request.decided_by_name or request.decided_by_id} (request {request.id})",
         )
+
+
+def _require_replace_was_confirmed(request: ApprovalRequest, existing: PassInfo | None, now: datetime) -> None:
+    """A request is only opened once replacing a live pass was confirmed (or there was none): a live pass that is
+    older than the request is the one the requester chose to replace; a newer one was issued meanwhile by someone
+    else, and replacing it silently would kill a pass that may just have been handed over."""
+    if existing is None or not existing.is_live(now) or existing.created_at <= request.created_at:
+        return
+    raise Refused(
+        Rule.EXISTING_PASS,
+        f"{request.target_label} received another Temporary Access Pass after this request was made "
+        f"(created {existing.created_at:%Y-%m-%d %H:%M} UTC), so it was not replaced. Ask again if it is still "
+        "needed.",
+    )

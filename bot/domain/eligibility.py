@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from bot.domain.errors import Refused, Rule
 from bot.domain.model import Caller, DirectoryUser, TapPolicy, TargetType, UserType
@@ -10,6 +11,12 @@ from bot.domain.model import Caller, DirectoryUser, TapPolicy, TargetType, UserT
 # Graph's own bounds for any pass, whatever the tenant policy says.
 GRAPH_MIN_LIFETIME_MINUTES = 10
 GRAPH_MAX_LIFETIME_MINUTES = 43200
+
+START_PAST_TOLERANCE = timedelta(minutes=1)
+# Graph documents no latest startDateTime (only lifetimeInMinutes 10..43200). This bound is ours: a start a
+# quarter ahead covers announced hire dates, catches typos such as 9999-12-31, and keeps start plus lifetime a
+# moment every card, time zone and database can represent.
+START_MAX_AHEAD = timedelta(days=90)
 
 
 @dataclass(frozen=True)
@@ -129,3 +136,27 @@ def clamp_lifetime(preferred: int | None, policy: TapPolicy) -> int:
 def resolve_one_time(requested: bool, policy: TapPolicy) -> bool:
     """The policy can force one-time use; an operator can always ask for it."""
     return requested or policy.one_time_forced
+
+
+def schedule_refusal(lifetime_minutes: int, start_at: datetime | None, now: datetime) -> Refused | None:
+    """Graph's bounds (and ours for the start) on any pass, whoever asked: checked again right before a create."""
+    if not GRAPH_MIN_LIFETIME_MINUTES <= lifetime_minutes <= GRAPH_MAX_LIFETIME_MINUTES:
+        return Refused(
+            Rule.LIFETIME_RANGE,
+            f"A pass must last between {format_minutes(GRAPH_MIN_LIFETIME_MINUTES)} and "
+            f"{format_minutes(GRAPH_MAX_LIFETIME_MINUTES)}.",
+        )
+    return start_refusal(start_at, now)
+
+
+def start_refusal(start_at: datetime | None, now: datetime) -> Refused | None:
+    if start_at is None:
+        return None
+    if start_at < now - START_PAST_TOLERANCE:
+        return Refused(Rule.START_IN_PAST, "That start time has already passed; give a time in the future.")
+    if start_at > now + START_MAX_AHEAD:
+        return Refused(
+            Rule.START_TOO_LATE,
+            f"A pass can start at most {START_MAX_AHEAD.days} days from now; give an earlier start.",
+        )
+    return None

@@ -28,6 +28,7 @@ class Rule(enum.StrEnum):
     OUTSIDE_POLICY_SCOPE = "outside_policy_scope"
     LIFETIME_RANGE = "lifetime_range"
     START_IN_PAST = "start_in_past"
+    START_TOO_LATE = "start_too_late"
     NOT_MANAGER = "not_manager"
     HAS_SIGN_IN_METHODS = "has_sign_in_methods"
     EXISTING_PASS = "existing_pass"
@@ -41,6 +42,13 @@ class Refused(TapError):
     def __init__(self, rule: Rule, user_message: str) -> None:
         super().__init__(user_message)
         self.rule = rule
+
+
+class TargetBusy(TapError):
+    """Another operator (or replica) is checking and creating a pass for the same user right now."""
+
+    def __init__(self, label: str) -> None:
+        super().__init__(f"Another operator is issuing a pass for {label} right now; try again in a moment.")
 
 
 class UserNotFound(TapError):

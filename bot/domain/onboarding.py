@@ -12,7 +12,7 @@ from bot.domain.approval_desk import ApprovalDesk
 from bot.domain.approvals import ApprovalKind
 from bot.domain.audit import AuditAction
 from bot.domain.auditing import Auditor, Subject
-from bot.domain.eligibility import clamp_lifetime, resolve_lifetime, resolve_one_time
+from bot.domain.eligibility import clamp_lifetime, resolve_lifetime, resolve_one_time, start_refusal
 from bot.domain.errors import Refused, Rule
 from bot.domain.model import Caller, DirectoryUser, OnboardRequest
 from bot.domain.ports import AuditLog, Clock
@@ -122,6 +122,12 @@ class OnboardingService:
     async def _onboard(self, caller: Caller, request: OnboardRequest, subject: Subject) -> Issued | AwaitingApproval:
         await self._tap.require_known_caller(caller)
         user = await self._tap.find_user(subject)
+        async with self._tap.target_lock(user):
+            return await self._onboard_locked(caller, request, user)
+
+    async def _onboard_locked(
+        self, caller: Caller, request: OnboardRequest, user: DirectoryUser
+    ) -> Issued | AwaitingApproval:
         policy, existing = (await self.check(caller, user)).unpack()
         if request.lifetime_minutes is not None:
             lifetime = resolve_lifetime(request.lifetime_minutes, policy)
@@ -129,6 +135,9 @@ class OnboardingService:
             lifetime = clamp_lifetime(self._defaults.lifetime_minutes, policy)
         one_time = resolve_one_time(self._defaults.one_time, policy)
         start = request.start_at or first_day_start(user, self._defaults, self._clock.now())
+        refusal = start_refusal(start, self._clock.now())
+        if refusal is not None:
+            raise refusal
         if self._desk.rules.onboarding_needs_approval:
             opened = await self._desk.open_request(
                 ApprovalKind.ONBOARDING,

@@ -63,3 +63,15 @@ class PassMethods(Protocol):
 
 class AuditLog(Protocol):
     async def record(self, event: AuditEvent) -> None: ...
+
+
+class TargetLocks(Protocol):
+    """One check-and-create per user at a time, across replicas: a lock that runs out by itself after `ttl`."""
+
+    async def lock_target(self, target_id: str, holder: str, now: datetime, ttl: timedelta) -> bool:
+        """Takes the lock (or one whose time ran out); False while someone else holds it."""
+        ...
+
+    async def unlock_target(self, target_id: str, holder: str) -> None:
+        """Gives the lock back; nothing happens when `holder` no longer holds it."""
+        ...

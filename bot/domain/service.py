@@ -4,21 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from bot.domain.audit import AuditAction, AuditOutcome
 from bot.domain.auditing import Auditor, Subject
-from bot.domain.eligibility import TargetFacts, resolve_lifetime, resolve_one_time, target_refusal
-from bot.domain.errors import GraphUnavailable, Refused, Rule, TapError, UserNotFound
+from bot.domain.eligibility import (
+    TargetFacts,
+    resolve_lifetime,
+    resolve_one_time,
+    schedule_refusal,
+    start_refusal,
+    target_refusal,
+)
+from bot.domain.errors import GraphUnavailable, Refused, Rule, TapError, TargetBusy, UserNotFound
 from bot.domain.model import Caller, DirectoryUser, IssuedPass, PassInfo, PassRequest, TapPolicy
-from bot.domain.ports import AuditLog, Clock, Directory, PassMethods
+from bot.domain.ports import AuditLog, Clock, Directory, PassMethods, TargetLocks
 
 if TYPE_CHECKING:
     from bot.domain.approvals import ApprovalRequest
 
 logger = logging.getLogger(__name__)
+
+# Check-and-create for one user holds this lock. Its time runs out by itself, so a replica that died holding it
+# blocks that user for a minute at most; a check and a create take well under that.
+TARGET_LOCK_TTL = timedelta(seconds=60)
+TARGET_LOCK_WAIT = timedelta(seconds=5)  # how long a second operator waits before being told to try again
+TARGET_LOCK_POLL_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -106,9 +123,13 @@ class TapService:
         audit: AuditLog,
         clock: Clock,
         access: AccessRules,
+        locks: TargetLocks,
         approval_gate: ApprovalGate | None = None,
+        lock_wait: timedelta = TARGET_LOCK_WAIT,
     ) -> None:
         self._approval_gate = approval_gate
+        self._locks = locks
+        self._lock_wait = lock_wait
         self._directory = directory
         self._passes = passes
         self._clock = clock
@@ -125,6 +146,36 @@ class TapService:
 
     async def require_operator(self, caller: Caller) -> None:
         await self._require_operator(caller)
+
+    async def require_operator_still(self, requester: Caller) -> None:
+        """The right of someone who asked earlier (an approval, a bulk run), checked again when the write happens."""
+        if not await self.is_operator(requester):
+            raise Refused(
+                Rule.NOT_OPERATOR,
+                f"{requester.display_name or 'The requester'} is no longer a TAP operator "
+                "(a member of the IT operator group).",
+            )
+
+    @asynccontextmanager
+    async def target_lock(self, user: DirectoryUser, *, wait: timedelta | None = None) -> AsyncIterator[None]:
+        """Holds the user's lock around "read the current pass, decide, create": one at a time, on every replica.
+
+        Waits a few seconds for a lock someone else holds, then raises TargetBusy.
+        """
+        key = user.object_id.lower()
+        holder = uuid.uuid4().hex
+        deadline = time.monotonic() + (self._lock_wait if wait is None else wait).total_seconds()
+        while not await self._locks.lock_target(key, holder, self._clock.now(), TARGET_LOCK_TTL):
+            if time.monotonic() >= deadline:
+                raise TargetBusy(user.label)
+            await asyncio.sleep(TARGET_LOCK_POLL_SECONDS)
+        try:
+            yield
+        finally:
+            try:
+                await self._locks.unlock_target(key, holder)
+            except Exception:  # it runs out by itself after TARGET_LOCK_TTL
+                logger.warning("could not release the lock of user %s", key, exc_info=True)
 
     async def _require_operator(self, caller: Caller) -> None:
         await self.require_known_caller(caller)
@@ -215,7 +266,13 @@ class TapService:
         detail: str = "",
         max_throttle_wait: timedelta | None = None,
     ) -> IssuedPass:
-        """Creates a pass whose rules were already checked, and audits it."""
+        """Creates a pass whose rules were already checked (inside `target_lock`), and audits it.
+
+        Graph's bounds are checked once more here, whoever the caller: a pass nobody could be shown is never made.
+        """
+        refusal = schedule_refusal(lifetime_minutes, start_at, self._clock.now())
+        if refusal is not None:
+            raise refusal
         issued = await self._passes.create_pass(
             user,
             lifetime_minutes=lifetime_minutes,
@@ -236,6 +293,15 @@ class TapService:
             detail="; ".join(part for part in (detail, _replacement_note(existing)) if part),
         )
         return issued
+
+    async def still_current(self, issued: IssuedPass) -> bool:
+        """Whether the pass just delivered is still the user's pass (another may have replaced it meanwhile)."""
+        try:
+            current = await self._passes.current_pass(issued.user.object_id)
+        except TapError:
+            logger.warning("could not read the pass of user %s after delivery", issued.user.object_id)
+            return True
+        return current is not None and current.method_id == issued.info.method_id
 
     async def group_names(self, group_ids: frozenset[str]) -> dict[str, str]:
         """Display names of the policy's groups, for people to read (an id where a group cannot be read)."""
@@ -275,10 +341,17 @@ class TapService:
     async def _issue(self, caller: Caller, request: PassRequest, subject: Subject) -> IssueResult:
         await self._require_operator(caller)
         user = await self._find_user(subject)
+        async with self.target_lock(user):
+            return await self._issue_locked(caller, request, user)
+
+    async def _issue_locked(self, caller: Caller, request: PassRequest, user: DirectoryUser) -> IssueResult:
         policy, existing = (await self.check_target(caller, user)).unpack()
         lifetime = resolve_lifetime(request.lifetime_minutes, policy)
         one_time = resolve_one_time(request.one_time, policy)
         now = self._clock.now()
+        refusal = start_refusal(request.start_at, now)
+        if refusal is not None:
+            raise refusal
         if existing is not None and existing.is_live(now) and not _replace_confirmed(request, existing):
             await self._auditor.record(
                 AuditAction.ISSUE,

@@ -6,6 +6,8 @@ chat cannot be reached the pass is revoked at once: a live pass nobody has seen 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,9 +20,15 @@ from bot.domain.model import Caller, IssuedPass, Recipient
 from bot.domain.ports import Clock
 from bot.domain.service import TapService
 from bot.teams.activity import TurnFacts
-from bot.teams.delivery import DeliveryFailed, PrivateDelivery, card_message
+from bot.teams.delivery import DeliveryFailed, PrivateDelivery, card_message, text_message
 from bot.teams.redaction import CardRedactor
 from cards.passes import CardJson, pass_card
+
+logger = logging.getLogger(__name__)
+
+CARD_FAILED = "its card could not be shown"
+CARD_NOT_RECORDED = "its card could not be recorded"
+REVOKED_NOTE = "This pass was revoked right away: its card could not be recorded, so it could never be hidden."
 
 
 @dataclass(frozen=True)
@@ -57,36 +65,60 @@ class PassDelivery:
         context: TurnContext | None = None,
         current: TurnFacts | None = None,
     ) -> Undelivered | None:
+        """Shows the new pass on its private card. Whatever fails before the card is shown and recorded, the pass
+        is revoked: a pass is never left alive that no one was shown (or whose card could never be hidden)."""
         card_id = str(uuid.uuid4())
         now = self._clock.now()
-        card = self._decorate(pass_card(issued, card_id=card_id, tz=tz, now=now))
         requester = Caller(recipient.object_id, recipient.tenant_id, recipient.name, recipient)
         try:
+            card = self._decorate(pass_card(issued, card_id=card_id, tz=tz, now=now))
             chat, activity_id = await self._delivery.send_to(
                 recipient, card_message(card), context=context, current=current
             )
         except DeliveryFailed as failure:
             await self._service.revoke_undelivered(requester, issued, str(failure))
             return Undelivered(str(failure))
-        await self._store.save_pass_card(
-            PassCard(
-                id=card_id,
-                requester_id=recipient.object_id,
-                target_id=issued.user.object_id,
-                target_label=issued.user.label,
-                pass_method_id=issued.info.method_id,
-                start_at=issued.info.start_at,
-                expires_at=issued.info.expires_at,
-                one_time=issued.info.one_time,
-                timezone=tz.key,
-                service_url=chat.service_url,
-                conversation_id=chat.conversation_id,
-                activity_id=activity_id,
-                created_at=now,
+        except Exception:
+            logger.exception("the card of a new pass for user %s could not be shown", issued.user.object_id)
+            await self._service.revoke_undelivered(requester, issued, CARD_FAILED)
+            return Undelivered(CARD_FAILED)
+        try:
+            await self._store.save_pass_card(
+                PassCard(
+                    id=card_id,
+                    requester_id=recipient.object_id,
+                    target_id=issued.user.object_id,
+                    target_label=issued.user.label,
+                    pass_method_id=issued.info.method_id,
+                    start_at=issued.info.start_at,
+                    expires_at=issued.info.expires_at,
+                    one_time=issued.info.one_time,
+                    timezone=tz.key,
+                    service_url=chat.service_url,
+                    conversation_id=chat.conversation_id,
+                    activity_id=activity_id,
+                    created_at=now,
+                )
             )
-        )
-        if issued.replaced is not None:
-            await self._redactor.redact_cards_of_pass(
-                issued.replaced.method_id, RedactionReason.REPLACED, recipient.object_id
-            )
+        except Exception:
+            # Shown, but a card the bot cannot find again is never hidden: revoke the pass and take the card back.
+            logger.exception("the card of a new pass for user %s could not be recorded", issued.user.object_id)
+            await self._service.revoke_undelivered(requester, issued, CARD_NOT_RECORDED)
+            if activity_id:
+                with contextlib.suppress(Exception):
+                    await self._delivery.update(chat, activity_id, text_message(REVOKED_NOTE))
+            return Undelivered(CARD_NOT_RECORDED)
+        try:
+            if issued.replaced is not None:
+                await self._redactor.redact_cards_of_pass(
+                    issued.replaced.method_id, RedactionReason.REPLACED, recipient.object_id
+                )
+            # Another operator may have replaced this pass between its create and this card being recorded (their
+            # redaction then found no card to hide): a card is never left showing a pass that no longer works.
+            if not await self._service.still_current(issued):
+                await self._redactor.redact_cards_of_pass(
+                    issued.info.method_id, RedactionReason.REPLACED, recipient.object_id
+                )
+        except Exception:
+            logger.warning("could not hide replaced pass cards after delivering a pass", exc_info=True)
         return None

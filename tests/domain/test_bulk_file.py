@@ -332,7 +332,6 @@ def test_one_time_problem() -> None:
         ("2026-12-01T09:30:00.000Z", datetime(2026, 12, 1, 9, 30, tzinfo=UTC)),
         ("2026-12-01T09:30+01:00", datetime(2026, 12, 1, 8, 30, tzinfo=UTC)),
         ("2026-12-01 09:30 -0500", datetime(2026, 12, 1, 14, 30, tzinfo=UTC)),
-        ("2027-07-01", berlin(1, 8, month=7, year=2027)),  # summer time
         ("now", None),
         ("", None),
         ("2026-11-26 14:00", datetime(2026, 11, 26, 13, 0, tzinfo=UTC)),  # this very minute, Berlin time
@@ -343,6 +342,19 @@ def test_starts_are_read_in_the_time_zone(value: str, start: datetime | None) ->
     assert file.rows == (BulkRow(2, ALICE, start_at=start),)
     if start is not None:
         assert file.rows[0].start_at is not None and file.rows[0].start_at.tzinfo == UTC
+
+
+def test_summer_time_and_the_start_horizon() -> None:
+    spring = datetime(2027, 5, 1, 12, 0, tzinfo=UTC)
+    summer = read_bulk_file(f"UPN,start\n{ALICE},2027-07-01\n".encode(), "users.csv", max_rows=9, now=spring, tz=BERLIN)
+    assert summer.rows == (BulkRow(2, ALICE, start_at=berlin(1, 8, month=7, year=2027)),)
+    # Seen from November, July is beyond the 90 days a pass may be prepared ahead; so is the end of the calendar.
+    far = read_text(f"UPN,start\n{ALICE},2027-07-01\n{BOB},9999-12-31 23:00\n")
+    assert far.rows == ()
+    assert reasons(far) == [
+        (2, "start '2027-07-01' is more than 90 days ahead"),
+        (3, "start '9999-12-31 23:00' is more than 90 days ahead"),
+    ]
 
 
 def test_a_bare_date_starts_at_the_default_hour() -> None:
@@ -361,7 +373,7 @@ def test_a_bare_date_starts_at_the_default_hour() -> None:
         ("2026-12-01 25:00", "start '2026-12-01 25:00' is not a date"),
         ("2026-12-01T08:00+25:00", "start '2026-12-01T08:00+25:00' is not a date"),
         ("tomorrow", "start 'tomorrow' is not a date"),
-        ("9999-12-31T23:59-05:00", "start '9999-12-31T23:59-05:00' is not a date"),
+        ("9999-12-31T23:59-05:00", "start '9999-12-31T23:59-05:00' is more than 90 days ahead"),
     ],
 )
 def test_start_problems(value: str, reason: str) -> None:

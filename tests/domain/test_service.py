@@ -20,6 +20,7 @@ from tests.fakes import (
     FakePasses,
     FixedClock,
     MemoryAudit,
+    MemoryTargetLocks,
     default_policy,
 )
 
@@ -34,6 +35,7 @@ class World:
         self.directory = FakeDirectory()
         self.passes = FakePasses(self.clock)
         self.audit = MemoryAudit()
+        self.locks = MemoryTargetLocks()
         self.directory.add(ADELE, OPERATORS)
         self.directory.add(MEGAN)
         self.directory.add(DIEGO)
@@ -43,6 +45,8 @@ class World:
             audit=self.audit,
             clock=self.clock,
             access=AccessRules(frozenset({TENANT}), OPERATORS, frozenset({PROTECTED})),
+            locks=self.locks,
+            lock_wait=timedelta(0),
         )
 
     async def refusal(self, request: PassRequest, caller: Caller | None = None) -> Refused:

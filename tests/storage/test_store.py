@@ -517,3 +517,31 @@ async def test_ping_and_two_stores_on_one_database(store: SqlStore, store_url: s
         assert await store.first_delivery("c|1", NOW, lease) is False
     finally:
         await other.close()
+
+
+# --- per-user check-and-create locks ------------------------------------------------------------------------------
+
+
+async def test_lock_target(store: SqlStore) -> None:
+    ttl = timedelta(seconds=60)
+    assert await store.lock_target("megan", "holder-a", NOW, ttl)
+    assert await store.lock_target("megan", "holder-b", NOW + timedelta(seconds=30), ttl) is False
+    assert await store.lock_target("diego", "holder-b", NOW, ttl), "another user's lock is another lock"
+    assert await store.lock_target("megan", "holder-a", NOW + timedelta(seconds=30), ttl), "the holder renews"
+    await store.unlock_target("megan", "holder-b")  # not the holder: nothing happens
+    assert await store.lock_target("megan", "holder-b", NOW + timedelta(seconds=60), ttl) is False
+    assert await store.lock_target("megan", "holder-b", NOW + timedelta(seconds=91), ttl), "a dead holder's ran out"
+    await store.unlock_target("megan", "holder-b")
+    assert await store.lock_target("megan", "holder-c", NOW + timedelta(seconds=92), ttl), "given back"
+
+
+async def test_lock_target_once_under_concurrency(store: SqlStore) -> None:
+    ttl = timedelta(seconds=60)
+    outcomes = await asyncio.gather(*(store.lock_target("megan", f"holder-{n}", NOW, ttl) for n in range(CONCURRENT)))
+    assert outcomes.count(True) == 1
+    assert await store.lock_target("expired", "holder-a", NOW, ttl)
+    later = NOW + timedelta(minutes=5)
+    takeovers = await asyncio.gather(
+        *(store.lock_target("expired", f"holder-{n}", later, ttl) for n in range(1, CONCURRENT))
+    )
+    assert takeovers.count(True) == 1, "of several replicas taking over an expired lock, one wins"
