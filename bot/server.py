@@ -29,6 +29,7 @@ from bot.domain.decisions import DecisionService
 from bot.domain.onboarding import OnboardingDefaults, OnboardingService
 from bot.domain.ports import Clock
 from bot.domain.service import AccessRules, TapService
+from bot import telemetry
 from bot.health import ReadinessCache
 from bot.logging_setup import correlated, new_correlation_id
 from bot.settings import Settings
@@ -80,8 +81,9 @@ COMPONENTS = web.AppKey("components", Components)
 
 async def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
     clock = clock or SystemClock()
+    telemetry.configure(settings.telemetry_connection_string)  # before _compose builds the Graph client
     components = await _compose(settings, clock)
-    app = web.Application(client_max_size=256 * 1024, middlewares=[correlation_ids])
+    app = web.Application(client_max_size=256 * 1024, middlewares=[telemetry.turns, correlation_ids])
     app[COMPONENTS] = components
     with warnings.catch_warnings():
         # The SDK's JWT check looks its configuration up under this plain string key.
@@ -106,6 +108,7 @@ async def _compose(settings: Settings, clock: Clock) -> Components:
         sandbox = await start_sandbox(await asyncio.to_thread(load_tenant, settings.sandbox_tenant_file))
         graph_base_url = sandbox.base_url
     store = SqlStore.from_url(settings.database)
+    telemetry.count_audit_events(store)
     await store.create_schema()
     graph_client, http_client = build_graph_client(settings.graph, graph_base_url)
     graph = GraphGateway(graph_client, clock)
@@ -132,6 +135,7 @@ async def _compose(settings: Settings, clock: Clock) -> Components:
             protected_group_ids=settings.protected_group_ids,
         ),
         approval_gate=desk,
+        locks=store,
     )
     onboarding = OnboardingService(
         tap=service,

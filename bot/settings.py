@@ -81,6 +81,7 @@ class Settings:
     port: int
     database_url: str
     database: DatabaseSettings  # the URL again, with how to sign in and check the server (TLS)
+    telemetry_connection_string: str | None = field(repr=False)  # Application Insights; None: no telemetry
     graph: GraphSettings
     bot_client_id: str | None
     bot_tenant_id: str | None
@@ -156,6 +157,7 @@ class Settings:
             port=reader.integer("PORT", 3978, minimum=0, maximum=65535),
             database_url=reader.optional("TAPBOT_DATABASE_URL") or DEFAULT_DATABASE_URL,
             database=_database_settings(reader),
+            telemetry_connection_string=reader.optional("APPLICATIONINSIGHTS_CONNECTION_STRING"),
             graph=graph,
             bot_client_id=bot_client_id,
             bot_tenant_id=bot_tenant_id,

@@ -100,11 +100,16 @@ def configure(connection_string: str | None) -> bool:
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    span_exporter = AzureMonitorTraceExporter.from_connection_string(connection_string)
     reader = PeriodicExportingMetricReader(
         AzureMonitorMetricExporter.from_connection_string(connection_string), export_interval_millis=60_000
     )
-    _install(BatchSpanProcessor(span_exporter), reader)
+    _install(
+        # The exporter reads the service's resource from the provider (else from OpenTelemetry's global one).
+        lambda provider: BatchSpanProcessor(
+            AzureMonitorTraceExporter.from_connection_string(connection_string, tracer_provider=provider)
+        ),
+        reader,
+    )
     logger.info("telemetry: traces and metrics go to Azure Monitor")
     return True
 
@@ -114,7 +119,7 @@ def install(span_exporter: SpanExporter, metric_reader: MetricReader) -> None:
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
     shutdown()
-    _install(SimpleSpanProcessor(span_exporter), metric_reader)
+    _install(lambda _: SimpleSpanProcessor(span_exporter), metric_reader)
 
 
 def shutdown() -> None:
@@ -127,7 +132,7 @@ def shutdown() -> None:
     previous.shutdown()
 
 
-def _install(span_processor: Any, metric_reader: MetricReader) -> None:
+def _install(span_processor: Callable[[Any], Any], metric_reader: MetricReader) -> None:
     global _active, _log_handler
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.resources import Resource
@@ -135,7 +140,7 @@ def _install(span_processor: Any, metric_reader: MetricReader) -> None:
 
     resource = Resource.create({"service.name": SERVICE_NAME})
     tracer_provider = TracerProvider(resource=resource)
-    tracer_provider.add_span_processor(span_processor)
+    tracer_provider.add_span_processor(span_processor(tracer_provider))
     meter_provider = MeterProvider(resource=resource, metric_readers=[metric_reader])
 
     def stop() -> None:

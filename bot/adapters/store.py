@@ -613,6 +613,30 @@ class SqlStore:
                 .values(lease_owner=None, lease_until=None)
             )
 
+    async def lock_target(self, target_id: str, holder: str, now: datetime, ttl: timedelta) -> bool:
+        """Takes the user's check-and-create lock, or one whose time ran out: one statement, so of several replicas
+        asking at once exactly one gets it (INSERT, or UPDATE only where the lock expired)."""
+        values = {"target_id": target_id, "holder": holder, "expires_at": now + ttl}
+        table = postgresql_insert if self._engine.dialect.name == "postgresql" else sqlite_insert
+        statement = (
+            table(TargetLockRow)
+            .values(**values)
+            .on_conflict_do_update(
+                index_elements=["target_id"],
+                set_={"holder": holder, "expires_at": now + ttl},
+                where=or_(TargetLockRow.expires_at < now, TargetLockRow.holder == holder),
+            )
+        )
+        async with self._session() as session:
+            result = await session.execute(statement)
+            return (getattr(result, "rowcount", 0) or 0) == 1
+
+    async def unlock_target(self, target_id: str, holder: str) -> None:
+        async with self._session() as session:
+            await session.execute(
+                delete(TargetLockRow).where(TargetLockRow.target_id == target_id, TargetLockRow.holder == holder)
+            )
+
     async def first_delivery(self, key: str, now: datetime, keep: timedelta) -> bool:
         """Records an incoming activity; False when it was seen before (a retried delivery)."""
         if len(key) > PROCESSED_KEY_LENGTH:  # kept whole up to the column's length, beyond it by its digest
