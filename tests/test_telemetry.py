@@ -52,6 +52,10 @@ def span_text(span: ReadableSpan) -> str:
     return json.dumps(json.loads(span.to_json()))
 
 
+def attribute(span: ReadableSpan, name: str) -> Any:
+    return (span.attributes or {}).get(name)
+
+
 def metric_points(reader: InMemoryMetricReader) -> list[tuple[str, dict[str, Any], Any]]:
     data = reader.get_metrics_data()
     points: list[tuple[str, dict[str, Any], Any]] = []
@@ -106,11 +110,11 @@ async def test_an_issue_turn_is_traced_and_counted_without_the_pass(
         "channel",
         "groupChat",
     }
-    assert all(span.attributes and span.attributes["http.response.status_code"] < 300 for span in turns)
+    assert all(attribute(span, "http.response.status_code") in (200, 202) for span in turns)
     graph = [span for span in finished if span.name.startswith(("GET ", "POST ", "DELETE "))]
     created = [span for span in graph if span.name == "POST /v1.0/users/{id}/authentication/temporaryAccessPassMethods"]
     assert len(created) == 3, sorted({span.name for span in graph})
-    assert all(span.attributes and span.attributes["http.response.status_code"] == 201 for span in created)
+    assert all(attribute(span, "http.response.status_code") == 201 for span in created)
     assert all(span.parent is not None for span in created), "Graph calls are children of the turn"
 
     points = metric_points(reader)
