@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from pathlib import Path
 
 from aiohttp import ClientSession
 
-from bot.sandbox import DEMO_TENANT_PATH, load_tenant
+from bot.sandbox import DEMO_TENANT_PATH, RunningSandbox, load_tenant
+from bot.settings import PROJECT_DIR
 from tests.sandbox.conftest import StartSandbox
 from tests.sandbox.support import LEE, call, passes_path
+
+SANDBOX_DOC = (PROJECT_DIR / "docs" / "sandbox.md").read_text(encoding="utf-8")
 
 
 async def test_clock_moves_forward_only(http: ClientSession) -> None:
@@ -84,3 +88,22 @@ async def test_state_reports_tenant_and_counters(http: ClientSession) -> None:
     assert state.body["tenant"]["display_name"] == "Contoso (sandbox)"
     assert state.body["tenant"]["users"] == 19
     assert state.body["counters"]["requests_received"] == 1
+
+
+def test_every_control_and_file_endpoint_is_documented(sandbox: RunningSandbox) -> None:
+    """docs/sandbox.md has a table row `METHOD /_sandbox/…` for each route (parameter names may differ)."""
+    documented = {
+        re.sub(r"\{[^}]*\}", "{}", f"{method} {path}")
+        for method, path in re.findall(
+            r"^\| `(GET|POST|PUT|DELETE) (/_sandbox/(?:\{[^}]*\}|[^?` {])*)", SANDBOX_DOC, re.MULTILINE
+        )
+    }
+    routes = {
+        re.sub(r"\{[^}]*\}", "{}", f"{route.method} {route.resource.canonical}")
+        for route in sandbox.app.router.routes()
+        if route.resource is not None
+        and route.resource.canonical.startswith("/_sandbox")
+        and route.method in ("GET", "POST", "PUT", "DELETE")
+    }
+    assert routes, "no control routes found"
+    assert routes - documented == set()
