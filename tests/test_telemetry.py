@@ -105,7 +105,7 @@ async def test_an_issue_turn_is_traced_and_counted_without_the_pass(
     finished = spans.get_finished_spans()
     turns = [span for span in finished if span.name == "tapbot.turn"]
     assert len(turns) == 3
-    assert {span.attributes["tapbot.conversation.type"] for span in turns if span.attributes} == {
+    assert {str(attribute(span, "tapbot.conversation.type")) for span in turns} == {
         "personal",
         "channel",
         "groupChat",
