@@ -71,8 +71,17 @@ IMPLIED_BY = {
     ROLES_PERMISSION: ("RoleManagement.ReadWrite.Directory", "RoleManagement.Read.All"),
     PIM_GROUPS_PERMISSION: ("PrivilegedEligibilitySchedule.ReadWrite.AzureADGroup",),
 }
-# Agents SDK auth types that need no secret or certificate in the environment.
-SECRETLESS_BOT_AUTH = {"usermanagedidentity", "systemmanagedidentity", "federatedcredentials", "workloadidentity"}
+# The AUTHTYPE values the Agents SDK's MSAL authentication (1.9) implements, spelled as it compares them (case
+# matters: "usermanagedidentity" fails at the first reply), with the settings each needs and what it is.
+BOT_AUTH_TYPES: dict[str, tuple[tuple[str, ...], str]] = {
+    "ClientSecret": (("CLIENTSECRET",), "client secret"),
+    "certificate": (("CERTPFXFILE",), "certificate"),
+    "UserManagedIdentity": ((), "user-assigned managed identity, no secret"),
+    "SystemManagedIdentity": ((), "system-assigned managed identity, no secret"),
+    "FederatedCredentials": (("FEDERATEDCLIENTID",), "federated credential from a managed identity, no secret"),
+    "WorkloadIdentity": (("FEDERATEDTOKENFILE",), "workload identity federation, no secret"),
+}
+_BOT_AUTH_FILES = ("CERTPFXFILE", "FEDERATEDTOKENFILE")
 
 
 class Mark(enum.StrEnum):
@@ -193,27 +202,14 @@ class Doctor:
             )
             return False
         auth_type = connection.get("AUTHTYPE", "ClientSecret")
-        kind = auth_type.lower()
-        if kind == "clientsecret":
-            problem = None if connection.get("CLIENTSECRET") else f"set {BOT_CONNECTION_PREFIX}CLIENTSECRET"
-        elif kind in ("certificate", "certificatesubjectname"):
-            pfx = connection.get("CERTPFXFILE")
-            problem = (
-                None
-                if pfx and Path(pfx).is_file()
-                else f"{BOT_CONNECTION_PREFIX}CERTPFXFILE must name the certificate file (got {pfx or 'nothing'})"
-            )
-        elif kind in SECRETLESS_BOT_AUTH:
-            problem = None
-        else:
-            problem = f"{BOT_CONNECTION_PREFIX}AUTHTYPE={auth_type} is not an auth type of the Agents SDK"
+        problem = _bot_credential_problem(auth_type, connection)
         if problem:
             self._fail("bot_registration", f"The bot registration {client_id} has no usable credential: {problem}.")
             return False
         self._ok(
             "bot_registration",
-            f"Bot registration {client_id} in tenant {tenant_id} ({auth_type}); incoming requests need a Bot "
-            f"Framework token; listening on {settings.host}:{settings.port}.",
+            f"Bot registration {client_id} in tenant {tenant_id} ({auth_type}: {BOT_AUTH_TYPES[auth_type][1]}); "
+            f"incoming requests need a Bot Framework token; listening on {settings.host}:{settings.port}.",
         )
         return True
 
@@ -585,6 +581,24 @@ async def _tables(engine: Any) -> dict[str, set[str]]:
                 for name in inspect(sync).get_table_names()
             }
         )
+
+
+def _bot_credential_problem(auth_type: str, connection: dict[str, str]) -> str | None:
+    if auth_type not in BOT_AUTH_TYPES:
+        spelled = next((known for known in BOT_AUTH_TYPES if known.lower() == auth_type.lower()), None)
+        if spelled:
+            return f"write {BOT_CONNECTION_PREFIX}AUTHTYPE={spelled} exactly (the Agents SDK compares it case by case)"
+        return (
+            f"{BOT_CONNECTION_PREFIX}AUTHTYPE={auth_type} is not an auth type of the Agents SDK "
+            f"(one of {', '.join(BOT_AUTH_TYPES)})"
+        )
+    for needed in BOT_AUTH_TYPES[auth_type][0]:
+        value = connection.get(needed)
+        if not value:
+            return f"AUTHTYPE={auth_type} needs {BOT_CONNECTION_PREFIX}{needed}"
+        if needed in _BOT_AUTH_FILES and not Path(value).is_file():
+            return f"{BOT_CONNECTION_PREFIX}{needed} must name a file that exists (got {value})"
+    return None
 
 
 async def _bot_framework_token(settings: Settings) -> str:
