@@ -9,6 +9,7 @@ the setting to fix.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from microsoft_agents.authentication.msal import MsalAuth, msal_auth
@@ -110,7 +111,7 @@ def test_the_doctor_accepts_exactly_what_the_sdk_builds_a_client_for(
     monkeypatch.setattr(msal_auth, "ConfidentialClientApplication", Recorded)
     monkeypatch.setattr(msal_auth, "ManagedIdentityClient", Recorded)
     (tmp_path / "token").write_text("federated-token")
-    companions = {
+    companions: dict[str, Any] = {
         "CLIENTSECRET": "secret",
         "CERTPFXFILE": str(tmp_path / "bot.pfx"),
         "FEDERATEDCLIENTID": "0d4c1f7e-8a6b-4c2d-9e3f-a1b2c3d4e5f6",
