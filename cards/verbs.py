@@ -9,3 +9,17 @@ BULK_CONFIRM = "tap.bulkConfirm"
 BULK_CANCEL = "tap.bulkCancel"
 BULK_RETRY = "tap.bulkRetry"
 BULK_EXPORT = "tap.bulkExport"
+
+ALL = frozenset(
+    {
+        HANDED_OVER,
+        CONFIRM_REPLACE,
+        KEEP_EXISTING,
+        APPROVE,
+        DENY,
+        BULK_CONFIRM,
+        BULK_CANCEL,
+        BULK_RETRY,
+        BULK_EXPORT,
+    }
+)

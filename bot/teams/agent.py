@@ -27,7 +27,7 @@ from bot.teams.approval_flow import ApprovalFlow
 from bot.teams.audit_export import AUDIT_EXPORT_OFFER, AuditExportFlow
 from bot.teams.bulk_flow import BULK_RESULTS_OFFER, BulkFlow
 from bot.teams.file_offer import route_consents
-from bot.teams.handlers import TapHandlers, is_card_action
+from bot.teams.handlers import TapHandlers, is_unhandled_card_action
 from cards import verbs
 
 
@@ -114,7 +114,7 @@ def register_handlers(
     route_consents(
         application, {AUDIT_EXPORT_OFFER: audit_export.on_file_consent, BULK_RESULTS_OFFER: bulk.on_file_consent}
     )
-    # A card action no verb above took (unknown verb, malformed value) gets a sentence, not a 501.
-    application.add_route(is_card_action, handlers.on_unknown_action, is_invoke=True, rank=RouteRank.LAST)
+    # A card action no verb above can take (unknown verb, malformed value) gets a sentence, not a 400/501.
+    application.add_route(is_unhandled_card_action, handlers.on_unknown_action, is_invoke=True, rank=RouteRank.FIRST)
     application.error(handlers.on_turn_error)
     runtime.adapter.on_turn_error = handlers.on_turn_error

@@ -117,6 +117,15 @@ class ExportVault:
         self._forget_expired(job_id)
         return self._jobs.pop(job_id, [])
 
+    def forget_passes(self, method_ids: set[str]) -> None:
+        """Revoked or replaced passes are no longer exported."""
+        for job_id, entries in list(self._jobs.items()):
+            kept = [(upn, issued) for upn, issued in entries if issued.info.method_id not in method_ids]
+            if kept:
+                self._jobs[job_id] = kept
+            else:
+                self._jobs.pop(job_id)
+
     def _forget_expired(self, job_id: int) -> None:
         now = self._clock.now()
         entries = self._jobs.get(job_id)
@@ -309,9 +318,14 @@ class BulkFlow:
         offer_id = offer.get("offerId")
         made = self._vault.offered(offer_id) if isinstance(offer_id, str) else None
         job = await self._bulk.job(job_id)
+        if made is None:
+            await self._audit_export(caller, job_id, AuditOutcome.REFUSED, "refused: no such offer on record")
+            return (
+                "I have no record of offering you this file (offers are kept in memory only: a restart, or another "
+                "instance of the bot, does not know them), so I sent nothing. The passes remain on the result pages."
+            )
         if (
-            made is None
-            or made.job_id != job_id
+            made.job_id != job_id
             or not _same_person(made.offered_to, caller.object_id)
             or job is None
             or not _same_person(job.requester.object_id, caller.object_id)
@@ -527,7 +541,7 @@ class BulkFlow:
             # Like a single revoke: every results page that showed one of these passes stops showing it.
             revoked = await self._bulk.rows(job.id, (RowState.REVOKED,))
             methods = [row.pass_method_id for row in revoked if row.pass_method_id]
-            await self._redactor.redact_cards_of_passes(methods, RedactionReason.REVOKED, job.requester.object_id)
+            await self.withdraw_passes(methods, RedactionReason.REVOKED, job.requester.object_id)
         failed = await self._bulk.rows(job.id, (RowState.FAILED,))
         card = final_card(job, counts, failed, can_export=self._vault.has(job.id))
         summary = ", ".join(f"{count} {state.value.replace('_', ' ')}" for state, count in sorted(counts.items()))
@@ -547,6 +561,11 @@ class BulkFlow:
             await self._delivery.send_to(job.requester, message)
         except DeliveryFailed as failure:
             logger.warning("could not report the end of job %s: %s", job.id, failure)
+
+    async def withdraw_passes(self, method_ids: list[str], reason: RedactionReason, actor_id: str) -> None:
+        """Passes revoked or replaced: off their results pages, and out of the export vault."""
+        self._vault.forget_passes(set(method_ids))
+        await self._redactor.redact_cards_of_passes(method_ids, reason, actor_id)
 
     async def _update_progress_card(self, job: BulkJob, card: CardJson) -> bool:
         fresh = await self._bulk.job(job.id) or job

@@ -43,6 +43,7 @@ from bot.teams.delivery import INSTALL_ADVICE, DeliveryFailed, PrivateDelivery, 
 from bot.teams.pass_delivery import PassDelivery
 from bot.teams.presentation import Presentation
 from bot.teams.redaction import CardRedactor
+from cards import verbs
 from cards.approvals import requests_card
 from cards.buttons import BadButtonData, HandedOverButton, KeepButton, ReplaceButton
 from cards.passes import (
@@ -159,7 +160,8 @@ class TapHandlers:
     async def _revoke_sentence(self, caller: Caller, outcome: Revoked | NothingToRevoke) -> str:
         if isinstance(outcome, NothingToRevoke):
             return f"{outcome.user.label} holds no Temporary Access Pass; nothing to revoke."
-        await self._redactor.redact_cards_of_pass(outcome.revoked.method_id, RedactionReason.REVOKED, caller.object_id)
+        # Hides its pass card, or takes it off the bulk results page that showed it (and out of the export vault).
+        await self._bulk.withdraw_passes([outcome.revoked.method_id], RedactionReason.REVOKED, caller.object_id)
         return f"Revoked the Temporary Access Pass of {outcome.user.label}. It no longer works."
 
     async def _issued_or_awaiting(
@@ -265,7 +267,7 @@ class TapHandlers:
         return self._settled(label, "Kept the existing pass; nothing was changed.")
 
     async def on_unknown_action(self, context: TurnContext, _state: TurnState) -> None:
-        """A card action no route took (an unknown verb, or a value that is no Action.Execute): one sentence."""
+        """A card action no verb route should take (see `is_unhandled_card_action`): one sentence, nothing done."""
         response = factory.message("This button is not one I know, or its data is damaged, so I did nothing.")
         await context.send_activity(
             Activity(
@@ -342,6 +344,15 @@ class TapHandlers:
         await self._reply_here(context, SENT_PRIVATELY)
 
 
-def is_card_action(context: TurnContext) -> bool:
+def is_unhandled_card_action(context: TurnContext) -> bool:
+    """A card action the verb routes would not take, or would answer with the SDK's 400/501: not an
+    Action.Execute, a verb the bot never puts on a card, or data that is not an object."""
     activity = context.activity
-    return activity.type == ActivityTypes.invoke and activity.name == CARD_ACTION_INVOKE
+    if activity.type != ActivityTypes.invoke or activity.name != CARD_ACTION_INVOKE:
+        return False
+    value = activity.value
+    action = value.get("action") if isinstance(value, dict) else None
+    if not isinstance(action, dict):
+        return True
+    data = action.get("data")
+    return action.get("type") != "Action.Execute" or action.get("verb") not in verbs.ALL or not isinstance(data, dict)

@@ -249,7 +249,7 @@ async def test_results_as_csv_through_file_consent(bot: RunningBot) -> None:
 
     sheet = load_workbook(io.BytesIO(uploaded)).active
     assert sheet is not None
-    assert {row[2] for row in sheet.iter_rows(min_row=2, values_only=True)} == set(secrets.values())
+    assert {str(row[2]) for row in sheet.iter_rows(min_row=2, values_only=True)} == set(secrets.values())
     again = await bot.press(ADELE, verbs.BULK_EXPORT, {"jobId": job_id})
     assert "no longer available" in str(again["value"]), "the file can be sent once only"
 

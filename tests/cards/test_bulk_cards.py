@@ -1,0 +1,137 @@
+"""The bulk cards read right in every case: singular and plural, the replace switch on or off, passes withdrawn."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.domain.bulk import BulkJob, BulkKind, BulkRow, JobStatus, RowState
+from bot.domain.model import DirectoryUser, IssuedPass, PassInfo, PassSecret, Recipient, UsabilityReason
+from cards import verbs
+from cards.bulk import final_card, preflight_card, results_page_card
+from cards.passes import CardJson, with_banner
+from tests.harness.card_schema import assert_valid_card
+
+NOW = datetime(2026, 11, 26, 13, 0, tzinfo=UTC)
+REQUESTER = Recipient("a", "t", "Adele Vance", "29:a", "https://smba.example/", "28:bot")
+
+
+def job(kind: BulkKind = BulkKind.ISSUE) -> BulkJob:
+    return BulkJob(7, kind, JobStatus.CHECKED, REQUESTER, "users.csv", "Europe/Berlin", NOW)
+
+
+def texts(card: CardJson) -> list[str]:
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("text", "title") and isinstance(value, str):
+                    found.append(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(card)
+    return found
+
+
+def confirm(card: CardJson) -> dict[str, Any]:
+    [action] = [action for action in card["actions"] if action["verb"] == verbs.BULK_CONFIRM]
+    return action
+
+
+def switch(card: CardJson) -> dict[str, Any] | None:
+    return next((element for element in card["body"] if element.get("type") == "Input.Toggle"), None)
+
+
+def preflight(ready: int, holding: int, kind: BulkKind = BulkKind.ISSUE, duplicates: int = 0) -> CardJson:
+    counts = {state: count for state, count in ((RowState.READY, ready), (RowState.HOLDS_PASS, holding)) if count}
+    card = preflight_card(job(kind), counts, [], duplicates)
+    assert_valid_card(card)
+    assert_valid_card(with_banner(card))
+    return card
+
+
+@pytest.mark.parametrize(
+    ("ready", "holding", "button"),
+    [
+        (13, 0, "Issue 13 passes"),
+        (1, 0, "Issue 1 pass"),
+        (10, 3, "Issue 10 passes (13 with the switch on)"),
+        (1, 1, "Issue 1 pass (2 with the switch on)"),
+        (0, 1, "Replace the pass 1 user already holds"),
+        (0, 3, "Replace the passes 3 users already hold"),
+    ],
+)
+def test_the_issue_button_reads_right_with_the_switch_off(ready: int, holding: int, button: str) -> None:
+    card = preflight(ready, holding)
+    assert confirm(card)["title"] == button
+    toggle = switch(card)
+    if ready and holding:
+        assert toggle is not None and toggle["value"] == "false"
+        assert "replaceExisting" not in confirm(card)["data"], "off unless the switch is turned on"
+    else:
+        assert toggle is None
+    if not ready:
+        assert confirm(card)["data"]["replaceExisting"] == "true", "the button itself says it replaces"
+
+
+@pytest.mark.parametrize(
+    ("holding", "words"),
+    [(1, "Also replace the pass 1 user already holds"), (4, "Also replace the passes 4 users already hold")],
+)
+def test_the_switch_reads_right_for_one_user_and_for_many(holding: int, words: str) -> None:
+    toggle = switch(preflight(5, holding))
+    assert toggle is not None and toggle["title"].startswith(words)
+
+
+def test_revoke_and_duplicates_in_the_singular() -> None:
+    card = preflight(1, 0, BulkKind.REVOKE, duplicates=1)
+    assert confirm(card)["title"] == "Revoke 1 pass"
+    assert "1 duplicate row counted once." in texts(card)
+    assert "2 duplicate rows counted once." in texts(preflight(2, 0, duplicates=2))
+
+
+def test_nothing_to_confirm_leaves_only_cancel() -> None:
+    card = preflight_card(job(), {RowState.REFUSED: 2}, [], 0)
+    assert [action["verb"] for action in card["actions"]] == [verbs.BULK_CANCEL]
+
+
+def issued(number: int, secret: str) -> tuple[BulkRow, IssuedPass]:
+    user = DirectoryUser(f"u{number}", f"user{number}@contoso.com", f"User {number}")
+    info = PassInfo(f"method-{number}", NOW, NOW, 480, False, True, UsabilityReason.ENABLED_BY_POLICY)
+    return BulkRow(7, number, user.user_principal_name, RowState.CREATED, user_label=user.label), IssuedPass(
+        user, info, PassSecret(secret)
+    )
+
+
+def test_a_results_page_shows_withdrawn_passes_without_their_values() -> None:
+    page = [issued(1, "=Secret1"), issued(2, "+Secret2"), issued(3, "@Secret3")]
+    tz = ZoneInfo("Asia/Tokyo")
+    full = results_page_card(job(), page, card_id="c", page_number=1, tz=tz)
+    shown = results_page_card(job(), page, card_id="c", page_number=1, tz=tz, withdrawn={"method-2": "revoked"})
+    for card in (full, shown):
+        assert_valid_card(card)
+        assert_valid_card(with_banner(card))
+    assert all(secret in json.dumps(full) for secret in ("=Secret1", "+Secret2", "@Secret3"))
+    assert "+Secret2" not in json.dumps(shown) and "=Secret1" in json.dumps(shown) and "@Secret3" in json.dumps(shown)
+    assert any(text.endswith("revoked") for text in texts(shown))
+    assert "Passes, job 7, page 1 (3 users)" in texts(full)
+    assert "Passes, job 7, page 1 (1 user)" in texts(
+        results_page_card(job(), page[:1], card_id="c", page_number=1, tz=tz)
+    )
+
+
+def test_the_final_card_counts_failed_rows_in_the_singular() -> None:
+    failed = [BulkRow(7, 2, "x@contoso.com", RowState.FAILED, reason="Graph said no.")]
+    card = final_card(job(), {RowState.DELIVERED: 3, RowState.FAILED: 1}, failed, can_export=True)
+    assert_valid_card(card)
+    titles = [action["title"] for action in card["actions"]]
+    assert titles == ["Retry 1 failed row", "Send the results as an Excel file"]
