@@ -215,6 +215,8 @@ def _parse_audit_export(arguments: list[str], *, now: datetime, tz: tzinfo) -> A
         day = _iso_date(token)
         if day is None:
             raise CommandError(f"'{_shorten(token)}' is not a date (YYYY-MM-DD).", example)
+        if day < EARLIEST_AUDIT_DAY:
+            raise CommandError(f"The audit log starts in {EARLIEST_AUDIT_DAY.year}; give a later first day.", example)
         days.append(day)
     if len(days) > 2:
         raise CommandError("Give at most two dates: the first and the last day.", example)
@@ -235,10 +237,9 @@ def _iso_date(token: str) -> date | None:
     if not _DATE.match(token):
         return None
     try:
-        day = date.fromisoformat(token)
+        return date.fromisoformat(token)
     except ValueError:
         return None
-    return day if day >= EARLIEST_AUDIT_DAY else None
 
 
 def _single_user_argument(word: str, arguments: list[str]) -> str:

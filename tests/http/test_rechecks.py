@@ -67,6 +67,7 @@ async def audit_outcomes(bot: RunningBot, action: str) -> list[str]:
         (f"/tap issue {MEGAN.upn} start +99999999999999d", "at most 90 days from now"),
         (f"/tap issue {MEGAN.upn} start 9999-12-31T23:00", "at most 90 days from now"),
         (f"/tap issue {MEGAN.upn} start 9999-12-31T23:00-05:00", "at most 90 days from now"),
+        ("/tap audit export 0001-01-01 0001-01-02", "The audit log starts in 2000"),
     ],
 )
 async def test_over_large_numbers_and_dates_get_a_sentence(bot: RunningBot, text: str, expected: str) -> None:
@@ -76,6 +77,21 @@ async def test_over_large_numbers_and_dates_get_a_sentence(bot: RunningBot, text
     assert len(texts) == 1 and expected in texts[0], texts
     assert await sandbox_passes(bot) == [], "no pass was created"
     assert "succeeded" not in await audit_outcomes(bot, "issue"), "nothing is audited as issued"
+
+
+async def test_bulk_row_with_an_over_large_lifetime_is_refused_on_the_preflight_card(tmp_path: Path) -> None:
+    tenant = tmp_path / "bulk-tenant.json"
+    tenant.write_text(json.dumps(bulk_tenant(2)), encoding="utf-8")
+    bot = await start_bot(sandbox_env(tmp_path, TAPBOT_SANDBOX_TENANT=str(tenant)))
+    try:
+        upns = bulk_upns(2)
+        data = f"userPrincipalName,lifetime\r\n{upns[0]},99999999999999999999\r\n{upns[1]},2h\r\n".encode()
+        await attach(bot, "users.csv", data)
+        preflight = card_text(last_card(bot))
+        assert "Ready\n1" in preflight and "Refused\n1" in preflight and "between 1 hour and 8 hours" in preflight
+        assert await sandbox_passes(bot) == []
+    finally:
+        await stop_bot(bot)
 
 
 async def test_a_pass_card_that_cannot_be_shown_revokes_the_pass(
