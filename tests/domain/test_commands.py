@@ -11,6 +11,7 @@ from bot.domain.commands import (
     IssueCommand,
     PolicyCommand,
     RevokeCommand,
+    RevokeJobCommand,
     StatusCommand,
     parse_command,
     parse_duration_minutes,
@@ -76,6 +77,17 @@ def test_other_commands() -> None:
         ("/tap revoke", "whose pass"),
         ("/tap status a@contoso.com b@contoso.com", "exactly one user"),
         ("/tap policy now", "takes no arguments"),
+        ("/tap issue a@contoso.com start 9999-12-31T23:00", "at most 90 days from now"),
+        ("/tap issue a@contoso.com start 9999-12-31T23:00-05:00", "at most 90 days from now"),
+        ("/tap issue a@contoso.com start 2027-03-01", "at most 90 days from now"),
+        ("/tap issue a@contoso.com start +99999999999999d", "at most 90 days from now"),
+        ("/tap issue a@contoso.com start in 99999999999999h", "at most 90 days from now"),
+        ("/tap issue a@contoso.com 99999999999999999999", "longer than any pass can last"),
+        ("/tap issue a@contoso.com 31d", "longer than any pass can last"),
+        ("/tap revoke job 99999999999999999999", "not a job number"),
+        ("/tap revoke job 2147483648", "not a job number"),
+        ("/tap revoke job ²", "not a job number"),
+        ("/tap audit export 0001-01-01 0001-01-02", "starts in 2000"),
     ],
 )
 def test_malformed_commands_say_why_and_show_an_example(text: str, fragment: str) -> None:
@@ -83,6 +95,12 @@ def test_malformed_commands_say_why_and_show_an_example(text: str, fragment: str
         parse(text)
     assert fragment in caught.value.reason
     assert caught.value.example.startswith("/tap ")
+
+
+def test_largest_values_still_parse() -> None:
+    command = parse("/tap issue a@contoso.com 30d start 2027-02-23 08:00")  # 89 days ahead, the longest pass
+    assert isinstance(command, IssueCommand) and command.request.lifetime_minutes == 43200
+    assert parse("/tap revoke job 2147483647") == RevokeJobCommand(2147483647)
 
 
 def test_format_minutes() -> None:
