@@ -230,6 +230,7 @@ class BulkService:
 
     async def confirm(self, caller: Caller, job_id: int, *, replace_existing: bool) -> Started | WaitingForApproval:
         job = await self._own_job(caller, job_id)
+        await self._tap.require_operator(caller)  # the right may have gone since the preflight
         if job.status is not JobStatus.CHECKED:
             raise JobNotWaiting(job)
         rows = await self._store.rows(job_id, (RowState.READY, RowState.HOLDS_PASS))

@@ -323,6 +323,15 @@ async def test_bulk_row_replaces_only_the_pass_the_preflight_showed(world: World
     assert world.passes.created == [STAFF[0].object_id, STAFF[0].object_id]
 
 
+async def test_a_removed_operator_cannot_start_a_checked_job(world: World) -> None:
+    job_id = await world.checked_job([FileRow(2, STAFF[0].object_id)])
+    world.remove_operator(ADELE)
+    with pytest.raises(Refused) as refused:
+        await world.bulk.confirm(caller(ADELE), job_id, replace_existing=False)
+    assert refused.value.rule is Rule.NOT_OPERATOR
+    assert [job.status.value for job in world.jobs.jobs.values()] == ["checked"]
+
+
 async def test_bulk_revoke_by_a_removed_operator_revokes_nothing(world: World) -> None:
     for user in STAFF[:2]:
         await world.tap.issue(caller(ALEX), PassRequest(user.object_id))
