@@ -10,21 +10,32 @@ import asyncio
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from bot.logging_setup import LogFormat, configure_logging
-from bot.server import create_app
+from bot.server import COMPONENTS, create_app
 from bot.settings import Settings, SettingsError
 
+if TYPE_CHECKING:
+    from bot.sandbox.server import RunningSandbox
 
-def banner(settings: Settings) -> str:
+
+def banner(settings: Settings, sandbox: RunningSandbox | None = None) -> str:
     endpoint = f"http://{settings.host}:{settings.port}/api/messages"
     lines = [f"tapbot listening on {endpoint}"]
     if settings.sandbox:
         lines += [
             "*** SANDBOX TENANT: a local emulation of Microsoft Graph with demo users. No real pass is issued. ***",
             f"*** tenant file: {settings.sandbox_tenant_file} ***",
+        ]
+    if sandbox is not None:
+        control = sandbox.control_url
+        lines += [
+            f"*** sandbox Graph: {sandbox.base_url} ***",
+            f"*** sandbox control: {control}/state, {control}/faults, {control}/clock, {control}/reset ***",
+            f"*** sandbox file host: POST {control}/files, PUT {control}/uploads/<name> ***",
         ]
     if settings.anonymous:
         lines += [
@@ -62,13 +73,22 @@ def serve() -> int:
         print(f"tapbot cannot start: {error}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+
+    async def started() -> web.Application:
+        app = await create_app(settings)  # the built-in sandbox has its address only once it runs
+        announce(banner(settings, app[COMPONENTS].sandbox), settings)
+        return app
+
+    web.run_app(started(), host=settings.host, port=settings.port, print=None)
+    return 0
+
+
+def announce(text: str, settings: Settings) -> None:
     if settings.log_format is LogFormat.JSON:  # a log collector reads stdout too: no free text there
-        for line in banner(settings).splitlines()[1:-1]:
+        for line in text.splitlines()[1:-1]:
             logging.getLogger("tapbot").log(logging.WARNING if line.startswith("***") else logging.INFO, line)
     else:
-        print(banner(settings), flush=True)
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, print=None)
-    return 0
+        print(text, flush=True)
 
 
 if __name__ == "__main__":

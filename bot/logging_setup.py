@@ -29,6 +29,17 @@ _STANDARD_ATTRIBUTES = frozenset(
     | {"message", "asctime", "correlation_id", "taskName"}
 )
 MAX_FIELD_LENGTH = 2000
+TURN_LOGGER = "tapbot.turn"  # bot/server.py: one line per request to /api/messages
+# In the sandbox's text console these speak on every turn or dump settings at start (the SDK's connection
+# settings at INFO, "App ID is not provided" at WARNING per turn, each reply at INFO, a second traceback of an
+# error the bot's own turn-error handler already logs), or echo request headers (aiohttp.access).
+_QUIET_IN_TEXT_MODE = {
+    "microsoft_agents": logging.WARNING,
+    "microsoft_agents.hosting.core.connector.client.user_token_client": logging.ERROR,
+    "microsoft_agents.hosting.core.app.agent_application": logging.CRITICAL,
+    "aiohttp.access": logging.WARNING,
+    "alembic": logging.WARNING,
+}
 
 
 class LogFormat(enum.StrEnum):
@@ -46,6 +57,11 @@ def new_correlation_id(activity_id: object = None) -> str:
     if isinstance(activity_id, str) and 0 < len(activity_id) <= 200 and activity_id.isprintable():
         return activity_id
     return uuid.uuid4().hex
+
+
+def bind_correlation_id(value: str) -> None:
+    """Replaces the correlation id inside a `correlated` block (which restores the outer one when it ends)."""
+    _CORRELATION_ID.set(value)
 
 
 @contextmanager
@@ -96,6 +112,8 @@ class TextFormatter(logging.Formatter):
     """`time LEVEL logger [correlation id]: message key=value …` for people reading a terminal."""
 
     def format(self, record: logging.LogRecord) -> str:
+        if record.name == TURN_LOGGER and not record.exc_info:
+            return f"{self.formatTime(record, '%H:%M:%S')} {record.getMessage()}"
         current = getattr(record, "correlation_id", None) or _CORRELATION_ID.get()
         correlation = f" [{current}]" if current else ""
         fields = "".join(f" {key}={_plain(value)}" for key, value in extra_fields(record).items())
@@ -132,4 +150,8 @@ def configure_logging(level: str, log_format: LogFormat, stream: IO[str] | None 
     # with the request ids, so httpx speaks up only when debugging.
     for chatty in ("httpx", "httpcore"):
         logging.getLogger(chatty).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+    for name, quiet in _QUIET_IN_TEXT_MODE.items():
+        # JSON (production) keeps the SDK's warnings for the log collector; DEBUG shows everything.
+        text_console = log_format is LogFormat.TEXT and level != "DEBUG"
+        logging.getLogger(name).setLevel(quiet if text_console else logging.NOTSET)
     return handler

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import warnings
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from microsoft_agents.activity import Activity
 from microsoft_agents.hosting.aiohttp import jwt_authorization_decorator, start_agent_process
 from yarl import URL
 
+from bot import telemetry
 from bot.adapters.clock import SystemClock
 from bot.adapters.downloads import FileTransfers
 from bot.adapters.graph import GraphGateway, build_graph_client, load_response_models
@@ -29,13 +32,13 @@ from bot.domain.decisions import DecisionService
 from bot.domain.onboarding import OnboardingDefaults, OnboardingService
 from bot.domain.ports import Clock
 from bot.domain.service import AccessRules, TapService
-from bot import telemetry
 from bot.health import ReadinessCache
-from bot.logging_setup import correlated, new_correlation_id
+from bot.logging_setup import TURN_LOGGER, bind_correlation_id, correlated, correlation_id, new_correlation_id
 from bot.settings import Settings
 
 if TYPE_CHECKING:
     from bot.sandbox.server import RunningSandbox
+from bot.teams.activity import clean_text
 from bot.teams.agent import TeamsRuntime, build_runtime, register_handlers
 from bot.teams.approval_flow import ApprovalFlow
 from bot.teams.audit_export import AuditExportFlow, StoredAuditRows
@@ -46,9 +49,11 @@ from bot.teams.housekeeping import Housekeeping
 from bot.teams.pass_delivery import PassDelivery
 from bot.teams.presentation import Presentation
 from bot.teams.redaction import CardRedactor
+from bot.teams.trust import token_refusal, unverified_issuer
 from cards.passes import with_banner
 
 logger = logging.getLogger(__name__)
+turn_logger = logging.getLogger(TURN_LOGGER)  # one line per request to /api/messages
 
 SANDBOX_TEXT_PREFIX = "[SANDBOX] "
 SHUTDOWN_GRACE_SECONDS = 5.0
@@ -230,29 +235,136 @@ def _unchanged(card: dict) -> dict:
     return card
 
 
-@jwt_authorization_decorator
 async def messages(request: web.Request) -> web.StreamResponse:
-    if not await _service_url_matches_token(request):
-        return web.json_response({"error": "Invalid token or authentication failed."}, status=401)
-    runtime = request.app[COMPONENTS].runtime
+    components = request.app[COMPONENTS]
+    # A token that the channel did not issue is refused before any signing key is fetched for it.
+    issuer = unverified_issuer(request.headers.get("Authorization"))
+    if not components.settings.anonymous and issuer not in components.runtime.channel_issuers:
+        return _refused(401, "Invalid token or authentication failed.")
+    return await _authenticated(request)
+
+
+@jwt_authorization_decorator
+async def _authenticated(request: web.Request) -> web.StreamResponse:
+    """Runs after the SDK checked the token's signature, lifetime and audience (or found anonymous mode)."""
+    components = request.app[COMPONENTS]
+    settings = components.settings
+    body = await _read_activity(request)
+    if isinstance(body, web.Response):
+        return body
+    bind_correlation_id(new_correlation_id(body.get("id")))
+    request[TURN_SUMMARY] = turn_summary(body)
+    if not settings.anonymous:
+        identity = request.get("claims_identity")
+        claims = getattr(identity, "claims", None)
+        refusal = await token_refusal(
+            claims if isinstance(claims, dict) else {},
+            getattr(identity, "security_token", None),
+            body,
+            app_id=settings.bot_client_id or "",
+            issuers=components.runtime.channel_issuers,
+        )
+        if refusal is not None:
+            logger.warning("refused an activity: %s", refusal)
+            return _refused(401, "Invalid token or authentication failed.")
+    if not components.runtime.connector_hosts.allows(body.get("serviceUrl")):
+        logger.warning("refused an activity whose service URL is not an allowed connector host")
+        return _refused(401, "The service URL is not an allowed Teams connector address.")
+    runtime = components.runtime
     response = await start_agent_process(request, runtime.application, runtime.adapter)
     return response if response is not None else web.Response(status=202)
 
 
-async def _service_url_matches_token(request: web.Request) -> bool:
-    """A Bot Framework token names the service URL it was issued for; the SDK does not compare it with the
-    activity's, so a valid token replayed with another serviceUrl would make the bot send replies there."""
-    identity = request.get("claims_identity")
-    claims = getattr(identity, "claims", None) or {}
-    expected = claims.get("serviceurl") if isinstance(claims, dict) else None
-    if not expected:
-        return True  # anonymous (sandbox) turns carry no claims
+MAX_JSON_DEPTH = 32
+MAX_STRING_LENGTH = 32 * 1024
+TURN_SUMMARY = "tapbot_turn_summary"
+
+
+async def _read_activity(request: web.Request) -> dict[str, Any] | web.Response:
+    """The body as an activity, or a 400 saying why not: never an exception on hostile JSON."""
+    raw = await request.read()  # within client_max_size; aiohttp keeps the bytes for the SDK's own read
     try:
-        activity = await request.json()
-    except ValueError:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        return _refused(400, "The body is not JSON.")
+    if not isinstance(body, dict):
+        return _refused(400, "The body must be a JSON object (an activity).")
+    problem = _shape_problem(body)
+    if problem:
+        return _refused(400, problem)
+    if not _is_activity(body):
+        return _refused(400, "The activity has fields of the wrong type.")
+    for name in ("type", "serviceUrl", "channelId"):
+        if not isinstance(body.get(name), str):
+            return _refused(400, f"The activity has no {name}.")
+    return body
+
+
+def _shape_problem(body: dict[str, Any]) -> str | None:
+    """Depth and string sizes, checked without recursion (the SDK and the handlers walk the body again)."""
+    stack: list[tuple[object, int]] = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return f"The activity is nested deeper than {MAX_JSON_DEPTH} levels."
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if len(key) > MAX_STRING_LENGTH:
+                    return "The activity holds a string that is too long."
+                stack.append((item, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str) and len(value) > MAX_STRING_LENGTH:
+            return "The activity holds a string that is too long."
+    return None
+
+
+def _is_activity(body: dict[str, Any]) -> bool:
+    """Whether the SDK's own model takes the body (it parses it again itself). Its validator logs every refusal
+    as an error with a traceback; a client's malformed body is not the bot's error, so that log is muted here
+    (validation does not await, so no other turn's log falls in between)."""
+    sdk_logger = logging.getLogger("microsoft_agents.activity.activity")
+    was_disabled = sdk_logger.disabled
+    sdk_logger.disabled = True
+    try:
+        Activity.model_validate(body)
+    except Exception:  # pydantic's errors, and the plain Exception the model raises itself
         return False
-    actual = activity.get("serviceUrl") if isinstance(activity, dict) else None
-    return isinstance(actual, str) and actual.rstrip("/").lower() == str(expected).rstrip("/").lower()
+    finally:
+        sdk_logger.disabled = was_disabled
+    return True
+
+
+def _refused(status: int, error: str) -> web.Response:
+    return web.json_response({"error": error}, status=status)
+
+
+def turn_summary(body: dict[str, Any]) -> str:
+    """`Adele Vance in personal chat: tap issue …` for the console: who, where, and at most the first two words."""
+    sender = body.get("from")
+    name = sender.get("name") if isinstance(sender, dict) else None
+    conversation = body.get("conversation")
+    kind = conversation.get("conversationType") if isinstance(conversation, dict) else None
+    where = {"channel": "a channel", "groupChat": "a group chat"}.get(
+        kind if isinstance(kind, str) else "", "personal chat"
+    )
+    kind_of_activity = body.get("type")
+    if kind_of_activity == "message":
+        words = clean_text(body.get("text") if isinstance(body.get("text"), str) else "").lstrip("/").split()
+        what = " ".join(words[:2]) + (" …" if len(words) > 2 else "")
+        if not words:
+            what = "sent a file" if body.get("attachments") else "(empty message)"
+    elif kind_of_activity == "invoke":
+        what = f"invoke {body.get('name')}"
+    else:
+        what = str(kind_of_activity)
+    return f"{_printable(name) or 'someone'} in {where}: {_printable(what)}"
+
+
+def _printable(value: object, limit: int = 80) -> str:
+    text = value if isinstance(value, str) else ""
+    cleaned = "".join(char if char.isprintable() else " " for char in text[:limit]).strip()
+    return cleaned + ("…" if len(text) > limit else "")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -269,15 +381,10 @@ async def readyz(request: web.Request) -> web.Response:
 
 @web.middleware
 async def correlation_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Gives every request a correlation id (the activity's id for /api/messages) that every log line carries."""
-    activity_id: object = None
-    if request.method == "POST" and request.path == "/api/messages" and request.can_read_body:
-        try:
-            body = await request.json()  # aiohttp keeps the bytes: the SDK reads them again
-        except ValueError:
-            body = None
-        activity_id = body.get("id") if isinstance(body, dict) else None
-    with correlated(new_correlation_id(activity_id)) as correlation_id:
+    """Gives every request a correlation id that every log line carries: the activity's id for /api/messages, once
+    the request is authenticated and its body parsed (the handler rebinds it), else a fresh one. The body is not
+    read here: nothing of an unauthenticated request is parsed."""
+    with correlated(new_correlation_id(None)):
         started = time.monotonic()
         try:
             response = await handler(request)
@@ -288,18 +395,20 @@ async def correlation_ids(request: web.Request, handler: Handler) -> web.StreamR
             logger.exception("%s %s failed", request.method, request.path)  # here the turn's id is still known
             raise
         _log_request(request, response.status, started)
-        response.headers["X-Correlation-Id"] = correlation_id
+        response.headers["X-Correlation-Id"] = correlation_id() or ""
         return response
 
 
 def _log_request(request: web.Request, status: int, started: float) -> None:
     if request.path == "/api/messages":
-        logger.info(
-            "handled %s %s: %s",
-            request.method,
-            request.path,
+        duration_ms = round((time.monotonic() - started) * 1000)
+        summary = request.get(TURN_SUMMARY) or f"{request.method} {request.path}"
+        turn_logger.info(
+            "%s → %s (%s ms)",
+            summary,
             status,
-            extra={"http_status": status, "duration_ms": round((time.monotonic() - started) * 1000)},
+            duration_ms,
+            extra={"http_status": status, "duration_ms": duration_ms},
         )
 
 

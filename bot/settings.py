@@ -27,6 +27,13 @@ BOT_CONNECTION_PREFIX = "CONNECTIONS__SERVICE_CONNECTION__SETTINGS__"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # Where Teams keeps attached files: SharePoint and OneDrive in the commercial and government clouds.
 DEFAULT_DOWNLOAD_HOSTS = ("*.sharepoint.com", "*.sharepoint.us", "*.sharepoint-mil.us", "*.sharepoint.cn")
+# Where Teams' Bot Connector answers (the activities' serviceUrl): commercial, GCC, GCC High, DoD.
+DEFAULT_CONNECTOR_HOSTS = (
+    "smba.trafficmanager.net",
+    "smba.infra.gcc.teams.microsoft.com",
+    "smba.infra.gov.teams.microsoft.us",
+    "smba.infra.dod.teams.microsoft.us",
+)
 
 
 class SettingsError(ValueError):
@@ -102,6 +109,7 @@ class Settings:
     bulk_max_rows: int
     replica_id: str
     lease_seconds: float
+    connector_hosts: tuple[str, ...] = DEFAULT_CONNECTOR_HOSTS
 
     @property
     def anonymous(self) -> bool:
@@ -200,6 +208,7 @@ class Settings:
             replica_id=reader.optional("TAPBOT_REPLICA_ID")
             or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
             lease_seconds=reader.number("TAPBOT_LEASE_SECONDS", 30.0, minimum=1.0),
+            connector_hosts=_connector_hosts(reader),
         )
 
 
@@ -255,6 +264,17 @@ def _graph_settings(reader: _Reader) -> GraphSettings:
             client_secret=reader.required("TAPBOT_GRAPH_CLIENT_SECRET", "the app registration's secret"),
         )
     return GraphSettings(**common, tenant_id=tenant_id, client_id=client_id)  # type: ignore[arg-type]
+
+
+def _connector_hosts(reader: _Reader) -> tuple[str, ...]:
+    hosts = reader.csv("TAPBOT_CONNECTOR_HOSTS")
+    for host in hosts:
+        if not re.fullmatch(r"[A-Za-z0-9*.\-]+(:[0-9]{1,5})?|\[::1\](:[0-9]{1,5})?", host):
+            raise SettingsError(
+                f"TAPBOT_CONNECTOR_HOSTS: {host} is not a host name or pattern such as smba.trafficmanager.net, "
+                "*.example.com or 127.0.0.1:3979."
+            )
+    return tuple(host.lower() for host in hosts) or DEFAULT_CONNECTOR_HOSTS
 
 
 def _log_format(reader: _Reader, default: LogFormat) -> LogFormat:

@@ -187,7 +187,7 @@ async def _activity_attributes(request: web.Request) -> dict[str, str]:
         return {}
     try:
         body = await request.json()  # aiohttp keeps the bytes for the SDK
-    except ValueError:
+    except (ValueError, RecursionError):  # deeply nested JSON, before any token check: no attributes, no 500
         return {}
     if not isinstance(body, dict):
         return {}

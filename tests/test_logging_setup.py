@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
 
+import aiohttp
 import pytest
 
-from bot.logging_setup import LogFormat, build_handler, correlated, correlation_id, new_correlation_id
-from bot.settings import Settings, SettingsError
+from bot.logging_setup import (
+    TURN_LOGGER,
+    LogFormat,
+    build_handler,
+    configure_logging,
+    correlated,
+    correlation_id,
+    new_correlation_id,
+)
+from bot.settings import PROJECT_DIR, Settings, SettingsError
+from tests.harness.bot import ADELE, TENANT_ID
+from tests.harness.connector import RecordingConnector
+from tests.support.echo_bot import free_port
 
 APP = "CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CLIENTID"
 
@@ -83,3 +101,151 @@ def test_log_format_defaults_to_json_with_a_registration_and_text_in_the_sandbox
     assert Settings.from_env({"TAPBOT_LOG_FORMAT": "JSON"}).log_format is LogFormat.JSON
     with pytest.raises(SettingsError, match="TAPBOT_LOG_FORMAT=xml"):
         Settings.from_env({"TAPBOT_LOG_FORMAT": "xml"})
+
+
+def test_text_console_mutes_the_sdks_per_turn_noise_and_json_keeps_its_warnings() -> None:
+    noisy = {
+        "microsoft_agents.hosting.core.authorization.connection_manager": logging.INFO,  # the connection dump
+        "microsoft_agents.hosting.core.connector.client.connector_client": logging.INFO,  # "Replying to activity"
+        "microsoft_agents.hosting.core.connector.client.user_token_client": logging.WARNING,  # "App ID is not …"
+        "aiohttp.access": logging.INFO,
+    }
+    stream = io.StringIO()
+    try:
+        handler = configure_logging("INFO", LogFormat.TEXT, stream)
+        assert not any(logging.getLogger(name).isEnabledFor(level) for name, level in noisy.items())
+        assert logging.getLogger("microsoft_agents.hosting.core").isEnabledFor(logging.WARNING)
+        logging.getLogger().removeHandler(handler)
+        handler = configure_logging("INFO", LogFormat.JSON, stream)
+        assert logging.getLogger("microsoft_agents.hosting.core.connector.client.user_token_client").isEnabledFor(
+            logging.WARNING
+        ), "production logs keep the SDK's warnings"
+        logging.getLogger().removeHandler(handler)
+    finally:
+        configure_logging("WARNING", LogFormat.JSON, io.StringIO())
+        root = logging.getLogger()
+        for existing in list(root.handlers):
+            root.removeHandler(existing)
+        root.setLevel(logging.WARNING)
+
+
+def test_turn_lines_read_as_a_sentence_in_text_and_carry_fields_in_json() -> None:
+    def log(logger: logging.Logger) -> None:
+        with correlated("turn-1"):
+            logging.getLogger(TURN_LOGGER).info(
+                "%s → %s (%s ms)",
+                "Adele Vance in personal chat: tap issue …",
+                200,
+                85,
+                extra={"http_status": 200, "duration_ms": 85},
+            )
+
+    text_line = emit_from(TURN_LOGGER, LogFormat.TEXT, log).strip()
+    assert re.fullmatch(r"\d\d:\d\d:\d\d Adele Vance in personal chat: tap issue … → 200 \(85 ms\)", text_line)
+    document = json.loads(emit_from(TURN_LOGGER, LogFormat.JSON, log))
+    assert document["http_status"] == 200 and document["correlation_id"] == "turn-1"
+
+
+def emit_from(name: str, log_format: LogFormat, build: object) -> str:
+    stream = io.StringIO()
+    logger = logging.getLogger(name)
+    handler = build_handler(log_format, stream)
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    try:
+        assert callable(build)
+        build(logger)
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = True
+        logger.setLevel(logging.NOTSET)
+    return stream.getvalue()
+
+
+async def test_dev_run_console_shows_the_sandbox_address_and_one_line_per_turn(tmp_path: Path) -> None:
+    """`python app.py` as `./dev run` starts it (sandbox, text logs): the banner names the built-in sandbox's
+    addresses, and a turn prints one line, not SDK warnings or a dump of its connection settings."""
+    connector = await RecordingConnector().start()
+    port = free_port()
+    env = {
+        **{key: value for key, value in os.environ.items() if not key.startswith(("TAPBOT_", "CONNECTIONS__"))},
+        "PORT": str(port),
+        "TAPBOT_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'tapbot.db'}",
+        "PYTHONUNBUFFERED": "1",
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(PROJECT_DIR / "app.py"),
+        cwd=PROJECT_DIR,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    lines: list[str] = []
+
+    async def read() -> None:
+        assert process.stdout is not None
+        async for raw in process.stdout:
+            lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+
+    reader = asyncio.create_task(read())
+    try:
+        async with aiohttp.ClientSession() as session:
+            await until(lambda: any("sandbox control:" in line for line in lines), "the banner")
+            await until_answers(session, f"http://127.0.0.1:{port}/healthz")
+            control = re.search(r"sandbox control: (http://127\.0\.0\.1:\d+/_sandbox)/state", "\n".join(lines))
+            graph = re.search(r"sandbox Graph: (http://127\.0\.0\.1:\d+/v1\.0)", "\n".join(lines))
+            assert control and graph, lines
+            async with session.get(f"{control.group(1)}/state") as state:
+                assert state.status == 200, "the printed address is the running sandbox"
+            assert any("sandbox file host: POST " + control.group(1) + "/files" in line for line in lines)
+
+            started = len(lines)
+            activity = {
+                "type": "message",
+                "id": "console-1",
+                "channelId": "msteams",
+                "serviceUrl": connector.url,
+                "from": {"id": "29:adele", "name": "Adele Vance", "aadObjectId": ADELE.object_id},
+                "recipient": {"id": "28:tapbot", "name": "tapbot"},
+                "conversation": {"id": "a:personal-adele", "conversationType": "personal"},
+                "channelData": {"tenant": {"id": TENANT_ID}},
+                "text": "/tap help",
+            }
+            async with session.post(f"http://127.0.0.1:{port}/api/messages", json=activity) as answer:
+                assert answer.status in (200, 202)
+            await until(lambda: len(connector.sent) >= 1, "the reply")
+            await until(lambda: any("→" in line for line in lines[started:]), "the turn line")
+            await asyncio.sleep(0.3)  # anything else the turn would print
+    finally:
+        process.terminate()
+        await process.wait()
+        await reader
+        await connector.stop()
+    turn = lines[started:]
+    assert len(turn) == 1, turn
+    assert re.fullmatch(r"\d\d:\d\d:\d\d Adele Vance in personal chat: tap help → 20[02] \(\d+ ms\)", turn[0]), turn
+    everything = "\n".join(lines)
+    for noise in ("Connections:", "App ID is not provided", "Replying to activity", "aiohttp.access", "alembic"):
+        assert noise not in everything, noise
+
+
+async def until(condition: Callable[[], bool], what: str, seconds: float = 30.0) -> None:
+    for _ in range(int(seconds / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no {what} within {seconds} s")
+
+
+async def until_answers(session: aiohttp.ClientSession, url: str) -> None:
+    for _ in range(600):
+        try:
+            async with session.get(url) as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientConnectionError:
+            pass
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{url} did not answer")

@@ -126,3 +126,19 @@ def test_each_credential_kind(tmp_path: Path) -> None:
     assert "v3ry-s3cret" not in repr(secret)
     managed = Settings.from_env(real_tenant())
     assert isinstance(build_credential(managed.graph), ManagedIdentityCredential)
+
+
+def test_connector_hosts_default_to_teams_clouds_and_can_be_replaced() -> None:
+    assert Settings.from_env(real_tenant()).connector_hosts == (
+        "smba.trafficmanager.net",
+        "smba.infra.gcc.teams.microsoft.com",
+        "smba.infra.gov.teams.microsoft.us",
+        "smba.infra.dod.teams.microsoft.us",
+    )
+    custom = Settings.from_env(
+        real_tenant(TAPBOT_CONNECTOR_HOSTS="SMBA.trafficmanager.net, *.example.org,127.0.0.1:4000")
+    )
+    assert custom.connector_hosts == ("smba.trafficmanager.net", "*.example.org", "127.0.0.1:4000")
+    for wrong in ("https://smba.trafficmanager.net/", "smba.trafficmanager.net/amer", "user@host", "host:port"):
+        with pytest.raises(SettingsError, match="TAPBOT_CONNECTOR_HOSTS"):
+            Settings.from_env(real_tenant(TAPBOT_CONNECTOR_HOSTS=wrong))

@@ -18,6 +18,8 @@ logger = logging.getLogger(__name__)
 
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 TIMEOUT = aiohttp.ClientTimeout(total=60)
+CHUNK_BYTES = 64 * 1024
+INCOMPLETE = "The file arrived incomplete; send it again."
 
 
 class TransferRefused(TapError):
@@ -51,6 +53,7 @@ class FileTransfers:
         return any(fnmatch.fnmatchcase(host, pattern) or pattern == authority for pattern in self._allowed)
 
     async def fetch(self, url: str) -> bytes:
+        """The whole file, or a refusal: a body cut short is never handed on as if it were the file."""
         if not self.is_allowed(url):
             raise TransferRefused(
                 "I only download attachments from your organisation's SharePoint or OneDrive, and this one comes "
@@ -68,15 +71,24 @@ class FileTransfers:
                 declared = response.content_length
                 if declared is not None and declared > self._max_bytes:
                     raise TransferRefused(self._too_big())
-                data = await response.content.read(self._max_bytes + 1)
+                data = bytearray()
+                # One read() returns what has arrived so far, not the file: read chunk by chunk to the end.
+                async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+                    data += chunk
+                    if len(data) > self._max_bytes:
+                        raise TransferRefused(self._too_big())
+                encoded = response.headers.get("Content-Encoding", "identity").lower() != "identity"
+                if declared is not None and not encoded and len(data) != declared:
+                    raise TransferRefused(INCOMPLETE)
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as error:
+            logger.warning("attachment download cut short: %s", type(error).__name__)
+            raise TransferRefused(INCOMPLETE) from None
         except aiohttp.ClientError as error:
             logger.warning("attachment download failed: %s", type(error).__name__)
             raise TransferRefused("I could not download the file; attach it again in a minute.") from None
         except TimeoutError:
             raise TransferRefused("Downloading the file took too long; attach it again in a minute.") from None
-        if len(data) > self._max_bytes:
-            raise TransferRefused(self._too_big())
-        return data
+        return bytes(data)
 
     async def upload(self, url: str, data: bytes) -> None:
         """Sends an accepted file to Teams' upload URL (a OneDrive upload session) in one range."""

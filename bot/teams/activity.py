@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import html
 import re
+import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -16,6 +17,7 @@ from bot.domain.model import Caller, Recipient
 _MENTION = re.compile(r"<at\b[^>]*>.*?</at>", re.IGNORECASE | re.DOTALL)
 _TAG = re.compile(r"<[^>]+>")
 _SPACES = re.compile(r"\s+")
+_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class ConversationKind(enum.StrEnum):
@@ -110,11 +112,28 @@ def viewer_timezone(activity: Activity, default: ZoneInfo) -> ZoneInfo:
     return default
 
 
+def object_id_of(value: object) -> str:
+    """An Entra object id as the bot compares them: a canonical GUID in lower case, else "" (an unknown caller).
+
+    Rules such as "not for yourself" compare ids as strings, so a UPN or a braced or upper-case spelling of a GUID
+    must not pass as a different person.
+    """
+    if not isinstance(value, str):
+        return ""
+    lowered = value.lower()
+    if not _GUID.fullmatch(lowered):
+        return ""
+    try:
+        return str(uuid.UUID(lowered))
+    except ValueError:
+        return ""
+
+
 def turn_facts(activity: Activity, default_timezone: ZoneInfo) -> TurnFacts:
     sender = activity.from_property
     recipient = activity.recipient
     caller = Caller(
-        object_id=(sender.aad_object_id or "") if sender else "",
+        object_id=object_id_of(sender.aad_object_id) if sender else "",
         tenant_id=tenant_id_of(activity),
         display_name=(sender.name or "") if sender else "",
     )

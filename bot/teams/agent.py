@@ -22,20 +22,48 @@ from microsoft_agents.hosting.core.authorization import AgentAuthConfiguration, 
 from microsoft_agents.hosting.core.connector import ConnectorClientBase
 from microsoft_agents.hosting.core.connector.client import UserTokenClient
 
-from bot.settings import Settings
+from bot.settings import DEFAULT_CONNECTOR_HOSTS, Settings
 from bot.teams.approval_flow import ApprovalFlow
 from bot.teams.audit_export import AUDIT_EXPORT_OFFER, AuditExportFlow
 from bot.teams.bulk_flow import BULK_RESULTS_OFFER, BulkFlow
 from bot.teams.file_offer import route_consents
 from bot.teams.handlers import TapHandlers, is_unhandled_card_action
+from bot.teams.trust import ConnectorHosts, UntrustedServiceUrl, channel_issuers
 from cards import verbs
 
 
-class SandboxClientFactory(RestChannelServiceClientFactory):
+class TrustedClientFactory(RestChannelServiceClientFactory):
+    """The one place outgoing connector clients are made (replies, new chats, proactive sends, card updates):
+    none is made for an address that is not an allowed connector host, whatever stored reference asked for it."""
+
+    def __init__(self, connections: MsalConnectionManager, hosts: ConnectorHosts) -> None:
+        super().__init__(connections)
+        self._hosts = hosts
+
+    async def create_connector_client(
+        self,
+        context: TurnContext | None,
+        claims_identity: ClaimsIdentity,
+        service_url: str,
+        audience: str,
+        scopes: list[str] | None = None,
+        use_anonymous: bool = False,
+    ) -> ConnectorClientBase:
+        if not self._hosts.allows(service_url):
+            raise UntrustedServiceUrl("refusing to send to a service URL that is not an allowed connector host")
+        return await super().create_connector_client(
+            context, claims_identity, service_url, audience, scopes, use_anonymous=use_anonymous
+        )
+
+
+class SandboxClientFactory(TrustedClientFactory):
     """For the unauthenticated sandbox only: outbound calls carry no token, because no registration exists.
 
     Without this the SDK builds authenticated claims for proactive calls and fails for lack of a tenant.
     """
+
+    def __init__(self, connections: MsalConnectionManager, hosts: ConnectorHosts | None = None) -> None:
+        super().__init__(connections, hosts or ConnectorHosts(DEFAULT_CONNECTOR_HOSTS, any_loopback=True))
 
     async def create_connector_client(
         self,
@@ -62,21 +90,26 @@ class TeamsRuntime:
     application: AgentApplication[TurnState]
     auth_configuration: AgentAuthConfiguration
     client_factory: ChannelServiceClientFactoryBase
+    connector_hosts: ConnectorHosts
+    channel_issuers: frozenset[str]
 
 
 def build_runtime(settings: Settings) -> TeamsRuntime:
+    # In the sandbox, the Playground and the test connectors answer on loopback ports chosen at start.
+    hosts = ConnectorHosts(settings.connector_hosts, any_loopback=settings.anonymous)
     if settings.anonymous:
         auth = AgentAuthConfiguration(anonymous_allowed=True)
         connections = MsalConnectionManager(connections_configurations={"SERVICE_CONNECTION": auth})
-        factory: RestChannelServiceClientFactory = SandboxClientFactory(connections)
+        factory: RestChannelServiceClientFactory = SandboxClientFactory(connections, hosts)
     else:
         sdk_config: dict[str, Any] = load_configuration_from_env(dict(settings.bot_connection_env))
         connections = MsalConnectionManager(**sdk_config)
         auth = connections.get_default_connection_configuration()
         # The SDK leaves issuer validation off by default; a token from a foreign issuer must not pass.
+        # bot/teams/trust.py narrows it further to the channel's own issuer, keys and claims.
         auth.VALIDATE_ISSUER = True
         auth.ANONYMOUS_ALLOWED = False
-        factory = RestChannelServiceClientFactory(connections)
+        factory = TrustedClientFactory(connections, hosts)
     adapter = CloudAdapter(connection_manager=connections, channel_service_client_factory=factory)
     application = AgentApplication[TurnState](
         ApplicationOptions(
@@ -87,7 +120,7 @@ def build_runtime(settings: Settings) -> TeamsRuntime:
         ),
         connection_manager=connections,
     )
-    return TeamsRuntime(adapter, application, auth, factory)
+    return TeamsRuntime(adapter, application, auth, factory, hosts, channel_issuers(auth.AUTHORITY))
 
 
 def register_handlers(

@@ -11,14 +11,16 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 from bot.server import COMPONENTS, Components, create_app
-from bot.settings import DEMO_TENANT_FILE, Settings
+from bot.settings import BOT_CONNECTION_PREFIX, DEMO_TENANT_FILE, Settings
 from tests.harness.card_schema import assert_valid_card
 from tests.harness.connector import RecordingConnector
 
 TENANT_ID = "e0eeef39-44a5-4e21-9fc8-bc6e2ac99ce8"
 BOT_ID = "28:tapbot-sandbox"
+BOT_APP_ID_SETTING = BOT_CONNECTION_PREFIX + "CLIENTID"
 
 
 @dataclass(frozen=True)
@@ -159,6 +161,9 @@ class RunningBot:
 async def start_bot(env: dict[str, str], *, clock: ShiftableClock | None = None) -> RunningBot:
     clock = clock or ShiftableClock()
     connector = await RecordingConnector().start()
+    if env.get(BOT_APP_ID_SETTING) and "TAPBOT_CONNECTOR_HOSTS" not in env:
+        # With a bot registration only listed loopback connectors are trusted: this test's recording one.
+        env = {**env, "TAPBOT_CONNECTOR_HOSTS": f"127.0.0.1:{URL(connector.url).port}"}
     settings = Settings.from_env(env)
     app = await create_app(settings, clock=clock)
     runner = web.AppRunner(app)

@@ -8,59 +8,32 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
-import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
-from jwt import PyJWK
-from jwt.algorithms import RSAAlgorithm
-from microsoft_agents.authentication.msal import MsalAuth
-from microsoft_agents.hosting.core.authorization.jwt import JwtTokenValidator
 
 from bot.logging_setup import LogFormat, build_handler
 from tests.harness.bot import ADELE, MEGAN, RunningBot, sandbox_env, start_bot, stop_bot
+from tests.harness.tokens import (
+    APP_ID,
+    CHANNEL_ISSUER as BOT_FRAMEWORK_ISSUER,
+    FOREIGN_KEY,
+    install_test_keys,
+    registered_env,
+    signed_payload,
+    token,
+)
 from tests.http.test_issue_flow import cards_in, pass_value
-
-APP_ID = "0b7e6f7a-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
-BOT_TENANT = "e0eeef39-44a5-4e21-9fc8-bc6e2ac99ce8"
-BOT_FRAMEWORK_ISSUER = "https://api.botframework.com"
-
-SIGNING_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-FOREIGN_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def token(*, key: Any = SIGNING_KEY, audience: str = APP_ID, issuer: str = BOT_FRAMEWORK_ISSUER, **claims: Any) -> str:
-    now = int(time.time())
-    payload = {"aud": audience, "iss": issuer, "iat": now, "nbf": now, "exp": now + 600, **claims}
-    return jwt.encode(payload, key, algorithm="RS256", headers={"kid": "test-key"})
 
 
 @pytest.fixture
 def local_signing_keys(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Test keys injected where the SDK looks them up (its own tests do the same); outbound tokens stubbed."""
-    public = PyJWK.from_dict({**RSAAlgorithm.to_jwk(SIGNING_KEY.public_key(), as_dict=True), "kid": "test-key"})
-
-    async def signing_key(_jwks_uri: str, _header: dict[str, Any]) -> PyJWK:
-        return public
-
-    async def outbound_token(*_args: Any, **_kwargs: Any) -> str:
-        return "outbound-test-token"
-
-    monkeypatch.setattr(JwtTokenValidator._jwk_client_manager, "get_signing_key", signing_key)
-    monkeypatch.setattr(MsalAuth, "get_access_token", outbound_token)
+    install_test_keys(monkeypatch)
     yield
 
 
 @pytest.fixture
 async def registered_bot(tmp_path: Path, local_signing_keys: None) -> AsyncIterator[RunningBot]:
-    env = sandbox_env(
-        tmp_path,
-        CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CLIENTID=APP_ID,
-        CONNECTIONS__SERVICE_CONNECTION__SETTINGS__TENANTID=BOT_TENANT,
-        CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CLIENTSECRET="not-a-real-secret",
-    )
-    running = await start_bot(env)
+    running = await start_bot(sandbox_env(tmp_path, **registered_env()))
     try:
         yield running
     finally:
@@ -77,6 +50,9 @@ async def test_requests_without_a_valid_token_get_401_and_change_nothing(registe
         "forged signature": f"Bearer {token(key=FOREIGN_KEY)}",
         "wrong audience": f"Bearer {token(audience='some-other-bot')}",
         "foreign issuer": f"Bearer {token(issuer='https://evil.example.com/')}",
+        "issuer is a list": "Bearer "
+        + signed_payload({"aud": APP_ID, "iss": [BOT_FRAMEWORK_ISSUER], "exp": int(time.time()) + 600}),
+        "payload is not JSON": "Bearer eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln",
         "expired": f"Bearer {token(exp=int(time.time()) - 3600, iat=int(time.time()) - 7200)}",
         "issued for another service URL": f"Bearer {token(serviceurl='https://smba.evil.example.com/')}",
     }
@@ -165,6 +141,6 @@ async def test_no_pass_value_in_json_logs_and_turns_are_correlated(tmp_path: Pat
     assert all({"time", "level", "logger", "message", "correlation_id"} <= line.keys() for line in lines)
     first_turn = [line for line in lines if line["correlation_id"] == issue["id"]]
     assert any(line["message"] == "Graph created a pass" and line["graph_request_id"] for line in first_turn)
-    assert any(line["message"].startswith("handled POST /api/messages") for line in first_turn)
+    assert any(line["logger"] == "tapbot.turn" and line["http_status"] in (200, 202) for line in first_turn)
     uncertain = [line for line in lines if line["message"].startswith("pass creation answered 503")]
     assert uncertain and uncertain[0]["graph_request_id"] and uncertain[0]["correlation_id"]

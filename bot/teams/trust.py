@@ -1,0 +1,143 @@
+"""Whom the bot believes: tokens the Bot Framework channel issued for this bot, and connector hosts on an allow-list.
+
+An activity names the address its replies go to (`serviceUrl`). The bot sends there with its own outbound token, and
+pass cards go there, so the address is trusted only when the channel's token vouches for it (the `serviceurl` claim,
+required) and its host is one of Teams' connector hosts (`TAPBOT_CONNECTOR_HOSTS`). Only tokens issued by the channel
+itself (issuer `https://api.botframework.com`, or `.us` in the US government clouds, signed with a key the channel's
+OpenID metadata endorses for Teams) count: a token that the bot's own Entra tenant issued for the bot's app id is
+obtainable by other app registrations of that tenant and proves nothing about Teams.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import aiohttp
+import jwt
+from microsoft_agents.hosting.core.authorization.jwt import JwtTokenValidator
+from yarl import URL
+
+logger = logging.getLogger(__name__)
+
+TEAMS_CHANNEL_ID = "msteams"
+PUBLIC_CHANNEL_ISSUER = "https://api.botframework.com"
+GOV_CHANNEL_ISSUER = "https://api.botframework.us"
+# The channel's signing keys (its OpenID metadata's jwks_uri), never the tenant's login.microsoftonline.com keys.
+CHANNEL_KEYS = {
+    PUBLIC_CHANNEL_ISSUER: "https://login.botframework.com/v1/.well-known/keys",
+    GOV_CHANNEL_ISSUER: "https://login.botframework.azure.us/v1/.well-known/keys",
+}
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+MAX_URL_LENGTH = 2048
+
+
+class UntrustedServiceUrl(aiohttp.ClientConnectionError):
+    """An outgoing connector call was about to go to an address that is not an allowed connector host.
+
+    A connection error to the callers: a pass whose card cannot be delivered is revoked, as when Teams is down.
+    """
+
+
+class ConnectorHosts:
+    """The hosts the bot talks to as Teams' Bot Connector: https on an allowed host; plain http only on loopback,
+    and only in the unauthenticated sandbox mode (any loopback port) or for a loopback host:port listed explicitly."""
+
+    def __init__(self, patterns: Iterable[str], *, any_loopback: bool = False) -> None:
+        self._patterns = tuple(pattern.lower() for pattern in patterns)
+        self._any_loopback = any_loopback
+
+    def allows(self, url: object) -> bool:
+        if not isinstance(url, str) or not url or len(url) > MAX_URL_LENGTH:
+            return False
+        try:
+            parsed = URL(url)
+        except (ValueError, TypeError):
+            return False
+        host = (parsed.host or "").lower()
+        if not parsed.absolute or not host or parsed.user or parsed.password or parsed.fragment:
+            return False
+        authority = f"{host}:{parsed.port}"
+        bracketed = f"[{host}]:{parsed.port}" if ":" in host else authority
+        listed = any(
+            pattern in (authority, bracketed) or (":" not in pattern and fnmatch.fnmatchcase(host, pattern))
+            for pattern in self._patterns
+        )
+        if host in LOOPBACK_HOSTS:
+            if parsed.scheme not in ("http", "https"):
+                return False
+            return self._any_loopback or any(pattern in (authority, bracketed) for pattern in self._patterns)
+        return parsed.scheme == "https" and listed
+
+
+def channel_issuers(authority: str | None) -> frozenset[str]:
+    """The channel issuer of the bot's cloud: the US government one when the bot signs in at
+    login.microsoftonline.us (GCC High, DoD)."""
+    if authority and "login.microsoftonline.us" in authority.lower():
+        return frozenset({GOV_CHANNEL_ISSUER})
+    return frozenset({PUBLIC_CHANNEL_ISSUER})
+
+
+def unverified_issuer(authorization: str | None) -> str | None:
+    """The `iss` of a bearer token, read without checking anything: only to refuse foreign tokens before any key
+    is fetched for them. The verified claims are checked again by `token_refusal`."""
+    parts = (authorization or "").split()
+    if len(parts) != 2 or parts[0].lower() != "bearer":
+        return None
+    try:
+        issuer = jwt.decode(parts[1], options={"verify_signature": False}).get("iss")
+    except (jwt.PyJWTError, ValueError, AttributeError):
+        return None
+    return issuer if isinstance(issuer, str) else None
+
+
+async def token_refusal(
+    claims: Mapping[str, Any],
+    token: str | None,
+    activity: Mapping[str, Any],
+    *,
+    app_id: str,
+    issuers: frozenset[str],
+) -> str | None:
+    """Why a signature-checked token does not authorise this activity (for the log), or None when it does."""
+    issuer = claims.get("iss")
+    if not isinstance(issuer, str) or issuer not in issuers:
+        return "the token was not issued by the Bot Framework channel"
+    audience = claims.get("aud")
+    if not isinstance(audience, str) or audience.lower() != app_id.lower():
+        return "the token is for another app"
+    vouched = claims.get("serviceurl")
+    if not isinstance(vouched, str) or not vouched:
+        return "the token names no service URL"
+    if not same_service_url(vouched, activity.get("serviceUrl")):
+        return "the token was issued for another service URL"
+    channel = activity.get("channelId")
+    if channel != TEAMS_CHANNEL_ID:
+        return "the activity does not come from Teams"
+    if not await _key_endorses(token, issuer, channel):
+        return "the signing key is not endorsed for Teams"
+    return None
+
+
+def same_service_url(one: object, other: object) -> bool:
+    if not isinstance(one, str) or not isinstance(other, str):
+        return False
+    return one.rstrip("/").lower() == other.rstrip("/").lower()
+
+
+async def _key_endorses(token: str | None, issuer: str, channel: str) -> bool:
+    """The channel's keys carry `endorsements`: the channels each key may sign for (the Bot Connector
+    authentication spec). The SDK verified the signature with this key; it does not look at its endorsements."""
+    if not token:
+        return False
+    try:
+        header = jwt.get_unverified_header(token)
+        key = await JwtTokenValidator._jwk_client_manager.get_signing_key(CHANNEL_KEYS[issuer], header)
+    except (jwt.PyJWTError, KeyError, ValueError) as error:
+        logger.warning("could not read the channel's signing key: %s", type(error).__name__)
+        return False
+    data = getattr(key, "_jwk_data", None)
+    endorsements = data.get("endorsements") if isinstance(data, dict) else None
+    return isinstance(endorsements, list) and channel in endorsements
