@@ -15,6 +15,15 @@ WORKDIR /app
 COPY requirements.txt ./
 RUN pip install --no-cache-dir -r requirements.txt
 
+# The root CAs Azure Database for PostgreSQL's certificates chain to, from the base image's Debian trust store, for
+# TAPBOT_DATABASE_TLS=verify-full with TAPBOT_DATABASE_CA_FILE=/app/certs/azure-postgresql-roots.pem (docs/deployment.md).
+# cat fails the build if one is missing.
+RUN mkdir -p /app/certs \
+    && cat /etc/ssl/certs/DigiCert_Global_Root_CA.pem \
+           /etc/ssl/certs/DigiCert_Global_Root_G2.pem \
+           /etc/ssl/certs/Microsoft_RSA_Root_Certificate_Authority_2017.pem \
+           > /app/certs/azure-postgresql-roots.pem
+
 COPY app.py ./
 COPY bot ./bot
 COPY cards ./cards

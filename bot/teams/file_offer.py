@@ -23,6 +23,7 @@ from microsoft_agents.activity import Activity, ActivityTypes, Attachment, Invok
 from microsoft_agents.hosting.core import AgentApplication, RouteRank, TurnContext, TurnState
 
 from bot.adapters.downloads import FileTransfers
+from bot.teams.activity import ConversationKind, conversation_kind
 
 logger = logging.getLogger(__name__)
 
@@ -128,5 +129,9 @@ def route_consents(application: AgentApplication[TurnState], handlers: dict[str,
 
 
 def is_personal(activity: Activity) -> bool:
+    """A 1:1 chat with the bot. Teams names it "personal" (the Agents Playground leaves the type out); channels and
+    group chats are never taken for one, by their type, their group flag or their "19:" thread id."""
     conversation = activity.conversation
-    return conversation is not None and conversation.conversation_type == "personal" and not conversation.is_group
+    if conversation is None or conversation_kind(activity) is not ConversationKind.PERSONAL:
+        return False
+    return not conversation.is_group and not (conversation.id or "").startswith("19:")

@@ -31,6 +31,7 @@ from cards.passes import CardJson, redacted_pass_card
 logger = logging.getLogger(__name__)
 
 ENTRY_PREFIX = "e:"
+MAX_DUE_BATCHES = 100  # at most 5,000 cards per round: a store that keeps failing to claim cannot loop forever
 MAX_PAGES_KEPT = 400  # 20,000 passes at most; older pages fall back to being hidden whole
 WITHDRAWN_WORDS = {RedactionReason.REVOKED: "revoked", RedactionReason.REPLACED: "replaced"}
 
@@ -226,8 +227,13 @@ class CardRedactor:
     async def redact_due(self) -> int:
         """Redacts every card whose pass has expired; returns how many this call redacted."""
         redacted = 0
-        for card in await self._store.cards_due_for_redaction(self._clock.now()):
-            redacted += await self.redact_sent_card(card, RedactionReason.EXPIRED, actor_id="tapbot")
+        # Batches until none is due: a results page brings up to 50 entry rows due with it.
+        for _ in range(MAX_DUE_BATCHES):
+            due = await self._store.cards_due_for_redaction(self._clock.now())
+            for card in due:
+                redacted += await self.redact_sent_card(card, RedactionReason.EXPIRED, actor_id="tapbot")
+            if not due:
+                break
         return redacted
 
 

@@ -433,3 +433,35 @@ def _days(count: int) -> Any:
     from datetime import timedelta
 
     return timedelta(days=count)
+
+
+async def test_bulk_buttons_work_in_a_personal_chat_without_a_conversation_type(bot: RunningBot) -> None:
+    """The Agents Playground sends personal chats without conversationType; a thread id is never one."""
+    await attach(bot, "users.csv", csv_of(bulk_upns(2)))
+    job_id = job_id_of(last_card(bot))
+    thread = {"id": "19:group@thread.v2"}
+    answer = await bot.press(ADELE, verbs.BULK_CONFIRM, {"jobId": job_id}, conversation=thread)
+    assert "personal chat" in answer["value"]
+    assert await sandbox_passes(bot) == []
+    untyped = {"id": bot.personal_chat_of(ADELE)}
+    answer = await bot.press(ADELE, verbs.BULK_CONFIRM, {"jobId": job_id}, conversation=untyped)
+    assert "running" in card_text(answer["value"])
+    await run_to_end(bot, job_id)
+    assert len(await sandbox_passes(bot)) == 2
+
+
+async def test_an_expired_results_page_is_hidden_once_with_all_its_entries(bot: RunningBot) -> None:
+    await finished_job(bot, users=3)
+    [page] = result_pages(bot)
+    secrets = page_secrets(page)
+    page_message = next(sent for sent in bot.connector.sent if sent.card is page)
+    bot.clock.offset = _days(40)
+    assert await bot.components.housekeeping.redactor.redact_due() == 1
+    updates = [
+        sent for sent in bot.connector.sent if sent.kind == "update" and sent.activity_id == page_message.activity_id
+    ]
+    assert len(updates) == 1 and updates[0].card is not None
+    assert not any(value in json.dumps(updates[0].card) for value in secrets.values())
+    assert await bot.components.store.cards_due_for_redaction(bot.clock.now()) == []
+    redactions = [row for row in await bot.components.store.audit_rows() if row.action == AuditAction.REDACT.value]
+    assert len(redactions) == 1, "one audit row for the page, not one per pass"
