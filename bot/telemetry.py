@@ -157,12 +157,12 @@ def _install(span_processor: Callable[[Any], Any], metric_reader: MetricReader) 
 
 @web.middleware
 async def turns(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Any:
-    """A span and the turn metrics for /api/messages; other paths pass untouched."""
+    """A span and the turn metrics for /api/messages; other paths pass untouched. The activity's type and
+    conversation type are read only from a request that was answered below 400 (authenticated and accepted)."""
     instruments = _active
     if request.path != "/api/messages" or instruments is _OFF:
         return await handler(request)
     attributes: dict[str, str | int] = {"http.request.method": request.method, "http.route": "/api/messages"}
-    attributes.update(await _activity_attributes(request))
     started = time.monotonic()
     with instruments.tracer.start_as_current_span("tapbot.turn", kind=SpanKind.SERVER) as span:
         status = 500
@@ -174,6 +174,8 @@ async def turns(request: web.Request, handler: Callable[[web.Request], Awaitable
             status = answer.status
             raise
         finally:
+            if status < 400:  # an authenticated activity the SDK has read: its bytes are parsed, never before
+                attributes.update(await _activity_attributes(request))
             attributes["http.response.status_code"] = status
             span.set_attributes(attributes)
             if status >= 500:
@@ -183,7 +185,7 @@ async def turns(request: web.Request, handler: Callable[[web.Request], Awaitable
 
 
 async def _activity_attributes(request: web.Request) -> dict[str, str]:
-    if request.method != "POST" or not request.can_read_body:
+    if request.method != "POST" or not request.body_exists:
         return {}
     try:
         body = await request.json()  # aiohttp keeps the bytes for the SDK

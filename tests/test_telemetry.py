@@ -23,6 +23,7 @@ from bot import telemetry
 from bot.settings import PROJECT_DIR, Settings
 from tests.harness.bot import ADELE, MEGAN, RunningBot, sandbox_env, start_bot, stop_bot
 from tests.harness.card_reading import pass_value
+from tests.harness.tokens import install_test_keys, registered_env
 
 POLICY_PATH = "authenticationMethodConfigurations/TemporaryAccessPass$"
 
@@ -170,7 +171,7 @@ def test_a_graph_span_never_carries_the_token_the_query_or_the_body() -> None:
                     "https://graph.microsoft.com/v1.0/users/AdeleV%40contoso.com/authentication/temporaryAccessPassMethods"
                     "?$filter=userPrincipalName%20eq%20%27hidden-query%27",
                     headers={"Authorization": f"Bearer {secret_token}"},
-                    json={"lifetimeInMinutes": 60},
+                    json={"lifetimeInMinutes": 4321},
                 )
                 assert response.status_code == 201
 
@@ -178,7 +179,15 @@ def test_a_graph_span_never_carries_the_token_the_query_or_the_body() -> None:
         (span,) = spans.get_finished_spans()
         text = span_text(span)
         assert span.name == "POST /v1.0/users/{user}/authentication/temporaryAccessPassMethods"
-        for leaked in (secret_token, "secret-token-part", "hidden-query", "s3cret-header", "Pass-Value-123!", "60"):
+        for leaked in (
+            secret_token,
+            "secret-token-part",
+            "hidden-query",
+            "s3cret-header",
+            "Pass-Value-123!",
+            "4321",
+            "lifetimeInMinutes",
+        ):
             assert leaked not in text, leaked
         assert span.attributes and span.attributes["graph.request_id"] == "2c1f7d2e-0000-4000-8000-000000000001"
     finally:
@@ -254,3 +263,20 @@ async def test_a_connection_string_exports_to_azure_monitor_without_the_pass(
     assert "tapbot.turn" in exported and "temporaryAccessPassMethods" in exported, exported[:2000]
     assert "tapbot.audit.events" in exported
     assert secret not in exported
+
+
+async def test_an_unauthenticated_request_is_counted_but_its_body_is_never_read(
+    tmp_path: Path, recorded: tuple[InMemorySpanExporter, InMemoryMetricReader], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_test_keys(monkeypatch)
+    running = await start_bot(sandbox_env(tmp_path, **registered_env()))
+    try:
+        activity = running.activity(ADELE, f"/tap issue {MEGAN.upn}")
+        async with running.session.post(f"{running.url}/api/messages", json=activity) as answer:
+            assert answer.status == 401
+    finally:
+        await stop_bot(running)
+    spans, _ = recorded
+    (turn,) = [span for span in spans.get_finished_spans() if span.name == "tapbot.turn"]
+    assert attribute(turn, "http.response.status_code") == 401
+    assert attribute(turn, "tapbot.activity.type") is None, "nothing from an unauthenticated body"
