@@ -42,6 +42,6 @@ EXPOSE 3978
 
 # Liveness only (no database, no Graph): /readyz is for the load balancer's readiness probe.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '3978') + '/healthz', timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + (os.environ.get('TAPBOT_HEALTH_PORT') or os.environ.get('PORT', '3978')) + '/healthz', timeout=4)"]
 
 CMD ["python", "app.py"]

@@ -7,6 +7,7 @@ import json
 import logging
 import time
 import warnings
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -95,8 +96,11 @@ async def create_app(settings: Settings, *, clock: Clock | None = None) -> web.A
         warnings.simplefilter("ignore")
         app["agent_configuration"] = components.runtime.auth_configuration
     app.router.add_post("/api/messages", messages)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
+    if settings.health_port is None:
+        app.router.add_get("/healthz", healthz)
+        app.router.add_get("/readyz", readyz)
+    else:
+        app.cleanup_ctx.append(_health_site)
     app.on_startup.append(_start_background_work)
     app.on_cleanup.append(_close)
     return app
@@ -370,6 +374,23 @@ def _printable(value: object, limit: int = 80) -> str:
 async def healthz(request: web.Request) -> web.Response:
     settings = request.app[COMPONENTS].settings
     return web.json_response({"status": "ok", "tenant": "sandbox" if settings.sandbox else "configured"})
+
+
+async def _health_site(app: web.Application) -> AsyncIterator[None]:
+    """/healthz and /readyz on TAPBOT_HEALTH_PORT only: the platform's probes reach that port, the public ingress
+    (which forwards PORT) does not."""
+    components = app[COMPONENTS]
+    health = web.Application()
+    health[COMPONENTS] = components
+    health.router.add_get("/healthz", healthz)
+    health.router.add_get("/readyz", readyz)
+    runner = web.AppRunner(health, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, components.settings.host, components.settings.health_port).start()
+    try:
+        yield
+    finally:
+        await runner.cleanup()
 
 
 async def readyz(request: web.Request) -> web.Response:

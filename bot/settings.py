@@ -110,6 +110,7 @@ class Settings:
     replica_id: str
     lease_seconds: float
     connector_hosts: tuple[str, ...] = DEFAULT_CONNECTOR_HOSTS
+    health_port: int | None = None  # /healthz and /readyz on their own port, none on PORT
 
     @property
     def anonymous(self) -> bool:
@@ -209,6 +210,7 @@ class Settings:
             or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
             lease_seconds=reader.number("TAPBOT_LEASE_SECONDS", 30.0, minimum=1.0),
             connector_hosts=_connector_hosts(reader),
+            health_port=_health_port(reader),
         )
 
 
@@ -316,6 +318,13 @@ def _strings(value: object) -> list[str]:
     if isinstance(value, list):
         return [item for item in value if isinstance(item, str) and item]
     return []
+
+
+def _health_port(reader: _Reader) -> int | None:
+    port = reader.optional_integer("TAPBOT_HEALTH_PORT", minimum=1, maximum=65535)
+    if port is not None and port == reader.integer("PORT", 3978, minimum=0, maximum=65535):
+        raise SettingsError(f"TAPBOT_HEALTH_PORT={port} is PORT: give the health paths a port of their own.")
+    return port
 
 
 def _database_settings(reader: _Reader) -> DatabaseSettings:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -10,8 +11,9 @@ import pytest
 
 from bot.domain.model import TapPolicy
 from bot.health import ReadinessCache, check_readiness
+from bot.settings import Settings, SettingsError
 from tests.fakes import default_policy
-from tests.harness.bot import RunningBot
+from tests.harness.bot import RunningBot, sandbox_env, start_bot, stop_bot
 
 POLICY_PATH = "authenticationMethodConfigurations/TemporaryAccessPass$"
 
@@ -152,3 +154,28 @@ async def test_a_probe_that_hangs_up_does_not_cancel_the_shared_check() -> None:
     first.cancel()  # the load balancer gave up on this one
     readiness = await asyncio.wait_for(second, 5)
     assert not readiness.ready and cache.checks == 1
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def test_a_health_port_serves_the_health_paths_and_the_public_port_does_not(tmp_path: Path) -> None:
+    port = free_port()
+    running = await start_bot(sandbox_env(tmp_path, TAPBOT_HEALTH_PORT=str(port)))
+    try:
+        for path in ("/healthz", "/readyz"):
+            async with running.session.get(f"{running.url}{path}") as public:
+                assert public.status == 404, f"{path} is not served on the port the ingress forwards"
+            async with running.session.get(f"http://127.0.0.1:{port}{path}") as probe:
+                assert probe.status == 200, await probe.text()
+        async with running.session.post(f"http://127.0.0.1:{port}/api/messages", json={}) as elsewhere:
+            assert elsewhere.status in (404, 405), "the health port serves nothing else"
+    finally:
+        await stop_bot(running)
+    with pytest.raises(SettingsError, match="TAPBOT_HEALTH_PORT"):
+        Settings.from_env({"PORT": "3978", "TAPBOT_HEALTH_PORT": "3978"})
