@@ -366,6 +366,11 @@ class SqlStore:
         async with self._session() as session:
             session.add(PassCardRow(**card.__dict__))
 
+    async def save_pass_cards(self, cards: Sequence[PassCard]) -> None:
+        """Several cards in one transaction: a results page and the entry row of each pass on it."""
+        async with self._session() as session:
+            session.add_all(PassCardRow(**card.__dict__) for card in cards)
+
     async def set_card_activity(self, card_id: str, activity_id: str) -> None:
         async with self._session() as session:
             await session.execute(update(PassCardRow).where(PassCardRow.id == card_id).values(activity_id=activity_id))

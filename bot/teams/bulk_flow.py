@@ -501,20 +501,20 @@ class BulkFlow:
             activity_id=activity_id,
             created_at=now,
         )
-        await self._store.save_pass_card(page_card)
         # One entry per pass, under its method id: revoking or replacing that pass finds this page (redaction.py).
-        for index, (_, issued) in enumerate(page):
-            await self._store.save_pass_card(
-                replace(
-                    page_card,
-                    id=entry_card_id(card_id, index),
-                    target_id=issued.user.object_id,
-                    target_label=issued.user.label,
-                    pass_method_id=issued.info.method_id,
-                    start_at=issued.info.start_at,
-                    one_time=issued.info.one_time,
-                )
+        entries = [
+            replace(
+                page_card,
+                id=entry_card_id(card_id, index),
+                target_id=issued.user.object_id,
+                target_label=issued.user.label,
+                pass_method_id=issued.info.method_id,
+                start_at=issued.info.start_at,
+                one_time=issued.info.one_time,
             )
+            for index, (_, issued) in enumerate(page)
+        ]
+        await self._store.save_pass_cards([page_card, *entries])
         self._redactor.pages.add(ShownPage(card_id, job, number, tz, list(page)))
         self._vault.add(job.id, page)
         return None
