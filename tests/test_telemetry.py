@@ -223,6 +223,7 @@ async def test_a_connection_string_exports_to_azure_monitor_without_the_pass(
 ) -> None:
     """The real Azure Monitor exporter, pointed at a local stand-in for the ingestion endpoint."""
     monkeypatch.setenv("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")
+    monkeypatch.setenv("APPLICATIONINSIGHTS_SDKSTATS_DISABLED", "true")  # its own stats would export at exit
     received: list[bytes] = []
 
     async def track(request: web.Request) -> web.Response:
