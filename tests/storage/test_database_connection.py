@@ -24,6 +24,7 @@ from tests.support.postgres import PostgresServer, require_postgres_bin, start_p
 from tests.support.tls_postgres import Pki, enable_tls_and_passwords
 
 ENTRA_ROLE = "id-tapbot-db"  # the name pgaadauth_create_principal gives the role: the managed identity's name
+PASSWORD_ROLE, PASSWORD = "tapbot_pw", "p@ss/word:with%special"
 
 
 @dataclass
@@ -48,7 +49,7 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
     server = start_postgres(bin_dir)
     try:
         pki = Pki.create(tmp_path_factory.mktemp("pki"), host_name="localhost")
-        enable_tls_and_passwords(server, pki, roles=[f'"{ENTRA_ROLE}"'])
+        enable_tls_and_passwords(server, pki, roles=[f'"{ENTRA_ROLE}"', PASSWORD_ROLE])
         import asyncio
 
         async def create_role() -> None:
@@ -56,6 +57,8 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsServer]:
             try:
                 await connection.execute(f'CREATE ROLE "{ENTRA_ROLE}" LOGIN')
                 await connection.execute(f'CREATE DATABASE entra_db OWNER "{ENTRA_ROLE}"')
+                await connection.execute(f"CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD '{PASSWORD}'")
+                await connection.execute(f"CREATE DATABASE password_db OWNER {PASSWORD_ROLE}")
             finally:
                 await connection.close()
 
@@ -109,27 +112,27 @@ async def test_verify_full_connects_with_the_right_ca_and_host_name(tls_server: 
 
 async def test_verify_full_refuses_a_server_whose_certificate_another_ca_signed(tls_server: TlsServer) -> None:
     url = tls_server.url(user="tapbot")
-    with pytest.raises(Exception, match="(?i)certificate verify failed"):
+    with pytest.raises(Exception, match=r"(?i)certificate verify failed"):
         await ssl_in_use(verified(tls_server, url, ca_file=tls_server.pki.other_ca_file))
 
 
 async def test_verify_full_refuses_a_certificate_for_another_host_name(tls_server: TlsServer) -> None:
     url = tls_server.url("127.0.0.1", user="tapbot")  # the certificate names only "localhost"
-    with pytest.raises(Exception, match="(?i)hostname mismatch|doesn't match|not valid for"):
+    with pytest.raises(Exception, match=r"(?i)hostname mismatch|doesn't match|not valid for"):
         await ssl_in_use(verified(tls_server, url))
 
 
 async def test_the_system_trust_store_does_not_trust_a_private_ca(tls_server: TlsServer) -> None:
     """Without TAPBOT_DATABASE_CA_FILE the system's CAs decide: a test CA is not among them."""
     url = tls_server.url(user="tapbot")
-    with pytest.raises(Exception, match="(?i)certificate verify failed"):
+    with pytest.raises(Exception, match=r"(?i)certificate verify failed"):
         await ssl_in_use(DatabaseSettings(url, tls=DatabaseTls.VERIFY_FULL))
 
 
 async def test_ssl_require_in_the_url_is_replaced_by_verification(tls_server: TlsServer) -> None:
     """A URL written for the old guide (``?ssl=require``) no longer accepts an unverified server."""
     url = tls_server.url(user="tapbot") + "?ssl=require"
-    with pytest.raises(Exception, match="(?i)certificate verify failed"):
+    with pytest.raises(Exception, match=r"(?i)certificate verify failed"):
         await ssl_in_use(verified(tls_server, url, ca_file=tls_server.pki.other_ca_file))
     assert await ssl_in_use(verified(tls_server, url)) is True
 
@@ -175,6 +178,23 @@ async def test_the_store_migrates_and_answers_over_entra_and_verified_tls(tls_se
     )
     result = await migrate(verified(tls_server, tls_server.url(user="tapbot", database="entra_db")))
     assert not result.changed
+
+
+async def test_a_password_url_keeps_working_over_verified_tls(tls_server: TlsServer) -> None:
+    """The URL's password (URL-encoded, as the guide says) signs in; a wrong one is refused and not echoed."""
+    from urllib.parse import quote
+
+    url = tls_server.url(user=f"{PASSWORD_ROLE}:{quote(PASSWORD, safe='')}", database="password_db")
+    store = SqlStore.from_url(verified(tls_server, url))
+    try:
+        await store.create_schema()
+        await store.ping()
+    finally:
+        await store.close()
+    wrong = tls_server.url(user=f"{PASSWORD_ROLE}:not-it", database="password_db")
+    with pytest.raises(Exception, match="password authentication failed") as refused:
+        await ssl_in_use(verified(tls_server, wrong))
+    assert "not-it" not in str(refused.value)
 
 
 def settings_from(**env: str) -> Settings:
