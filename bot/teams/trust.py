@@ -17,18 +17,20 @@ from typing import Any
 
 import aiohttp
 import jwt
+from microsoft_agents.hosting.core.authorization import AuthenticationConstants
 from microsoft_agents.hosting.core.authorization.jwt import JwtTokenValidator
 from yarl import URL
 
 logger = logging.getLogger(__name__)
 
 TEAMS_CHANNEL_ID = "msteams"
-PUBLIC_CHANNEL_ISSUER = "https://api.botframework.com"
-GOV_CHANNEL_ISSUER = "https://api.botframework.us"
-# The channel's signing keys (its OpenID metadata's jwks_uri), never the tenant's login.microsoftonline.com keys.
+PUBLIC_CHANNEL_ISSUER = AuthenticationConstants.AGENTS_SDK_TOKEN_ISSUER  # https://api.botframework.com
+GOV_CHANNEL_ISSUER = AuthenticationConstants.GOV_AGENTS_SDK_TOKEN_ISSUER  # https://api.botframework.us
+# The channel's signing keys (its OpenID metadata's jwks_uri, where the SDK fetches them for these issuers),
+# never the tenant's login.microsoftonline.com keys.
 CHANNEL_KEYS = {
-    PUBLIC_CHANNEL_ISSUER: "https://login.botframework.com/v1/.well-known/keys",
-    GOV_CHANNEL_ISSUER: "https://login.botframework.azure.us/v1/.well-known/keys",
+    PUBLIC_CHANNEL_ISSUER: AuthenticationConstants.PUBLIC_ABS_JWKS_URL,
+    GOV_CHANNEL_ISSUER: AuthenticationConstants.GOV_ABS_JWKS_URL,
 }
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 MAX_URL_LENGTH = 2048

@@ -27,7 +27,11 @@ APP_ID = "0b7e6f7a-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
 CHANNEL_ISSUER = "https://api.botframework.com"
 TENANT_V2_ISSUER = f"https://login.microsoftonline.com/{TENANT_ID}/v2.0"
 TENANT_V1_ISSUER = f"https://sts.windows.net/{TENANT_ID}/"
-CHANNEL_KEYS_URI = "https://login.botframework.com/v1/.well-known/keys"
+GOV_CHANNEL_ISSUER = "https://api.botframework.us"
+CHANNEL_KEYS_URIS = (
+    "https://login.botframework.com/v1/.well-known/keys",
+    "https://login.botframework.azure.us/v1/.well-known/keys",
+)
 
 CHANNEL_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # endorsed for msteams
 UNENDORSED_CHANNEL_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # endorsed for webchat only
@@ -88,7 +92,7 @@ def install_test_keys(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     async def signing_key(jwks_uri: str, header: dict[str, Any]) -> PyJWK:
         asked.append(jwks_uri)
-        keys = channel_keys if jwks_uri == CHANNEL_KEYS_URI else tenant_keys
+        keys = channel_keys if jwks_uri in CHANNEL_KEYS_URIS else tenant_keys
         found = keys.get(str(header.get("kid")))
         if found is None:
             raise jwt.PyJWKClientError(f"no key {header.get('kid')} at {jwks_uri}")

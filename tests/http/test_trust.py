@@ -19,6 +19,7 @@ from bot.teams.trust import ConnectorHosts
 from tests.harness.bot import ADELE, MEGAN, TENANT_ID, RunningBot, sandbox_env, start_bot, stop_bot
 from tests.harness.connector import RecordingConnector
 from tests.harness.tokens import (
+    GOV_CHANNEL_ISSUER,
     TENANT_KEY,
     TENANT_V1_ISSUER,
     TENANT_V2_ISSUER,
@@ -271,3 +272,21 @@ async def test_file_consent_upload_to_a_listed_host_arrives(tmp_path: Path) -> N
     finally:
         await stop_bot(running)
         await host.stop()
+
+
+async def test_a_us_government_bot_takes_the_us_government_channel_only(tmp_path: Path, key_lookups: list[str]) -> None:
+    authority = {
+        "CONNECTIONS__SERVICE_CONNECTION__SETTINGS__AUTHORITY": f"https://login.microsoftonline.us/{TENANT_ID}"
+    }
+    running = await start_bot(sandbox_env(tmp_path, **registered_env(**authority)))
+    try:
+        own_url = running.connector.url
+        activity = running.activity(ADELE, f"/tap issue {MEGAN.upn}")
+        assert (await running.post(activity, headers=bearer(serviceurl=own_url))).status == 401
+        assert running.connector.sent == []
+        accepted = await running.post(activity, headers=bearer(issuer=GOV_CHANNEL_ISSUER, serviceurl=own_url))
+        assert accepted.status in (200, 202)
+        assert len(cards_in(running.connector.sent)) == 1
+        assert "https://login.botframework.azure.us/v1/.well-known/keys" in key_lookups
+    finally:
+        await stop_bot(running)
