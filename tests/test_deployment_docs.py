@@ -255,12 +255,13 @@ async def test_the_entra_database_steps_and_the_audit_retention_step(
 
 
 def test_the_app_package_step_builds_the_package(tmp_path: Path) -> None:
-    command = guide_block("app-package").split()
-    assert command[:3] == ["python", "-m", "manifest.build"]
-    arguments = [
-        APP_ID if part == "<bot app id>" else part
-        for part in " ".join(command[3:]).replace("<bot app id>", APP_ID).split()
-    ]
+    command = guide_block("app-package")
+    assert command.startswith("python -m manifest.build ")
+    shell = {'"$(client_of bot)"': APP_ID, '"$HOST"': "tapbot-abc123.westeurope.azurecontainerapps.io"}
+    for expression, value in shell.items():
+        assert expression in command, expression
+        command = command.replace(expression, value)
+    arguments = command.split()[3:]
     out = tmp_path / "tapbot.zip"
     done = subprocess.run(
         [sys.executable, "-m", "manifest.build", *arguments, "--out", str(out)],
@@ -313,3 +314,10 @@ def test_the_image_carries_the_ca_bundle_the_guide_names() -> None:
     names = {str(subject) for cert in context.get_ca_certs() for subject in cert.get("subject", ())}
     for name in ("DigiCert Global Root CA", "DigiCert Global Root G2", "Microsoft RSA Root Certificate Authority 2017"):
         assert any(name in subject for subject in names), name
+
+
+def test_the_shell_commands_hold_no_bare_placeholder() -> None:
+    """`--id <your id>` in bash reads the file "your" (a redirection): placeholders go in quotes or variables."""
+    for block in re.findall(r"```bash\n(.*?)\n```", GUIDE, re.DOTALL):
+        unquoted = re.sub(r'"[^"]*"', '""', block)
+        assert not re.search(r"<\s*[A-Za-z]", unquoted), block
