@@ -30,6 +30,9 @@ _STANDARD_ATTRIBUTES = frozenset(
 )
 MAX_FIELD_LENGTH = 2000
 TURN_LOGGER = "tapbot.turn"  # bot/server.py: one line per request to /api/messages
+# A record's readable one-liner for the text console (`extra={CONSOLE_LINE: …}`): who, where, what, the answer.
+# JSON lines leave it out: production logs keep their plain message and fields, without people's names.
+CONSOLE_LINE = "console_line"
 # In the sandbox's text console these speak on every turn or dump settings at start (the SDK's connection
 # settings at INFO, "App ID is not provided" at WARNING per turn, each reply at INFO, a second traceback of an
 # error the bot's own turn-error handler already logs), or echo request headers (aiohttp.access).
@@ -100,7 +103,8 @@ class JsonFormatter(logging.Formatter):
             "correlation_id": getattr(record, "correlation_id", None) or _CORRELATION_ID.get(),
         }
         for key, value in extra_fields(record).items():
-            document.setdefault(key, _plain(value))
+            if key != CONSOLE_LINE:
+                document.setdefault(key, _plain(value))
         if record.exc_info:
             document["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
@@ -112,8 +116,9 @@ class TextFormatter(logging.Formatter):
     """`time LEVEL logger [correlation id]: message key=value …` for people reading a terminal."""
 
     def format(self, record: logging.LogRecord) -> str:
-        if record.name == TURN_LOGGER and not record.exc_info:
-            return f"{self.formatTime(record, '%H:%M:%S')} {record.getMessage()}"
+        console = getattr(record, CONSOLE_LINE, None)
+        if isinstance(console, str) and not record.exc_info:
+            return f"{self.formatTime(record, '%H:%M:%S')} {console}"
         current = getattr(record, "correlation_id", None) or _CORRELATION_ID.get()
         correlation = f" [{current}]" if current else ""
         fields = "".join(f" {key}={_plain(value)}" for key, value in extra_fields(record).items())

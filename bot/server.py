@@ -34,7 +34,14 @@ from bot.domain.onboarding import OnboardingDefaults, OnboardingService
 from bot.domain.ports import Clock
 from bot.domain.service import AccessRules, TapService
 from bot.health import ReadinessCache
-from bot.logging_setup import TURN_LOGGER, bind_correlation_id, correlated, correlation_id, new_correlation_id
+from bot.logging_setup import (
+    CONSOLE_LINE,
+    TURN_LOGGER,
+    bind_correlation_id,
+    correlated,
+    correlation_id,
+    new_correlation_id,
+)
 from bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -425,11 +432,15 @@ def _log_request(request: web.Request, status: int, started: float) -> None:
         duration_ms = round((time.monotonic() - started) * 1000)
         summary = request.get(TURN_SUMMARY) or f"{request.method} {request.path}"
         turn_logger.info(
-            "%s → %s (%s ms)",
-            summary,
+            "handled %s %s: %s",
+            request.method,
+            request.path,
             status,
-            duration_ms,
-            extra={"http_status": status, "duration_ms": duration_ms},
+            extra={
+                "http_status": status,
+                "duration_ms": duration_ms,
+                CONSOLE_LINE: f"{summary} → {status} ({duration_ms} ms)",
+            },
         )
 
 

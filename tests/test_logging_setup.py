@@ -16,6 +16,7 @@ import aiohttp
 import pytest
 
 from bot.logging_setup import (
+    CONSOLE_LINE,
     TURN_LOGGER,
     LogFormat,
     build_handler,
@@ -133,17 +134,20 @@ def test_turn_lines_read_as_a_sentence_in_text_and_carry_fields_in_json() -> Non
     def log(logger: logging.Logger) -> None:
         with correlated("turn-1"):
             logging.getLogger(TURN_LOGGER).info(
-                "%s → %s (%s ms)",
-                "Adele Vance in personal chat: tap issue …",
+                "handled POST /api/messages: %s",
                 200,
-                85,
-                extra={"http_status": 200, "duration_ms": 85},
+                extra={
+                    "http_status": 200,
+                    "duration_ms": 85,
+                    CONSOLE_LINE: "Adele Vance in personal chat: tap issue … → 200 (85 ms)",
+                },
             )
 
     text_line = emit_from(TURN_LOGGER, LogFormat.TEXT, log).strip()
     assert re.fullmatch(r"\d\d:\d\d:\d\d Adele Vance in personal chat: tap issue … → 200 \(85 ms\)", text_line)
     document = json.loads(emit_from(TURN_LOGGER, LogFormat.JSON, log))
     assert document["http_status"] == 200 and document["correlation_id"] == "turn-1"
+    assert document["message"] == "handled POST /api/messages: 200" and "Adele" not in json.dumps(document)
 
 
 def emit_from(name: str, log_format: LogFormat, build: object) -> str:
