@@ -71,6 +71,10 @@ class FileTransfers:
                 declared = response.content_length
                 if declared is not None and declared > self._max_bytes:
                     raise TransferRefused(self._too_big())
+                chunked = "chunked" in response.headers.get("Transfer-Encoding", "").lower()
+                if declared is None and not chunked:
+                    # A body that simply ends when the connection closes cannot show that it is complete.
+                    raise TransferRefused(INCOMPLETE)
                 data = bytearray()
                 # One read() returns what has arrived so far, not the file: read chunk by chunk to the end.
                 async for chunk in response.content.iter_chunked(CHUNK_BYTES):

@@ -101,6 +101,12 @@ async def chunked_cut_short(writer: asyncio.StreamWriter, body: bytes) -> None:
     # no terminating 0-length chunk: the connection just ends
 
 
+async def until_close(writer: asyncio.StreamWriter, body: bytes) -> None:
+    """Neither a length nor chunks: the body ends when the connection does, so a cut cannot be told apart."""
+    writer.write(head("") + body[: len(body) // 3])
+    await writer.drain()
+
+
 async def chunked_without_end(writer: asyncio.StreamWriter, body: bytes) -> None:
     """Keeps streaming past any cap (no Content-Length to refuse up front)."""
     writer.write(head("Transfer-Encoding: chunked\r\n"))
@@ -135,7 +141,11 @@ async def test_a_file_streamed_in_small_pieces_is_read_whole(tmp_path: Path, ser
     assert f"Ready\n{rows}" in preview, (texts, preview)
 
 
-@pytest.mark.parametrize("serve", [length_cut_short, chunked_cut_short], ids=["short of content-length", "chunked"])
+@pytest.mark.parametrize(
+    "serve",
+    [length_cut_short, chunked_cut_short, until_close],
+    ids=["short of content-length", "chunked", "delimited by close"],
+)
 async def test_a_file_cut_short_is_refused_not_previewed(tmp_path: Path, serve: Serve) -> None:
     async with RawFileHost(users_csv(ROWS), serve) as host:
         texts, preview = await preview_from(tmp_path, host)
