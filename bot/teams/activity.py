@@ -14,8 +14,7 @@ from microsoft_agents.activity import Activity
 
 from bot.domain.model import Caller, Recipient
 
-_MENTION = re.compile(r"<at\b[^>]*>.*?</at>", re.IGNORECASE | re.DOTALL)
-_TAG = re.compile(r"<[^>]+>")
+_MENTION_START = re.compile(r"<at\b", re.IGNORECASE)
 _SPACES = re.compile(r"\s+")
 _GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -63,10 +62,39 @@ def clean_text(raw: str | None) -> str:
     """'<at>tapbot</at>&nbsp; tap issue <a href="mailto:a@b.c">a@b.c</a>' → 'tap issue a@b.c'."""
     if not raw:
         return ""
-    without_mentions = _MENTION.sub(" ", raw)
-    without_tags = _TAG.sub(" ", without_mentions)
-    unescaped = html.unescape(without_tags).replace("\u00a0", " ").replace("\u200b", "")
+    unescaped = html.unescape(_without_markup(raw)).replace("\u00a0", " ").replace("\u200b", "")
     return _SPACES.sub(" ", unescaped).strip()
+
+
+def _without_markup(raw: str) -> str:
+    """Mentions (`<at …>name</at>`, with what they enclose) and any other tag become a space, in one pass.
+
+    What the regular expressions `<at\b[^>]*>.*?</at>` and `<[^>]+>` did, but in linear time: on text full of
+    unclosed `<at>` or `<` they rescanned the rest of the text at every one (a second of CPU for 32 KB).
+    """
+    lowered = raw.lower()
+    parts: list[str] = []
+    position = 0
+    closes_left = True  # once no `</at>` follows some point, none follows any later one
+    while True:
+        opening = raw.find("<", position)
+        closing = raw.find(">", opening + 1) if opening != -1 else -1
+        if closing == -1:  # no further tag can be complete
+            parts.append(raw[position:])
+            return "".join(parts)
+        if closing == opening + 1:  # "<>" is no tag
+            parts.append(raw[position:closing])
+            position = closing
+            continue
+        parts.append(raw[position:opening])
+        parts.append(" ")
+        position = closing + 1
+        if closes_left and _MENTION_START.match(raw, opening, closing + 1):
+            end = lowered.find("</at>", closing + 1)
+            if end == -1:
+                closes_left = False
+            else:
+                position = end + len("</at>")
 
 
 def tenant_id_of(activity: Activity) -> str:

@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import html
 import json
 import logging
+import random
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from bot import telemetry
+from bot.teams.activity import clean_text
 from tests.harness.bot import ADELE, MEGAN, RunningBot, sandbox_env, start_bot, stop_bot
 from tests.harness.tokens import bearer, install_test_keys, registered_env
 from tests.http.test_issue_flow import cards_in, sandbox_passes
@@ -121,3 +125,28 @@ async def test_deep_json_is_refused_with_telemetry_on(tmp_path: Path, monkeypatc
         await stop_bot(anonymous)
         await stop_bot(registered)
         telemetry.shutdown()
+
+
+def _regex_clean_text(raw: str) -> str:
+    """clean_text as it was: right, but quadratic on text full of unclosed `<at>` or `<`."""
+    without_mentions = re.sub(r"<at\b[^>]*>.*?</at>", " ", raw, flags=re.IGNORECASE | re.DOTALL)
+    without_tags = re.sub(r"<[^>]+>", " ", without_mentions)
+    unescaped = html.unescape(without_tags).replace("\u00a0", " ").replace("\u200b", "")
+    return re.sub(r"\s+", " ", unescaped).strip()
+
+
+def test_mentions_and_tags_are_stripped_as_before_in_one_pass() -> None:
+    pieces = ["<at>", "</at>", "<AT>", "</At>", '<at id="1">', "<atx>", "<b>", "</b>", '<a href="mailto:a@b.c">']
+    pieces += ["</a>", "<>", "tap", "issue", " ", "&nbsp;", "\n", "x@y.z"]
+    rng = random.Random(9)
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        assert clean_text(text) == _regex_clean_text(text), text
+    assert clean_text('<at>tapbot</at>&nbsp; tap issue <a href="mailto:a@b.c">a@b.c</a>') == "tap issue a@b.c"
+    assert clean_text("<at>" * 8000) == "" and clean_text("<" * 32_000) == "<" * 32_000
+
+
+async def test_a_message_full_of_unclosed_mentions_gets_the_help(bot: RunningBot) -> None:
+    await bot.say(ADELE, "<at>tapbot" + "<at>" * 7000)
+    assert bot.connector.cards() and "/tap issue USER" in str(bot.connector.cards()[-1])
+    assert await sandbox_passes(bot) == []
