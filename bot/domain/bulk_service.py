@@ -484,17 +484,16 @@ class _JobRun:
     async def _issue(self, row: BulkRow) -> None:
         creating = row.moved(RowState.CREATING, attempts=row.attempts + 1)
         await self._store.save_rows([creating])
-        user: DirectoryUser | None = None
+        user = DirectoryUser(row.user_id or row.target, row.target, row.user_label or row.target)
         try:
             if not await self._requester_may_act():
                 await self._finish([creating.moved(RowState.FAILED, reason=NO_LONGER_OPERATOR)])
                 return
-            user = await self._service._directory.find_user(row.user_id or row.target)
-            if user is None:
-                await self._finish([creating.moved(RowState.FAILED, reason="No such user in this tenant any more.")])
-                return
             async with self._tap.target_lock(user):
                 issued = await self._create_checked(creating, user)
+            if issued is None:
+                await self._finish([creating.moved(RowState.FAILED, reason="No such user in this tenant any more.")])
+                return
         except (Throttled, TargetBusy):
             raise
         except Refused as refusal:
@@ -522,9 +521,14 @@ class _JobRun:
         if full:
             await self._flush_page()
 
-    async def _create_checked(self, row: BulkRow, user: DirectoryUser) -> IssuedPass:
-        """Every rule of a single pass, as of now, for this row's user; then the create. Runs under the user's lock."""
-        check = await self._tap.check_target(self._requester, user, policy=self._policy)
+    async def _create_checked(self, row: BulkRow, known: DirectoryUser) -> IssuedPass | None:
+        """Every rule of a single pass, as of now, for this row's user (read afresh); then the create. Runs under
+        the user's lock. None when the user no longer exists."""
+        assert self._policy is not None  # read when the run started
+        found = await self._tap.check_target_by_id(self._requester, known.object_id, policy=self._policy)
+        if found is None:
+            return None
+        user, check = found
         lifetime = resolve_lifetime(row.lifetime_minutes, check.policy)
         one_time = resolve_one_time(row.one_time, check.policy)
         now = self._clock.now()

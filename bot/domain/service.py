@@ -6,11 +6,11 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from bot.domain.audit import AuditAction, AuditOutcome
 from bot.domain.auditing import Auditor, Subject
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from bot.domain.approvals import ApprovalRequest
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Check-and-create for one user holds this lock. Its time runs out by itself, so a replica that died holding it
 # blocks that user for a minute at most; a check and a create take well under that.
@@ -238,20 +240,38 @@ class TapService:
 
         A bulk check passes the policy it read once for the whole file.
         """
-        known_policy, role_names, existing = await asyncio.gather(
-            _given(policy) if policy is not None else self._directory.tap_policy(),
-            self._directory.directory_roles(user.object_id),
-            self._passes.current_pass(user.object_id),
-        )
-        policy = known_policy
+        if policy is None:
+            policy = await self._directory.tap_policy()
+        _, check = await self._checked_facts(requester, _given(user), user.object_id, policy)
+        assert check is not None  # the user was given, so it exists
+        return check
+
+    async def check_target_by_id(
+        self, requester: Caller, user_id: str, *, policy: TapPolicy
+    ) -> tuple[DirectoryUser, TargetCheck] | None:
+        """`check_target` for a user known by id, read afresh with the rest in one round (a bulk row being issued:
+        the account may have been disabled or turned into a guest since the preflight). None: no such user now."""
+        found, check = await self._checked_facts(requester, self._directory.find_user(user_id), user_id, policy)
+        return None if found is None or check is None else (found, check)
+
+    async def _checked_facts(
+        self, requester: Caller, user_read: Awaitable[DirectoryUser | None], user_id: str, policy: TapPolicy
+    ) -> tuple[DirectoryUser | None, TargetCheck | None]:
         interesting_groups = self._access.protected_group_ids | policy.target_group_ids
-        member_groups = await self._directory.member_groups(user.object_id, interesting_groups)
+        user, role_names, existing, member_groups = await asyncio.gather(
+            user_read,
+            self._directory.directory_roles(user_id),
+            self._passes.current_pass(user_id),
+            self._directory.member_groups(user_id, interesting_groups),
+        )
+        if user is None:
+            return None, None
         refusal = target_refusal(
             requester, TargetFacts(user, role_names, member_groups), policy, self._access.protected_group_ids
         )
         if refusal is not None:
             raise refusal
-        return TargetCheck(policy, existing)
+        return user, TargetCheck(policy, existing)
 
     async def create_checked_pass(
         self,
@@ -408,8 +428,8 @@ class TapService:
         return user
 
 
-async def _given(policy: TapPolicy) -> TapPolicy:
-    return policy
+async def _given(value: T) -> T:
+    return value
 
 
 def _replace_confirmed(request: PassRequest, existing: PassInfo) -> bool:
