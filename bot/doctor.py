@@ -53,9 +53,13 @@ ROLES_PERMISSION = "RoleManagement.Read.Directory"
 PIM_GROUPS_PERMISSION = "PrivilegedEligibilitySchedule.Read.AzureADGroup"
 POLICY_PERMISSION = "Policy.Read.AuthenticationMethod"
 PASS_READ_PERMISSION = "UserAuthMethod-TAP.Read.All"
+# Listing all of a user's sign-in methods (the new-hire rule of onboarding) is not covered by User.Read.All nor by
+# the TAP-only permissions: the "List methods" page names this one as least privileged for applications.
+METHODS_PERMISSION = "UserAuthenticationMethod.Read.All"
 REQUIRED_PERMISSIONS = (
     WRITE_PERMISSION,
     PASS_READ_PERMISSION,
+    METHODS_PERMISSION,
     POLICY_PERMISSION,
     USERS_PERMISSION,
     MEMBERSHIP_PERMISSION,
@@ -66,6 +70,7 @@ REQUIRED_PERMISSIONS = (
 IMPLIED_BY = {
     WRITE_PERMISSION: (BROAD_WRITE_PERMISSION,),
     PASS_READ_PERMISSION: (WRITE_PERMISSION, BROAD_WRITE_PERMISSION, "UserAuthenticationMethod.Read.All"),
+    METHODS_PERMISSION: (BROAD_WRITE_PERMISSION,),
     MEMBERSHIP_PERMISSION: ("Group.Read.All", "Directory.Read.All"),
     USERS_PERMISSION: ("Directory.Read.All",),
     ROLES_PERMISSION: ("RoleManagement.ReadWrite.Directory", "RoleManagement.Read.All"),
@@ -350,6 +355,10 @@ class Doctor:
             self._not_applicable("graph_passes", f"{_TITLES['graph_passes']}: not checked (no user to check with).")
         elif _answered(await self._read("graph_passes", PASS_READ_PERMISSION, graph.current_pass(user_id), limit)):
             self._ok("graph_passes", f"Users' Temporary Access Passes can be listed ({PASS_READ_PERMISSION}).")
+        if user_id is None:
+            self._not_applicable("graph_methods", f"{_TITLES['graph_methods']}: not checked (no user to check with).")
+        elif _answered(await self._read("graph_methods", METHODS_PERMISSION, graph.sign_in_methods(user_id), limit)):
+            self._ok("graph_methods", f"A new hire's sign-in methods can be listed ({METHODS_PERMISSION}).")
         await self._groups(settings, graph, limit)
 
     async def _role_reads(self, graph: GraphGateway, user_id: str, limit: float) -> None:
@@ -534,6 +543,7 @@ _TITLES = {
     "graph_policy": f"Reading the Temporary Access Pass policy ({POLICY_PERMISSION})",
     "tap_policy": "Temporary Access Pass policy",
     "graph_passes": f"Listing a user's Temporary Access Passes ({PASS_READ_PERMISSION})",
+    "graph_methods": f"Listing a user's sign-in methods ({METHODS_PERMISSION})",
     "operator_group": f"Reading the operator group ({MEMBERSHIP_PERMISSION})",
     "protected_groups": f"Reading the protected groups ({MEMBERSHIP_PERMISSION})",
 }

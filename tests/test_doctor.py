@@ -37,6 +37,7 @@ GRAPH_CHECKS = (
     "graph_pim_groups",
     "graph_policy",
     "graph_passes",
+    "graph_methods",
 )
 
 
@@ -162,6 +163,7 @@ async def test_an_empty_database_has_no_schema(tmp_path: Path) -> None:
     ("path_regex", "check", "permission"),
     [
         ("roleAssignments", "graph_roles", "RoleManagement.Read.Directory"),
+        ("authentication/methods$", "graph_methods", "UserAuthenticationMethod.Read.All"),
         ("roleEligibilityScheduleInstances", "graph_role_eligibility", "RoleManagement.Read.Directory"),
         ("transitiveMemberOf/graph.group", "graph_role_groups", "GroupMember.Read.All"),
         (
