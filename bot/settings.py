@@ -26,7 +26,7 @@ DEFAULT_DATABASE_URL = f"sqlite+aiosqlite:///{PROJECT_DIR / 'var' / 'tapbot.db'}
 BOT_CONNECTION_PREFIX = "CONNECTIONS__SERVICE_CONNECTION__SETTINGS__"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # Where Teams keeps attached files: SharePoint and OneDrive in the commercial and government clouds.
-DEFAULT_DOWNLOAD_HOSTS = ("*.sharepoint.com", "*.sharepoint.us", "*.sharepoint-mil.us", "*.sharepoint.cn")
+DEFAULT_DOWNLOAD_HOSTS = ("*.sharepoint.com", "*.sharepoint.us", "*.sharepoint-mil.us")
 # Where Teams' Bot Connector answers (the activities' serviceUrl): commercial, GCC, GCC High, DoD.
 DEFAULT_CONNECTOR_HOSTS = (
     "smba.trafficmanager.net",
@@ -245,6 +245,12 @@ def _graph_settings(reader: _Reader) -> GraphSettings:
         return GraphSettings(**common)  # type: ignore[arg-type]
     if not base_url.startswith("https://"):
         raise SettingsError(f"TAPBOT_GRAPH_BASE_URL={base_url} must use https for a real tenant.")
+    if re.match(r"^https://microsoftgraph\.chinacloudapi\.cn(/|$)", base_url, re.IGNORECASE):
+        # The national-cloud tables of the v1.0 pass pages (list, get, create) exclude Azure operated by 21Vianet.
+        raise SettingsError(
+            f"TAPBOT_GRAPH_BASE_URL={base_url}: Microsoft Azure operated by 21Vianet does not offer the v1.0 "
+            "Temporary Access Pass APIs, so tapbot cannot issue passes there."
+        )
     tenant_id = reader.required("TAPBOT_GRAPH_TENANT_ID", "the Entra tenant id the bot manages")
     client_id = reader.optional("TAPBOT_GRAPH_CLIENT_ID")
     if mode is GraphMode.CERTIFICATE:

@@ -142,3 +142,16 @@ def test_connector_hosts_default_to_teams_clouds_and_can_be_replaced() -> None:
     for wrong in ("https://smba.trafficmanager.net/", "smba.trafficmanager.net/amer", "user@host", "host:port"):
         with pytest.raises(SettingsError, match="TAPBOT_CONNECTOR_HOSTS"):
             Settings.from_env(real_tenant(TAPBOT_CONNECTOR_HOSTS=wrong))
+
+
+@pytest.mark.parametrize(
+    "base_url", ["https://microsoftgraph.chinacloudapi.cn/v1.0", "https://MicrosoftGraph.ChinaCloudApi.cn/v1.0/"]
+)
+def test_the_21vianet_cloud_is_refused_with_a_sentence(base_url: str) -> None:
+    with pytest.raises(SettingsError, match=r"21Vianet does not offer the v1\.0 Temporary Access Pass APIs"):
+        Settings.from_env(real_tenant(TAPBOT_GRAPH_BASE_URL=base_url))
+
+
+def test_us_government_graph_is_accepted() -> None:
+    settings = Settings.from_env(real_tenant(TAPBOT_GRAPH_BASE_URL="https://graph.microsoft.us/v1.0"))
+    assert settings.graph.base_url == "https://graph.microsoft.us/v1.0"
