@@ -25,7 +25,7 @@ def setup_file_routes(app: web.Application, prefix: str) -> None:
 
 async def host_file(request: web.Request) -> web.Response:
     name = request.query.get("name", "file.csv").replace("/", "_")[:200] or "file.csv"
-    data = await request.content.read(MAX_HOSTED_BYTES + 1)
+    data = await _whole_body(request)
     if len(data) > MAX_HOSTED_BYTES:
         return web.json_response({"error": "file too large for the sandbox"}, status=413)
     file_id = uuid.uuid4().hex
@@ -36,7 +36,9 @@ async def host_file(request: web.Request) -> web.Response:
 
 async def receive_upload(request: web.Request) -> web.Response:
     """Stands in for a OneDrive upload session (Teams' file-consent flow): one PUT with the whole range."""
-    data = await request.content.read(MAX_HOSTED_BYTES + 1)
+    data = await _whole_body(request)
+    if len(data) > MAX_HOSTED_BYTES:
+        return web.json_response({"error": "file too large for the sandbox"}, status=413)
     expected = f"bytes 0-{len(data) - 1}/{len(data)}"
     if request.headers.get("Content-Range") != expected:
         return web.json_response({"error": f"Content-Range must be {expected}"}, status=400)
@@ -45,6 +47,20 @@ async def receive_upload(request: web.Request) -> web.Response:
     request.app[HOSTED_FILES][file_id] = (name, data)
     url = request.url.with_path(f"{request.path.rsplit('/uploads/', 1)[0]}/files/{file_id}/{name}").with_query(None)
     return web.json_response({"id": file_id, "name": name, "size": len(data), "webUrl": str(url)}, status=201)
+
+
+async def _whole_body(request: web.Request) -> bytes:
+    """The body to its end (or one byte past the cap): `content.read(n)` returns what has arrived so far, which
+    for a chunked upload is only the first chunk."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= MAX_HOSTED_BYTES:
+        chunk = await request.content.read(MAX_HOSTED_BYTES + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 async def download_file(request: web.Request) -> web.Response:
