@@ -25,6 +25,14 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every Graph request")
     parser.add_argument("--budget", type=int, default=None, help="Graph requests allowed per window")
     parser.add_argument("--window", type=float, default=10.0, help="budget window in seconds")
+    parser.add_argument(
+        "--graph-limits", action="store_true", help="apply Graph's published identity-and-access throttling limits"
+    )
+    parser.add_argument("--tenant-size", choices=["S", "M", "L"], default=None, help="size tier for those limits")
+    parser.add_argument(
+        "--auth-method-limit", type=int, default=None, help="unpublished limit on authentication-method requests"
+    )
+    parser.add_argument("--auth-method-window", type=float, default=10.0, help="its window in seconds")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser.parse_args(argv)
 
@@ -51,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
             latency_ms=arguments.latency_ms,
             request_budget=arguments.budget,
             budget_window_s=arguments.window,
+            graph_limits=arguments.graph_limits,
+            tenant_size=arguments.tenant_size,
+            auth_method_limit=arguments.auth_method_limit,
+            auth_method_window_s=arguments.auth_method_window,
         )
     except (TenantFileError, ValueError) as error:
         print(f"sandbox: {error}", file=sys.stderr)

@@ -1,10 +1,11 @@
-"""Knobs for benchmarks and tests: latency, a request budget, the clock."""
+"""Knobs for benchmarks and tests: latency, throttling (a simple budget and/or Graph's published limits), the clock."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from bot.sandbox.clock import SandboxClock
+from bot.sandbox.throttle import TENANT_SIZE_UNITS, ThrottleSettings
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,20 @@ class SandboxOptions:
 
     budget_window_s: float = 10.0
 
+    graph_limits: bool = False
+    """Apply Microsoft Graph's published identity-and-access limits (resource units, writes; see docs/sandbox.md)."""
+
+    tenant_size: str | None = None
+    """The size tier for those limits: S, M or L; None takes it from the tenant's user count."""
+
+    auth_method_limit: int | None = None
+    """An unpublished, tighter limit: requests on /users/{id}/authentication/... per `auth_method_window_s`."""
+
+    auth_method_window_s: float = 10.0
+
+    auth_method_writes_only: bool = False
+    """Count only writes (creating and deleting passes) against `auth_method_limit`."""
+
     clock: SandboxClock = field(default_factory=SandboxClock)
 
     def __post_init__(self) -> None:
@@ -24,5 +39,20 @@ class SandboxOptions:
             raise ValueError("latency_ms cannot be negative")
         if self.request_budget is not None and self.request_budget < 1:
             raise ValueError("request_budget must be at least 1 (or None for no limit)")
-        if self.budget_window_s <= 0:
-            raise ValueError("budget_window_s must be positive")
+        if self.budget_window_s <= 0 or self.auth_method_window_s <= 0:
+            raise ValueError("throttling windows must be positive")
+        if self.tenant_size is not None and self.tenant_size not in TENANT_SIZE_UNITS:
+            raise ValueError("tenant_size must be S, M or L (or None to take it from the tenant)")
+        if self.auth_method_limit is not None and self.auth_method_limit < 1:
+            raise ValueError("auth_method_limit must be at least 1 (or None for no limit)")
+
+    def throttle_settings(self) -> ThrottleSettings:
+        return ThrottleSettings(
+            request_budget=self.request_budget,
+            budget_window_s=self.budget_window_s,
+            graph_limits=self.graph_limits,
+            tenant_size=self.tenant_size,
+            auth_method_limit=self.auth_method_limit,
+            auth_method_window_s=self.auth_method_window_s,
+            auth_method_writes_only=self.auth_method_writes_only,
+        )

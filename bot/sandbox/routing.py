@@ -23,6 +23,7 @@ from bot.sandbox.errors import (
     unknown_segment,
 )
 from bot.sandbox.state import SandboxState
+from bot.sandbox.throttle import is_authentication_method_path
 
 logger = logging.getLogger(__name__)
 
@@ -145,14 +146,22 @@ class GraphRouter:
 
 async def serve_graph_request(state: SandboxState, router: GraphRouter, request: GraphRequest) -> GraphResponse:
     """Budget, then injected faults, then the handler; always answers, never raises."""
-    state.counters.requests_received += 1
-    retry_after_s = state.budget.admit()
-    if retry_after_s is not None:
-        state.counters.requests_throttled += 1
-        response = error_response(request, too_many_requests(retry_after_s), state.clock.now())
+    counters = state.counters
+    counters.requests_received += 1
+    decision = state.throttle.admit(request.method, request.path, request.query, request.headers)
+    if not decision.admitted:
+        counters.requests_throttled += 1
+        name = decision.limit_name or "requests"
+        counters.throttled_by[name] = counters.throttled_by.get(name, 0) + 1
+        response = error_response(request, too_many_requests(decision.retry_after_s), state.clock.now())
     else:
-        state.counters.requests_served += 1
+        counters.requests_served += 1
+        counters.resource_units += decision.cost.resource_units
+        counters.writes += decision.cost.writes
+        if is_authentication_method_path(request.path):
+            counters.authentication_method_requests += 1
         response = await _run_with_faults(state, router, request)
+    response.headers.update(decision.headers)
     response.headers["request-id"] = request.request_id
     response.headers["client-request-id"] = request.client_request_id
     # Only method, path and status: bodies may hold pass secrets and never reach the log.

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from bot.sandbox.clock import SandboxClock
 from bot.sandbox.faults import FaultInjector
 from bot.sandbox.options import SandboxOptions
 from bot.sandbox.passes import IssuedPass, PassStore, UsabilityReason
 from bot.sandbox.tenant import Tenant, TenantUser
-from bot.sandbox.throttle import RequestBudget
+from bot.sandbox.throttle import GraphThrottle
 
 
 @dataclass
@@ -19,8 +19,15 @@ class SandboxCounters:
     requests_served: int = 0
     """Requests admitted by the budget (whatever their answer)."""
     requests_throttled: int = 0
-    """429 answers caused by the request budget (injected 429 faults are counted as faults)."""
+    """429 answers caused by throttling (injected 429 faults are counted as faults)."""
     faults_injected: int = 0
+    resource_units: int = 0
+    """Resource units the admitted requests cost (with Graph's published limits on)."""
+    writes: int = 0
+    authentication_method_requests: int = 0
+    """Admitted requests on /users/{id}/authentication/... (the endpoints an unpublished limit may bind)."""
+    throttled_by: dict[str, int] = field(default_factory=dict[str, int])
+    """429s per limit name."""
 
 
 class SandboxState:
@@ -29,7 +36,7 @@ class SandboxState:
         self.clock: SandboxClock = options.clock
         self.tenant = tenant
         self.passes = PassStore(tenant.seeded_passes)
-        self.budget = RequestBudget(options.request_budget, options.budget_window_s)
+        self.throttle = self._new_throttle()
         self.faults = FaultInjector()
         self.counters = SandboxCounters()
 
@@ -38,10 +45,15 @@ class SandboxState:
         if tenant is not None:
             self.tenant = tenant
         self.passes = PassStore(self.tenant.seeded_passes)
-        self.budget.reset()
         self.faults.clear()
         self.counters = SandboxCounters()
         self.clock.reset()
+        self.throttle = self._new_throttle()  # the clock moved back: start every window afresh
+
+    def _new_throttle(self) -> GraphThrottle:
+        return GraphThrottle(
+            self.options.throttle_settings(), len(self.tenant.users), lambda: self.clock.now().timestamp()
+        )
 
     def pass_allowed_by_policy(self, user: TenantUser) -> bool:
         policy_enabled = self.tenant.tap_policy.state == "enabled"
@@ -52,9 +64,9 @@ class SandboxState:
         allowed = user is not None and self.pass_allowed_by_policy(user)
         return issued.usability(self.clock.now(), allowed)
 
-    def counters_snapshot(self) -> dict[str, int]:
+    def counters_snapshot(self) -> dict[str, object]:
         return {
             **asdict(self.counters),
-            "peak_window_usage": self.budget.peak_usage,
-            "current_window_usage": self.budget.usage(),
+            "peak_window_usage": self.throttle.budget.peak_usage,
+            "current_window_usage": self.throttle.budget.used(self.clock.now().timestamp()),
         }
