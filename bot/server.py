@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 from bot.teams.activity import clean_text
 from bot.teams.agent import TeamsRuntime, build_runtime, register_handlers
 from bot.teams.approval_flow import ApprovalFlow
-from bot.teams.audit_export import AuditExportFlow, StoredAuditRows
+from bot.teams.audit_export import AuditExportFlow
 from bot.teams.bulk_flow import BulkFlow
 from bot.teams.delivery import Outbound, PrivateDelivery
 from bot.teams.handlers import TapHandlers
@@ -204,7 +204,7 @@ async def _compose(settings: Settings, clock: Clock) -> Components:
     )
     approvals.on_bulk_approved = bulk.approved
     audit_export = AuditExportFlow(
-        exports=AuditExportService(operators=service, source=StoredAuditRows(store), audit=store, clock=clock),
+        exports=AuditExportService(operators=service, source=store, audit=store, clock=clock),
         transfers=transfers,
         delivery=delivery,
         presentation=presentation,

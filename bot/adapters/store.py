@@ -9,11 +9,10 @@ have no column that could.
 from __future__ import annotations
 
 import asyncio
-import enum
 import hashlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -47,6 +46,7 @@ from bot.domain.approvals import ApprovalKind, ApprovalRequest, ApprovalsChannel
 from bot.domain.audit import AuditEvent
 from bot.domain.bulk import BulkJob, BulkKind, BulkRow, JobStatus, RowState
 from bot.domain.model import Recipient
+from bot.domain.records import AuditEntry, PassCard, PersonalConversation, RedactionReason
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -106,13 +106,6 @@ class AuditRow(Base):
     graph_request_id: Mapped[str | None] = mapped_column(String(64))
     rule: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(Text, default="")
-
-
-class RedactionReason(enum.StrEnum):
-    HANDED_OVER = "handed_over"
-    EXPIRED = "expired"
-    REVOKED = "revoked"
-    REPLACED = "replaced"
 
 
 class PassCardRow(Base):
@@ -264,33 +257,6 @@ class BulkRowRow(Base):
     __table_args__ = (Index("ix_bulk_rows_state", "job_id", "state"),)
 
 
-@dataclass(frozen=True)
-class PassCard:
-    id: str
-    requester_id: str
-    target_id: str
-    target_label: str
-    pass_method_id: str
-    start_at: datetime
-    expires_at: datetime
-    one_time: bool
-    timezone: str
-    service_url: str
-    conversation_id: str
-    activity_id: str | None
-    created_at: datetime
-    redacted_at: datetime | None = None
-    redaction_reason: str | None = None
-
-
-@dataclass(frozen=True)
-class PersonalConversation:
-    user_id: str
-    tenant_id: str
-    service_url: str
-    conversation_id: str
-
-
 class SqlStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -353,12 +319,12 @@ class SqlStore:
                 )
             )
 
-    async def audit_rows(self, since: datetime | None = None) -> Sequence[AuditRow]:
+    async def audit_rows(self, since: datetime | None = None) -> list[AuditEntry]:
         query = select(AuditRow).order_by(AuditRow.id)
         if since is not None:
             query = query.where(AuditRow.at >= since)
         async with self._session() as session:
-            return (await session.scalars(query)).all()
+            return [_audit_entry(row) for row in (await session.scalars(query)).all()]
 
     # --- pass cards ---------------------------------------------------------------------------------------
 
@@ -836,6 +802,26 @@ def _card(row: PassCardRow) -> PassCard:
         created_at=row.created_at,
         redacted_at=row.redacted_at,
         redaction_reason=row.redaction_reason,
+    )
+
+
+def _audit_entry(row: AuditRow) -> AuditEntry:
+    return AuditEntry(
+        id=row.id,
+        at=row.at,
+        action=row.action,
+        outcome=row.outcome,
+        actor_id=row.actor_id,
+        actor_name=row.actor_name,
+        target_id=row.target_id,
+        target_upn=row.target_upn,
+        lifetime_minutes=row.lifetime_minutes,
+        start_at=row.start_at,
+        one_time=row.one_time,
+        pass_method_id=row.pass_method_id,
+        graph_request_id=row.graph_request_id,
+        rule=row.rule,
+        detail=row.detail,
     )
 
 

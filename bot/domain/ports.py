@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.domain.audit import AuditEvent
 from bot.domain.model import DirectoryUser, IssuedPass, PassInfo, TapPolicy
+from bot.domain.records import AuditEntry, PassCard, PersonalConversation, RedactionReason
 
 
 class Clock(Protocol):
@@ -75,3 +76,62 @@ class TargetLocks(Protocol):
     async def unlock_target(self, target_id: str, holder: str) -> None:
         """Gives the lock back; nothing happens when `holder` no longer holds it."""
         ...
+
+
+class AuditTrail(AuditLog, Protocol):
+    """The audit log, read back as well (the export reads it; nothing ever changes or deletes an entry)."""
+
+    async def audit_rows(self, since: datetime | None = None) -> Sequence[AuditEntry]:
+        """Every entry at or after `since` (all when None), oldest first."""
+        ...
+
+
+class PassCards(Protocol):
+    """Where each pass was shown, so the card can be redacted when the pass is handed over, expires or goes."""
+
+    async def save_pass_card(self, card: PassCard) -> None: ...
+
+    async def save_pass_cards(self, cards: Sequence[PassCard]) -> None:
+        """Several cards in one transaction."""
+        ...
+
+    async def set_card_activity(self, card_id: str, activity_id: str) -> None: ...
+
+    async def pass_card(self, card_id: str) -> PassCard | None: ...
+
+    async def claim_redaction(self, card_id: str, reason: RedactionReason, at: datetime) -> bool:
+        """Marks the card redacted; False when it already was (a second click, or another replica)."""
+        ...
+
+    async def cards_due_for_redaction(self, now: datetime, limit: int = 50) -> list[PassCard]: ...
+
+    async def unredacted_cards_for_pass(self, pass_method_id: str) -> list[PassCard]: ...
+
+    async def unredacted_cards_for_user(self, target_id: str) -> list[PassCard]: ...
+
+
+class PersonalConversations(Protocol):
+    """The 1:1 chat with each user, remembered so a private message need not create it again."""
+
+    async def save_personal_conversation(self, conversation: PersonalConversation, at: datetime) -> None: ...
+
+    async def personal_conversation(self, user_id: str) -> PersonalConversation | None: ...
+
+
+class ProcessedActivities(Protocol):
+    """Activities already handled: Teams retries a delivery it thinks failed, with the same activity id."""
+
+    async def first_delivery(self, key: str, now: datetime, keep: timedelta) -> bool:
+        """Records the activity; False when it was seen before (a retried delivery)."""
+        ...
+
+
+class FileTransfers(Protocol):
+    """Fetching a file a user attached and uploading one they accepted (only to allowed hosts, size-capped).
+
+    Both raise TapError with a sentence for the user when the transfer cannot be done.
+    """
+
+    async def fetch(self, url: str) -> bytes: ...
+
+    async def upload(self, url: str, data: bytes) -> None: ...

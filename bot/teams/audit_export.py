@@ -11,22 +11,19 @@ Every answer is audited (sent, declined, failed, refused).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from datetime import UTC, date, datetime
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from microsoft_agents.activity import Activity
 from microsoft_agents.hosting.core import TurnContext, TurnState
 
-from bot.adapters.downloads import FileTransfers
-from bot.adapters.store import SqlStore
 from bot.domain.audit import MAX_EXPORT_DAYS, AuditPeriod
-from bot.domain.audit_export import AuditExportService, AuditFile, AuditRecord
+from bot.domain.audit_export import AuditExportService, AuditFile
 from bot.domain.commands import AuditExportCommand
 from bot.domain.errors import TapError
 from bot.domain.model import Caller
-from bot.domain.ports import Clock
+from bot.domain.ports import Clock, FileTransfers
 from bot.teams.activity import TurnFacts, turn_facts
 from bot.teams.delivery import INSTALL_ADVICE, DeliveryFailed, PrivateDelivery, text_message
 from bot.teams.file_offer import (
@@ -44,16 +41,6 @@ logger = logging.getLogger(__name__)
 
 AUDIT_EXPORT_OFFER = "auditExport"
 SENT_PRIVATELY = "Sent to you privately: look in your personal chat with me."
-
-
-class StoredAuditRows:
-    """The store's audit rows as the domain's AuditRecord: at run time their mapped attributes are plain values."""
-
-    def __init__(self, store: SqlStore) -> None:
-        self._store = store
-
-    async def audit_rows(self, since: datetime | None = None) -> Sequence[AuditRecord]:
-        return [cast(AuditRecord, row) for row in await self._store.audit_rows(since)]
 
 
 class AuditExportFlow:

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from microsoft_agents.activity import Activity, AdaptiveCardInvokeResponse
@@ -26,16 +26,15 @@ from microsoft_agents.hosting.core import TurnContext, TurnState
 from microsoft_agents.hosting.core.app.adaptive_card import factory
 
 from bot import telemetry
-from bot.adapters.downloads import FileTransfers
-from bot.adapters.store import PassCard, RedactionReason, SqlStore
 from bot.domain.approvals import ApprovalRequest
 from bot.domain.audit import AuditAction, AuditEvent, AuditOutcome
-from bot.domain.bulk import BulkJob, BulkKind, BulkRow, JobStatus, Progress, RowState
+from bot.domain.bulk import BulkJob, BulkKind, BulkRow, BulkStore, JobStatus, Progress, RowState
 from bot.domain.bulk_file import read_bulk_file, write_results_xlsx
 from bot.domain.bulk_service import BulkService, Checked, Started, WaitingForApproval
 from bot.domain.errors import TapError
 from bot.domain.model import Caller, IssuedPass
-from bot.domain.ports import Clock
+from bot.domain.ports import AuditLog, Clock, FileTransfers, PassCards
+from bot.domain.records import PassCard, RedactionReason
 from bot.teams.activity import TurnFacts, turn_facts
 from bot.teams.delivery import DeliveryFailed, PrivateChat, PrivateDelivery, card_message, text_message
 from bot.teams.file_offer import OFFER_KEY, acknowledge, consent_answer, is_personal, offer_activity, upload_and_show
@@ -137,6 +136,10 @@ class ExportVault:
                 self._jobs.pop(job_id, None)
 
 
+class BulkFlowStore(BulkStore, PassCards, AuditLog, Protocol):
+    """The job journal (progress cards), the results pages' pass cards, and the audit log."""
+
+
 class BulkFlow:
     def __init__(
         self,
@@ -144,7 +147,7 @@ class BulkFlow:
         bulk: BulkService,
         transfers: FileTransfers,
         delivery: PrivateDelivery,
-        store: SqlStore,
+        store: BulkFlowStore,
         presentation: Presentation,
         clock: Clock,
         max_rows: int,

@@ -21,9 +21,9 @@ from microsoft_agents.hosting.core import ChannelServiceClientFactoryBase, TurnC
 from microsoft_agents.hosting.core.authorization import AuthenticationConstants, ClaimsIdentity
 from microsoft_agents.hosting.core.connector import ConnectorClientBase
 
-from bot.adapters.store import PersonalConversation, SqlStore
 from bot.domain.model import Recipient
-from bot.domain.ports import Clock
+from bot.domain.ports import Clock, PersonalConversations
+from bot.domain.records import PersonalConversation
 from bot.teams.activity import TurnFacts
 
 logger = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ class Outbound:
 
 
 class PrivateDelivery:
-    def __init__(self, outbound: Outbound, store: SqlStore, clock: Clock) -> None:
+    def __init__(self, outbound: Outbound, store: PersonalConversations, clock: Clock) -> None:
         self._outbound = outbound
         self._store = store
         self._clock = clock

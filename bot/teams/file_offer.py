@@ -22,7 +22,7 @@ from typing import Any
 from microsoft_agents.activity import Activity, ActivityTypes, Attachment, InvokeResponse
 from microsoft_agents.hosting.core import AgentApplication, RouteRank, TurnContext, TurnState
 
-from bot.adapters.downloads import FileTransfers
+from bot.domain.ports import FileTransfers
 from bot.teams.activity import ConversationKind, conversation_kind
 
 logger = logging.getLogger(__name__)

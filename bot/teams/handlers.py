@@ -8,12 +8,12 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import timedelta
+from typing import Protocol
 
 from microsoft_agents.activity import Activity, ActivityTypes, AdaptiveCardInvokeResponse, InvokeResponse
 from microsoft_agents.hosting.core import TurnContext, TurnState
 from microsoft_agents.hosting.core.app.adaptive_card import factory
 
-from bot.adapters.store import RedactionReason, SqlStore
 from bot.domain.approval_desk import ApprovalDesk
 from bot.domain.commands import (
     ApprovalsHereCommand,
@@ -33,7 +33,8 @@ from bot.domain.commands import (
 from bot.domain.errors import GraphUnavailable, TapError
 from bot.domain.model import Caller
 from bot.domain.onboarding import OnboardingService
-from bot.domain.ports import Clock
+from bot.domain.ports import Clock, PassCards, ProcessedActivities
+from bot.domain.records import RedactionReason
 from bot.domain.service import AwaitingApproval, Issued, NothingToRevoke, ReplaceNeeded, Revoked, TapService
 from bot.teams.activity import ConversationKind, TurnFacts, turn_facts
 from bot.teams.approval_flow import ApprovalFlow
@@ -65,6 +66,10 @@ SOMETHING_WENT_WRONG = (
 )
 
 
+class HandlerStore(PassCards, ProcessedActivities, Protocol):
+    """What the handlers read directly: pass cards (hand-over) and activities already handled (retries)."""
+
+
 class TapHandlers:
     def __init__(
         self,
@@ -77,7 +82,7 @@ class TapHandlers:
         bulk: BulkFlow,
         delivery: PrivateDelivery,
         redactor: CardRedactor,
-        store: SqlStore,
+        store: HandlerStore,
         clock: Clock,
         presentation: Presentation,
         audit_export: AuditExportFlow,

@@ -15,9 +15,9 @@ from zoneinfo import ZoneInfo
 
 from microsoft_agents.hosting.core import TurnContext
 
-from bot.adapters.store import PassCard, RedactionReason, SqlStore
 from bot.domain.model import Caller, IssuedPass, Recipient
-from bot.domain.ports import Clock
+from bot.domain.ports import Clock, PassCards
+from bot.domain.records import PassCard, RedactionReason
 from bot.domain.service import TapService
 from bot.teams.activity import TurnFacts
 from bot.teams.delivery import DeliveryFailed, PrivateDelivery, card_message, text_message
@@ -43,7 +43,7 @@ class PassDelivery:
         self,
         *,
         delivery: PrivateDelivery,
-        store: SqlStore,
+        store: PassCards,
         redactor: CardRedactor,
         service: TapService,
         clock: Clock,

@@ -17,13 +17,14 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.adapters.store import PassCard, RedactionReason, SqlStore
 from bot.domain.audit import AuditAction, AuditEvent, AuditOutcome
 from bot.domain.bulk import BulkJob, BulkRow
 from bot.domain.model import IssuedPass
-from bot.domain.ports import Clock
+from bot.domain.ports import AuditLog, Clock, PassCards
+from bot.domain.records import PassCard, RedactionReason
 from bot.teams.delivery import PrivateChat, PrivateDelivery, card_message
 from cards.bulk import results_page_card
 from cards.passes import CardJson, redacted_pass_card
@@ -87,10 +88,14 @@ def _live(page: ShownPage, now: datetime) -> bool:
     return any(issued.info.expires_at > now for _, issued in page.entries)
 
 
+class RedactionStore(PassCards, AuditLog, Protocol):
+    """The pass cards, and the audit log each redaction is recorded in."""
+
+
 class CardRedactor:
     def __init__(
         self,
-        store: SqlStore,
+        store: RedactionStore,
         delivery: PrivateDelivery,
         clock: Clock,
         *,

@@ -6,7 +6,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.adapters.store import RedactionReason
+from bot.domain.records import RedactionReason
 from cards import verbs
 from tests.harness.bot import ADELE, DIEGO, JONI, MEGAN, RunningBot
 from tests.harness.card_reading import pass_value as read_pass_value

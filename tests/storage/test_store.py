@@ -12,11 +12,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, StatementError
 
-from bot.adapters.store import PassCard, PersonalConversation, RedactionReason, SqlStore
+from bot.adapters.store import SqlStore
 from bot.domain.approvals import ApprovalKind, ApprovalRequest, ApprovalsChannel, ApprovalStatus
 from bot.domain.audit import AuditAction, AuditEvent, AuditOutcome
 from bot.domain.bulk import BulkJob, BulkKind, BulkRow, JobStatus, RowState
 from bot.domain.model import Recipient
+from bot.domain.records import PassCard, PersonalConversation, RedactionReason
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
