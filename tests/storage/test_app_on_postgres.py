@@ -31,7 +31,7 @@ for _name in dir(test_issue_flow):
 @pytest.fixture
 async def bot(tmp_path: Path, empty_postgres_url: str) -> AsyncIterator[RunningBot]:
     running = await start_bot(sandbox_env(tmp_path, TAPBOT_DATABASE_URL=empty_postgres_url))
-    assert running.components.store._engine.dialect.name == "postgresql"
+    assert running.components.store.engine.dialect.name == "postgresql"
     try:
         yield running
     finally:

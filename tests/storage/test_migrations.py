@@ -1,4 +1,4 @@
-"""The migrations (bot/adapters/migrations) build exactly the schema of store.py's models, on both engines."""
+"""The migrations (bot/adapters/migrations) build exactly the schema of store/schema.py's models, on both engines."""
 
 from __future__ import annotations
 
@@ -116,7 +116,7 @@ async def test_second_start_is_a_no_op(database_url: str) -> None:
         first = await store.create_schema()
         assert first.changed and first.after == head_revision()
         statements: list[str] = []
-        engine: AsyncEngine = store._engine
+        engine: AsyncEngine = store.engine
         listener = lambda *args: statements.append(args[2])  # noqa: E731 (conn, cursor, statement, ...)
         event.listen(engine.sync_engine, "before_cursor_execute", listener)
         try:

@@ -152,7 +152,7 @@ async def test_audit_record_and_rows(store: SqlStore) -> None:
 async def test_audit_events_are_append_only(store: SqlStore, statement: str) -> None:
     await store.record(audit_event())
     with pytest.raises(DBAPIError, match="append-only"):
-        async with store._engine.begin() as connection:
+        async with store.engine.begin() as connection:
             await connection.execute(text(statement))
     rows = await store.audit_rows()
     assert [(row.action, row.detail) for row in rows] == [("issue", "")]
@@ -164,7 +164,7 @@ async def test_audit_events_cannot_be_truncated_on_postgresql(postgres_url: str)
     try:
         await store.record(audit_event())
         with pytest.raises(DBAPIError, match="append-only"):
-            async with store._engine.begin() as connection:
+            async with store.engine.begin() as connection:
                 await connection.execute(text("TRUNCATE audit_events"))
         assert len(await store.audit_rows()) == 1
     finally:

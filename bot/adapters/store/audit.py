@@ -1,0 +1,65 @@
+"""The audit log in SQL: append-only (the migrations add triggers that refuse UPDATE and DELETE)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+
+from bot.adapters.store.schema import AuditRow
+from bot.adapters.store.sessions import SqlDatabase
+from bot.domain.audit import AuditEvent
+from bot.domain.records import AuditEntry
+
+
+class SqlAuditLog:
+    def __init__(self, db: SqlDatabase) -> None:
+        self._db = db
+
+    async def record(self, event: AuditEvent) -> None:
+        async with self._db.session() as session:
+            session.add(
+                AuditRow(
+                    at=event.at,
+                    action=event.action.value,
+                    outcome=event.outcome.value,
+                    actor_id=event.actor_id,
+                    actor_name=event.actor_name,
+                    target_id=event.target_id,
+                    target_upn=event.target_upn,
+                    lifetime_minutes=event.lifetime_minutes,
+                    start_at=event.start_at,
+                    one_time=event.one_time,
+                    pass_method_id=event.pass_method_id,
+                    graph_request_id=event.graph_request_id,
+                    rule=event.rule,
+                    detail=event.detail,
+                )
+            )
+
+    async def audit_rows(self, since: datetime | None = None) -> list[AuditEntry]:
+        query = select(AuditRow).order_by(AuditRow.id)
+        if since is not None:
+            query = query.where(AuditRow.at >= since)
+        async with self._db.session() as session:
+            return [_entry(row) for row in (await session.scalars(query)).all()]
+
+
+def _entry(row: AuditRow) -> AuditEntry:
+    return AuditEntry(
+        id=row.id,
+        at=row.at,
+        action=row.action,
+        outcome=row.outcome,
+        actor_id=row.actor_id,
+        actor_name=row.actor_name,
+        target_id=row.target_id,
+        target_upn=row.target_upn,
+        lifetime_minutes=row.lifetime_minutes,
+        start_at=row.start_at,
+        one_time=row.one_time,
+        pass_method_id=row.pass_method_id,
+        graph_request_id=row.graph_request_id,
+        rule=row.rule,
+        detail=row.detail,
+    )

@@ -1,0 +1,206 @@
+"""The bulk jobs' journal: each job, its rows' states, and which replica holds the right to run it (a lease)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select, update
+
+from bot.adapters.store.schema import BulkJobRow, BulkRowRow
+from bot.adapters.store.sessions import SqlDatabase, changed_one
+from bot.domain.bulk import BulkJob, BulkKind, BulkRow, JobStatus, RowState
+from bot.domain.model import Recipient
+
+
+class SqlBulkJournal:
+    def __init__(self, db: SqlDatabase) -> None:
+        self._db = db
+
+    async def create_job(self, job: BulkJob, rows: list[BulkRow]) -> BulkJob:
+        async with self._db.session() as session:
+            record = BulkJobRow(
+                kind=job.kind.value,
+                status=job.status.value,
+                requester_id=job.requester.object_id,
+                requester_tenant_id=job.requester.tenant_id,
+                requester_name=job.requester.name,
+                requester_channel_account_id=job.requester.channel_account_id,
+                requester_service_url=job.requester.service_url,
+                bot_id=job.requester.bot_id,
+                file_name=job.file_name,
+                timezone=job.timezone,
+                created_at=job.created_at,
+                replace_existing=job.replace_existing,
+                source_job_id=job.source_job_id,
+            )
+            session.add(record)
+            await session.flush()
+            session.add_all(BulkRowRow(**_row_values(replace(row, job_id=record.id))) for row in rows)
+            return _job(record)
+
+    async def job(self, job_id: int) -> BulkJob | None:
+        async with self._db.session() as session:
+            record = await session.get(BulkJobRow, job_id)
+            return _job(record) if record else None
+
+    async def set_job_status(
+        self, job_id: int, status: JobStatus, at: datetime, *, only_from: tuple[JobStatus, ...] = ()
+    ) -> bool:
+        values: dict[str, object] = {"status": status.value}
+        if status is JobStatus.RUNNING:
+            values["started_at"] = at
+        if status in (JobStatus.FINISHED, JobStatus.CANCELLED, JobStatus.DISCARDED):
+            values["finished_at"] = at
+        query = update(BulkJobRow).where(BulkJobRow.id == job_id)
+        if only_from:
+            query = query.where(BulkJobRow.status.in_([state.value for state in only_from]))
+        async with self._db.session() as session:
+            result = await session.execute(query.values(**values))
+            return changed_one(result)
+
+    async def set_job_progress_card(
+        self, job_id: int, service_url: str, conversation_id: str, activity_id: str
+    ) -> None:
+        async with self._db.session() as session:
+            await session.execute(
+                update(BulkJobRow)
+                .where(BulkJobRow.id == job_id)
+                .values(
+                    progress_service_url=service_url,
+                    progress_conversation_id=conversation_id,
+                    progress_activity_id=activity_id,
+                )
+            )
+
+    async def set_job_options(
+        self, job_id: int, *, replace_existing: bool, approval_request_id: str | None = None
+    ) -> None:
+        async with self._db.session() as session:
+            await session.execute(
+                update(BulkJobRow)
+                .where(BulkJobRow.id == job_id)
+                .values(replace_existing=replace_existing, approval_request_id=approval_request_id)
+            )
+
+    async def rows(self, job_id: int, states: tuple[RowState, ...] = ()) -> list[BulkRow]:
+        query = select(BulkRowRow).where(BulkRowRow.job_id == job_id).order_by(BulkRowRow.line)
+        if states:
+            query = query.where(BulkRowRow.state.in_([state.value for state in states]))
+        async with self._db.session() as session:
+            return [_bulk_row(record) for record in (await session.scalars(query)).all()]
+
+    async def save_rows(self, rows: list[BulkRow]) -> None:
+        if not rows:
+            return
+        async with self._db.session() as session:
+            for row in sorted(rows, key=lambda row: (row.job_id, row.line)):  # one lock order: no deadlock
+                values = _row_values(row)
+                await session.execute(
+                    update(BulkRowRow)
+                    .where(BulkRowRow.job_id == row.job_id, BulkRowRow.line == row.line)
+                    .values(**{key: value for key, value in values.items() if key not in ("job_id", "line")})
+                )
+
+    async def row_counts(self, job_id: int) -> dict[RowState, int]:
+        query = select(BulkRowRow.state, func.count()).where(BulkRowRow.job_id == job_id).group_by(BulkRowRow.state)
+        async with self._db.session() as session:
+            return {RowState(state): count for state, count in (await session.execute(query)).all()}
+
+    async def claim_job(self, job_id: int, owner: str, now: datetime, lease: timedelta) -> bool:
+        """Takes (or renews) the right to run an active job: only one replica holds it until the lease ends."""
+        async with self._db.session() as session:
+            result = await session.execute(
+                update(BulkJobRow)
+                .where(
+                    BulkJobRow.id == job_id,
+                    BulkJobRow.status.in_([JobStatus.RUNNING.value, JobStatus.CANCELLING.value]),
+                    or_(
+                        BulkJobRow.lease_owner.is_(None),
+                        BulkJobRow.lease_owner == owner,
+                        BulkJobRow.lease_until < now,
+                    ),
+                )
+                .values(lease_owner=owner, lease_until=now + lease)
+            )
+            return changed_one(result)
+
+    async def release_job(self, job_id: int, owner: str) -> None:
+        async with self._db.session() as session:
+            await session.execute(
+                update(BulkJobRow)
+                .where(BulkJobRow.id == job_id, BulkJobRow.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None)
+            )
+
+    async def active_jobs(self) -> list[BulkJob]:
+        query = (
+            select(BulkJobRow)
+            .where(BulkJobRow.status.in_([JobStatus.RUNNING.value, JobStatus.CANCELLING.value]))
+            .order_by(BulkJobRow.id)
+        )
+        async with self._db.session() as session:
+            return [_job(record) for record in (await session.scalars(query)).all()]
+
+
+def _job(record: BulkJobRow) -> BulkJob:
+    return BulkJob(
+        id=record.id,
+        kind=BulkKind(record.kind),
+        status=JobStatus(record.status),
+        requester=Recipient(
+            object_id=record.requester_id,
+            tenant_id=record.requester_tenant_id,
+            name=record.requester_name,
+            channel_account_id=record.requester_channel_account_id,
+            service_url=record.requester_service_url,
+            bot_id=record.bot_id,
+        ),
+        file_name=record.file_name,
+        timezone=record.timezone,
+        created_at=record.created_at,
+        replace_existing=record.replace_existing,
+        source_job_id=record.source_job_id,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
+        progress_conversation_id=record.progress_conversation_id,
+        progress_activity_id=record.progress_activity_id,
+        progress_service_url=record.progress_service_url,
+        approval_request_id=record.approval_request_id,
+    )
+
+
+def _row_values(row: BulkRow) -> dict[str, object]:
+    return {
+        "job_id": row.job_id,
+        "line": row.line,
+        "target": row.target[:400],
+        "state": row.state.value,
+        "user_id": row.user_id,
+        "user_label": row.user_label,
+        "lifetime_minutes": row.lifetime_minutes,
+        "one_time": row.one_time,
+        "start_at": row.start_at,
+        "reason": row.reason,
+        "pass_method_id": row.pass_method_id,
+        "expires_at": row.expires_at,
+        "attempts": row.attempts,
+    }
+
+
+def _bulk_row(record: BulkRowRow) -> BulkRow:
+    return BulkRow(
+        job_id=record.job_id,
+        line=record.line,
+        target=record.target,
+        state=RowState(record.state),
+        user_id=record.user_id,
+        user_label=record.user_label,
+        lifetime_minutes=record.lifetime_minutes,
+        one_time=record.one_time,
+        start_at=record.start_at,
+        reason=record.reason,
+        pass_method_id=record.pass_method_id,
+        expires_at=record.expires_at,
+        attempts=record.attempts,
+    )

@@ -1,0 +1,223 @@
+"""The tables (SQLAlchemy 2 models) of everything the bot keeps: audit log, pass cards, approvals, bulk journal,
+personal conversations, processed activities, target locks.
+
+The tables are made by the migrations in ``bot/adapters/migrations`` (``SqlStore.create_schema`` runs them at
+start); a change to a model here needs a new revision there (``python -m bot.adapters.migrate --new "what
+changed"``). No column can hold a pass value.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stores aware datetimes as UTC and always gives them back aware (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class ClippedString(TypeDecorator[str]):
+    """A VARCHAR(n) for text people or files supply (names, labels, typed targets): clipped to n characters.
+
+    SQLite ignores a VARCHAR's length and PostgreSQL refuses a longer value, so without the clip a long display name
+    or a mistyped 400-character user would fail the write (and the audit record) on PostgreSQL only. The clip also
+    applies to the values compared with the column, so equality keeps working for clipped values.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        length: int | None = getattr(self.impl, "length", None)
+        return value[:length] if value is not None and length is not None else value
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class AuditRow(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(32))
+    actor_id: Mapped[str] = mapped_column(String(64), index=True)
+    actor_name: Mapped[str] = mapped_column(ClippedString(256), default="")
+    target_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    target_upn: Mapped[str | None] = mapped_column(ClippedString(320))
+    lifetime_minutes: Mapped[int | None] = mapped_column(Integer)
+    start_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    one_time: Mapped[bool | None] = mapped_column(Boolean)
+    pass_method_id: Mapped[str | None] = mapped_column(String(64))
+    graph_request_id: Mapped[str | None] = mapped_column(String(64))
+    rule: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class PassCardRow(Base):
+    """A pass card sent to a requester: where it is, so it can be redacted later. Never the pass."""
+
+    __tablename__ = "pass_cards"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    requester_id: Mapped[str] = mapped_column(String(64))
+    target_id: Mapped[str] = mapped_column(String(64))
+    target_label: Mapped[str] = mapped_column(ClippedString(600))
+    pass_method_id: Mapped[str] = mapped_column(String(64), index=True)
+    start_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    one_time: Mapped[bool] = mapped_column(Boolean)
+    timezone: Mapped[str] = mapped_column(String(64))
+    service_url: Mapped[str] = mapped_column(String(500))
+    conversation_id: Mapped[str] = mapped_column(String(500))
+    activity_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    redacted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    redaction_reason: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (Index("ix_pass_cards_due", "redacted_at", "expires_at"),)
+
+
+class PersonalConversationRow(Base):
+    """The 1:1 chat between the bot and a user, so private messages need not create it again."""
+
+    __tablename__ = "personal_conversations"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(64))
+    service_url: Mapped[str] = mapped_column(String(500))
+    conversation_id: Mapped[str] = mapped_column(String(500))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ApprovalRow(Base):
+    """An approval request and its decision. Never a pass: a pass is created only once it is approved."""
+
+    __tablename__ = "approval_requests"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    requester_id: Mapped[str] = mapped_column(String(64), index=True)
+    requester_tenant_id: Mapped[str] = mapped_column(String(64))
+    requester_name: Mapped[str] = mapped_column(ClippedString(256))
+    requester_channel_account_id: Mapped[str] = mapped_column(String(200))
+    requester_service_url: Mapped[str] = mapped_column(String(500))
+    bot_id: Mapped[str] = mapped_column(String(200))
+    target_id: Mapped[str] = mapped_column(String(64))
+    target_label: Mapped[str] = mapped_column(ClippedString(600))
+    start_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    lifetime_minutes: Mapped[int] = mapped_column(Integer)
+    one_time: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    decided_by_id: Mapped[str | None] = mapped_column(String(64))
+    decided_by_name: Mapped[str | None] = mapped_column(ClippedString(256))
+    decided_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    decision_note: Mapped[str] = mapped_column(Text, default="")
+    card_service_url: Mapped[str | None] = mapped_column(String(500))
+    card_conversation_id: Mapped[str | None] = mapped_column(String(500))
+    card_activity_id: Mapped[str | None] = mapped_column(String(200))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+
+
+class ApprovalsChannelRow(Base):
+    __tablename__ = "approvals_channels"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    service_url: Mapped[str] = mapped_column(String(500))
+    conversation_id: Mapped[str] = mapped_column(String(500))
+    registered_by: Mapped[str] = mapped_column(String(64))
+    registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class BulkJobRow(Base):
+    __tablename__ = "bulk_jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    requester_id: Mapped[str] = mapped_column(String(64))
+    requester_tenant_id: Mapped[str] = mapped_column(String(64))
+    requester_name: Mapped[str] = mapped_column(ClippedString(256))
+    requester_channel_account_id: Mapped[str] = mapped_column(String(200))
+    requester_service_url: Mapped[str] = mapped_column(String(500))
+    bot_id: Mapped[str] = mapped_column(String(200))
+    file_name: Mapped[str] = mapped_column(ClippedString(300))
+    timezone: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    replace_existing: Mapped[bool] = mapped_column(Boolean, default=False)
+    source_job_id: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    progress_conversation_id: Mapped[str | None] = mapped_column(String(500))
+    progress_activity_id: Mapped[str | None] = mapped_column(String(200))
+    progress_service_url: Mapped[str | None] = mapped_column(String(500))
+    approval_request_id: Mapped[str | None] = mapped_column(String(36))
+    lease_owner: Mapped[str | None] = mapped_column(ClippedString(100))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class TargetLockRow(Base):
+    """A pass being checked and created for this user: one holder at a time, across replicas (0002)."""
+
+    __tablename__ = "target_locks"
+
+    target_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100))
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+PROCESSED_KEY_LENGTH = 600
+
+
+class ProcessedActivityRow(Base):
+    """Activities already handled: Teams retries a delivery it thinks failed, with the same activity id."""
+
+    __tablename__ = "processed_activities"
+
+    key: Mapped[str] = mapped_column(String(PROCESSED_KEY_LENGTH), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class BulkRowRow(Base):
+    """One row of a bulk job's journal. No column can hold a pass value."""
+
+    __tablename__ = "bulk_rows"
+
+    job_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    line: Mapped[int] = mapped_column(Integer, primary_key=True)
+    target: Mapped[str] = mapped_column(ClippedString(400))
+    state: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    user_label: Mapped[str | None] = mapped_column(ClippedString(600))
+    lifetime_minutes: Mapped[int | None] = mapped_column(Integer)
+    one_time: Mapped[bool] = mapped_column(Boolean, default=False)
+    start_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    pass_method_id: Mapped[str | None] = mapped_column(String(64))
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_bulk_rows_state", "job_id", "state"),)

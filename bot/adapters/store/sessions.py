@@ -1,0 +1,91 @@
+"""One database for every aggregate's store: the engine, one transaction per call, and the dialect's upserts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy import event, inspect, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Result, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.sql.expression import Executable
+
+from bot.adapters.database import DatabaseSettings, TokenCredential, create_engine
+from bot.adapters.migrate import MigrationResult, migrate_engine
+from bot.adapters.store.schema import Base
+
+
+class SqlDatabase:
+    """The engine and its transactions, shared by the per-aggregate stores."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        # SQLite takes one writer at a time and answers "database is locked" to a transaction that cannot
+        # upgrade to writing, busy timeout or not; one transaction at a time per process avoids that.
+        self._sqlite_turn: asyncio.Lock | None = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+
+    @classmethod
+    def from_url(cls, url: str | DatabaseSettings, *, credential: TokenCredential | None = None) -> SqlDatabase:
+        """The database at a URL, or with the full database settings (Entra sign-in, verified TLS: database.py)."""
+        parsed = make_url(url.url if isinstance(url, DatabaseSettings) else url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, credential=credential, pool_pre_ping=parsed.get_backend_name() != "sqlite")
+        if parsed.get_backend_name() == "sqlite":
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return cls(engine)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    async def create_schema(self) -> MigrationResult:
+        """Migrates the database to this version's schema (bot/adapters/migrations); a no-op when it is there."""
+        return await migrate_engine(self.engine)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """One transaction: committed when the block ends, rolled back when it raises."""
+        if self._sqlite_turn is None:
+            async with self._sessions() as session, session.begin():
+                yield session
+            return
+        async with self._sqlite_turn, self._sessions() as session, session.begin():
+            yield session
+
+    def insert_ignoring_duplicates(self, table: type[Base], values: dict[str, object]) -> Executable:
+        insert = postgresql_insert if self.dialect == "postgresql" else sqlite_insert
+        return insert(table).values(**values).on_conflict_do_nothing()
+
+    def upsert(self, table: type[Base], values: dict[str, object]) -> Executable:
+        """INSERT, or UPDATE the row with the same primary key: one statement, so two replicas saving the same key at
+        once both succeed (a read-then-insert lets the second fail on the primary key)."""
+        keys = [column.name for column in inspect(table).primary_key]
+        changes = {name: value for name, value in values.items() if name not in keys}
+        insert = postgresql_insert if self.dialect == "postgresql" else sqlite_insert
+        return insert(table).values(**values).on_conflict_do_update(index_elements=keys, set_=changes)
+
+
+def changed_one(result: Result[object]) -> bool:
+    """Whether the statement changed exactly one row (a conditional UPDATE or INSERT that won)."""
+    return (getattr(result, "rowcount", 0) or 0) == 1
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
