@@ -111,6 +111,7 @@ class Settings:
     lease_seconds: float
     connector_hosts: tuple[str, ...] = DEFAULT_CONNECTOR_HOSTS
     health_port: int | None = None  # /healthz and /readyz on their own port, none on PORT
+    directory_cache_seconds: float = 30.0  # TAP policy and positive operator checks reused this long (0: never)
 
     @property
     def anonymous(self) -> bool:
@@ -211,6 +212,7 @@ class Settings:
             lease_seconds=reader.number("TAPBOT_LEASE_SECONDS", 30.0, minimum=1.0),
             connector_hosts=_connector_hosts(reader),
             health_port=_health_port(reader),
+            directory_cache_seconds=_directory_cache_seconds(reader),
         )
 
 
@@ -324,6 +326,13 @@ def _strings(value: object) -> list[str]:
     if isinstance(value, list):
         return [item for item in value if isinstance(item, str) and item]
     return []
+
+
+def _directory_cache_seconds(reader: _Reader) -> float:
+    seconds = reader.number("TAPBOT_DIRECTORY_CACHE_SECONDS", 30.0, minimum=0.0)
+    if not seconds <= 300:  # also refuses nan and inf
+        raise SettingsError("TAPBOT_DIRECTORY_CACHE_SECONDS must be at most 300 (a short window is the point).")
+    return seconds
 
 
 def _health_port(reader: _Reader) -> int | None:

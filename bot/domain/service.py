@@ -38,6 +38,12 @@ T = TypeVar("T")
 TARGET_LOCK_TTL = timedelta(seconds=60)
 TARGET_LOCK_WAIT = timedelta(seconds=5)  # how long a second operator waits before being told to try again
 TARGET_LOCK_POLL_SECONDS = 0.1
+# How long the tenant's TAP policy and a *positive* operator check are reused (TAPBOT_DIRECTORY_CACHE_SECONDS).
+# Within it, someone just removed from the operator group can still run interactive commands (issue, revoke,
+# status, policy, bulk preflight) — nothing that acts later: approvals, bulk runs and retries check the requester
+# afresh when they write. A refusal and a target's eligibility are never cached. Graph itself refuses a pass the
+# policy no longer allows, so a just-changed policy is at worst explained with the old numbers.
+DEFAULT_CACHE_WINDOW = timedelta(seconds=0)
 
 
 @dataclass(frozen=True)
@@ -128,7 +134,11 @@ class TapService:
         locks: TargetLocks,
         approval_gate: ApprovalGate | None = None,
         lock_wait: timedelta = TARGET_LOCK_WAIT,
+        cache_window: timedelta = DEFAULT_CACHE_WINDOW,
     ) -> None:
+        self._cache_window = cache_window
+        self._policy_cache: tuple[datetime, TapPolicy] | None = None
+        self._operator_until: dict[str, datetime] = {}  # caller object id -> a positive check is good until
         self._approval_gate = approval_gate
         self._locks = locks
         self._lock_wait = lock_wait
@@ -141,10 +151,35 @@ class TapService:
     # --- who is asking -------------------------------------------------------------------------------------
 
     async def is_operator(self, caller: Caller) -> bool:
+        """Read afresh from the directory (a positive answer refreshes the short cache, a negative one clears it)."""
         if caller.tenant_id.lower() not in self._access.allowed_tenant_ids or not caller.object_id:
             return False
         groups = await self._directory.member_groups(caller.object_id, [self._access.operator_group_id])
-        return self._access.operator_group_id in groups
+        operator = self._access.operator_group_id in groups
+        key = caller.object_id.lower()
+        if operator and self._cache_window > timedelta(0):
+            self._operator_until[key] = self._clock.now() + self._cache_window
+        else:
+            self._operator_until.pop(key, None)
+        return operator
+
+    async def _is_operator_recently(self, caller: Caller) -> bool:
+        """`is_operator`, reusing a positive answer younger than the cache window (see DEFAULT_CACHE_WINDOW)."""
+        if caller.tenant_id.lower() in self._access.allowed_tenant_ids and caller.object_id:
+            until = self._operator_until.get(caller.object_id.lower())
+            if until is not None and self._clock.now() < until:
+                return True
+        return await self.is_operator(caller)
+
+    async def tap_policy(self) -> TapPolicy:
+        """The tenant's TAP policy, reused for the cache window."""
+        now = self._clock.now()
+        if self._policy_cache is not None and now < self._policy_cache[0]:
+            return self._policy_cache[1]
+        policy = await self._directory.tap_policy()
+        if self._cache_window > timedelta(0):
+            self._policy_cache = (now + self._cache_window, policy)
+        return policy
 
     async def require_operator(self, caller: Caller) -> None:
         await self._require_operator(caller)
@@ -181,7 +216,7 @@ class TapService:
 
     async def _require_operator(self, caller: Caller) -> None:
         await self.require_known_caller(caller)
-        if not await self.is_operator(caller):
+        if not await self._is_operator_recently(caller):
             raise Refused(
                 Rule.NOT_OPERATOR,
                 "Only TAP operators (members of the IT operator group) can use this command. "
@@ -241,7 +276,7 @@ class TapService:
         A bulk check passes the policy it read once for the whole file.
         """
         if policy is None:
-            policy = await self._directory.tap_policy()
+            policy = await self.tap_policy()
         _, check = await self._checked_facts(requester, _given(user), user.object_id, policy)
         assert check is not None  # the user was given, so it exists
         return check
@@ -417,7 +452,7 @@ class TapService:
 
     async def _policy(self, caller: Caller) -> TapPolicy:
         await self._require_operator(caller)
-        return await self._directory.tap_policy()
+        return await self.tap_policy()
 
     async def _find_user(self, subject: Subject) -> DirectoryUser:
         reference = subject.reference or ""
