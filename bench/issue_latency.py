@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.external_sandbox import warmed_up
 from tests.harness.bot import ADELE, MEGAN, sandbox_env, start_bot, stop_bot
 
 
@@ -22,9 +23,7 @@ async def measure(rounds: int) -> list[float]:
         bot = await start_bot(sandbox_env(Path(directory)))
         timings: list[float] = []
         try:
-            warm_up = bot.components.warm_up_task
-            if warm_up is not None:
-                await warm_up  # a real first command arrives long after start-up, when this is done
+            await warmed_up(bot)  # a real first command arrives long after start-up, when this is done
             await bot.say(ADELE, "/tap help")
             for _ in range(rounds):
                 started = time.perf_counter()

@@ -1,79 +1,152 @@
-"""50 operators at once, issuing and revoking through the real HTTP endpoint against the sandbox.
+"""50 operators at once, issuing and revoking through the real HTTP endpoint; then the same while a bulk job runs.
 
-Each operator works on their own user: issue, then revoke, `--rounds` times. Prints the latency of the bot's
-answer to each activity (the whole turn: rules, Graph calls to the in-process sandbox, private delivery, SQL)
-as p50/p99/max, the throughput, and the errors (expected: zero).
+The sandbox runs in its own process (so the CPU time measured here is the bot's, plus the test connector and the
+HTTP client that play Teams), with Graph's published identity-and-access limits for its tenant size and
+`--latency-ms` per request. Each operator works on their own user: issue, then revoke, `--rounds` times. The second
+phase starts a `--bulk-rows` bulk issue job (requested by another operator) and runs the same load while it runs.
 
-    python -m bench.load [--operators 50] [--rounds 10] [--latency-ms 0]
+    python -m bench.load [--operators 50] [--rounds 4] [--bulk-rows 1000] [--latency-ms 0]
+
+Last line: `load: <n> commands/s, p99 <ms> ms, during bulk p99 <ms> ms, bot CPU <ms> ms per command, errors <n>`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import statistics
+import resource
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import aiohttp
+
+from bench.external_sandbox import anonymous_env, external_sandbox, warmed_up
 from bot.sandbox.generate import bulk_tenant, bulk_upns, operator_upns, user_id
-from tests.harness.bot import Person, sandbox_env, start_bot, stop_bot
+from cards import verbs
+from tests.harness.bot import ADELE, Person, RunningBot, ShiftableClock, start_bot, stop_bot
+
+
+@dataclass
+class Phase:
+    timings: list[float] = field(default_factory=list[float])
+    errors: list[str] = field(default_factory=list[str])
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+    def p(self, share: float) -> float:
+        ordered = sorted(self.timings)
+        return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))] if ordered else 0.0
+
+
+async def operators_at_once(bot: RunningBot, operators: list[Person], targets: list[str], rounds: int) -> Phase:
+    phase = Phase()
+
+    async def operator(index: int) -> None:
+        person, target = operators[index], targets[index]
+        for _ in range(rounds):
+            for text, expected in (
+                (f"/tap issue {target} replace", "handed it over"),
+                (f"/tap revoke {target}", "Revoked"),
+            ):
+                started = time.perf_counter()
+                response = await bot.say(person, text)
+                phase.timings.append((time.perf_counter() - started) * 1000)
+                if response.status not in (200, 202):
+                    phase.errors.append(f"{text}: HTTP {response.status}")
+                    continue
+                chat = bot.connector.in_conversation(bot.personal_chat_of(person))
+                if not chat or expected not in str(chat[-1].activity):
+                    phase.errors.append(f"{text}: {str(chat[-1].activity)[:200] if chat else 'no answer'}")
+
+    cpu_started, started = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(operator(index) for index in range(len(operators))))
+    phase.seconds = time.perf_counter() - started
+    phase.cpu_seconds = time.process_time() - cpu_started
+    return phase
+
+
+async def start_bulk_job(bot: RunningBot, base_url: str, upns: list[str]) -> Any:
+    root = base_url.removesuffix("/v1.0")
+    data = ("userPrincipalName\n" + "\n".join(upns) + "\n").encode()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{root}/_sandbox/files?name=users.csv", data=data) as hosted,
+    ):
+        url = (await hosted.json())["downloadUrl"]
+    attachment = {
+        "contentType": "application/vnd.microsoft.teams.file.download.info",
+        "name": "users.csv",
+        "content": {"downloadUrl": url, "fileType": "csv"},
+    }
+    await bot.post(bot.activity(ADELE, "", attachments=[attachment]))
+    confirms = [
+        action
+        for sent in reversed(bot.connector.sent)
+        if sent.card
+        for action in sent.card.get("actions", [])
+        if action.get("verb") == verbs.BULK_CONFIRM
+    ]
+    job_id = confirms[0]["data"]["jobId"]
+    await bot.press(ADELE, verbs.BULK_CONFIRM, {"jobId": job_id})
+    return job_id
 
 
 async def main(arguments: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory() as directory:
-        tenant = Path(directory) / "tenant.json"
-        tenant.write_text(json.dumps(bulk_tenant(arguments.operators, operators=arguments.operators)))
-        bot = await start_bot(sandbox_env(Path(directory), TAPBOT_SANDBOX_TENANT=str(tenant)))
-        if arguments.latency_ms:
-            bot.components.sandbox.state.options = type(bot.components.sandbox.state.options)(  # type: ignore[union-attr]
-                latency_ms=arguments.latency_ms
-            )
-        bot.connector.validate_cards = False
-        warm = bot.components.warm_up_task
-        if warm is not None:
-            await warm
-        operators = [Person(user_id(upn), upn, upn.split("@")[0]) for upn in operator_upns(arguments.operators)]
-        targets = bulk_upns(arguments.operators)
-        timings: list[float] = []
-        errors: list[str] = []
-
-        async def operator(index: int) -> None:
-            person, target = operators[index], targets[index]
-            for _ in range(arguments.rounds):
-                for text, expected in (
-                    (f"/tap issue {target} replace", "handed it over"),
-                    (f"/tap revoke {target}", "Revoked"),
-                ):
-                    started = time.perf_counter()
-                    response = await bot.say(person, text)
-                    timings.append((time.perf_counter() - started) * 1000)
-                    if response.status not in (200, 202):
-                        errors.append(f"{text}: HTTP {response.status}")
-                    chat = bot.connector.in_conversation(bot.personal_chat_of(person))
-                    if not chat or expected not in str(chat[-1].activity):
-                        errors.append(f"{text}: unexpected answer")
-
-        started = time.perf_counter()
-        try:
-            await asyncio.gather(*(operator(index) for index in range(arguments.operators)))
-        finally:
-            elapsed = time.perf_counter() - started
-            await stop_bot(bot)
-    timings.sort()
-    p99 = timings[min(len(timings) - 1, round(0.99 * (len(timings) - 1)))]
+    count = arguments.operators
+    tenant = bulk_tenant(count + arguments.bulk_rows, operators=count)
+    sandbox_arguments = ["--graph-limits", "--latency-ms", str(arguments.latency_ms)]
+    async with external_sandbox(tenant, *sandbox_arguments) as base_url:
+        with tempfile.TemporaryDirectory() as directory:
+            env = anonymous_env(base_url, Path(directory), TAPBOT_BULK_MAX_ROWS=str(arguments.bulk_rows + 10))
+            ready_started = time.perf_counter()
+            bot = await start_bot(env, clock=ShiftableClock())
+            bot.connector.validate_cards = False  # the harness's schema check is not the bot's work
+            try:
+                await warmed_up(bot)
+                ready_ms = (time.perf_counter() - ready_started) * 1000
+                operators = [Person(user_id(upn), upn, upn.split("@")[0]) for upn in operator_upns(count)]
+                upns = bulk_upns(count + arguments.bulk_rows)
+                targets, bulk_rows = upns[:count], upns[count:]
+                alone = await operators_at_once(bot, operators, targets, arguments.rounds)
+                during = Phase()
+                bulk_state = "not run"
+                if arguments.bulk_rows:
+                    job_id = await start_bulk_job(bot, base_url, bulk_rows)
+                    during = await operators_at_once(bot, operators, targets, arguments.rounds)
+                    counts = await bot.components.bulk._bulk.counts(job_id)
+                    bulk_state = ", ".join(f"{state.value} {n}" for state, n in counts.items())
+            finally:
+                await stop_bot(bot)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    commands = len(alone.timings)
+    print(f"bot ready (warm-up done) in {ready_ms:.0f} ms; process max RSS {rss:.0f} MiB")
     print(
-        f"{arguments.operators} operators x {arguments.rounds} rounds of issue + revoke: {len(timings)} commands "
-        f"in {elapsed:.1f} s ({len(timings) / elapsed:.0f} commands/s)"
+        f"{count} operators x {arguments.rounds} rounds of issue + revoke: {commands} commands in "
+        f"{alone.seconds:.1f} s; p50 {alone.p(0.5):.0f} ms, p99 {alone.p(0.99):.0f} ms"
     )
-    print(f"bot's answer: p50 {statistics.median(timings):.0f} ms, p99 {p99:.0f} ms, max {timings[-1]:.0f} ms")
-    print(f"errors: {len(errors)}" + (f" (first: {errors[0]})" if errors else ""))
+    if during.timings:
+        print(
+            f"same during a {arguments.bulk_rows}-row bulk job: {len(during.timings)} commands in "
+            f"{during.seconds:.1f} s; p50 {during.p(0.5):.0f} ms, p99 {during.p(0.99):.0f} ms "
+            f"(bulk rows when the load ended: {bulk_state})"
+        )
+    errors = alone.errors + during.errors
+    if errors:
+        print(f"first error: {errors[0]}")
+    print(
+        f"load: {commands / alone.seconds:.0f} commands/s, p99 {alone.p(0.99):.0f} ms, "
+        f"during bulk p99 {during.p(0.99):.0f} ms, bot CPU {alone.cpu_seconds / commands * 1000:.1f} ms per command, "
+        f"errors {len(errors)}"
+    )
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--operators", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--bulk-rows", type=int, default=1000)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     asyncio.run(main(parser.parse_args()))

@@ -33,6 +33,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         "--auth-method-limit", type=int, default=None, help="unpublished limit on authentication-method requests"
     )
     parser.add_argument("--auth-method-window", type=float, default=10.0, help="its window in seconds")
+    parser.add_argument(
+        "--auth-method-writes-only", action="store_true", help="count only pass creations and deletions against it"
+    )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser.parse_args(argv)
 
@@ -50,20 +53,25 @@ async def serve(tenant: Tenant, options: SandboxOptions, host: str, port: int) -
         await sandbox.close()
 
 
+def build_options(arguments: argparse.Namespace) -> SandboxOptions:
+    return SandboxOptions(
+        latency_ms=arguments.latency_ms,
+        request_budget=arguments.budget,
+        budget_window_s=arguments.window,
+        graph_limits=arguments.graph_limits,
+        tenant_size=arguments.tenant_size,
+        auth_method_limit=arguments.auth_method_limit,
+        auth_method_window_s=arguments.auth_method_window,
+        auth_method_writes_only=arguments.auth_method_writes_only,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     logging.basicConfig(level=arguments.log_level, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     try:
         tenant = load_tenant(arguments.tenant)
-        options = SandboxOptions(
-            latency_ms=arguments.latency_ms,
-            request_budget=arguments.budget,
-            budget_window_s=arguments.window,
-            graph_limits=arguments.graph_limits,
-            tenant_size=arguments.tenant_size,
-            auth_method_limit=arguments.auth_method_limit,
-            auth_method_window_s=arguments.auth_method_window,
-        )
+        options = build_options(arguments)
     except (TenantFileError, ValueError) as error:
         print(f"sandbox: {error}", file=sys.stderr)
         return 2

@@ -60,3 +60,14 @@ async def test_cli_refuses_an_invalid_tenant_file(tmp_path: Path) -> None:
     assert process.returncode == 2
     assert stdout == b""
     assert b"tenant.json: tenant file: missing" in stderr
+
+
+def test_cli_throttling_flags_become_options() -> None:
+    from bot.sandbox.__main__ import build_options, parse_arguments
+
+    flags = ["--graph-limits", "--tenant-size", "L", "--auth-method-limit", "20", "--auth-method-window", "5"]
+    options = build_options(parse_arguments([*flags, "--auth-method-writes-only", "--budget", "9"]))
+    assert (options.graph_limits, options.tenant_size, options.request_budget) == (True, "L", 9)
+    assert (options.auth_method_limit, options.auth_method_window_s, options.auth_method_writes_only) == (20, 5.0, True)
+    defaults = build_options(parse_arguments([]))
+    assert (defaults.graph_limits, defaults.tenant_size, defaults.auth_method_limit) == (False, None, None)
