@@ -207,8 +207,7 @@ class Settings:
                 "TAPBOT_BULK_MAX_BYTES", 5 * 1024 * 1024, minimum=1024, maximum=200 * 1024**2
             ),
             bulk_max_rows=reader.integer("TAPBOT_BULK_MAX_ROWS", 5000, minimum=1, maximum=100_000),
-            replica_id=reader.optional("TAPBOT_REPLICA_ID")
-            or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
+            replica_id=reader.optional("TAPBOT_REPLICA_ID") or _replica_name(),
             lease_seconds=reader.number("TAPBOT_LEASE_SECONDS", 30.0, minimum=1.0),
             connector_hosts=_connector_hosts(reader),
             health_port=_health_port(reader),

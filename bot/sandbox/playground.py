@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot.sandbox.tenant import Tenant, TenantUser, load_tenant
+from bot.sandbox.tenant import DEMO_TENANT_PATH, Tenant, TenantUser, load_tenant
 
 DEFAULT_DEMO_CURRENT_USER = "AdeleV@contoso.onmicrosoft.com"  # an operator of the demo tenant
 DEFAULT_DEMO_USERS = (
@@ -74,7 +74,7 @@ def _account(user: TenantUser) -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--tenant", type=Path, default=Path(__file__).with_name("demo_tenant.json"))
+    parser.add_argument("--tenant", type=Path, default=DEMO_TENANT_PATH)
     parser.add_argument("--as", dest="current_user", default=DEFAULT_DEMO_CURRENT_USER, help="UPN of the typist")
     parser.add_argument("--out", type=Path, help="write the file here instead of standard output")
     arguments = parser.parse_args(argv)

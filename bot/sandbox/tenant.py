@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Literal, cast
 
 from bot.sandbox.clock import parse_graph_datetime
+from bot.settings import DEMO_TENANT_FILE
 
-DEMO_TENANT_PATH = Path(__file__).with_name("demo_tenant.json")
+DEMO_TENANT_PATH = DEMO_TENANT_FILE  # one constant: bot/settings.py names the default tenant file
 
 UserType = Literal["Member", "Guest"]
 PolicyState = Literal["enabled", "disabled"]

@@ -6,10 +6,9 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
-from bot.adapters.store.schema import ApprovalRow, ApprovalsChannelRow
+from bot.adapters.store.schema import ApprovalRow, ApprovalsChannelRow, requester_columns, requester_of
 from bot.adapters.store.sessions import SqlDatabase, changed_one
 from bot.domain.approvals import ApprovalKind, ApprovalRequest, ApprovalsChannel, ApprovalStatus
-from bot.domain.model import Recipient
 
 
 class SqlApprovals:
@@ -98,17 +97,11 @@ class SqlApprovals:
 
 
 def _approval_values(request: ApprovalRequest) -> dict[str, object]:
-    requester = request.requester
     return {
         "id": request.id,
         "kind": request.kind.value,
         "status": request.status.value,
-        "requester_id": requester.object_id,
-        "requester_tenant_id": requester.tenant_id,
-        "requester_name": requester.name,
-        "requester_channel_account_id": requester.channel_account_id,
-        "requester_service_url": requester.service_url,
-        "bot_id": requester.bot_id,
+        **requester_columns(request.requester),
         "target_id": request.target_id,
         "target_label": request.target_label,
         "start_at": request.start_at,
@@ -132,14 +125,7 @@ def _approval(row: ApprovalRow) -> ApprovalRequest:
     return ApprovalRequest(
         id=row.id,
         kind=ApprovalKind(row.kind),
-        requester=Recipient(
-            object_id=row.requester_id,
-            tenant_id=row.requester_tenant_id,
-            name=row.requester_name,
-            channel_account_id=row.requester_channel_account_id,
-            service_url=row.requester_service_url,
-            bot_id=row.bot_id,
-        ),
+        requester=requester_of(row),
         target_id=row.target_id,
         target_label=row.target_label,
         start_at=row.start_at,

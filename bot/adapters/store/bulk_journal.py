@@ -7,10 +7,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, or_, select, update
 
-from bot.adapters.store.schema import BulkJobRow, BulkRowRow
+from bot.adapters.store.schema import BulkJobRow, BulkRowRow, requester_columns, requester_of
 from bot.adapters.store.sessions import SqlDatabase, changed_one
 from bot.domain.bulk import BulkJob, BulkKind, BulkRow, JobStatus, RowState
-from bot.domain.model import Recipient
 
 
 class SqlBulkJournal:
@@ -22,12 +21,7 @@ class SqlBulkJournal:
             record = BulkJobRow(
                 kind=job.kind.value,
                 status=job.status.value,
-                requester_id=job.requester.object_id,
-                requester_tenant_id=job.requester.tenant_id,
-                requester_name=job.requester.name,
-                requester_channel_account_id=job.requester.channel_account_id,
-                requester_service_url=job.requester.service_url,
-                bot_id=job.requester.bot_id,
+                **requester_columns(job.requester),
                 file_name=job.file_name,
                 timezone=job.timezone,
                 created_at=job.created_at,
@@ -148,14 +142,7 @@ def _job(record: BulkJobRow) -> BulkJob:
         id=record.id,
         kind=BulkKind(record.kind),
         status=JobStatus(record.status),
-        requester=Recipient(
-            object_id=record.requester_id,
-            tenant_id=record.requester_tenant_id,
-            name=record.requester_name,
-            channel_account_id=record.requester_channel_account_id,
-            service_url=record.requester_service_url,
-            bot_id=record.bot_id,
-        ),
+        requester=requester_of(record),
         file_name=record.file_name,
         timezone=record.timezone,
         created_at=record.created_at,

@@ -9,10 +9,13 @@ changed"``). No column can hold a pass value.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Protocol
 
 from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from bot.domain.model import Recipient
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -221,3 +224,36 @@ class BulkRowRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (Index("ix_bulk_rows_state", "job_id", "state"),)
+
+
+class _RequesterColumns(Protocol):
+    """The columns that say how to reach the person who asked (approval requests and bulk jobs both have them)."""
+
+    requester_id: Mapped[str]
+    requester_tenant_id: Mapped[str]
+    requester_name: Mapped[str]
+    requester_channel_account_id: Mapped[str]
+    requester_service_url: Mapped[str]
+    bot_id: Mapped[str]
+
+
+def requester_columns(requester: Recipient) -> dict[str, object]:
+    return {
+        "requester_id": requester.object_id,
+        "requester_tenant_id": requester.tenant_id,
+        "requester_name": requester.name,
+        "requester_channel_account_id": requester.channel_account_id,
+        "requester_service_url": requester.service_url,
+        "bot_id": requester.bot_id,
+    }
+
+
+def requester_of(row: _RequesterColumns) -> Recipient:
+    return Recipient(
+        object_id=row.requester_id,
+        tenant_id=row.requester_tenant_id,
+        name=row.requester_name,
+        channel_account_id=row.requester_channel_account_id,
+        service_url=row.requester_service_url,
+        bot_id=row.bot_id,
+    )
