@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
     from bot.domain.audit import AuditEvent
+    from bot.domain.ports import AuditLog
 
 logger = logging.getLogger(__name__)
 
@@ -290,15 +291,15 @@ def audited(event: AuditEvent) -> None:
     instruments.audit_events.add(1, attributes)
 
 
-def count_audit_events(store: Any) -> None:
-    """Makes ``store.record`` (the audit log every service writes to) also count each event it records."""
-    record = store.record
+class CountedAuditLog:
+    """The audit log every component writes to, counting each event it records (``tapbot.audit.events``)."""
 
-    async def record_and_count(event: AuditEvent) -> None:
-        await record(event)
+    def __init__(self, log: AuditLog) -> None:
+        self._log = log
+
+    async def record(self, event: AuditEvent) -> None:
+        await self._log.record(event)
         audited(event)
-
-    store.record = record_and_count
 
 
 def bulk_rows(kind: str, counts: Mapping[str, int]) -> None:

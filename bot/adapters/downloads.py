@@ -35,10 +35,6 @@ class FileTransfers:
     def max_bytes(self) -> int:
         return self._max_bytes
 
-    def allow(self, host_pattern: str) -> None:
-        """Adds a host (the sandbox's own file host)."""
-        self._allowed = (*self._allowed, host_pattern.lower())
-
     def is_allowed(self, url: str) -> bool:
         try:
             parsed = URL(url)

@@ -29,16 +29,21 @@ from bot.teams.bulk_flow import BULK_RESULTS_OFFER, BulkFlow
 from bot.teams.file_offer import route_consents
 from bot.teams.handlers import TapHandlers, is_unhandled_card_action
 from bot.teams.trust import ConnectorHosts, UntrustedServiceUrl, channel_issuers
+from bot.teams.turn import Turns
 from cards import verbs
 
 
 class TrustedClientFactory(RestChannelServiceClientFactory):
     """The one place outgoing connector clients are made (replies, new chats, proactive sends, card updates):
-    none is made for an address that is not an allowed connector host, whatever stored reference asked for it."""
+    none is made for an address that is not an allowed connector host, whatever stored reference asked for it.
 
-    def __init__(self, connections: MsalConnectionManager, hosts: ConnectorHosts) -> None:
+    `anonymous`: outbound calls carry no token (SandboxClientFactory).
+    """
+
+    def __init__(self, connections: MsalConnectionManager, hosts: ConnectorHosts, *, anonymous: bool = False) -> None:
         super().__init__(connections)
         self._hosts = hosts
+        self._anonymous = anonymous
 
     async def create_connector_client(
         self,
@@ -52,7 +57,14 @@ class TrustedClientFactory(RestChannelServiceClientFactory):
         if not self._hosts.allows(service_url):
             raise UntrustedServiceUrl("refusing to send to a service URL that is not an allowed connector host")
         return await super().create_connector_client(
-            context, claims_identity, service_url, audience, scopes, use_anonymous=use_anonymous
+            context, claims_identity, service_url, audience, scopes, use_anonymous=use_anonymous or self._anonymous
+        )
+
+    async def create_user_token_client(
+        self, context: TurnContext, claims_identity: ClaimsIdentity, use_anonymous: bool = False
+    ) -> UserTokenClient:
+        return await super().create_user_token_client(
+            context, claims_identity, use_anonymous=use_anonymous or self._anonymous
         )
 
 
@@ -63,25 +75,8 @@ class SandboxClientFactory(TrustedClientFactory):
     """
 
     def __init__(self, connections: MsalConnectionManager, hosts: ConnectorHosts | None = None) -> None:
-        super().__init__(connections, hosts or ConnectorHosts(DEFAULT_CONNECTOR_HOSTS, any_loopback=True))
-
-    async def create_connector_client(
-        self,
-        context: TurnContext | None,
-        claims_identity: ClaimsIdentity,
-        service_url: str,
-        audience: str,
-        scopes: list[str] | None = None,
-        use_anonymous: bool = False,
-    ) -> ConnectorClientBase:
-        return await super().create_connector_client(
-            context, claims_identity, service_url, audience, scopes, use_anonymous=True
-        )
-
-    async def create_user_token_client(
-        self, context: TurnContext, claims_identity: ClaimsIdentity, use_anonymous: bool = False
-    ) -> UserTokenClient:
-        return await super().create_user_token_client(context, claims_identity, use_anonymous=True)
+        loopback = ConnectorHosts(DEFAULT_CONNECTOR_HOSTS, any_loopback=True)
+        super().__init__(connections, hosts or loopback, anonymous=True)
 
 
 @dataclass(frozen=True)
@@ -100,7 +95,7 @@ def build_runtime(settings: Settings) -> TeamsRuntime:
     if settings.anonymous:
         auth = AgentAuthConfiguration(anonymous_allowed=True)
         connections = MsalConnectionManager(connections_configurations={"SERVICE_CONNECTION": auth})
-        factory: RestChannelServiceClientFactory = SandboxClientFactory(connections, hosts)
+        factory: TrustedClientFactory = SandboxClientFactory(connections, hosts)
     else:
         sdk_config: dict[str, Any] = load_configuration_from_env(dict(settings.bot_connection_env))
         connections = MsalConnectionManager(**sdk_config)
@@ -125,27 +120,35 @@ def build_runtime(settings: Settings) -> TeamsRuntime:
 
 def register_handlers(
     runtime: TeamsRuntime,
+    *,
+    turns: Turns,
     handlers: TapHandlers,
     approvals: ApprovalFlow,
     bulk: BulkFlow,
     audit_export: AuditExportFlow,
 ) -> None:
-    """The whole routing table: every activity the bot reacts to, and the card buttons."""
+    """The whole routing table: every activity the bot reacts to, and the card buttons. `turns` gives each of the
+    bot's own handlers its `Turn` and answers their refusals."""
     application = runtime.application
-    application.conversation_update("membersAdded")(handlers.on_members_added)
-    application.activity(ActivityTypes.message)(handlers.on_message)
-    application.adaptive_card.action_execute(verbs.HANDED_OVER)(handlers.on_handed_over)
-    application.adaptive_card.action_execute(verbs.CONFIRM_REPLACE)(handlers.on_confirm_replace)
-    application.adaptive_card.action_execute(verbs.KEEP_EXISTING)(handlers.on_keep_existing)
-    application.adaptive_card.action_execute(verbs.APPROVE)(approvals.on_approve)
-    application.adaptive_card.action_execute(verbs.DENY)(approvals.on_deny)
-    application.adaptive_card.action_execute(verbs.BULK_CONFIRM)(bulk.on_confirm)
-    application.adaptive_card.action_execute(verbs.BULK_CANCEL)(bulk.on_cancel)
-    application.adaptive_card.action_execute(verbs.BULK_RETRY)(bulk.on_retry)
-    application.adaptive_card.action_execute(verbs.BULK_EXPORT)(bulk.on_export)
+    application.conversation_update("membersAdded")(turns.activity(handlers.on_members_added))
+    application.activity(ActivityTypes.message)(turns.activity(handlers.on_message))
+    buttons = {
+        verbs.HANDED_OVER: turns.button(handlers.on_handed_over),
+        verbs.CONFIRM_REPLACE: turns.button(handlers.on_confirm_replace),
+        verbs.KEEP_EXISTING: turns.button(handlers.on_keep_existing),
+        verbs.APPROVE: turns.button(approvals.on_approve),
+        verbs.DENY: turns.button(approvals.on_deny),
+        verbs.BULK_CONFIRM: bulk.on_confirm,
+        verbs.BULK_CANCEL: bulk.on_cancel,
+        verbs.BULK_RETRY: bulk.on_retry,
+        verbs.BULK_EXPORT: bulk.on_export,
+    }
+    for verb, on_action in buttons.items():
+        application.adaptive_card.action_execute(verb)(on_action)
     # File-consent answers go to the kind of offer their context names; an answer to any other kind is refused.
     route_consents(
-        application, {AUDIT_EXPORT_OFFER: audit_export.on_file_consent, BULK_RESULTS_OFFER: bulk.on_file_consent}
+        application,
+        {AUDIT_EXPORT_OFFER: turns.activity(audit_export.on_file_consent), BULK_RESULTS_OFFER: bulk.on_file_consent},
     )
     # A card action no verb above can take (unknown verb, malformed value) gets a sentence, not a 400/501.
     application.add_route(is_unhandled_card_action, handlers.on_unknown_action, is_invoke=True, rank=RouteRank.FIRST)

@@ -8,42 +8,34 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from microsoft_agents.activity import AdaptiveCardInvokeResponse
-from microsoft_agents.hosting.core import TurnContext, TurnState
 from microsoft_agents.hosting.core.app.adaptive_card import factory
 
 from bot.domain.approval_desk import ApprovalDesk
 from bot.domain.approvals import ApprovalKind, ApprovalRequest, ApprovalStatus
 from bot.domain.decisions import AlreadyClosed, Decided, DecisionService
-from bot.domain.errors import Refused, Rule, TapError
+from bot.domain.errors import Refused, Rule
 from bot.domain.model import Recipient
-from bot.teams.activity import turn_facts
 from bot.teams.delivery import DeliveryFailed, PrivateChat, PrivateDelivery, card_message, text_message
 from bot.teams.pass_delivery import PassDelivery
 from bot.teams.presentation import Presentation
+from bot.teams.turn import Turn
 from cards.approvals import approval_request_card, decided_request_card
-from cards.buttons import BadButtonData, DecisionButton
+from cards.buttons import DecisionButton
 from cards.formatting import local_and_utc
 
 logger = logging.getLogger(__name__)
 
 
-class ApprovalFlow:
-    def __init__(
-        self,
-        *,
-        desk: ApprovalDesk,
-        decisions: DecisionService,
-        delivery: PrivateDelivery,
-        passes: PassDelivery,
-        presentation: Presentation,
-    ) -> None:
+BulkApproved = Callable[[ApprovalRequest], Awaitable[str]]
+
+
+class ApprovalAnnouncer:
+    """Posts a new request to the approvals channel. Both single passes and bulk runs announce through it."""
+
+    def __init__(self, *, desk: ApprovalDesk, delivery: PrivateDelivery, presentation: Presentation) -> None:
         self._desk = desk
-        self._decisions = decisions
         self._delivery = delivery
-        self._passes = passes
         self._presentation = presentation
-        # Set by the app factory once the bulk flow exists (it needs this flow to announce its requests).
-        self.on_bulk_approved: Callable[[ApprovalRequest], Awaitable[str]] | None = None
 
     async def announce(self, request: ApprovalRequest) -> str:
         """Posts the request in the approvals channel; returns the sentence for the requester."""
@@ -62,27 +54,47 @@ class ApprovalFlow:
             )
         if activity_id:
             await self._desk.remember_card(request.id, chat.service_url, chat.conversation_id, activity_id)
-        deadline = local_and_utc(request.expires_at, self._requester_zone(request))
+        deadline = local_and_utc(request.expires_at, requester_zone(request, self._presentation.default_timezone))
         return (
             f"Your request for {request.target_label} is waiting for an operator's approval. I'll send the pass "
             f"to you here once it is approved, or tell you if it is denied. If nobody decides by {deadline}, "
             "it expires."
         )
 
-    async def on_approve(self, context: TurnContext, _state: TurnState, data: object) -> AdaptiveCardInvokeResponse:
-        return await self._decide(context, data, approve=True)
 
-    async def on_deny(self, context: TurnContext, _state: TurnState, data: object) -> AdaptiveCardInvokeResponse:
-        return await self._decide(context, data, approve=False)
+class ApprovalFlow:
+    """The Approve and Deny buttons, what the requester is told, and the requests nobody decided in time."""
 
-    async def _decide(self, context: TurnContext, data: object, *, approve: bool) -> AdaptiveCardInvokeResponse:
-        facts = turn_facts(context.activity, self._presentation.default_timezone)
+    def __init__(
+        self,
+        *,
+        desk: ApprovalDesk,
+        decisions: DecisionService,
+        delivery: PrivateDelivery,
+        passes: PassDelivery,
+        presentation: Presentation,
+        on_bulk_approved: BulkApproved,
+    ) -> None:
+        self._desk = desk
+        self._decisions = decisions
+        self._delivery = delivery
+        self._passes = passes
+        self._presentation = presentation
+        self._on_bulk_approved = on_bulk_approved
+
+    async def on_approve(self, turn: Turn, data: object) -> AdaptiveCardInvokeResponse:
+        return await self._decide(turn, data, approve=True)
+
+    async def on_deny(self, turn: Turn, data: object) -> AdaptiveCardInvokeResponse:
+        return await self._decide(turn, data, approve=False)
+
+    async def _decide(self, turn: Turn, data: object, *, approve: bool) -> AdaptiveCardInvokeResponse:
+        """Any other refusal (and damaged data) is answered by `Turns.button`."""
+        button = DecisionButton.parse(data)
         try:
-            button = DecisionButton.parse(data)
-        except BadButtonData as bad:
-            return factory.message(bad.sentence)
-        try:
-            result = await self._decisions.decide(facts.caller, button.request_id, approve=approve, note=button.note)
+            result = await self._decisions.decide(
+                turn.facts.caller, button.request_id, approve=approve, note=button.note
+            )
         except Refused as refusal:
             # Only the person who pressed sees this; the card stays as it is for everyone else.
             why = (
@@ -91,30 +103,26 @@ class ApprovalFlow:
                 else "only an operator other than the requester can."
             )
             return factory.message(f"You cannot decide this request: {why}")
-        except TapError as error:
-            return factory.message(error.user_message)
         tz = self._presentation.default_timezone
         if isinstance(result, AlreadyClosed):
-            card = decided_request_card(result.request, tz=tz, outcome="This request was already closed.")
-            return factory.adaptive_card(self._presentation.decorate(card))  # type: ignore[arg-type]
+            closed = decided_request_card(result.request, tz=tz, outcome="This request was already closed.")
+            return turn.card_answer(closed)
         outcome = await self._tell_requester(result)
-        card = self._presentation.decorate(decided_request_card(result.request, tz=tz, outcome=outcome))
+        card = turn.card(decided_request_card(result.request, tz=tz, outcome=outcome))
         await self._update_channel_card(result.request, card)
         return factory.adaptive_card(card)  # type: ignore[arg-type]
 
     async def _tell_requester(self, decided: Decided) -> str:
         request = decided.request
-        tz = self._requester_zone(request)
+        tz = requester_zone(request, self._presentation.default_timezone)
         who = request.decided_by_name or "an operator"
         note = f" Note: {request.decision_note}" if request.decision_note else ""
         if request.status is ApprovalStatus.DENIED:
             await self._message(request.requester, f"{who} denied your request for {request.target_label}.{note}")
             return "The requester was told."
         if request.kind is ApprovalKind.BULK:
-            if self.on_bulk_approved is None:
-                return "No bulk runner is available."
             await self._message(request.requester, f"{who} approved your bulk run; it is starting.{note}")
-            return await self.on_bulk_approved(request)
+            return await self._on_bulk_approved(request)
         if decided.issued is None:
             reason = decided.not_issued or "the rules no longer allow it"
             await self._message(
@@ -129,15 +137,6 @@ class ApprovalFlow:
             )
         await self._message(request.requester, f"{who} approved your request for {request.target_label}.{note}")
         return "The pass was sent privately to the requester."
-
-    def _requester_zone(self, request: ApprovalRequest) -> ZoneInfo:
-        """The requester's Teams time zone, kept with the request; the bot's default when unknown."""
-        if request.timezone:
-            try:
-                return ZoneInfo(request.timezone)
-            except (ZoneInfoNotFoundError, ValueError):
-                pass
-        return self._presentation.default_timezone
 
     async def expire_overdue(self) -> int:
         """Closes requests nobody decided in time: their cards say so, and each requester is told."""
@@ -168,3 +167,13 @@ class ApprovalFlow:
             await self._delivery.send_to(recipient, text_message(self._presentation.text_prefix + text))
         except DeliveryFailed as failure:
             logger.warning("could not tell %s about their request: %s", recipient.object_id, failure)
+
+
+def requester_zone(request: ApprovalRequest, default: ZoneInfo) -> ZoneInfo:
+    """The requester's Teams time zone, kept with the request; `default` when unknown."""
+    if request.timezone:
+        try:
+            return ZoneInfo(request.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+    return default

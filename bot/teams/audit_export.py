@@ -15,8 +15,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from microsoft_agents.activity import Activity
-from microsoft_agents.hosting.core import TurnContext, TurnState
+from microsoft_agents.hosting.core import TurnContext
 
 from bot.domain.audit import MAX_EXPORT_DAYS, AuditPeriod
 from bot.domain.audit_export import AuditExportService, AuditFile
@@ -24,8 +23,6 @@ from bot.domain.commands import AuditExportCommand
 from bot.domain.errors import TapError
 from bot.domain.model import Caller
 from bot.domain.ports import Clock, FileTransfers
-from bot.teams.activity import TurnFacts, turn_facts
-from bot.teams.delivery import INSTALL_ADVICE, DeliveryFailed, PrivateDelivery, text_message
 from bot.teams.file_offer import (
     OFFER_KEY,
     ConsentAnswer,
@@ -35,12 +32,11 @@ from bot.teams.file_offer import (
     offer_activity,
     upload_and_show,
 )
-from bot.teams.presentation import Presentation
+from bot.teams.turn import Turn
 
 logger = logging.getLogger(__name__)
 
 AUDIT_EXPORT_OFFER = "auditExport"
-SENT_PRIVATELY = "Sent to you privately: look in your personal chat with me."
 
 
 class AuditExportFlow:
@@ -49,21 +45,17 @@ class AuditExportFlow:
         *,
         exports: AuditExportService,
         transfers: FileTransfers,
-        delivery: PrivateDelivery,
-        presentation: Presentation,
         clock: Clock,
     ) -> None:
         self._exports = exports
         self._transfers = transfers
-        self._delivery = delivery
-        self._presentation = presentation
         self._clock = clock
 
-    async def on_command(self, context: TurnContext, facts: TurnFacts, command: AuditExportCommand) -> None:
-        """Checks the caller, builds the file, offers it privately. A TapError (refusal) reaches the handler."""
-        caller = facts.caller_with_address
+    async def on_command(self, turn: Turn, command: AuditExportCommand) -> None:
+        """Checks the caller, builds the file, offers it privately. A refusal (TapError) is answered by `Turns`."""
+        caller = turn.caller
         file = await self._exports.prepare(caller, command.period)
-        note = self._text(
+        note = turn.text(
             f"The audit log of {file.period.label}: {file.events} events. Accept the file to receive it; "
             "it holds user names and ids, never a pass."
         )
@@ -73,40 +65,27 @@ class AuditExportFlow:
             size=len(file.data),
             context=_offer_context(file, caller.object_id),
         )
-        if facts.is_personal:
-            await context.send_activity(note)
-            await context.send_activity(offer)
-        else:
-            try:
-                await self._delivery.send_privately(context, facts, note)
-                await self._delivery.send_privately(context, facts, offer)
-            except DeliveryFailed as failure:
-                await context.send_activity(
-                    self._text(f"I couldn't answer you privately ({failure}). {INSTALL_ADVICE}")
-                )
-                return
-            await context.send_activity(self._text(SENT_PRIVATELY))
-        await self._exports.offered(caller, file)
+        if await turn.send_privately(note, offer):
+            await self._exports.offered(caller, file)
 
-    async def on_file_consent(self, context: TurnContext, _state: TurnState) -> None:
-        facts = turn_facts(context.activity, self._presentation.default_timezone)
-        caller = facts.caller_with_address
-        answer = consent_answer(context.activity)
+    async def on_file_consent(self, turn: Turn) -> None:
+        caller = turn.caller
+        answer = consent_answer(turn.context.activity)
         offer = _read_offer(answer.context, self._clock.now())
         offered_to = answer.context.get("offeredTo")
         if offer is None:
             await self._exports.refused(caller, "damaged offer")
             text = "This file offer is damaged; type /tap audit export again."
-        elif not _offered_to(offered_to, caller) or not is_personal(context.activity):
+        elif not _offered_to(offered_to, caller) or not is_personal(turn.context.activity):
             await self._exports.refused(caller, f"offered to someone else: {offer[0].label}")
             text = "This file was offered to someone else, or not in our personal chat, so I sent nothing."
         elif not answer.accepted:
             await self._exports.declined(caller, offer[0].label)
             text = "You declined the file; nothing was sent."
         else:
-            text = await self._send(context, caller, offer, answer)
-        await context.send_activity(self._text(text))
-        await acknowledge(context)
+            text = await self._send(turn.context, caller, offer, answer)
+        await turn.reply_here(text)
+        await acknowledge(turn.context)
 
     async def _send(
         self, context: TurnContext, caller: Caller, offer: tuple[AuditPeriod, datetime], answer: ConsentAnswer
@@ -123,9 +102,6 @@ class AuditExportFlow:
             return error.user_message
         await self._exports.sent(caller, file)
         return f"Here is the audit log of {period.label}: {file.events} events."
-
-    def _text(self, text: str) -> Activity:
-        return text_message(self._presentation.text_prefix + text)
 
 
 def _offered_to(offered_to: object, caller: Caller) -> bool:

@@ -36,30 +36,25 @@ from bot.domain.onboarding import OnboardingService
 from bot.domain.ports import Clock, PassCards, ProcessedActivities
 from bot.domain.records import RedactionReason
 from bot.domain.service import AwaitingApproval, Issued, NothingToRevoke, ReplaceNeeded, Revoked, TapService
-from bot.teams.activity import ConversationKind, TurnFacts, turn_facts
-from bot.teams.approval_flow import ApprovalFlow
+from bot.teams.activity import ConversationKind
+from bot.teams.approval_flow import ApprovalAnnouncer
 from bot.teams.audit_export import AuditExportFlow
 from bot.teams.bulk_flow import BulkFlow, attached_file
-from bot.teams.delivery import INSTALL_ADVICE, DeliveryFailed, PrivateDelivery, card_message, text_message
+from bot.teams.delivery import INSTALL_ADVICE, PrivateDelivery, text_message
 from bot.teams.pass_delivery import PassDelivery
 from bot.teams.presentation import Presentation
 from bot.teams.redaction import CardRedactor
+from bot.teams.turn import SENT_PRIVATELY, Turn
 from cards import verbs
 from cards.approvals import requests_card
 from cards.buttons import BadButtonData, HandedOverButton, KeepButton, ReplaceButton
-from cards.passes import (
-    CardJson,
-    replace_question_card,
-    replace_settled_card,
-    status_card,
-)
+from cards.passes import replace_question_card, replace_settled_card, status_card
 from cards.reference import help_card, policy_card
 
 logger = logging.getLogger(__name__)
 
 DEDUPE_WINDOW = timedelta(days=1)
 CARD_ACTION_INVOKE = "adaptiveCard/action"
-SENT_PRIVATELY = "Sent to you privately: look in your personal chat with me."
 SOMETHING_WENT_WRONG = (
     "Something went wrong on my side and nothing was changed. Try again; if it keeps happening, "
     "tell IT and quote reference {reference}."
@@ -71,13 +66,15 @@ class HandlerStore(PassCards, ProcessedActivities, Protocol):
 
 
 class TapHandlers:
+    """The typed commands and the pass buttons. Each gets its `Turn` from `Turns`, which answers refusals."""
+
     def __init__(
         self,
         *,
         service: TapService,
         onboarding: OnboardingService,
         desk: ApprovalDesk,
-        approvals: ApprovalFlow,
+        announcer: ApprovalAnnouncer,
         passes: PassDelivery,
         bulk: BulkFlow,
         delivery: PrivateDelivery,
@@ -91,7 +88,7 @@ class TapHandlers:
         self._service = service
         self._onboarding = onboarding
         self._desk = desk
-        self._approvals = approvals
+        self._announcer = announcer
         self._passes = passes
         self._bulk = bulk
         self._delivery = delivery
@@ -102,65 +99,60 @@ class TapHandlers:
 
     # --- messages -----------------------------------------------------------------------------------------
 
-    async def on_message(self, context: TurnContext, _state: TurnState) -> None:
-        facts = turn_facts(context.activity, self._presentation.default_timezone)
-        if not await self._first_delivery(context):
-            logger.info("ignoring a repeated delivery of activity %s", context.activity.id)
+    async def on_message(self, turn: Turn) -> None:
+        if not await self._first_delivery(turn.context):
+            logger.info("ignoring a repeated delivery of activity %s", turn.context.activity.id)
             return
-        await self._delivery.remember_personal_chat(facts)
-        attached = attached_file(context.activity)
+        await self._delivery.remember_personal_chat(turn.facts)
+        attached = attached_file(turn.context.activity)
         if attached is not None:
-            await self._bulk.on_file(context, facts, attached)
+            await self._bulk.on_file(turn.context, turn.facts, attached)
             return
         try:
             command = parse_command(
-                facts.text,
+                turn.facts.text,
                 now=self._clock.now(),
-                tz=facts.timezone,
+                tz=turn.timezone,
                 default_start_hour=self._presentation.default_start_hour,
             )
         except CommandError as error:
-            await self._reply_here(context, f"{error.reason} Example: {error.example}")
+            await turn.reply_here(f"{error.reason} Example: {error.example}")
             return
-        try:
-            await self._run(context, facts, command)
-        except TapError as error:
-            await self._reply_privately(context, facts, text=error.user_message)
+        await self._run(turn, command)
 
-    async def _run(self, context: TurnContext, facts: TurnFacts, command: Command) -> None:
-        caller = facts.caller_with_address
+    async def _run(self, turn: Turn, command: Command) -> None:
+        caller = turn.caller
         if isinstance(command, HelpCommand):
-            await self._reply_here(context, card=help_card(unknown_word=command.unknown_word))
+            await turn.reply_here(card=help_card(unknown_word=command.unknown_word))
         elif isinstance(command, IssueCommand):
             result = await self._service.issue(caller, command.request)
             if isinstance(result, ReplaceNeeded):
-                question = replace_question_card(result, tz=facts.timezone)
-                await self._reply_privately(context, facts, card=question)
+                await turn.reply_privately(card=replace_question_card(result, tz=turn.timezone))
             else:
-                await self._issued_or_awaiting(context, facts, result)
+                await self._issued_or_awaiting(turn, result)
         elif isinstance(command, OnboardCommand):
-            await self._issued_or_awaiting(context, facts, await self._onboarding.onboard(caller, command.request))
+            await self._issued_or_awaiting(turn, await self._onboarding.onboard(caller, command.request))
         elif isinstance(command, ApprovalsHereCommand):
-            await self._register_approvals_channel(context, facts)
+            await self._register_approvals_channel(turn)
         elif isinstance(command, RevokeJobCommand):
-            await self._bulk.on_revoke_job(context, facts, command.job_id)
+            await self._bulk.on_revoke_job(turn.context, turn.facts, command.job_id)
         elif isinstance(command, RequestsCommand):
             operator = await self._service.is_operator(caller)
             listed = await self._desk.requests_for(caller, operator=operator)
-            card = requests_card(listed, tz=facts.timezone, operator=operator, now=self._clock.now())
-            await self._reply_privately(context, facts, card=card)
+            card = requests_card(listed, tz=turn.timezone, operator=operator, now=self._clock.now())
+            await turn.reply_privately(card=card)
         elif isinstance(command, RevokeCommand):
             outcome = await self._service.revoke(caller, command.target)
-            await self._reply_privately(context, facts, text=await self._revoke_sentence(caller, outcome))
+            await turn.reply_privately(await self._revoke_sentence(caller, outcome))
         elif isinstance(command, StatusCommand):
             status = await self._service.status(caller, command.target)
-            await self._reply_privately(context, facts, card=status_card(status, tz=facts.timezone))
+            await turn.reply_privately(card=status_card(status, tz=turn.timezone))
         elif isinstance(command, AuditExportCommand):
-            await self._audit_export.on_command(context, facts, command)
+            await self._audit_export.on_command(turn, command)
         elif isinstance(command, PolicyCommand):
             policy = await self._service.policy(caller)
             names = await self._service.group_names(policy.target_group_ids)
-            await self._reply_privately(context, facts, card=policy_card(policy, group_names=names))
+            await turn.reply_privately(card=policy_card(policy, group_names=names))
 
     async def _revoke_sentence(self, caller: Caller, outcome: Revoked | NothingToRevoke) -> str:
         if isinstance(outcome, NothingToRevoke):
@@ -169,42 +161,40 @@ class TapHandlers:
         await self._bulk.withdraw_passes([outcome.revoked.method_id], RedactionReason.REVOKED, caller.object_id)
         return f"Revoked the Temporary Access Pass of {outcome.user.label}. It no longer works."
 
-    async def _issued_or_awaiting(
-        self, context: TurnContext, facts: TurnFacts, result: Issued | AwaitingApproval
-    ) -> None:
+    async def _issued_or_awaiting(self, turn: Turn, result: Issued | AwaitingApproval) -> None:
         if isinstance(result, AwaitingApproval):
-            request = await self._desk.remember_timezone(result.request, facts.timezone.key)
-            await self._reply_privately(context, facts, text=await self._approvals.announce(request))
+            request = await self._desk.remember_timezone(result.request, turn.timezone.key)
+            await turn.reply_privately(await self._announcer.announce(request))
         else:
-            await self._deliver_pass(context, facts, result)
+            await self._deliver_pass(turn, result)
 
-    async def _deliver_pass(self, context: TurnContext, facts: TurnFacts, result: Issued) -> None:
+    async def _deliver_pass(self, turn: Turn, result: Issued) -> None:
         """The pass goes to the requester's 1:1 chat only; if that fails, the pass is revoked at once."""
         issued = result.issued
+        facts = turn.facts
         undelivered = await self._passes.deliver(
-            issued, facts.recipient, facts.timezone, context=context, current=facts
+            issued, facts.recipient, facts.timezone, context=turn.context, current=facts
         )
         if undelivered is not None:
-            await self._reply_here(
-                context,
+            await turn.reply_here(
                 f"I couldn't deliver the pass for {issued.user.label} privately ({undelivered.reason}), so I "
                 f"revoked it right away and nobody can use it. {INSTALL_ADVICE}",
             )
             return
-        if not facts.is_personal:
-            await self._reply_here(context, SENT_PRIVATELY)
+        if not turn.is_personal:
+            await turn.reply_here(SENT_PRIVATELY)
 
-    async def _register_approvals_channel(self, context: TurnContext, facts: TurnFacts) -> None:
+    async def _register_approvals_channel(self, turn: Turn) -> None:
+        facts = turn.facts
         if facts.kind is not ConversationKind.CHANNEL:
-            await self._reply_here(
-                context, "Type /tap approvals here in a team channel: approval requests are posted to a channel."
+            await turn.reply_here(
+                "Type /tap approvals here in a team channel: approval requests are posted to a channel."
             )
             return
         await self._service.require_operator(facts.caller)
         thread = facts.conversation_id.split(";messageid=")[0]  # the channel itself, not this one thread
         await self._desk.register_channel(facts.caller, facts.service_url, thread)
-        await self._reply_here(
-            context,
+        await turn.reply_here(
             "This channel now receives approval requests. Operators decide them here with Approve or Deny; "
             "nobody may decide their own request.",
         )
@@ -219,57 +209,48 @@ class TapHandlers:
 
     # --- card buttons (Action.Execute) --------------------------------------------------------------------
 
-    async def on_handed_over(self, context: TurnContext, _state: TurnState, data: object) -> AdaptiveCardInvokeResponse:
-        facts = turn_facts(context.activity, self._presentation.default_timezone)
-        try:
-            button = HandedOverButton.parse(data)
-        except BadButtonData as bad:
-            return factory.message(bad.sentence)
+    async def on_handed_over(self, turn: Turn, data: object) -> AdaptiveCardInvokeResponse:
+        button = HandedOverButton.parse(data)
+        caller = turn.facts.caller
         card = await self._store.pass_card(button.card_id)
         if card is None:
             return factory.message("This card is no longer known to me.")
-        if card.requester_id.lower() != facts.caller.object_id.lower():
+        if card.requester_id.lower() != caller.object_id.lower():
             return factory.message("Only the person who requested this pass can hide it.")
-        await self._redactor.claim(card, RedactionReason.HANDED_OVER, facts.caller.object_id)
+        await self._redactor.claim(card, RedactionReason.HANDED_OVER, caller.object_id)
         settled = await self._store.pass_card(card.id) or card
+        # The redactor's card is decorated already.
         return factory.adaptive_card(self._redactor.redacted_card(settled, RedactionReason.HANDED_OVER))  # type: ignore[arg-type]
 
-    async def on_confirm_replace(
-        self, context: TurnContext, _state: TurnState, data: object
-    ) -> AdaptiveCardInvokeResponse:
+    async def on_confirm_replace(self, turn: Turn, data: object) -> AdaptiveCardInvokeResponse:
         """Whoever presses must be an operator allowed to issue for this user now: the service checks it all again."""
-        facts = turn_facts(context.activity, self._presentation.default_timezone)
         try:
             button = ReplaceButton.parse(data)
         except BadButtonData as bad:
             return factory.message(f"{bad.sentence} Run the issue command again.")
         label = button.label
         try:
-            result = await self._service.issue(facts.caller_with_address, button.request())
-        except TapError as error:
-            return self._settled(label, error.user_message)
+            result = await self._service.issue(turn.caller, button.request())
+        except TapError as error:  # the question card is settled with the refusal, not left open
+            return turn.card_answer(replace_settled_card(label, error.user_message))
         if isinstance(result, ReplaceNeeded):
             # Someone issued another pass meanwhile: ask again about the pass that is there now.
-            card = self._presentation.decorate(replace_question_card(result, tz=facts.timezone))
-            return factory.adaptive_card(card)  # type: ignore[arg-type]
+            return turn.card_answer(replace_question_card(result, tz=turn.timezone))
         if isinstance(result, AwaitingApproval):
-            request = await self._desk.remember_timezone(result.request, facts.timezone.key)
-            announcement = await self._approvals.announce(request)
-            return self._settled(request.target_label, announcement)
-        await self._deliver_pass(context, facts, result)
-        return self._settled(
-            result.issued.user.label,
-            "Replaced: the new pass is in the next message. The old one no longer works.",
+            request = await self._desk.remember_timezone(result.request, turn.timezone.key)
+            announcement = await self._announcer.announce(request)
+            return turn.card_answer(replace_settled_card(request.target_label, announcement))
+        await self._deliver_pass(turn, result)
+        return turn.card_answer(
+            replace_settled_card(
+                result.issued.user.label,
+                "Replaced: the new pass is in the next message. The old one no longer works.",
+            )
         )
 
-    async def on_keep_existing(
-        self, context: TurnContext, _state: TurnState, data: object
-    ) -> AdaptiveCardInvokeResponse:
-        try:
-            label = KeepButton.parse(data).label
-        except BadButtonData as bad:
-            return factory.message(bad.sentence)
-        return self._settled(label, "Kept the existing pass; nothing was changed.")
+    async def on_keep_existing(self, turn: Turn, data: object) -> AdaptiveCardInvokeResponse:
+        label = KeepButton.parse(data).label
+        return turn.card_answer(replace_settled_card(label, "Kept the existing pass; nothing was changed."))
 
     async def on_unknown_action(self, context: TurnContext, _state: TurnState) -> None:
         """A card action no verb route should take (see `is_unhandled_card_action`): one sentence, nothing done."""
@@ -283,20 +264,15 @@ class TapHandlers:
             )
         )
 
-    def _settled(self, target: str, outcome: str) -> AdaptiveCardInvokeResponse:
-        card = self._presentation.decorate(replace_settled_card(target, outcome))
-        return factory.adaptive_card(card)  # type: ignore[arg-type]
-
     # --- install and errors -------------------------------------------------------------------------------
 
-    async def on_members_added(self, context: TurnContext, _state: TurnState) -> None:
-        activity = context.activity
+    async def on_members_added(self, turn: Turn) -> None:
+        activity = turn.context.activity
         bot_id = activity.recipient.id if activity.recipient else None
         if not any(member.id == bot_id for member in activity.members_added or []):
             return
-        facts = turn_facts(activity, self._presentation.default_timezone)
-        await self._delivery.remember_personal_chat(facts)
-        if facts.is_personal:
+        await self._delivery.remember_personal_chat(turn.facts)
+        if turn.is_personal:
             welcome = (
                 "Hi, I'm tapbot. IT operators use me to issue and revoke Temporary Access Passes; passes only ever "
                 "arrive in this personal chat. Type /tap help to see the commands."
@@ -306,7 +282,7 @@ class TapHandlers:
                 "Hi, I'm tapbot. @mention me here with a tap command (try: tap help). Passes and answers never "
                 "appear in this chat: they go to your personal chat with me."
             )
-        await self._reply_here(context, welcome)
+        await turn.reply_here(welcome)
 
     async def on_turn_error(self, context: TurnContext, error: Exception) -> None:
         """Logs the failure with a reference and tells the user only that reference: no exception text."""
@@ -320,33 +296,6 @@ class TapHandlers:
             await context.send_activity(text_message(self._presentation.text_prefix + message))
         except Exception:
             logger.warning("could not tell the user about error %s", reference, exc_info=True)
-
-    # --- replies ------------------------------------------------------------------------------------------
-
-    async def _reply_here(self, context: TurnContext, text: str | None = None, *, card: CardJson | None = None) -> None:
-        if card is not None:
-            await context.send_activity(card_message(self._presentation.decorate(card)))
-        if text is not None:
-            await context.send_activity(text_message(self._presentation.text_prefix + text))
-
-    async def _reply_privately(
-        self, context: TurnContext, facts: TurnFacts, *, text: str | None = None, card: CardJson | None = None
-    ) -> None:
-        """Answers in the 1:1 chat; a channel or group chat only learns that an answer was sent privately."""
-        if facts.is_personal:
-            await self._reply_here(context, text, card=card)
-            return
-        activity = (
-            card_message(self._presentation.decorate(card))
-            if card is not None
-            else text_message(self._presentation.text_prefix + (text or ""))
-        )
-        try:
-            await self._delivery.send_privately(context, facts, activity)
-        except DeliveryFailed as failure:
-            await self._reply_here(context, f"I couldn't answer you privately ({failure}). {INSTALL_ADVICE}")
-            return
-        await self._reply_here(context, SENT_PRIVATELY)
 
 
 def is_unhandled_card_action(context: TurnContext) -> bool:

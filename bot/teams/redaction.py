@@ -17,12 +17,10 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.domain.audit import AuditAction, AuditEvent, AuditOutcome
-from bot.domain.bulk import BulkJob, BulkRow
-from bot.domain.model import IssuedPass
+from bot.domain.bulk import BulkJob, IssuedRow
 from bot.domain.ports import AuditLog, Clock, PassCards
 from bot.domain.records import PassCard, RedactionReason
 from bot.teams.delivery import PrivateChat, PrivateDelivery, card_message
@@ -60,7 +58,7 @@ class ShownPage:
     job: BulkJob
     number: int
     timezone: ZoneInfo
-    entries: list[tuple[BulkRow, IssuedPass]]
+    entries: list[IssuedRow]
     withdrawn: dict[str, str] = field(default_factory=dict)  # pass method id → "revoked" / "replaced"
 
 
@@ -85,23 +83,21 @@ class ResultPages:
 
 
 def _live(page: ShownPage, now: datetime) -> bool:
-    return any(issued.info.expires_at > now for _, issued in page.entries)
-
-
-class RedactionStore(PassCards, AuditLog, Protocol):
-    """The pass cards, and the audit log each redaction is recorded in."""
+    return any(entry.issued.info.expires_at > now for entry in page.entries)
 
 
 class CardRedactor:
     def __init__(
         self,
-        store: RedactionStore,
+        *,
+        cards: PassCards,
+        audit: AuditLog,
         delivery: PrivateDelivery,
         clock: Clock,
-        *,
         decorate: Callable[[CardJson], CardJson] = lambda card: card,
     ) -> None:
-        self._store = store
+        self._store = cards
+        self._audit = audit
         self._delivery = delivery
         self._clock = clock
         self._decorate = decorate
@@ -117,7 +113,7 @@ class CardRedactor:
                 one_time=card.one_time,
                 reason=card.redaction_reason or reason.value,
                 redacted_at=at,
-                tz=_zone(card.timezone),
+                tz=zone_or_utc(card.timezone),
             )
         )
 
@@ -127,7 +123,7 @@ class CardRedactor:
         if not await self._store.claim_redaction(card.id, reason, now):
             return False
         self.pages.forget(card.id)
-        await self._store.record(
+        await self._audit.record(
             AuditEvent(
                 at=now,
                 action=AuditAction.REDACT,
@@ -203,7 +199,7 @@ class CardRedactor:
                 continue
             for entry in claimed:
                 shown.withdrawn[entry.pass_method_id] = word
-            if all(issued.info.method_id in shown.withdrawn for _, issued in shown.entries):
+            if all(entry.issued.info.method_id in shown.withdrawn for entry in shown.entries):
                 await self.redact_sent_card(page, reason, actor_id)
             else:
                 await self._show_again(page, shown)
@@ -242,7 +238,8 @@ class CardRedactor:
         return redacted
 
 
-def _zone(name: str) -> ZoneInfo:
+def zone_or_utc(name: str) -> ZoneInfo:
+    """The zone a card or job was shown in; UTC when its name is unknown here."""
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):

@@ -1,0 +1,1 @@
+"""The HTTP side of the app: the messages endpoint and its checks, health, and the request middleware."""

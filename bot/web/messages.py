@@ -1,0 +1,155 @@
+"""POST /api/messages: the checks an activity passes before the Agents SDK runs the bot's handlers on it.
+
+In order: the token's issuer is the channel's (before any signing key is fetched for it); the SDK checks the
+token's signature, lifetime and audience; the body is a JSON object of bounded depth and string sizes that the
+SDK's own model takes; the token's claims match the activity (bot/teams/trust.py); the service URL is an allowed
+connector host. Anything else is refused with 400 or 401 and a sentence, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+from microsoft_agents.activity import Activity
+from microsoft_agents.hosting.aiohttp import jwt_authorization_decorator, start_agent_process
+
+from bot.components import COMPONENTS
+from bot.logging_setup import bind_correlation_id, new_correlation_id
+from bot.teams.activity import clean_text
+from bot.teams.trust import token_refusal, unverified_issuer
+
+logger = logging.getLogger(__name__)
+
+MAX_JSON_DEPTH = 32
+MAX_STRING_LENGTH = 32 * 1024
+TURN_SUMMARY = "tapbot_turn_summary"
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    components = request.app[COMPONENTS]
+    # A token that the channel did not issue is refused before any signing key is fetched for it.
+    issuer = unverified_issuer(request.headers.get("Authorization"))
+    if not components.settings.anonymous and issuer not in components.runtime.channel_issuers:
+        return _refused(401, "Invalid token or authentication failed.")
+    return await _authenticated(request)
+
+
+@jwt_authorization_decorator
+async def _authenticated(request: web.Request) -> web.StreamResponse:
+    """Runs after the SDK checked the token's signature, lifetime and audience (or found anonymous mode)."""
+    components = request.app[COMPONENTS]
+    settings = components.settings
+    body = await _read_activity(request)
+    if isinstance(body, web.Response):
+        return body
+    bind_correlation_id(new_correlation_id(body.get("id")))
+    request[TURN_SUMMARY] = turn_summary(body)
+    if not settings.anonymous:
+        identity = request.get("claims_identity")
+        claims = getattr(identity, "claims", None)
+        refusal = await token_refusal(
+            claims if isinstance(claims, dict) else {},
+            getattr(identity, "security_token", None),
+            body,
+            app_id=settings.bot_client_id or "",
+            issuers=components.runtime.channel_issuers,
+        )
+        if refusal is not None:
+            logger.warning("refused an activity: %s", refusal)
+            return _refused(401, "Invalid token or authentication failed.")
+    if not components.runtime.connector_hosts.allows(body.get("serviceUrl")):
+        logger.warning("refused an activity whose service URL is not an allowed connector host")
+        return _refused(401, "The service URL is not an allowed Teams connector address.")
+    runtime = components.runtime
+    response = await start_agent_process(request, runtime.application, runtime.adapter)
+    return response if response is not None else web.Response(status=202)
+
+
+async def _read_activity(request: web.Request) -> dict[str, Any] | web.Response:
+    """The body as an activity, or a 400 saying why not: never an exception on hostile JSON."""
+    raw = await request.read()  # within client_max_size; aiohttp keeps the bytes for the SDK's own read
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        return _refused(400, "The body is not JSON.")
+    if not isinstance(body, dict):
+        return _refused(400, "The body must be a JSON object (an activity).")
+    problem = _shape_problem(body)
+    if problem:
+        return _refused(400, problem)
+    if not _is_activity(body):
+        return _refused(400, "The activity has fields of the wrong type.")
+    for name in ("type", "serviceUrl", "channelId"):
+        if not isinstance(body.get(name), str):
+            return _refused(400, f"The activity has no {name}.")
+    return body
+
+
+def _shape_problem(body: dict[str, Any]) -> str | None:
+    """Depth and string sizes, checked without recursion (the SDK and the handlers walk the body again)."""
+    stack: list[tuple[object, int]] = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            return f"The activity is nested deeper than {MAX_JSON_DEPTH} levels."
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if len(key) > MAX_STRING_LENGTH:
+                    return "The activity holds a string that is too long."
+                stack.append((item, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str) and len(value) > MAX_STRING_LENGTH:
+            return "The activity holds a string that is too long."
+    return None
+
+
+def _is_activity(body: dict[str, Any]) -> bool:
+    """Whether the SDK's own model takes the body (it parses it again itself). Its validator logs every refusal
+    as an error with a traceback; a client's malformed body is not the bot's error, so that log is muted here
+    (validation does not await, so no other turn's log falls in between)."""
+    sdk_logger = logging.getLogger("microsoft_agents.activity.activity")
+    was_disabled = sdk_logger.disabled
+    sdk_logger.disabled = True
+    try:
+        Activity.model_validate(body)
+    except Exception:  # pydantic's errors, and the plain Exception the model raises itself
+        return False
+    finally:
+        sdk_logger.disabled = was_disabled
+    return True
+
+
+def _refused(status: int, error: str) -> web.Response:
+    return web.json_response({"error": error}, status=status)
+
+
+def turn_summary(body: dict[str, Any]) -> str:
+    """`Adele Vance in personal chat: tap issue …` for the console: who, where, and at most the first two words."""
+    sender = body.get("from")
+    name = sender.get("name") if isinstance(sender, dict) else None
+    conversation = body.get("conversation")
+    kind = conversation.get("conversationType") if isinstance(conversation, dict) else None
+    where = {"channel": "a channel", "groupChat": "a group chat"}.get(
+        kind if isinstance(kind, str) else "", "personal chat"
+    )
+    kind_of_activity = body.get("type")
+    if kind_of_activity == "message":
+        words = clean_text(body.get("text") if isinstance(body.get("text"), str) else "").lstrip("/").split()
+        what = " ".join(words[:2]) + (" …" if len(words) > 2 else "")
+        if not words:
+            what = "sent a file" if body.get("attachments") else "(empty message)"
+    elif kind_of_activity == "invoke":
+        what = f"invoke {body.get('name')}"
+    else:
+        what = str(kind_of_activity)
+    return f"{_printable(name) or 'someone'} in {where}: {_printable(what)}"
+
+
+def _printable(value: object, limit: int = 80) -> str:
+    text = value if isinstance(value, str) else ""
+    cleaned = "".join(char if char.isprintable() else " " for char in text[:limit]).strip()
+    return cleaned + ("…" if len(text) > limit else "")
