@@ -15,8 +15,7 @@ from microsoft_teams.cards.core import (
     ToggleInput,
 )
 
-from bot.domain.bulk import BulkJob, BulkKind, BulkRow, JobStatus, Progress, RowState
-from bot.domain.model import IssuedPass
+from bot.domain.bulk import BulkJob, BulkKind, IssuedRow, JobStatus, JournalRow, Progress, RowState
 from cards import verbs
 from cards.buttons import ConfirmJobButton, HandedOverButton, JobButton
 from cards.formatting import format_minutes, local_and_utc
@@ -49,7 +48,7 @@ def _counts(counts: dict[RowState, int]) -> CardElement:
 def preflight_card(
     job: BulkJob,
     counts: dict[RowState, int],
-    problems: Sequence[BulkRow],
+    problems: Sequence[JournalRow],
     duplicates: int,
     ignored_columns: Sequence[str] = (),
 ) -> CardJson:
@@ -108,7 +107,7 @@ def _held(holding: int) -> str:
     return "the pass 1 user already holds" if holding == 1 else f"the passes {holding} users already hold"
 
 
-def _rows_with_reasons(title: str, rows: Sequence[BulkRow]) -> list[CardElement]:
+def _rows_with_reasons(title: str, rows: Sequence[JournalRow]) -> list[CardElement]:
     """The first rows that did not go through, each with its line and reason; a count of the rest."""
     shown = facts(
         *((f"Line {row.line}: {row.user_label or row.target}", row.reason) for row in rows[:MAX_PROBLEMS_SHOWN])
@@ -149,7 +148,9 @@ def progress_card(progress: Progress) -> CardJson:
     )
 
 
-def final_card(job: BulkJob, counts: dict[RowState, int], failed: Sequence[BulkRow], *, can_export: bool) -> CardJson:
+def final_card(
+    job: BulkJob, counts: dict[RowState, int], failed: Sequence[JournalRow], *, can_export: bool
+) -> CardJson:
     title = {
         JobStatus.FINISHED: "finished",
         JobStatus.CANCELLED: "cancelled",
@@ -183,7 +184,7 @@ def final_card(job: BulkJob, counts: dict[RowState, int], failed: Sequence[BulkR
 
 def results_page_card(
     job: BulkJob,
-    page: Sequence[tuple[BulkRow, IssuedPass]],
+    page: Sequence[IssuedRow],
     *,
     card_id: str,
     page_number: int,
@@ -197,7 +198,8 @@ def results_page_card(
     """
     withdrawn = withdrawn or {}
     rows: list[CardElement] = []
-    for row, issued in sorted(page, key=lambda item: item[0].line):
+    for entry in sorted(page, key=lambda entry: entry.row.line):
+        row, issued = entry.row, entry.issued
         info = issued.info
         details = f"{local_and_utc(info.start_at, tz)} → {local_and_utc(info.expires_at, tz)}"
         if info.one_time:
@@ -248,6 +250,6 @@ def _bar(share: float, width: int = 30) -> str:
     return "█" * filled + "░" * (width - filled) + f" {share:.0%}"
 
 
-def _lifetimes(page: Sequence[tuple[BulkRow, IssuedPass]]) -> str:
-    values = sorted({issued.info.lifetime_minutes for _, issued in page})
+def _lifetimes(page: Sequence[IssuedRow]) -> str:
+    values = sorted({entry.issued.info.lifetime_minutes for entry in page})
     return ", ".join(format_minutes(value) for value in values)

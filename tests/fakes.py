@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.domain.approvals import ApprovalRequest, ApprovalsChannel, ApprovalStatus
 from bot.domain.audit import AuditEvent
-from bot.domain.bulk import BulkJob, BulkRow, JobStatus, RowState
+from bot.domain.bulk import BulkJob, JobStatus, JournalRow, RowState
 from bot.domain.model import (
     ALL_USERS,
     DirectoryUser,
@@ -26,6 +26,15 @@ TENANT = "11111111-1111-1111-1111-111111111111"
 OPERATORS = "22222222-0000-0000-0000-000000000001"
 PROTECTED = "22222222-0000-0000-0000-000000000002"
 EXCLUDED = "22222222-0000-0000-0000-000000000003"
+
+# The people of the domain tests: two operators, a manager and her new hire, and staff to issue passes for.
+ADELE = DirectoryUser("a0000000-0000-0000-0000-00000000000a", "adele@contoso.test", "Adele Vance")
+ALEX = DirectoryUser("a1000000-0000-0000-0000-00000000000a", "alex@contoso.test", "Alex Wilber")
+MEGAN = DirectoryUser("b0000000-0000-0000-0000-00000000000b", "megan@contoso.test", "Megan Bowen")
+LEE = DirectoryUser("c0000000-0000-0000-0000-00000000000c", "lee@contoso.test", "Lee Gu")
+STAFF = [
+    DirectoryUser(f"d0000000-0000-0000-0000-00000000000{n}", f"user{n}@contoso.test", f"User {n}") for n in range(5)
+]
 
 
 class FixedClock:
@@ -223,10 +232,10 @@ class MemoryBulkStore:
     """The BulkStore port in memory: jobs, their journal rows, and leases."""
 
     jobs: dict[int, BulkJob] = field(default_factory=dict)
-    journal: dict[int, dict[int, BulkRow]] = field(default_factory=dict)
+    journal: dict[int, dict[int, JournalRow]] = field(default_factory=dict)
     leases: dict[int, tuple[str, datetime]] = field(default_factory=dict)
 
-    async def create_job(self, job: BulkJob, rows: list[BulkRow]) -> BulkJob:
+    async def create_job(self, job: BulkJob, rows: list[JournalRow]) -> BulkJob:
         created = replace(job, id=len(self.jobs) + 1)
         self.jobs[created.id] = created
         self.journal[created.id] = {row.line: replace(row, job_id=created.id) for row in rows}
@@ -266,11 +275,11 @@ class MemoryBulkStore:
             self.jobs[job_id], replace_existing=replace_existing, approval_request_id=approval_request_id
         )
 
-    async def rows(self, job_id: int, states: tuple[RowState, ...] = ()) -> list[BulkRow]:
+    async def rows(self, job_id: int, states: tuple[RowState, ...] = ()) -> list[JournalRow]:
         rows = sorted(self.journal.get(job_id, {}).values(), key=lambda row: row.line)
         return [row for row in rows if not states or row.state in states]
 
-    async def save_rows(self, rows: list[BulkRow]) -> None:
+    async def save_rows(self, rows: list[JournalRow]) -> None:
         for row in rows:
             self.journal[row.job_id][row.line] = row
 

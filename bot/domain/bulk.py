@@ -1,5 +1,9 @@
 """Bulk jobs: many passes issued (or revoked) from one file, checked first, journaled row by row.
 
+A row has one name per stage: `RawRow` (the cells of one line, `bulk_file_reading.py`) → `RequestedRow` (what the
+line asks for, `bulk_file.py`) → `JournalRow` (checked, then run: its state in the journal, this module) →
+`IssuedRow` (a created row with its pass, in memory only until its results page is shown).
+
 Every row's state is written to SQL before and after each Graph write, so a process killed mid-run resumes
 without issuing twice, and a row caught between create and delivery gets a fresh pass: nobody is left holding a
 pass that no requester received. Pass values never reach the journal: they live in memory only until the results
@@ -13,12 +17,18 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bot.domain.model import Recipient
+from bot.domain.audit import AuditAction
+from bot.domain.model import IssuedPass, Recipient
 
 
 class BulkKind(enum.StrEnum):
     ISSUE = "issue"
     REVOKE = "revoke"
+
+    @property
+    def action(self) -> AuditAction:
+        """What the audit log calls a job of this kind."""
+        return AuditAction.ISSUE if self is BulkKind.ISSUE else AuditAction.REVOKE
 
 
 class JobStatus(enum.StrEnum):
@@ -93,7 +103,9 @@ class BulkJob:
 
 
 @dataclass(frozen=True)
-class BulkRow:
+class JournalRow:
+    """One row of a job as the journal keeps it: its preflight outcome, then its run state. Never a pass value."""
+
     job_id: int
     line: int
     target: str
@@ -108,8 +120,19 @@ class BulkRow:
     expires_at: datetime | None = None
     attempts: int = 0
 
-    def moved(self, state: RowState, **changes: object) -> BulkRow:
+    def moved(self, state: RowState, **changes: object) -> JournalRow:
         return replace(self, state=state, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class IssuedRow:
+    """A row whose pass was just created, with the pass: held in memory only, until its results page is shown."""
+
+    row: JournalRow
+    issued: IssuedPass
+
+
+BulkRow = JournalRow  # the former name, until the store package imports JournalRow
 
 
 @dataclass(frozen=True)
@@ -123,8 +146,20 @@ class Progress:
     concurrency: int
 
 
+class BulkSink(Protocol):
+    """Where a running job reports: the requester's private chat (the Teams edge implements it)."""
+
+    async def deliver_page(self, job: BulkJob, page: list[IssuedRow]) -> str | None:
+        """Shows these passes to the requester; returns None when delivered, else a reason safe to show."""
+        ...
+
+    async def progress(self, progress: Progress) -> None: ...
+
+    async def finished(self, job: BulkJob, counts: dict[RowState, int]) -> None: ...
+
+
 class BulkStore(Protocol):
-    async def create_job(self, job: BulkJob, rows: list[BulkRow]) -> BulkJob:
+    async def create_job(self, job: BulkJob, rows: list[JournalRow]) -> BulkJob:
         """Stores a new job (the store assigns its id) with its checked rows."""
         ...
 
@@ -144,9 +179,9 @@ class BulkStore(Protocol):
         self, job_id: int, *, replace_existing: bool, approval_request_id: str | None = None
     ) -> None: ...
 
-    async def rows(self, job_id: int, states: tuple[RowState, ...] = ()) -> list[BulkRow]: ...
+    async def rows(self, job_id: int, states: tuple[RowState, ...] = ()) -> list[JournalRow]: ...
 
-    async def save_rows(self, rows: list[BulkRow]) -> None:
+    async def save_rows(self, rows: list[JournalRow]) -> None:
         """Writes the rows' states (and what goes with them) in one transaction."""
         ...
 

@@ -21,7 +21,7 @@ from bot.domain.bulk_file_reading import (
     MAX_XLSX_UNPACKED_BYTES,
     BulkFileError,
     CellValue,
-    SourceRow,
+    RawRow,
     read_table,
     shorten,
 )
@@ -33,8 +33,8 @@ __all__ = [
     "MAX_XLSX_UNPACKED_BYTES",
     "BulkFile",
     "BulkFileError",
-    "BulkRow",
     "Duplicate",
+    "RequestedRow",
     "RowProblem",
     "read_bulk_file",
     "write_results_csv",
@@ -43,8 +43,9 @@ __all__ = [
 
 
 @dataclass(frozen=True, slots=True)
-class BulkRow:
-    """A row the file asks for; unset fields take the policy's defaults."""
+class RequestedRow:
+    """What one line of the file asks for (or a journal row asked for again); unset fields take the policy's
+    defaults."""
 
     line: int
     target: str  # a user principal name or object id, as written (stripped)
@@ -72,7 +73,7 @@ class RowProblem:
 
 @dataclass(frozen=True, slots=True)
 class BulkFile:
-    rows: tuple[BulkRow, ...]
+    rows: tuple[RequestedRow, ...]
     duplicates: tuple[Duplicate, ...]
     problems: tuple[RowProblem, ...]
     columns: tuple[str, ...]  # the recognised columns: "userPrincipalName", then "lifetime", "once", "start" if given
@@ -97,7 +98,7 @@ def read_bulk_file(
     """
     table = read_table(data, filename, max_rows=max_rows)
     reader = _RowReader(now=now, tz=tz, default_start_hour=default_start_hour)
-    rows: list[BulkRow] = []
+    rows: list[RequestedRow] = []
     problems: list[RowProblem] = []
     first_seen: dict[str, tuple[str, int]] = {}  # casefolded user → the user as first written, and its line
     later_lines: dict[str, list[int]] = {}
@@ -158,7 +159,7 @@ class _RowReader:
         self._starts: dict[str, datetime | str | None] = {}
         self._one_times: dict[str, bool | str | None] = {}
 
-    def read(self, source: SourceRow) -> tuple[str | None, BulkRow | None, list[RowProblem]]:
+    def read(self, source: RawRow) -> tuple[str | None, RequestedRow | None, list[RowProblem]]:
         """The row's user if it is a valid reference, the row if it has no problem, and the row's problems."""
         user = _text(source.user)
         reasons: list[str] = []
@@ -186,7 +187,10 @@ class _RowReader:
         if reasons or target is None:
             text = shorten(user, 100) if user else None
             return target, None, [RowProblem(source.line, text, reason) for reason in reasons]
-        return target, BulkRow(source.line, target, lifetime, one_time, start), []
+        requested = RequestedRow(
+            line=source.line, target=target, lifetime_minutes=lifetime, one_time=one_time, start_at=start
+        )
+        return target, requested, []
 
     def _lifetime(self, value: CellValue) -> int | str | None:
         """Minutes, None when empty, or the problem as a sentence."""

@@ -85,8 +85,8 @@ def too_many_rows(max_rows: int) -> str:
 
 
 @dataclass(slots=True)
-class SourceRow:
-    """One non-blank data row, its cells picked by column; values are as the file holds them."""
+class RawRow:
+    """The cells of one non-blank data line, picked by column; values are as the file holds them."""
 
     line: int
     user: CellValue
@@ -101,7 +101,7 @@ class Table:
     columns: tuple[str, ...]  # the recognised columns, by role: "userPrincipalName", "lifetime", "once", "start"
     ignored_columns: tuple[str, ...]  # the other headers, as written
     has_header: bool
-    rows: Iterable[SourceRow]  # raises BulkFileError past `max_rows` rows or at a line it cannot read
+    rows: Iterable[RawRow]  # raises BulkFileError past `max_rows` rows or at a line it cannot read
 
 
 def read_table(data: bytes, filename: str, *, max_rows: int) -> Table:
@@ -165,10 +165,10 @@ class _Layout:
         used = [index for index in (self.user, self.lifetime, self.once, self.start) if index is not None]
         return max(used) + 1
 
-    def pick(self, line: int, cells: Sequence[Any]) -> SourceRow:
+    def pick(self, line: int, cells: Sequence[Any]) -> RawRow:
         count = len(cells)
         user, lifetime, once, start = self.user, self.lifetime, self.once, self.start
-        return SourceRow(
+        return RawRow(
             line,
             cells[user] if user < count else None,
             cells[lifetime] if lifetime is not None and lifetime < count else None,
@@ -343,7 +343,7 @@ def _read_text(data: bytes, max_rows: int) -> Table:
 
 def _text_rows(
     lines: Iterator[str], delimiter: str, layout: _Layout, header_line: int, header: list[str], max_rows: int
-) -> Iterator[SourceRow]:
+) -> Iterator[RawRow]:
     reader = csv.reader(lines, delimiter=delimiter, strict=True, skipinitialspace=True)
     count = 0
     if not layout.has_header:
@@ -435,7 +435,7 @@ def _read_sheet(sheet: Any, max_rows: int) -> Table:
     layout = _choose_layout(header)
     first = header_row + 1 if layout.has_header else header_row
     width = layout.width if layout.has_header else XLSX_HEADERLESS_WIDTH
-    rows: list[SourceRow] = []
+    rows: list[RawRow] = []
     start = layout.start
     for number, cells in enumerate(sheet.iter_rows(min_row=first, max_row=EXCEL_MAX_ROW, max_col=width), start=first):
         values: list[CellValue] = [cell.value for cell in cells]

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.domain.bulk import BulkJob, BulkKind, BulkRow, JobStatus, RowState
+from bot.domain.bulk import BulkJob, BulkKind, IssuedRow, JobStatus, JournalRow, RowState
 from bot.domain.model import DirectoryUser, IssuedPass, PassInfo, PassSecret, Recipient, UsabilityReason
 from cards import verbs
 from cards.bulk import final_card, preflight_card, results_page_card
@@ -104,11 +104,12 @@ def test_nothing_to_confirm_leaves_only_cancel() -> None:
     assert [action["verb"] for action in card["actions"]] == [verbs.BULK_CANCEL]
 
 
-def issued(number: int, secret: str) -> tuple[BulkRow, IssuedPass]:
+def issued(number: int, secret: str) -> IssuedRow:
     user = DirectoryUser(f"u{number}", f"user{number}@contoso.com", f"User {number}")
     info = PassInfo(f"method-{number}", NOW, NOW, 480, False, True, UsabilityReason.ENABLED_BY_POLICY)
-    return BulkRow(7, number, user.user_principal_name, RowState.CREATED, user_label=user.label), IssuedPass(
-        user, info, PassSecret(secret)
+    return IssuedRow(
+        row=JournalRow(7, number, user.user_principal_name, RowState.CREATED, user_label=user.label),
+        issued=IssuedPass(user, info, PassSecret(secret)),
     )
 
 
@@ -130,7 +131,7 @@ def test_a_results_page_shows_withdrawn_passes_without_their_values() -> None:
 
 
 def test_the_final_card_counts_failed_rows_in_the_singular() -> None:
-    failed = [BulkRow(7, 2, "x@contoso.com", RowState.FAILED, reason="Graph said no.")]
+    failed = [JournalRow(7, 2, "x@contoso.com", RowState.FAILED, reason="Graph said no.")]
     card = final_card(job(), {RowState.DELIVERED: 3, RowState.FAILED: 1}, failed, can_export=True)
     assert_valid_card(card)
     titles = [action["title"] for action in card["actions"]]

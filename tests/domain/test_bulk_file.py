@@ -16,8 +16,8 @@ from openpyxl import Workbook
 from bot.domain.bulk_file import (
     BulkFile,
     BulkFileError,
-    BulkRow,
     Duplicate,
+    RequestedRow,
     RowProblem,
     read_bulk_file,
     write_results_csv,
@@ -89,7 +89,7 @@ SAMPLE = "userPrincipalName,displayName,lifetime\r\nalice@contoso.com,Zoë Müll
 )
 def test_encodings_and_line_ends(data: bytes) -> None:
     file = read(data)
-    assert file.rows == (BulkRow(2, ALICE, 480), BulkRow(3, BOB, 90))
+    assert file.rows == (RequestedRow(2, ALICE, 480), RequestedRow(3, BOB, 90))
     assert file.problems == () and file.duplicates == ()
     assert file.columns == ("userPrincipalName", "lifetime")
     assert file.ignored_columns == ("displayName",)
@@ -98,7 +98,7 @@ def test_encodings_and_line_ends(data: bytes) -> None:
 def test_excel_unicode_text_is_utf16_tab_separated_txt() -> None:
     text = "UPN\tName\tLifetime\r\nalice@contoso.com\tZoë\t2d\r\n"
     file = read(codecs.BOM_UTF16_LE + text.encode("utf-16-le"), "Users.TXT")
-    assert file.rows == (BulkRow(2, ALICE, 2880),)
+    assert file.rows == (RequestedRow(2, ALICE, 2880),)
 
 
 @pytest.mark.parametrize("delimiter", [",", ";", "\t"])
@@ -110,7 +110,7 @@ def test_delimiter_is_sniffed_from_the_header(delimiter: str) -> None:
         delimiter.join([f'"say ""hi""{other} {delimiter}"', BOB, ""]),
     ]
     file = read_text("\n".join(lines), "users.tsv" if delimiter == "\t" else "users.csv")
-    assert file.rows == (BulkRow(2, ALICE, 480), BulkRow(3, BOB))
+    assert file.rows == (RequestedRow(2, ALICE, 480), RequestedRow(3, BOB))
     assert file.ignored_columns == ("Name",)
 
 
@@ -121,7 +121,7 @@ def test_commas_inside_a_semicolon_file_do_not_fool_the_sniffer() -> None:
 
 def test_quoted_header_and_spaces_after_delimiters() -> None:
     text = '"User Principal Name", "Life time"\nalice@contoso.com, "1h30m"\n'
-    assert read_text(text).rows == (BulkRow(2, ALICE, 90),)
+    assert read_text(text).rows == (RequestedRow(2, ALICE, 90),)
 
 
 # --- headers ---------------------------------------------------------------------------------------------
@@ -184,7 +184,7 @@ def test_user_column_priority(header: str, expected: int) -> None:
 )
 def test_optional_column_names(lifetime: str, once: str, start: str) -> None:
     file = read_text(f"{start},{once},UPN,{lifetime}\n2026-12-01 09:30,yes,{ALICE},8h\n")
-    assert file.rows == (BulkRow(2, ALICE, 480, True, berlin(1, 9, 30)),)
+    assert file.rows == (RequestedRow(2, ALICE, 480, True, berlin(1, 9, 30)),)
     assert file.columns == ("userPrincipalName", "lifetime", "once", "start")
 
 
@@ -195,7 +195,7 @@ def test_entra_bulk_template_with_version_line() -> None:
         "alice@contoso.com,Alice\n"
     )
     file = read_text(text)
-    assert file.rows == (BulkRow(3, ALICE),)
+    assert file.rows == (RequestedRow(3, ALICE),)
     assert file.ignored_columns == ("Display name [displayName] Required",)
 
 
@@ -228,17 +228,17 @@ def test_no_user_column_names_the_accepted_names() -> None:
 def test_blank_lines_and_delimiter_only_lines_are_skipped_with_physical_line_numbers() -> None:
     text = "\n\n  \nUPN,lifetime,,\n\n,,,\nalice@contoso.com,8h,,\n;;\n\nbob@contoso.com,,,\n\n"
     file = read_text(text)
-    assert file.rows == (BulkRow(7, ALICE, 480), BulkRow(10, BOB))
+    assert file.rows == (RequestedRow(7, ALICE, 480), RequestedRow(10, BOB))
 
 
 def test_quoted_line_breaks_keep_line_numbers_physical() -> None:
     text = 'UPN,Note\nalice@contoso.com,"first\nsecond\r\nthird"\nbob@contoso.com,x\n'
-    assert read_text(text).rows == (BulkRow(2, ALICE), BulkRow(5, BOB))
+    assert read_text(text).rows == (RequestedRow(2, ALICE), RequestedRow(5, BOB))
 
 
 def test_trailing_and_missing_cells() -> None:
     text = "UPN,lifetime,once,start,,,\nalice@contoso.com,8h,,,,,\nbob@contoso.com\n"
-    assert read_text(text).rows == (BulkRow(2, ALICE, 480), BulkRow(3, BOB))
+    assert read_text(text).rows == (RequestedRow(2, ALICE, 480), RequestedRow(3, BOB))
 
 
 def test_users_are_stripped() -> None:
@@ -251,7 +251,7 @@ def test_users_are_stripped() -> None:
 
 def test_single_column_without_header() -> None:
     file = read_text(f"{ALICE}\r\n\r\n{GUID}\r\n{BOB}\r\n")
-    assert file.rows == (BulkRow(1, ALICE), BulkRow(3, GUID), BulkRow(4, BOB))
+    assert file.rows == (RequestedRow(1, ALICE), RequestedRow(3, GUID), RequestedRow(4, BOB))
     assert not file.has_header and file.columns == ("userPrincipalName",)
 
 
@@ -261,7 +261,7 @@ def test_single_column_without_header_with_a_trailing_delimiter() -> None:
 
 def test_without_header_other_values_are_reported_not_ignored() -> None:
     file = read_text(f"{ALICE}\n{BOB},8h\nnot-a-user\n")
-    assert file.rows == (BulkRow(1, ALICE),)
+    assert file.rows == (RequestedRow(1, ALICE),)
     assert [problem.line for problem in file.problems] == [2, 3]
     assert "add a header row" in file.problems[0].reason
     assert file.problems[1] == RowProblem(3, "not-a-user", "'not-a-user' is not a user principal name or object id")
@@ -279,7 +279,7 @@ def test_first_row_with_a_user_and_more_values_asks_for_a_header() -> None:
     [("90", 90), ("90m", 90), ("8h", 480), ("2d", 2880), ("1h30m", 90), (" 8H ", 480), ("", None)],
 )
 def test_lifetimes(value: str, minutes: int | None) -> None:
-    assert read_text(f"UPN,lifetime\n{ALICE},{value}\n").rows == (BulkRow(2, ALICE, minutes),)
+    assert read_text(f"UPN,lifetime\n{ALICE},{value}\n").rows == (RequestedRow(2, ALICE, minutes),)
 
 
 @pytest.mark.parametrize("value", ["soon", "0", "0h", "-5", "1.5", "8 weeks", "9" * 5000])
@@ -311,7 +311,7 @@ def test_lifetime_problems(value: str) -> None:
     ],
 )
 def test_one_time_values(value: str, one_time: bool | None) -> None:
-    assert read_text(f"UPN,once\n{ALICE},{value}\n").rows == (BulkRow(2, ALICE, one_time=one_time),)
+    assert read_text(f"UPN,once\n{ALICE},{value}\n").rows == (RequestedRow(2, ALICE, one_time=one_time),)
 
 
 def test_one_time_problem() -> None:
@@ -339,7 +339,7 @@ def test_one_time_problem() -> None:
 )
 def test_starts_are_read_in_the_time_zone(value: str, start: datetime | None) -> None:
     file = read_text(f"UPN,start\n{ALICE},{value}\n")
-    assert file.rows == (BulkRow(2, ALICE, start_at=start),)
+    assert file.rows == (RequestedRow(2, ALICE, start_at=start),)
     if start is not None:
         assert file.rows[0].start_at is not None and file.rows[0].start_at.tzinfo == UTC
 
@@ -347,7 +347,7 @@ def test_starts_are_read_in_the_time_zone(value: str, start: datetime | None) ->
 def test_summer_time_and_the_start_horizon() -> None:
     spring = datetime(2027, 5, 1, 12, 0, tzinfo=UTC)
     summer = read_bulk_file(f"UPN,start\n{ALICE},2027-07-01\n".encode(), "users.csv", max_rows=9, now=spring, tz=BERLIN)
-    assert summer.rows == (BulkRow(2, ALICE, start_at=berlin(1, 8, month=7, year=2027)),)
+    assert summer.rows == (RequestedRow(2, ALICE, start_at=berlin(1, 8, month=7, year=2027)),)
     # Seen from November, July is beyond the 90 days a pass may be prepared ahead; so is the end of the calendar.
     far = read_text(f"UPN,start\n{ALICE},2027-07-01\n{BOB},9999-12-31 23:00\n")
     assert far.rows == ()
@@ -385,7 +385,7 @@ def test_start_problems(value: str, reason: str) -> None:
 
 def test_every_problem_of_a_row_is_reported_and_the_row_is_left_out() -> None:
     file = read_text(f"UPN,lifetime,once,start\n{ALICE},soon,maybe,2020-01-01\n{BOB},8h,yes,2026-12-01\n")
-    assert file.rows == (BulkRow(3, BOB, 480, True, berlin(1, 8)),)
+    assert file.rows == (RequestedRow(3, BOB, 480, True, berlin(1, 8)),)
     assert [problem.reason.split(" ")[0] for problem in file.problems] == ["lifetime", "once", "start"]
     assert {problem.line for problem in file.problems} == {2}
 
@@ -414,7 +414,7 @@ def test_duplicates_are_reported_once_with_every_line_and_only_the_first_is_kept
         f"UPN,lifetime\n{BOB},1h\n{ALICE},8h\n{BOB.upper()},2h\n{GUID},\nAlice@Contoso.com,\n{GUID.upper()},\n{BOB},\n"
     )
     file = read_text(text)
-    assert file.rows == (BulkRow(2, BOB, 60), BulkRow(3, ALICE, 480), BulkRow(5, GUID))
+    assert file.rows == (RequestedRow(2, BOB, 60), RequestedRow(3, ALICE, 480), RequestedRow(5, GUID))
     assert file.duplicates == (
         Duplicate(BOB, (2, 4, 8)),
         Duplicate(ALICE, (3, 6)),
@@ -584,10 +584,10 @@ def test_xlsx_with_typed_cells() -> None:
     workbook.save(buffer)
     file = read(buffer.getvalue(), "Users.XLSX")
     assert file.rows == (
-        BulkRow(2, ALICE, 90, True, berlin(1, 9, 30)),
-        BulkRow(3, BOB, 480, True, berlin(2, 8)),
-        BulkRow(5, GUID, 120, False, berlin(3, 8)),
-        BulkRow(6, "carol@contoso.com", 480, True, berlin(4, 0)),
+        RequestedRow(2, ALICE, 90, True, berlin(1, 9, 30)),
+        RequestedRow(3, BOB, 480, True, berlin(2, 8)),
+        RequestedRow(5, GUID, 120, False, berlin(3, 8)),
+        RequestedRow(6, "carol@contoso.com", 480, True, berlin(4, 0)),
     )
     assert file.columns == ("userPrincipalName", "lifetime", "once", "start")
     assert file.ignored_columns == ("Name",)
@@ -609,7 +609,7 @@ def test_xlsx_skips_blank_rows_and_numbers_rows_as_excel_does() -> None:
     sheet["C9"] = None
     buffer = io.BytesIO()
     workbook.save(buffer)
-    assert read(buffer.getvalue(), "users.xlsx").rows == (BulkRow(4, ALICE), BulkRow(9, BOB))
+    assert read(buffer.getvalue(), "users.xlsx").rows == (RequestedRow(4, ALICE), RequestedRow(9, BOB))
 
 
 def test_xlsx_value_problems_and_duplicates() -> None:
@@ -637,7 +637,7 @@ def test_xlsx_value_problems_and_duplicates() -> None:
 
 def test_xlsx_without_header() -> None:
     file = read(workbook_bytes([ALICE], [BOB, "8h"], [GUID]), "users.xlsx")
-    assert file.rows == (BulkRow(1, ALICE), BulkRow(3, GUID))
+    assert file.rows == (RequestedRow(1, ALICE), RequestedRow(3, GUID))
     assert not file.has_header
     assert file.problems[0].line == 2 and "add a header row" in file.problems[0].reason
 
@@ -655,7 +655,7 @@ def test_xlsx_formulas_are_never_evaluated() -> None:
     buffer = io.BytesIO()
     workbook.save(buffer)
     file = read(buffer.getvalue(), "users.xlsx")
-    assert file.rows == (BulkRow(5, BOB),)
+    assert file.rows == (RequestedRow(5, BOB),)
     assert reasons(file) == [
         (2, "no user is given on this line"),
         (4, "'@SUM(A1:A9)' is not a user principal name or object id"),

@@ -5,154 +5,20 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.domain.approval_desk import ApprovalDesk
-from bot.domain.approvals import ApprovalRules, ApprovalsChannel
 from bot.domain.audit import AuditOutcome
-from bot.domain.bulk import BulkJob, BulkKind, BulkRow, Progress, RowState
-from bot.domain.bulk_file import BulkFile
-from bot.domain.bulk_file import BulkRow as FileRow
-from bot.domain.bulk_service import NO_LONGER_OPERATOR, BulkService, Started, WaitingForApproval
-from bot.domain.decisions import Decided, DecisionService
+from bot.domain.bulk import BulkKind, RowState
+from bot.domain.bulk_file import RequestedRow
+from bot.domain.bulk_row_runner import NO_LONGER_OPERATOR
+from bot.domain.bulk_service import Started, WaitingForApproval
+from bot.domain.decisions import Decided
 from bot.domain.errors import Refused, Rule, TargetBusy
-from bot.domain.model import Caller, DirectoryUser, IssuedPass, OnboardRequest, PassRequest, Recipient
-from bot.domain.onboarding import OnboardingDefaults, OnboardingService
-from bot.domain.service import AccessRules, AwaitingApproval, Issued, TapService
-from tests.fakes import (
-    OPERATORS,
-    PROTECTED,
-    TENANT,
-    FakeDirectory,
-    FakePasses,
-    FixedClock,
-    MemoryApprovals,
-    MemoryAudit,
-    MemoryBulkStore,
-    MemoryTargetLocks,
-)
-
-ADELE = DirectoryUser("a0000000-0000-0000-0000-00000000000a", "adele@contoso.test", "Adele Vance")
-ALEX = DirectoryUser("a1000000-0000-0000-0000-00000000000a", "alex@contoso.test", "Alex Wilber")
-MEGAN = DirectoryUser("b0000000-0000-0000-0000-00000000000b", "megan@contoso.test", "Megan Bowen")
-LEE = DirectoryUser("c0000000-0000-0000-0000-00000000000c", "lee@contoso.test", "Lee Gu")
-STAFF = [
-    DirectoryUser(f"d0000000-0000-0000-0000-00000000000{n}", f"user{n}@contoso.test", f"User {n}") for n in range(5)
-]
-
-
-def address(user: DirectoryUser) -> Recipient:
-    return Recipient(user.object_id, TENANT, user.display_name, f"29:{user.object_id}", "https://connector", "28:bot")
-
-
-def caller(user: DirectoryUser) -> Caller:
-    return Caller(user.object_id, TENANT, user.display_name, address(user))
-
-
-class Sink:
-    def __init__(self, *, raise_on_page: bool = False) -> None:
-        self.pages: list[list[tuple[BulkRow, IssuedPass]]] = []
-        self.raise_on_page = raise_on_page
-        self.ends: list[dict[RowState, int]] = []
-
-    async def deliver_page(self, job: BulkJob, page: list[tuple[BulkRow, IssuedPass]]) -> str | None:
-        if self.raise_on_page:
-            raise OverflowError("date value out of range")  # what rendering a start near 9999 did
-        self.pages.append(page)
-        return None
-
-    async def progress(self, progress: Progress) -> None:
-        return None
-
-    async def finished(self, job: BulkJob, counts: dict[RowState, int]) -> None:
-        self.ends.append(counts)
-
-
-class World:
-    def __init__(self) -> None:
-        self.clock = FixedClock()
-        self.directory = FakeDirectory()
-        self.passes = FakePasses(self.clock)
-        self.audit = MemoryAudit()
-        self.locks = MemoryTargetLocks()
-        self.approvals = MemoryApprovals()
-        self.jobs = MemoryBulkStore()
-        for operator in (ADELE, ALEX):
-            self.directory.add(operator, OPERATORS)
-        for user in (MEGAN, LEE, *STAFF):
-            self.directory.add(user)
-        self.directory.managers[LEE.object_id] = MEGAN.object_id
-        self.tap = TapService(
-            directory=self.directory,
-            passes=self.passes,
-            audit=self.audit,
-            clock=self.clock,
-            access=AccessRules(frozenset({TENANT}), OPERATORS, frozenset({PROTECTED})),
-            locks=self.locks,
-            lock_wait=timedelta(0),
-        )
-        self.desk = ApprovalDesk(
-            store=self.approvals,
-            rules=ApprovalRules(lifetime_threshold_minutes=240, bulk_row_threshold=None),
-            clock=self.clock,
-            audit=self.audit,
-        )
-        self.tap = replace_gate(self.tap, self.desk)
-        self.onboarding = OnboardingService(
-            tap=self.tap,
-            directory=self.directory,
-            desk=self.desk,
-            defaults=OnboardingDefaults(None, False, 8, ZoneInfo("UTC")),
-            clock=self.clock,
-            audit=self.audit,
-        )
-        self.decisions = DecisionService(
-            tap=self.tap,
-            onboarding=self.onboarding,
-            desk=self.desk,
-            store=self.approvals,
-            clock=self.clock,
-            audit=self.audit,
-        )
-        self.bulk = BulkService(
-            tap=self.tap,
-            directory=self.directory,
-            passes=self.passes,
-            store=self.jobs,
-            desk=self.desk,
-            clock=self.clock,
-            audit=self.audit,
-        )
-
-    async def open_channel(self) -> None:
-        channel = ApprovalsChannel("https://connector", "19:approvals", TENANT, ADELE.object_id, self.clock.now())
-        await self.approvals.save_approvals_channel(channel)
-
-    def remove_operator(self, user: DirectoryUser) -> None:
-        self.directory.groups[OPERATORS].discard(user.object_id)
-
-    def events(self, outcome: AuditOutcome) -> list[str]:
-        return [f"{event.action.value}:{event.rule}" for event in self.audit.events if event.outcome is outcome]
-
-    async def checked_job(self, rows: list[FileRow], kind: BulkKind = BulkKind.ISSUE) -> int:
-        file = BulkFile(rows=tuple(rows), duplicates=(), problems=(), columns=("userPrincipalName", "lifetime"))
-        checked = await self.bulk.check_file(caller(ADELE), kind, file, "users.csv", "UTC")
-        return checked.job.id
-
-
-def replace_gate(tap: TapService, desk: ApprovalDesk) -> TapService:
-    tap._approval_gate = desk  # the app factory passes the desk as the gate; this world builds the desk second
-    return tap
-
-
-@pytest.fixture
-async def world() -> World:
-    built = World()
-    await built.open_channel()
-    return built
-
+from bot.domain.model import DirectoryUser, OnboardRequest, PassRequest
+from bot.domain.service import AwaitingApproval, Issued
+from tests.domain.world import ADELE, ALEX, LEE, MEGAN, STAFF, Sink, World, caller
+from tests.fakes import PROTECTED
 
 # --- item 7: one check-and-create per user at a time ---------------------------------------------------------------
 
@@ -258,29 +124,31 @@ def _onboard(user: DirectoryUser) -> OnboardRequest:
 
 
 async def test_bulk_row_above_the_lifetime_threshold_waits_for_a_second_operator(world: World) -> None:
-    job_id = await world.checked_job([FileRow(2, STAFF[0].user_principal_name, 480), FileRow(3, STAFF[1].object_id)])
+    job_id = await world.checked_job(
+        [RequestedRow(2, STAFF[0].user_principal_name, 480), RequestedRow(3, STAFF[1].object_id)]
+    )
     result = await world.bulk.confirm(caller(ADELE), job_id, replace_existing=False)
     assert isinstance(result, WaitingForApproval)
     assert "240-minute lifetime limit" in result.request.reason and "the longest 480 minutes" in result.request.reason
     assert world.passes.created == []
-    short = await world.checked_job([FileRow(2, STAFF[2].object_id, 120)])
+    short = await world.checked_job([RequestedRow(2, STAFF[2].object_id, 120)])
     assert isinstance(await world.bulk.confirm(caller(ADELE), short, replace_existing=False), Started)
 
 
 # --- item 4: bulk runs check the requester and every target again -----------------------------------------------------
 
 
-async def _start(world: World, rows: list[FileRow], kind: BulkKind = BulkKind.ISSUE) -> int:
+async def _start(world: World, rows: list[RequestedRow], kind: BulkKind = BulkKind.ISSUE) -> int:
     job_id = await world.checked_job(rows, kind)
     assert isinstance(await world.bulk.confirm(caller(ADELE), job_id, replace_existing=False), Started)
     return job_id
 
 
 async def test_bulk_run_of_a_removed_operator_issues_nothing(world: World) -> None:
-    job_id = await _start(world, [FileRow(line, user.object_id) for line, user in enumerate(STAFF, start=2)])
+    job_id = await _start(world, [RequestedRow(line, user.object_id) for line, user in enumerate(STAFF, start=2)])
     world.remove_operator(ADELE)
     sink = Sink()
-    await world.bulk.run(job_id, sink)
+    await world.runner.run(job_id, sink)
     assert world.passes.created == []
     rows = await world.jobs.rows(job_id)
     assert {row.state for row in rows} == {RowState.FAILED} and {row.reason for row in rows} == {NO_LONGER_OPERATOR}
@@ -289,11 +157,11 @@ async def test_bulk_run_of_a_removed_operator_issues_nothing(world: World) -> No
 
 
 async def test_bulk_row_whose_user_became_a_role_holder_fails_with_the_rule(world: World) -> None:
-    job_id = await _start(world, [FileRow(line, user.object_id) for line, user in enumerate(STAFF, start=2)])
+    job_id = await _start(world, [RequestedRow(line, user.object_id) for line, user in enumerate(STAFF, start=2)])
     world.directory.roles[STAFF[1].object_id] = ("Global Administrator",)
     world.directory.add(STAFF[2], PROTECTED)
     sink = Sink()
-    await world.bulk.run(job_id, sink)
+    await world.runner.run(job_id, sink)
     rows = {row.line: row for row in await world.jobs.rows(job_id)}
     assert rows[3].state is RowState.FAILED and "Global Administrator" in rows[3].reason
     assert rows[4].state is RowState.FAILED and "protected group" in rows[4].reason
@@ -304,10 +172,10 @@ async def test_bulk_row_whose_user_became_a_role_holder_fails_with_the_rule(worl
 
 
 async def test_bulk_row_never_replaces_a_pass_issued_after_the_preflight(world: World) -> None:
-    job_id = await _start(world, [FileRow(2, STAFF[0].object_id), FileRow(3, STAFF[1].object_id)])
+    job_id = await _start(world, [RequestedRow(2, STAFF[0].object_id), RequestedRow(3, STAFF[1].object_id)])
     await world.tap.issue(caller(ALEX), PassRequest(STAFF[0].object_id))  # a colleague, meanwhile
     colleague = world.passes.passes[STAFF[0].object_id]
-    await world.bulk.run(job_id, Sink())
+    await world.runner.run(job_id, Sink())
     rows = {row.line: row for row in await world.jobs.rows(job_id)}
     assert rows[2].state is RowState.FAILED and "not asked to replace" in rows[2].reason
     assert world.passes.passes[STAFF[0].object_id] == colleague
@@ -316,15 +184,15 @@ async def test_bulk_row_never_replaces_a_pass_issued_after_the_preflight(world: 
 
 async def test_bulk_row_replaces_only_the_pass_the_preflight_showed(world: World) -> None:
     await world.tap.issue(caller(ALEX), PassRequest(STAFF[0].object_id))
-    job_id = await world.checked_job([FileRow(2, STAFF[0].object_id)])
+    job_id = await world.checked_job([RequestedRow(2, STAFF[0].object_id)])
     assert isinstance(await world.bulk.confirm(caller(ADELE), job_id, replace_existing=True), Started)
-    await world.bulk.run(job_id, Sink())
+    await world.runner.run(job_id, Sink())
     assert [row.state for row in await world.jobs.rows(job_id)] == [RowState.DELIVERED]
     assert world.passes.created == [STAFF[0].object_id, STAFF[0].object_id]
 
 
 async def test_a_removed_operator_cannot_start_a_checked_job(world: World) -> None:
-    job_id = await world.checked_job([FileRow(2, STAFF[0].object_id)])
+    job_id = await world.checked_job([RequestedRow(2, STAFF[0].object_id)])
     world.remove_operator(ADELE)
     with pytest.raises(Refused) as refused:
         await world.bulk.confirm(caller(ADELE), job_id, replace_existing=False)
@@ -335,17 +203,19 @@ async def test_a_removed_operator_cannot_start_a_checked_job(world: World) -> No
 async def test_bulk_revoke_by_a_removed_operator_revokes_nothing(world: World) -> None:
     for user in STAFF[:2]:
         await world.tap.issue(caller(ALEX), PassRequest(user.object_id))
-    job_id = await _start(world, [FileRow(2, STAFF[0].object_id), FileRow(3, STAFF[1].object_id)], BulkKind.REVOKE)
+    job_id = await _start(
+        world, [RequestedRow(2, STAFF[0].object_id), RequestedRow(3, STAFF[1].object_id)], BulkKind.REVOKE
+    )
     world.remove_operator(ADELE)
-    await world.bulk.run(job_id, Sink())
+    await world.runner.run(job_id, Sink())
     assert world.passes.deleted == []
     assert {row.reason for row in await world.jobs.rows(job_id)} == {NO_LONGER_OPERATOR}
 
 
 async def test_retry_of_failed_rows_goes_through_the_preflight_again(world: World) -> None:
-    job_id = await _start(world, [FileRow(2, STAFF[0].object_id)])
+    job_id = await _start(world, [RequestedRow(2, STAFF[0].object_id)])
     world.directory.roles[STAFF[0].object_id] = ("Helpdesk Administrator",)
-    await world.bulk.run(job_id, Sink())
+    await world.runner.run(job_id, Sink())
     retry = await world.bulk.check_failed_rows(caller(ADELE), job_id)
     assert retry.counts == {RowState.REFUSED: 1}
     world.remove_operator(ADELE)
@@ -358,11 +228,11 @@ async def test_retry_of_failed_rows_goes_through_the_preflight_again(world: Worl
 
 
 async def test_a_page_that_cannot_be_shown_revokes_its_passes_and_is_never_issued_again(world: World) -> None:
-    job_id = await _start(world, [FileRow(line, user.object_id) for line, user in enumerate(STAFF, start=2)])
-    await world.bulk.run(job_id, Sink(raise_on_page=True))
+    job_id = await _start(world, [RequestedRow(line, user.object_id) for line, user in enumerate(STAFF, start=2)])
+    await world.runner.run(job_id, Sink(raise_on_page=True))
     rows = await world.jobs.rows(job_id)
     assert {row.state for row in rows} == {RowState.FAILED}
     assert all("the pass was revoked" in row.reason for row in rows)
     assert world.passes.passes == {} and len(world.passes.created) == len(STAFF)
-    await world.bulk.run(job_id, Sink())  # a later round, or another replica adopting the job
+    await world.runner.run(job_id, Sink())  # a later round, or another replica adopting the job
     assert len(world.passes.created) == len(STAFF), "no row is issued twice"

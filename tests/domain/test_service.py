@@ -12,7 +12,9 @@ from bot.domain.errors import Refused, Rule, UserNotFound
 from bot.domain.model import Caller, DirectoryUser, PassRequest, PolicyTarget, TargetType, UserType
 from bot.domain.service import AccessRules, Issued, NothingToRevoke, ReplaceNeeded, Revoked, TapService
 from tests.fakes import (
+    ADELE,
     EXCLUDED,
+    MEGAN,
     OPERATORS,
     PROTECTED,
     TENANT,
@@ -24,8 +26,6 @@ from tests.fakes import (
     default_policy,
 )
 
-ADELE = DirectoryUser("a0000000-0000-0000-0000-00000000000a", "adele@contoso.test", "Adele Vance")
-MEGAN = DirectoryUser("b0000000-0000-0000-0000-00000000000b", "megan@contoso.test", "Megan Bowen")
 DIEGO = DirectoryUser("c0000000-0000-0000-0000-00000000000c", "diego@contoso.test", "Diego Siciliani")
 
 

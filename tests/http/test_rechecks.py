@@ -286,7 +286,7 @@ async def test_a_results_page_that_cannot_be_shown_fails_its_rows_once(
         def overflowing(*_args: object, **_kwargs: object) -> dict[str, Any]:
             raise OverflowError("date value out of range")
 
-        monkeypatch.setattr("bot.teams.bulk_flow.results_page_card", overflowing)
+        monkeypatch.setattr("bot.teams.bulk_results.results_page_card", overflowing)
         upns = bulk_upns(3)
         await attach(bot, "users.csv", csv_of(upns))
         job_id = job_id_of(last_card(bot))

@@ -1,0 +1,369 @@
+"""The row runner: one execution of a job's rows, from PENDING to DELIVERED (or REVOKED, or FAILED with a reason).
+
+Workers share an adaptive limit (it grows while Graph keeps up and halves on a 429); each row is journaled before
+and after its Graph write; created passes gather in pages of PAGE_SIZE that go to the sink (the requester's chat)
+and are marked DELIVERED only once shown; progress is reported at most every PROGRESS_EVERY_SECONDS; a cancel is
+noticed within CANCEL_POLL_SECONDS.
+
+The world is checked again when the run acts, not only at preflight: the requester's right at the start (also of a
+resumed or adopted run) and then at most every OPERATOR_RECHECK_SECONDS, each target's eligibility and current
+pass for every row, under that user's lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from bot.domain.audit import AuditAction, AuditOutcome
+from bot.domain.auditing import Auditor
+from bot.domain.bulk import (
+    UNFINISHED_RUN_STATES,
+    BulkJob,
+    BulkKind,
+    BulkSink,
+    BulkStore,
+    IssuedRow,
+    JobStatus,
+    JournalRow,
+    Progress,
+    RowState,
+)
+from bot.domain.eligibility import resolve_lifetime, resolve_one_time
+from bot.domain.errors import Refused, Rule, TapError, TargetBusy, Throttled
+from bot.domain.model import Caller, DirectoryUser, IssuedPass, PassInfo, TapPolicy
+from bot.domain.ports import Clock, Directory, PassMethods
+from bot.domain.service import TapService
+from bot.domain.throttle import AdaptiveLimiter
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE = 50  # passes per results card: well inside Teams' message size budget
+PROGRESS_EVERY_SECONDS = 2.0  # Teams allows about one message or update per second and chat; stay below
+MAX_WORKERS = 48
+MAX_THROTTLED_ATTEMPTS = 12
+CANCEL_POLL_SECONDS = 1.0
+# A running job reads the requester's operator membership when it starts (or resumes, or is adopted) and again at
+# most this often while it runs; a removed operator's job stops within this window. Targets are checked per row.
+OPERATOR_RECHECK_SECONDS = 30.0
+NO_LONGER_OPERATOR = "You are no longer a TAP operator (a member of the IT operator group)."
+
+
+@dataclass(frozen=True)
+class RunTiming:
+    """The runner's stopwatch and pause; tests pass a fake pair, so nothing waits in real time."""
+
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
+
+
+class RowRunner:
+    """Runs (or resumes) one job's rows to their end. Safe to run again after a crash: the journal says where it
+    was, and a row caught between create and delivery gets a fresh pass (its value was never shown)."""
+
+    def __init__(
+        self,
+        job: BulkJob,
+        sink: BulkSink,
+        *,
+        tap: TapService,
+        directory: Directory,
+        passes: PassMethods,
+        store: BulkStore,
+        clock: Clock,
+        auditor: Auditor,
+        timing: RunTiming,
+    ) -> None:
+        self._job = job
+        self._sink = sink
+        self._tap = tap
+        self._directory = directory
+        self._passes = passes
+        self._store = store
+        self._clock = clock
+        self._auditor = auditor
+        self._timing = timing
+        self._limiter = AdaptiveLimiter(initial=4, maximum=MAX_WORKERS, clock=timing.monotonic)
+        self._queue: asyncio.Queue[JournalRow] = asyncio.Queue()
+        self._page: list[IssuedRow] = []
+        self._page_lock = asyncio.Lock()
+        self._counts: Counter[RowState] = Counter()
+        self._total = 0
+        self._done_at_start = 0
+        self._done = 0
+        self._started = timing.monotonic()
+        self._last_progress: float | None = None
+        self._cancelled = False
+        self._last_cancel_check: float | None = None
+        self._requester = Caller(job.requester.object_id, job.requester.tenant_id, job.requester.name, job.requester)
+        self._policy: TapPolicy | None = None
+        self._right_checked_at: float | None = None
+        self._right_lost = False
+        self._caught_mid_create: set[int] = set()
+
+    async def run(self) -> BulkJob:
+        job = self._job
+        counts = await self._store.row_counts(job.id)
+        self._total = sum(counts.values())
+        unfinished = await self._store.rows(job.id, UNFINISHED_RUN_STATES)
+        # A row caught mid-create (or created but not yet shown) lost its pass value: a fresh create replaces it.
+        resumed = [row.moved(RowState.PENDING) for row in unfinished if row.state is not RowState.PENDING]
+        self._caught_mid_create = {row.line for row in unfinished if row.state is RowState.CREATING}
+        if resumed:
+            logger.info("bulk job %s resumes %s rows caught mid-flight", job.id, len(resumed))
+            await self._store.save_rows(resumed)
+        self._counts = Counter({state: n for state, n in counts.items() if state.final})
+        self._done_at_start = self._done = sum(self._counts.values())
+        if unfinished and await self._requester_may_act():
+            if job.kind is BulkKind.ISSUE:
+                self._policy = await self._directory.tap_policy()  # once per run start
+            for row in unfinished:
+                self._queue.put_nowait(row.moved(RowState.PENDING))
+            workers = [asyncio.create_task(self._worker()) for _ in range(min(MAX_WORKERS, max(1, len(unfinished))))]
+            try:
+                await asyncio.gather(*workers)
+            finally:
+                for worker in workers:
+                    worker.cancel()
+        await self._flush_page()
+        final_status = JobStatus.CANCELLED if self._cancelled else JobStatus.FINISHED
+        leftovers = await self._store.rows(job.id, (RowState.PENDING,))
+        if self._right_lost:
+            await self._finish([row.moved(RowState.FAILED, reason=NO_LONGER_OPERATOR) for row in leftovers])
+        elif self._cancelled:
+            await self._store.save_rows([row.moved(RowState.CANCELLED, reason="Cancelled.") for row in leftovers])
+        await self._store.set_job_status(
+            job.id, final_status, self._clock.now(), only_from=(JobStatus.RUNNING, JobStatus.CANCELLING)
+        )
+        finished = await self._store.job(job.id) or job
+        await self._sink.finished(finished, await self._store.row_counts(job.id))
+        return finished
+
+    async def _requester_may_act(self) -> bool:
+        """Whether the requester is still an operator: read at the start, then at most every 30 seconds."""
+        if self._right_lost:
+            return False
+        now = self._timing.monotonic()
+        if self._right_checked_at is not None and now - self._right_checked_at < OPERATOR_RECHECK_SECONDS:
+            return True
+        if await self._tap.is_operator(self._requester):
+            self._right_checked_at = now
+            return True
+        self._right_lost = True
+        await self._auditor.record(
+            self._job.kind.action,
+            AuditOutcome.REFUSED,
+            self._requester,
+            target=f"bulk job {self._job.id}",
+            rule=Rule.NOT_OPERATOR,
+            detail="the requester is no longer a TAP operator: the rows not yet run were stopped",
+        )
+        return False
+
+    async def _worker(self) -> None:
+        while not self._queue.empty():
+            if await self._cancel_requested() or self._right_lost:
+                return
+            await self._limiter.acquire()
+            try:
+                row = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                await self._limiter.release()
+                return
+            throttled_for: float | None = None
+            try:
+                if self._job.kind is BulkKind.ISSUE:
+                    await self._issue(row)
+                else:
+                    await self._revoke(row)
+            except Throttled as throttled:
+                throttled_for = throttled.retry_after_seconds
+                await self._retry_later(row)
+            except TargetBusy:
+                await self._timing.sleep(CANCEL_POLL_SECONDS)
+                await self._retry_later(row, gave_up="Another operator kept issuing a pass for this user; try again.")
+            finally:
+                await self._limiter.release(throttled_for=throttled_for)
+            await self._report()
+
+    async def _issue(self, row: JournalRow) -> None:
+        creating = row.moved(RowState.CREATING, attempts=row.attempts + 1)
+        await self._store.save_rows([creating])
+        user = DirectoryUser(row.user_id or row.target, row.target, row.user_label or row.target)
+        try:
+            if not await self._requester_may_act():
+                await self._finish([creating.moved(RowState.FAILED, reason=NO_LONGER_OPERATOR)])
+                return
+            async with self._tap.target_lock(user):
+                issued = await self._create_checked(creating, user)
+            if issued is None:
+                await self._finish([creating.moved(RowState.FAILED, reason="No such user in this tenant any more.")])
+                return
+        except (Throttled, TargetBusy):
+            raise
+        except Refused as refusal:
+            await self._auditor.record(
+                AuditAction.ISSUE,
+                AuditOutcome.REFUSED,
+                self._requester,
+                user=user,
+                target=row.target,
+                rule=refusal.rule,
+                detail=f"bulk job {self._job.id}, line {row.line}: checked again when issuing",
+            )
+            await self._finish([creating.moved(RowState.FAILED, reason=refusal.user_message)])
+            return
+        except TapError as error:
+            await self._finish([creating.moved(RowState.FAILED, reason=error.user_message)])
+            return
+        created = creating.moved(
+            RowState.CREATED, pass_method_id=issued.info.method_id, expires_at=issued.info.expires_at, reason=""
+        )
+        await self._store.save_rows([created])
+        async with self._page_lock:
+            self._page.append(IssuedRow(row=created, issued=issued))
+            full = len(self._page) >= PAGE_SIZE
+        if full:
+            await self._flush_page()
+
+    async def _create_checked(self, row: JournalRow, known: DirectoryUser) -> IssuedPass | None:
+        """Every rule of a single pass, as of now, for this row's user (read afresh); then the create. Runs under
+        the user's lock. None when the user no longer exists."""
+        assert self._policy is not None  # read when the run started
+        found = await self._tap.check_target_by_id(self._requester, known.object_id, policy=self._policy)
+        if found is None:
+            return None
+        user, check = found
+        lifetime = resolve_lifetime(row.lifetime_minutes, check.policy)
+        one_time = resolve_one_time(row.one_time, check.policy)
+        now = self._clock.now()
+        existing = check.existing
+        if existing is not None and existing.is_live(now) and not self._may_replace(row, existing):
+            raise Refused(
+                Rule.EXISTING_PASS,
+                f"Holds a pass created {existing.created_at:%Y-%m-%d %H:%M} UTC that this job was not asked to "
+                "replace; use /tap issue for this user to replace it.",
+            )
+        return await self._tap.create_checked_pass(
+            self._requester,
+            user,
+            lifetime_minutes=lifetime,
+            one_time=one_time,
+            start_at=row.start_at if row.start_at and row.start_at > now else None,
+            existing=existing,
+            detail=f"bulk job {self._job.id}, line {row.line}",
+            max_throttle_wait=timedelta(0),
+        )
+
+    def _may_replace(self, row: JournalRow, existing: PassInfo) -> bool:
+        """A live pass is replaced only if it is the one the preflight showed (and the operator chose to replace
+        those), or this row's own pass from a run that stopped between create and delivery."""
+        if row.pass_method_id is not None and row.pass_method_id == existing.method_id:
+            return True
+        if row.line in self._caught_mid_create:
+            # The create may have happened without its id reaching the journal: a pass made since the job started
+            # is taken to be that one.
+            started = self._job.started_at or self._job.created_at
+            return existing.created_at >= started
+        return False
+
+    async def _revoke(self, row: JournalRow) -> None:
+        revoking = row.moved(RowState.REVOKING, attempts=row.attempts + 1)
+        await self._store.save_rows([revoking])
+        try:
+            # Revoking is always safe for the target: only the requester's right is checked again.
+            if not await self._requester_may_act():
+                await self._finish([revoking.moved(RowState.FAILED, reason=NO_LONGER_OPERATOR)])
+                return
+            current = await self._passes.current_pass(row.user_id or row.target)
+            if current is None:
+                await self._finish([revoking.moved(RowState.NO_PASS, reason="Holds no pass any more.")])
+                return
+            await self._tap.revoke_checked_pass(
+                self._requester, row.user_id or row.target, current, detail=f"bulk job {self._job.id}, line {row.line}"
+            )
+        except Throttled:
+            raise
+        except TapError as error:
+            await self._finish([revoking.moved(RowState.FAILED, reason=error.user_message)])
+            return
+        await self._finish([revoking.moved(RowState.REVOKED, pass_method_id=current.method_id, reason="")])
+
+    async def _retry_later(
+        self, row: JournalRow, *, gave_up: str = "Microsoft Graph kept throttling; try again later."
+    ) -> None:
+        if row.attempts + 1 >= MAX_THROTTLED_ATTEMPTS:
+            await self._finish([row.moved(RowState.FAILED, reason=gave_up)])
+            return
+        pending = row.moved(RowState.PENDING, attempts=row.attempts + 1)
+        await self._store.save_rows([pending])
+        self._queue.put_nowait(pending)
+
+    async def _flush_page(self) -> None:
+        async with self._page_lock:
+            page, self._page = self._page, []
+        if not page:
+            return
+        try:
+            failure = await self._sink.deliver_page(self._job, page)
+        except Exception:
+            # Not one row may stay CREATED: a later round would issue it again. Nobody saw these passes.
+            logger.exception("bulk job %s: a results page could not be shown", self._job.id)
+            failure = "the results page could not be shown"
+        if failure is None:
+            await self._finish([entry.row.moved(RowState.DELIVERED) for entry in page])
+            return
+        # Nobody saw these passes: revoke them at once.
+        undelivered: list[JournalRow] = []
+        for entry in page:
+            try:
+                await self._tap.revoke_undelivered(self._requester, entry.issued, failure)
+                reason = f"Could not be shown to you ({failure}); the pass was revoked."
+            except TapError:
+                reason = f"Could not be shown to you ({failure}) nor revoked: revoke it in the Entra admin center."
+            undelivered.append(entry.row.moved(RowState.FAILED, reason=reason))
+        await self._finish(undelivered)
+
+    async def _finish(self, rows: Iterable[JournalRow]) -> None:
+        rows = list(rows)
+        await self._store.save_rows(rows)
+        for row in rows:
+            self._counts[row.state] += 1
+        self._done += len(rows)
+
+    async def _cancel_requested(self) -> bool:
+        if self._cancelled:
+            return True
+        now = self._timing.monotonic()
+        if self._last_cancel_check is None or now - self._last_cancel_check >= CANCEL_POLL_SECONDS:
+            self._last_cancel_check = now
+            job = await self._store.job(self._job.id)
+            self._cancelled = job is not None and job.status is JobStatus.CANCELLING
+        return self._cancelled
+
+    async def _report(self) -> None:
+        now = self._timing.monotonic()
+        if self._last_progress is not None and now - self._last_progress < PROGRESS_EVERY_SECONDS:
+            return
+        self._last_progress = now
+        elapsed = max(now - self._started, 1e-6)
+        rate = (self._done - self._done_at_start) / elapsed
+        left = self._total - self._done
+        progress = Progress(
+            job=self._job,
+            counts=dict(self._counts),
+            total=self._total,
+            done=self._done,
+            rows_per_second=rate,
+            seconds_left=left / rate if rate > 0 else None,
+            concurrency=self._limiter.limit,
+        )
+        try:
+            await self._sink.progress(progress)
+        except Exception:  # a progress card is news, not state: the run goes on
+            logger.warning("bulk job %s: could not show progress", self._job.id, exc_info=True)

@@ -1,0 +1,126 @@
+"""The lease loop: which replica runs which job, in the background, and for how long.
+
+A job is claimed with a lease in the store that its runner renews every third of the lease; a lease nobody renewed
+is taken over (`adopt`), after a restart or when the replica running it died. Losing the lease stops the run where
+it is; the journal lets whoever holds it next resume (`bulk_row_runner.py`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+
+from bot.domain.auditing import Auditor
+from bot.domain.bulk import BulkJob, BulkSink, BulkStore
+from bot.domain.bulk_row_runner import RowRunner, RunTiming
+from bot.domain.bulk_service import UnknownJob
+from bot.domain.ports import AuditLog, Clock, Directory, PassMethods
+from bot.domain.service import TapService
+
+logger = logging.getLogger(__name__)
+
+
+class BulkRunner:
+    def __init__(
+        self,
+        *,
+        tap: TapService,
+        directory: Directory,
+        passes: PassMethods,
+        store: BulkStore,
+        clock: Clock,
+        audit: AuditLog,
+        replica: str,
+        lease: timedelta,
+        timing: RunTiming | None = None,
+    ) -> None:
+        self._tap = tap
+        self._directory = directory
+        self._passes = passes
+        self._store = store
+        self._clock = clock
+        self._auditor = Auditor(audit, clock)
+        self._replica = replica
+        self._lease = lease
+        self._timing = timing or RunTiming()
+        self._running: dict[int, asyncio.Task[None]] = {}
+
+    async def run(self, job_id: int, sink: BulkSink) -> BulkJob:
+        """Runs (or resumes) a job to its end on this replica, without a lease. Safe to call again after a crash:
+        the journal says where it was."""
+        job = await self._store.job(job_id)
+        if job is None:
+            raise UnknownJob(job_id)
+        runner = RowRunner(
+            job,
+            sink,
+            tap=self._tap,
+            directory=self._directory,
+            passes=self._passes,
+            store=self._store,
+            clock=self._clock,
+            auditor=self._auditor,
+            timing=self._timing,
+        )
+        return await runner.run()
+
+    def start(self, job: BulkJob, sink: BulkSink) -> None:
+        """Runs the job in the background under a lease, unless this replica already runs it."""
+        if self._runs(job.id):
+            return
+        self._running[job.id] = asyncio.create_task(self._run_leased(job, sink), name=f"bulk-job-{job.id}")
+
+    async def adopt(self, sink: BulkSink) -> int:
+        """Runs every active job no live replica holds: after a restart, or when the replica running it died."""
+        adopted = 0
+        for job in await self._store.active_jobs():
+            if not self._runs(job.id) and await self._claim(job.id):
+                self.start(job, sink)
+                adopted += 1
+        return adopted
+
+    async def wait(self, job_id: int) -> None:
+        task = self._running.get(job_id)
+        if task is not None:
+            await task
+
+    async def stop(self) -> None:
+        """Stops running jobs where they are and gives their leases back: another replica (or the next start)
+        resumes them from the journal."""
+        for task in self._running.values():
+            task.cancel()
+        for task in self._running.values():
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def _runs(self, job_id: int) -> bool:
+        task = self._running.get(job_id)
+        return task is not None and not task.done()
+
+    async def _claim(self, job_id: int) -> bool:
+        """Takes or renews the right to run the job; False while another replica holds it."""
+        return await self._store.claim_job(job_id, self._replica, self._clock.now(), self._lease)
+
+    async def _run_leased(self, job: BulkJob, sink: BulkSink) -> None:
+        if not await self._claim(job.id):
+            logger.info("bulk job %s is run by another replica", job.id)
+            return
+        run = asyncio.create_task(self.run(job.id, sink), name=f"bulk-run-{job.id}")
+        try:
+            while not run.done():
+                await asyncio.wait({run}, timeout=self._lease.total_seconds() / 3)
+                if not run.done() and not await self._claim(job.id):
+                    logger.warning("bulk job %s: lease lost to another replica; stopping here", job.id)
+                    run.cancel()
+                    await asyncio.wait({run})
+            if not run.cancelled() and run.exception() is not None:
+                logger.error(
+                    "bulk job %s stopped with an error; a later round resumes it", job.id, exc_info=run.exception()
+                )
+        finally:
+            if not run.done():
+                run.cancel()
+                await asyncio.wait({run})
+            await asyncio.shield(self._store.release_job(job.id, self._replica))
