@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, StatementError
 from bot.adapters.store import SqlStore
 from bot.domain.approvals import ApprovalKind, ApprovalRequest, ApprovalsChannel, ApprovalStatus
 from bot.domain.audit import AuditAction, AuditEvent, AuditOutcome
-from bot.domain.bulk import BulkJob, BulkKind, BulkRow, JobStatus, RowState
+from bot.domain.bulk import BulkJob, BulkKind, JobStatus, JournalRow, RowState
 from bot.domain.model import Recipient
 from bot.domain.records import PassCard, PersonalConversation, RedactionReason
 
@@ -105,9 +105,9 @@ def job(**changes: object) -> BulkJob:
     return replace(value, **changes)  # type: ignore[arg-type]
 
 
-def bulk_rows(count: int) -> list[BulkRow]:
+def bulk_rows(count: int) -> list[JournalRow]:
     return [
-        BulkRow(job_id=0, line=line, target=f"user{line}@contoso.onmicrosoft.com", state=RowState.READY)
+        JournalRow(job_id=0, line=line, target=f"user{line}@contoso.onmicrosoft.com", state=RowState.READY)
         for line in range(2, count + 2)
     ]
 

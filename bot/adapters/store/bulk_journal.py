@@ -9,14 +9,14 @@ from sqlalchemy import func, or_, select, update
 
 from bot.adapters.store.schema import BulkJobRow, BulkRowRow, requester_columns, requester_of
 from bot.adapters.store.sessions import SqlDatabase, changed_one
-from bot.domain.bulk import BulkJob, BulkKind, BulkRow, JobStatus, RowState
+from bot.domain.bulk import BulkJob, BulkKind, JobStatus, JournalRow, RowState
 
 
 class SqlBulkJournal:
     def __init__(self, db: SqlDatabase) -> None:
         self._db = db
 
-    async def create_job(self, job: BulkJob, rows: list[BulkRow]) -> BulkJob:
+    async def create_job(self, job: BulkJob, rows: list[JournalRow]) -> BulkJob:
         async with self._db.session() as session:
             record = BulkJobRow(
                 kind=job.kind.value,
@@ -77,14 +77,14 @@ class SqlBulkJournal:
                 .values(replace_existing=replace_existing, approval_request_id=approval_request_id)
             )
 
-    async def rows(self, job_id: int, states: tuple[RowState, ...] = ()) -> list[BulkRow]:
+    async def rows(self, job_id: int, states: tuple[RowState, ...] = ()) -> list[JournalRow]:
         query = select(BulkRowRow).where(BulkRowRow.job_id == job_id).order_by(BulkRowRow.line)
         if states:
             query = query.where(BulkRowRow.state.in_([state.value for state in states]))
         async with self._db.session() as session:
             return [_bulk_row(record) for record in (await session.scalars(query)).all()]
 
-    async def save_rows(self, rows: list[BulkRow]) -> None:
+    async def save_rows(self, rows: list[JournalRow]) -> None:
         if not rows:
             return
         async with self._db.session() as session:
@@ -157,7 +157,7 @@ def _job(record: BulkJobRow) -> BulkJob:
     )
 
 
-def _row_values(row: BulkRow) -> dict[str, object]:
+def _row_values(row: JournalRow) -> dict[str, object]:
     return {
         "job_id": row.job_id,
         "line": row.line,
@@ -175,8 +175,8 @@ def _row_values(row: BulkRow) -> dict[str, object]:
     }
 
 
-def _bulk_row(record: BulkRowRow) -> BulkRow:
-    return BulkRow(
+def _bulk_row(record: BulkRowRow) -> JournalRow:
+    return JournalRow(
         job_id=record.job_id,
         line=record.line,
         target=record.target,
