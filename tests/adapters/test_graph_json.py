@@ -140,3 +140,67 @@ async def test_errors_still_arrive_through_the_sdk(fake_graph) -> None:  # type:
     answers["/users/u2/checkMemberGroups"] = body(["not", "an", "object"])
     with pytest.raises(GraphRejected):
         await graph.member_groups("u2", ["g1"])
+
+
+REFERENCES = [
+    "MeganB@contoso.onmicrosoft.com",
+    "jane_fabrikam.com#EXT#@contoso.onmicrosoft.com",
+    "o'brien@contoso.test",
+    "zoë+ü@contoso.test",
+    "a/b?c=d&e%zz",
+    "6832c635-8862-4324-872b-4990d834254a",
+]
+
+
+@pytest.mark.parametrize("reference", REFERENCES)
+def test_fast_url_expansion_matches_the_sdks(reference: str) -> None:
+    from kiota_abstractions.request_information import RequestInformation
+    from msgraph.generated.role_management.directory.role_assignments.role_assignments_request_builder import (
+        RoleAssignmentsRequestBuilder,
+    )
+    from msgraph.generated.users.item.transitive_member_of.graph_group.graph_group_request_builder import (
+        GraphGroupRequestBuilder,
+    )
+    from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
+    from msgraph.generated.users.users_request_builder import UsersRequestBuilder
+
+    from bot.adapters.graph import USER_FIELDS, _Call, _odata_literal, expanded_url
+
+    client, _http = build_graph_client(GraphSettings(GraphMode.ANONYMOUS), "https://graph.microsoft.us/v1.0")
+    user = client.users.by_user_id(reference)
+    literal = f"'{_odata_literal(reference)}'"
+    requests: list[RequestInformation] = [
+        user.to_get_request_information(
+            _Call().configuration(UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(select=USER_FIELDS))
+        ),
+        user.authentication.temporary_access_pass_methods.to_get_request_information(_Call().configuration()),
+        user.authentication.temporary_access_pass_methods.by_temporary_access_pass_authentication_method_id(
+            reference
+        ).to_delete_request_information(_Call().configuration()),
+        user.transitive_member_of.graph_group.to_get_request_information(
+            _Call().configuration(
+                GraphGroupRequestBuilder.GraphGroupRequestBuilderGetQueryParameters(
+                    filter="isAssignableToRole eq true", count=True, select=["id", "displayName"]
+                ),
+                {"ConsistencyLevel": "eventual"},
+            )
+        ),
+        client.role_management.directory.role_assignments.to_get_request_information(
+            _Call().configuration(
+                RoleAssignmentsRequestBuilder.RoleAssignmentsRequestBuilderGetQueryParameters(
+                    filter=f"principalId in ({literal}, 'x')", expand=["roleDefinition"]
+                )
+            )
+        ),
+        client.users.to_get_request_information(
+            _Call().configuration(UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(top=1, select=["id"]))
+        ),
+        client.policies.authentication_methods_policy.authentication_method_configurations.by_authentication_method_configuration_id(
+            "TemporaryAccessPass"
+        ).to_get_request_information(_Call().configuration()),
+    ]
+    for request in requests:
+        request.path_parameters["baseurl"] = "https://graph.microsoft.us/v1.0"
+        fast = expanded_url(request)
+        assert fast is not None, request.url_template
+        assert fast == request.url  # kiota's own expansion
