@@ -132,9 +132,6 @@ class IssuedRow:
     issued: IssuedPass
 
 
-BulkRow = JournalRow  # the former name, until the store package imports JournalRow
-
-
 @dataclass(frozen=True)
 class Progress:
     job: BulkJob

@@ -138,17 +138,20 @@ def register_handlers(
         verbs.KEEP_EXISTING: turns.button(handlers.on_keep_existing),
         verbs.APPROVE: turns.button(approvals.on_approve),
         verbs.DENY: turns.button(approvals.on_deny),
-        verbs.BULK_CONFIRM: bulk.on_confirm,
-        verbs.BULK_CANCEL: bulk.on_cancel,
-        verbs.BULK_RETRY: bulk.on_retry,
-        verbs.BULK_EXPORT: bulk.on_export,
+        verbs.BULK_CONFIRM: turns.button(bulk.on_confirm),
+        verbs.BULK_CANCEL: turns.button(bulk.on_cancel),
+        verbs.BULK_RETRY: turns.button(bulk.on_retry),
+        verbs.BULK_EXPORT: turns.button(bulk.on_export),
     }
     for verb, on_action in buttons.items():
         application.adaptive_card.action_execute(verb)(on_action)
     # File-consent answers go to the kind of offer their context names; an answer to any other kind is refused.
     route_consents(
         application,
-        {AUDIT_EXPORT_OFFER: turns.activity(audit_export.on_file_consent), BULK_RESULTS_OFFER: bulk.on_file_consent},
+        {
+            AUDIT_EXPORT_OFFER: turns.activity(audit_export.on_file_consent),
+            BULK_RESULTS_OFFER: turns.activity(bulk.on_file_consent),
+        },
     )
     # A card action no verb above can take (unknown verb, malformed value) gets a sentence, not a 400/501.
     application.add_route(is_unhandled_card_action, handlers.on_unknown_action, is_invoke=True, rank=RouteRank.FIRST)

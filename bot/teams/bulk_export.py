@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from microsoft_agents.activity import AdaptiveCardInvokeResponse
-from microsoft_agents.hosting.core import TurnContext, TurnState
+from microsoft_agents.hosting.core import TurnContext
 from microsoft_agents.hosting.core.app.adaptive_card import factory
 
 from bot.domain.audit import AuditAction, AuditEvent, AuditOutcome
@@ -22,10 +22,8 @@ from bot.domain.bulk_service import BulkService
 from bot.domain.errors import TapError
 from bot.domain.model import Caller
 from bot.domain.ports import AuditLog, Clock, FileTransfers
-from bot.teams.activity import turn_facts
-from bot.teams.delivery import text_message
 from bot.teams.file_offer import OFFER_KEY, acknowledge, consent_answer, is_personal, offer_activity, upload_and_show
-from bot.teams.presentation import Presentation
+from bot.teams.turn import Turn
 from cards.buttons import BadButtonData, JobButton
 
 EXPORT_HEADER = ("userPrincipalName", "displayName", "temporaryAccessPass", "startUtc", "expiresUtc", "oneTime")
@@ -109,52 +107,47 @@ class BulkExport:
         vault: ExportVault,
         transfers: FileTransfers,
         audit: AuditLog,
-        presentation: Presentation,
         clock: Clock,
+        presentation: object = None,  # no longer used (a Turn answers); goes once bot/server.py stops passing it
     ) -> None:
         self._bulk = bulk
         self._vault = vault
         self._transfers = transfers
         self._audit = audit
-        self._presentation = presentation
         self._clock = clock
 
-    async def on_export(self, context: TurnContext, _state: TurnState, data: object) -> AdaptiveCardInvokeResponse:
-        facts = turn_facts(context.activity, self._presentation.default_timezone)
-        try:
-            job_id = JobButton.parse(data).job_id
-        except BadButtonData as bad:
-            return factory.message(bad.sentence)
+    async def on_export(self, turn: Turn, data: object) -> AdaptiveCardInvokeResponse:
+        caller = turn.facts.caller
+        job_id = JobButton.parse(data).job_id
         job = await self._bulk.job(job_id)
-        if job is None or not _same_person(job.requester.object_id, facts.caller.object_id):
-            await self._audit_export(facts.caller, job_id, AuditOutcome.REFUSED, "refused: not the job's requester")
+        if job is None or not _same_person(job.requester.object_id, caller.object_id):
+            await self._audit_export(caller, job_id, AuditOutcome.REFUSED, "refused: not the job's requester")
             return factory.message("Only the operator who ran this job can export its results.")
-        if not is_personal(context.activity):
-            await self._audit_export(facts.caller, job_id, AuditOutcome.REFUSED, "refused: not in the personal chat")
+        if not is_personal(turn.context.activity):
+            await self._audit_export(caller, job_id, AuditOutcome.REFUSED, "refused: not in the personal chat")
             return factory.message(PERSONAL_ONLY)
         if not self._vault.has(job_id):
             return factory.message(
                 "The pass values of this job are no longer available for export (they are never stored; they "
                 "expire, or the bot restarted). They are still on the result pages in this chat."
             )
-        offer_id = self._vault.offer(job_id, facts.caller.object_id)
+        offer_id = self._vault.offer(job_id, caller.object_id)
         offer = offer_activity(
             name=_export_name(job_id),
             description=f"Temporary Access Passes of bulk job {job_id}. Delete the file after hand-over.",
             size=len(_export_bytes(self._vault.peek(job_id))),
             context={OFFER_KEY: BULK_RESULTS_OFFER, "jobId": job_id, "offerId": offer_id},
         )
-        await context.send_activity(offer)
-        await self._audit_export(facts.caller, job_id, AuditOutcome.NEEDS_CONFIRMATION, "offered")
+        await turn.context.send_activity(offer)
+        await self._audit_export(caller, job_id, AuditOutcome.NEEDS_CONFIRMATION, "offered")
         return factory.message("Accept the file in the next message to receive it; it can be sent once.")
 
-    async def on_file_consent(self, context: TurnContext, _state: TurnState) -> None:
+    async def on_file_consent(self, turn: Turn) -> None:
         """An answer to a results-file offer: only from the person it was offered to, who ran the job."""
-        facts = turn_facts(context.activity, self._presentation.default_timezone)
-        answer = consent_answer(context.activity)
-        text = await self._answer_offer(context, facts.caller, answer.context, accepted=answer.accepted)
-        await context.send_activity(text_message(self._presentation.text_prefix + text))
-        await acknowledge(context)
+        answer = consent_answer(turn.context.activity)
+        text = await self._answer_offer(turn.context, turn.facts.caller, answer.context, accepted=answer.accepted)
+        await turn.reply_here(text)
+        await acknowledge(turn.context)
 
     async def _answer_offer(
         self, context: TurnContext, caller: Caller, offer: dict[str, Any], *, accepted: bool

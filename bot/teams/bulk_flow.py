@@ -4,7 +4,8 @@ A job runs in the background (the HTTP answer to Teams is immediate) on the doma
 SQL, so after a restart `adopt` picks every unfinished job up again. What the running job shows (progress, result
 pages, the final card) is `bulk_results.py`; the results file is `bulk_export.py`.
 
-Every button names a job: only the operator who ran it may press it, in their personal chat.
+Every button names a job: only the operator who ran it may press it, in their personal chat. Refusals (`TapError`)
+and damaged button data are answered by `Turns` (turn.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from microsoft_agents.activity import Activity, AdaptiveCardInvokeResponse
-from microsoft_agents.hosting.core import TurnContext, TurnState
 from microsoft_agents.hosting.core.app.adaptive_card import factory
 
 from bot.domain.approvals import ApprovalRequest
@@ -22,19 +22,17 @@ from bot.domain.bulk import BulkJob, BulkKind, JobStatus
 from bot.domain.bulk_file import read_bulk_file
 from bot.domain.bulk_runner import BulkRunner
 from bot.domain.bulk_service import BulkService, Checked, Started, WaitingForApproval
-from bot.domain.errors import TapError
 from bot.domain.ports import Clock, FileTransfers
 from bot.domain.records import RedactionReason
-from bot.teams.activity import TurnFacts, turn_facts
 from bot.teams.bulk_export import BULK_RESULTS_OFFER as BULK_RESULTS_OFFER  # the offer kind agent.py routes
 from bot.teams.bulk_export import PERSONAL_ONLY, BulkExport
 from bot.teams.bulk_results import BulkResults
-from bot.teams.delivery import card_message, text_message
 from bot.teams.file_offer import is_personal
 from bot.teams.presentation import Presentation
+from bot.teams.turn import Turn
 from cards.bulk import final_card, preflight_card
-from cards.buttons import BadButtonData, ConfirmJobButton, JobButton
-from cards.passes import CardJson, heading, render, sentence
+from cards.buttons import ConfirmJobButton, JobButton
+from cards.passes import heading, render, sentence
 
 FILE_DOWNLOAD = "application/vnd.microsoft.teams.file.download.info"
 
@@ -82,107 +80,75 @@ class BulkFlow:
 
     # --- a file arrives ------------------------------------------------------------------------------------
 
-    async def on_file(self, context: TurnContext, facts: TurnFacts, attached: Attached) -> None:
-        if not facts.is_personal:
-            await self._say(context, "Attach bulk files in our personal chat, not here: the results are private.")
+    async def on_file(self, turn: Turn, attached: Attached) -> None:
+        if not turn.is_personal:
+            await turn.reply_here("Attach bulk files in our personal chat, not here: the results are private.")
             return
-        kind = BulkKind.REVOKE if "revoke" in facts.text.lower() else BulkKind.ISSUE
-        try:
-            data = await self._transfers.fetch(attached.download_url)
-            file = await asyncio.to_thread(
-                read_bulk_file,
-                data,
-                attached.name,
-                max_rows=self._max_rows,
-                now=self._clock.now(),
-                tz=facts.timezone,
-                default_start_hour=self._presentation.default_start_hour,
-            )
-            checked = await self._bulk.check_file(
-                facts.caller_with_address, kind, file, attached.name, facts.timezone.key
-            )
-        except TapError as error:
-            await self._say(context, error.user_message)
-            return
-        await self._send_preflight(context, checked)
-
-    async def on_revoke_job(self, context: TurnContext, facts: TurnFacts, job_id: int) -> None:
-        if not facts.is_personal:
-            await self._say(context, "Run bulk revocations in our personal chat: the results are private.")
-            return
-        try:
-            checked = await self._bulk.check_job_revocation(facts.caller_with_address, job_id)
-        except TapError as error:
-            await self._say(context, error.user_message)
-            return
-        await self._send_preflight(context, checked)
-
-    async def _send_preflight(self, context: TurnContext, checked: Checked) -> None:
-        card = preflight_card(
-            checked.job, checked.counts, checked.problems, checked.duplicates, checked.ignored_columns
+        kind = BulkKind.REVOKE if "revoke" in turn.facts.text.lower() else BulkKind.ISSUE
+        data = await self._transfers.fetch(attached.download_url)
+        file = await asyncio.to_thread(
+            read_bulk_file,
+            data,
+            attached.name,
+            max_rows=self._max_rows,
+            now=self._clock.now(),
+            tz=turn.timezone,
+            default_start_hour=self._presentation.default_start_hour,
         )
-        await context.send_activity(card_message(self._presentation.decorate(card)))
+        checked = await self._bulk.check_file(turn.caller, kind, file, attached.name, turn.timezone.key)
+        await self._send_preflight(turn, checked)
+
+    async def on_revoke_job(self, turn: Turn, job_id: int) -> None:
+        if not turn.is_personal:
+            await turn.reply_here("Run bulk revocations in our personal chat: the results are private.")
+            return
+        await self._send_preflight(turn, await self._bulk.check_job_revocation(turn.caller, job_id))
+
+    async def _send_preflight(self, turn: Turn, checked: Checked) -> None:
+        await turn.reply_here(
+            card=preflight_card(
+                checked.job, checked.counts, checked.problems, checked.duplicates, checked.ignored_columns
+            )
+        )
 
     # --- buttons ------------------------------------------------------------------------------------------
 
-    async def on_confirm(self, context: TurnContext, _state: TurnState, data: object) -> AdaptiveCardInvokeResponse:
-        facts = turn_facts(context.activity, self._presentation.default_timezone)
-        try:
-            button = ConfirmJobButton.parse(data)
-        except BadButtonData as bad:
-            return factory.message(bad.sentence)
-        if not is_personal(context.activity):
+    async def on_confirm(self, turn: Turn, data: object) -> AdaptiveCardInvokeResponse:
+        button = ConfirmJobButton.parse(data)
+        if not is_personal(turn.context.activity):
             return factory.message(PERSONAL_ONLY)
-        try:
-            result = await self._bulk.confirm(
-                facts.caller_with_address, button.job_id, replace_existing=button.replace_existing
-            )
-        except TapError as error:
-            return factory.message(error.user_message)
+        result = await self._bulk.confirm(turn.caller, button.job_id, replace_existing=button.replace_existing)
         if isinstance(result, WaitingForApproval):
             announcement = await self._announce(result.request)
-            return self._card(render(heading(f"Bulk job {result.job.id} waits for approval"), sentence(announcement)))
-        await self._remember_progress_card(context, result)
+            waits = render(heading(f"Bulk job {result.job.id} waits for approval"), sentence(announcement))
+            return turn.card_answer(waits)
+        await self._remember_progress_card(turn, result)
         self.start(result.job)
-        return self._card(await self._results.first_progress_card(result.job))
+        return turn.card_answer(await self._results.first_progress_card(result.job))
 
-    async def on_cancel(self, context: TurnContext, _state: TurnState, data: object) -> AdaptiveCardInvokeResponse:
-        facts = turn_facts(context.activity, self._presentation.default_timezone)
-        try:
-            button = JobButton.parse(data)
-        except BadButtonData as bad:
-            return factory.message(bad.sentence)
-        if not is_personal(context.activity):
+    async def on_cancel(self, turn: Turn, data: object) -> AdaptiveCardInvokeResponse:
+        button = JobButton.parse(data)
+        if not is_personal(turn.context.activity):
             return factory.message(PERSONAL_ONLY)
-        try:
-            job = await self._bulk.cancel(facts.caller, button.job_id)
-        except TapError as error:
-            return factory.message(error.user_message)
+        job = await self._bulk.cancel(turn.facts.caller, button.job_id)
         if job.status is JobStatus.CANCELLING:
-            return self._card(await self._results.first_progress_card(job))
-        return self._card(final_card(job, await self._bulk.counts(job.id), [], can_export=False))
+            return turn.card_answer(await self._results.first_progress_card(job))
+        return turn.card_answer(final_card(job, await self._bulk.counts(job.id), [], can_export=False))
 
-    async def on_retry(self, context: TurnContext, _state: TurnState, data: object) -> AdaptiveCardInvokeResponse:
-        facts = turn_facts(context.activity, self._presentation.default_timezone)
-        try:
-            button = JobButton.parse(data)
-        except BadButtonData as bad:
-            return factory.message(bad.sentence)
-        if not is_personal(context.activity):
+    async def on_retry(self, turn: Turn, data: object) -> AdaptiveCardInvokeResponse:
+        button = JobButton.parse(data)
+        if not is_personal(turn.context.activity):
             return factory.message(PERSONAL_ONLY)
-        try:
-            checked = await self._bulk.check_failed_rows(facts.caller_with_address, button.job_id)
-        except TapError as error:
-            return factory.message(error.user_message)
-        await self._send_preflight(context, checked)
+        checked = await self._bulk.check_failed_rows(turn.caller, button.job_id)
+        await self._send_preflight(turn, checked)
         retried = sum(checked.counts.values())
         return factory.message(f"I checked the {retried} failed rows again; confirm on the new card.")
 
-    async def on_export(self, context: TurnContext, state: TurnState, data: object) -> AdaptiveCardInvokeResponse:
-        return await self._export.on_export(context, state, data)
+    async def on_export(self, turn: Turn, data: object) -> AdaptiveCardInvokeResponse:
+        return await self._export.on_export(turn, data)
 
-    async def on_file_consent(self, context: TurnContext, state: TurnState) -> None:
-        await self._export.on_file_consent(context, state)
+    async def on_file_consent(self, turn: Turn) -> None:
+        await self._export.on_file_consent(turn)
 
     # --- running ------------------------------------------------------------------------------------------
 
@@ -212,20 +178,12 @@ class BulkFlow:
         """Passes revoked or replaced: off their results pages, and out of the export vault."""
         await self._results.withdraw_passes(method_ids, reason, actor_id)
 
-    async def _remember_progress_card(self, context: TurnContext, result: Started) -> None:
+    async def _remember_progress_card(self, turn: Turn, result: Started) -> None:
         """The pressed card becomes the progress card; without its id, a new progress message is posted."""
-        activity = context.activity
+        activity = turn.context.activity
         if activity.reply_to_id and activity.conversation is not None:
             await self._bulk.remember_progress_card(
                 result.job.id, activity.service_url or "", activity.conversation.id, activity.reply_to_id
             )
         else:
             await self._results.post_progress_card(result.job)
-
-    # --- helpers ------------------------------------------------------------------------------------------
-
-    async def _say(self, context: TurnContext, text: str) -> None:
-        await context.send_activity(text_message(self._presentation.text_prefix + text))
-
-    def _card(self, card: CardJson) -> AdaptiveCardInvokeResponse:
-        return factory.adaptive_card(self._presentation.decorate(card))  # type: ignore[arg-type]

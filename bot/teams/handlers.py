@@ -106,7 +106,7 @@ class TapHandlers:
         await self._delivery.remember_personal_chat(turn.facts)
         attached = attached_file(turn.context.activity)
         if attached is not None:
-            await self._bulk.on_file(turn.context, turn.facts, attached)
+            await self._bulk.on_file(turn, attached)
             return
         try:
             command = parse_command(
@@ -135,7 +135,7 @@ class TapHandlers:
         elif isinstance(command, ApprovalsHereCommand):
             await self._register_approvals_channel(turn)
         elif isinstance(command, RevokeJobCommand):
-            await self._bulk.on_revoke_job(turn.context, turn.facts, command.job_id)
+            await self._bulk.on_revoke_job(turn, command.job_id)
         elif isinstance(command, RequestsCommand):
             operator = await self._service.is_operator(caller)
             listed = await self._desk.requests_for(caller, operator=operator)
