@@ -21,6 +21,7 @@ from bot.domain.model import (
     TargetType,
     UsabilityReason,
 )
+from bot.domain.service import AccessRules, ApprovalGate, TapService
 
 TENANT = "11111111-1111-1111-1111-111111111111"
 OPERATORS = "22222222-0000-0000-0000-000000000001"
@@ -46,6 +47,28 @@ class FixedClock:
 
     def advance(self, **delta: float) -> None:
         self.current += timedelta(**delta)
+
+
+def tap_service(
+    *,
+    directory: FakeDirectory,
+    passes: FakePasses,
+    audit: MemoryAudit,
+    clock: FixedClock,
+    locks: MemoryTargetLocks,
+    approval_gate: ApprovalGate | None = None,
+) -> TapService:
+    """The TapService of the domain tests: this tenant, its operator and protected groups; a held lock never waits."""
+    return TapService(
+        directory=directory,
+        passes=passes,
+        audit=audit,
+        clock=clock,
+        access=AccessRules(frozenset({TENANT}), OPERATORS, frozenset({PROTECTED})),
+        locks=locks,
+        approval_gate=approval_gate,
+        lock_wait=timedelta(0),
+    )
 
 
 def default_policy(**changes: object) -> TapPolicy:

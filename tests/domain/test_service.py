@@ -10,7 +10,7 @@ import pytest
 from bot.domain.audit import AuditAction, AuditOutcome
 from bot.domain.errors import Refused, Rule, UserNotFound
 from bot.domain.model import Caller, DirectoryUser, PassRequest, PolicyTarget, TargetType, UserType
-from bot.domain.service import AccessRules, Issued, NothingToRevoke, ReplaceNeeded, Revoked, TapService
+from bot.domain.service import Issued, NothingToRevoke, ReplaceNeeded, Revoked
 from tests.fakes import (
     ADELE,
     EXCLUDED,
@@ -24,6 +24,7 @@ from tests.fakes import (
     MemoryAudit,
     MemoryTargetLocks,
     default_policy,
+    tap_service,
 )
 
 DIEGO = DirectoryUser("c0000000-0000-0000-0000-00000000000c", "diego@contoso.test", "Diego Siciliani")
@@ -39,14 +40,8 @@ class World:
         self.directory.add(ADELE, OPERATORS)
         self.directory.add(MEGAN)
         self.directory.add(DIEGO)
-        self.service = TapService(
-            directory=self.directory,
-            passes=self.passes,
-            audit=self.audit,
-            clock=self.clock,
-            access=AccessRules(frozenset({TENANT}), OPERATORS, frozenset({PROTECTED})),
-            locks=self.locks,
-            lock_wait=timedelta(0),
+        self.service = tap_service(
+            directory=self.directory, passes=self.passes, audit=self.audit, clock=self.clock, locks=self.locks
         )
 
     async def refusal(self, request: PassRequest, caller: Caller | None = None) -> Refused:

@@ -18,14 +18,12 @@ from bot.domain.bulk_service import BulkService
 from bot.domain.decisions import DecisionService
 from bot.domain.model import Caller, DirectoryUser, Recipient
 from bot.domain.onboarding import OnboardingDefaults, OnboardingService
-from bot.domain.service import AccessRules, TapService
 from tests.fakes import (
     ADELE,
     ALEX,
     LEE,
     MEGAN,
     OPERATORS,
-    PROTECTED,
     STAFF,
     TENANT,
     FakeDirectory,
@@ -35,6 +33,7 @@ from tests.fakes import (
     MemoryAudit,
     MemoryBulkStore,
     MemoryTargetLocks,
+    tap_service,
 )
 
 __all__ = ["ADELE", "ALEX", "LEE", "MEGAN", "STAFF", "Sink", "Stopwatch", "World", "address", "caller", "rows_for"]
@@ -104,22 +103,20 @@ class World:
         for user in (MEGAN, LEE, *STAFF):
             self.directory.add(user)
         self.directory.managers[LEE.object_id] = MEGAN.object_id
-        self.tap = TapService(
-            directory=self.directory,
-            passes=self.passes,
-            audit=self.audit,
-            clock=self.clock,
-            access=AccessRules(frozenset({TENANT}), OPERATORS, frozenset({PROTECTED})),
-            locks=self.locks,
-            lock_wait=timedelta(0),
-        )
         self.desk = ApprovalDesk(
             store=self.approvals,
             rules=rules or ApprovalRules(lifetime_threshold_minutes=240, bulk_row_threshold=None),
             clock=self.clock,
             audit=self.audit,
         )
-        self.tap = replace_gate(self.tap, self.desk)
+        self.tap = tap_service(
+            directory=self.directory,
+            passes=self.passes,
+            audit=self.audit,
+            clock=self.clock,
+            locks=self.locks,
+            approval_gate=self.desk,
+        )
         self.onboarding = OnboardingService(
             tap=self.tap,
             directory=self.directory,
@@ -171,11 +168,6 @@ class World:
         file = BulkFile(rows=tuple(rows), duplicates=(), problems=(), columns=("userPrincipalName", "lifetime"))
         checked = await self.bulk.check_file(caller(ADELE), kind, file, "users.csv", "UTC")
         return checked.job.id
-
-
-def replace_gate(tap: TapService, desk: ApprovalDesk) -> TapService:
-    tap._approval_gate = desk  # the app factory passes the desk as the gate; this world builds the desk second
-    return tap
 
 
 def rows_for(users: list[DirectoryUser], *, lifetime_minutes: int | None = None) -> list[RequestedRow]:
