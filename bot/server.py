@@ -144,7 +144,9 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
     decisions = DecisionService(tap=service, onboarding=onboarding, desk=desk, store=store, clock=clock, audit=audit)
 
     runtime = build_runtime(settings)
-    delivery = PrivateDelivery(Outbound(runtime.client_factory, app_id=settings.bot_client_id), store, clock)
+    delivery = PrivateDelivery(
+        outbound=Outbound(runtime.client_factory, app_id=settings.bot_client_id), conversations=store, clock=clock
+    )
     decorate = with_banner if settings.sandbox else _as_is
     presentation = Presentation(
         default_timezone=settings.default_timezone,
@@ -191,7 +193,6 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
             vault=export_vault,
             transfers=transfers,
             audit=audit,
-            presentation=presentation,
             clock=clock,
         ),
         transfers=transfers,
@@ -242,7 +243,7 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
         desk=desk,
         decisions=decisions,
         bulk=bulk,
-        housekeeping=Housekeeping(redactor, approvals, bulk),
+        housekeeping=Housekeeping(redactor=redactor, approvals=approvals, bulk=bulk),
     )
 
 

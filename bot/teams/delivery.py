@@ -109,9 +109,9 @@ class Outbound:
 
 
 class PrivateDelivery:
-    def __init__(self, outbound: Outbound, store: PersonalConversations, clock: Clock) -> None:
+    def __init__(self, *, outbound: Outbound, conversations: PersonalConversations, clock: Clock) -> None:
         self._outbound = outbound
-        self._store = store
+        self._store = conversations
         self._clock = clock
 
     async def remember_personal_chat(self, facts: TurnFacts) -> None:

@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 
 class Housekeeping:
-    def __init__(self, redactor: CardRedactor, approvals: ApprovalFlow, bulk: BulkFlow) -> None:
+    def __init__(self, *, redactor: CardRedactor, approvals: ApprovalFlow, bulk: BulkFlow) -> None:
         self.redactor = redactor
         self.approvals = approvals
         self.bulk = bulk
