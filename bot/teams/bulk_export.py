@@ -108,7 +108,6 @@ class BulkExport:
         transfers: FileTransfers,
         audit: AuditLog,
         clock: Clock,
-        presentation: object = None,  # no longer used (a Turn answers); goes once bot/server.py stops passing it
     ) -> None:
         self._bulk = bulk
         self._vault = vault
