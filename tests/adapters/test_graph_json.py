@@ -12,7 +12,8 @@ import pytest
 from aiohttp import web
 
 from bot.adapters.clock import SystemClock
-from bot.adapters.graph import GraphGateway, _datetime, build_graph_client
+from bot.adapters.graph import GraphGateway, build_graph_client
+from bot.adapters.graph_json import _datetime
 from bot.domain.errors import GraphRejected, Throttled
 from bot.domain.model import DirectoryUser, UserType
 from bot.settings import GraphMode, GraphSettings
@@ -164,7 +165,10 @@ def test_fast_url_expansion_matches_the_sdks(reference: str) -> None:
     from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
     from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
-    from bot.adapters.graph import USER_FIELDS, _Call, _odata_literal, expanded_url
+    from bot.adapters.graph import USER_FIELDS
+    from bot.adapters.graph_calls import _Call
+    from bot.adapters.graph_json import _odata_literal
+    from bot.adapters.graph_urls import expanded_url
 
     client, _http = build_graph_client(GraphSettings(GraphMode.ANONYMOUS), "https://graph.microsoft.us/v1.0")
     user = client.users.by_user_id(reference)

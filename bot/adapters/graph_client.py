@@ -1,0 +1,108 @@
+"""The Graph client: azure-identity credential, kiota request adapter and HTTP transport, and model warm-up."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from typing import Any
+
+import httpx
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.identity.aio import CertificateCredential, ClientSecretCredential, ManagedIdentityCredential
+from kiota_abstractions.authentication import AnonymousAuthenticationProvider, AuthenticationProvider
+from kiota_abstractions.request_option import RequestOption
+from kiota_abstractions.serialization import Parsable, ParsableFactory
+from kiota_authentication_azure.azure_identity_authentication_provider import (
+    AzureIdentityAuthenticationProvider,
+)
+from kiota_http.middleware.options import RetryHandlerOption
+from kiota_serialization_json.json_parse_node import JsonParseNode
+from msgraph.generated.models.authentication_method_collection_response import AuthenticationMethodCollectionResponse
+from msgraph.generated.models.directory_object import DirectoryObject
+from msgraph.generated.models.group import Group
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.graph_service_client import GraphServiceClient
+from msgraph_core import GraphClientFactory
+
+from bot.settings import GraphMode, GraphSettings
+from bot.telemetry import GraphTelemetryTransport
+
+# httpcore imports the optional `sniffio` package each time a pooled connection is handed out; when it is not
+# installed (anyio 4 no longer needs it) every attempt searches sys.path on disk, dozens of times per command.
+# Recording it as absent once turns each attempt into a dictionary look-up; httpcore then assumes asyncio, as before.
+if importlib.util.find_spec("sniffio") is None:
+    sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
+
+
+def load_response_models() -> None:
+    """Parses one sample of every Graph answer the bot reads, so their model modules are imported.
+
+    msgraph-sdk imports hundreds of model modules the first time it parses a user: about a second that would
+    otherwise land on the first operator's command. Run it in a thread at start-up.
+    """
+    # The hot calls (user, policy, passes, group checks, role reads, create) are parsed with json.loads and
+    # need no models; these are the answers still parsed by msgraph's models.
+    samples: list[tuple[ParsableFactory[Parsable], dict[str, Any]]] = [
+        (DirectoryObject, {"@odata.type": "#microsoft.graph.user", "id": "m"}),
+        (Group, {"id": "g", "displayName": "G"}),
+        (
+            AuthenticationMethodCollectionResponse,
+            {"value": [{"@odata.type": "#microsoft.graph.passwordAuthenticationMethod", "id": "p"}]},
+        ),
+        (ODataError, {"error": {"code": "c", "message": "m", "innerError": {"request-id": "r"}}}),
+    ]
+    for model, sample in samples:
+        JsonParseNode(sample).get_object_value(model)
+
+
+def build_credential(settings: GraphSettings) -> AsyncTokenCredential:
+    """The azure-identity credential a deployment chose: certificate, managed identity or client secret."""
+    authority = settings.authority_host
+    if settings.mode is GraphMode.CERTIFICATE:
+        assert settings.tenant_id and settings.client_id and settings.certificate_path
+        return CertificateCredential(
+            settings.tenant_id,
+            settings.client_id,
+            certificate_path=str(settings.certificate_path),
+            password=settings.certificate_password,
+            authority=authority,
+        )
+    if settings.mode is GraphMode.CLIENT_SECRET:
+        assert settings.tenant_id and settings.client_id and settings.client_secret
+        return ClientSecretCredential(
+            settings.tenant_id, settings.client_id, settings.client_secret, authority=authority
+        )
+    if settings.mode is GraphMode.MANAGED_IDENTITY:
+        if settings.client_id:
+            return ManagedIdentityCredential(client_id=settings.client_id)
+        return ManagedIdentityCredential()
+    raise ValueError(f"Graph mode {settings.mode.value} does not use a credential")
+
+
+def build_graph_client(
+    settings: GraphSettings, base_url: str, *, credential: AsyncTokenCredential | None = None
+) -> tuple[GraphServiceClient, httpx.AsyncClient]:
+    """A Graph client pointed at `base_url` (a national cloud, or the sandbox), and the HTTP client to close.
+
+    `credential` replaces the one the settings describe (the doctor passes the one it has just tested).
+    """
+    auth_provider: AuthenticationProvider
+    if settings.mode in (GraphMode.SANDBOX, GraphMode.ANONYMOUS):
+        auth_provider = AnonymousAuthenticationProvider()
+    else:
+        host = httpx.URL(base_url).host
+        auth_provider = AzureIdentityAuthenticationProvider(
+            credential or build_credential(settings), scopes=[settings.scope], allowed_hosts=[host]
+        )
+    # Under kiota's middleware: every attempt, retries included, is one span with its status (bot/telemetry.py).
+    http_client = httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.timeout_seconds), transport=GraphTelemetryTransport()
+    )
+    # Reads may be retried by the SDK (they are idempotent), but never for long inside a chat turn.
+    read_retries: dict[str, RequestOption] = {RetryHandlerOption.get_key(): RetryHandlerOption(delay=1, max_retries=2)}
+    http_client = GraphClientFactory.create_with_default_middleware(client=http_client, options=read_retries)
+    adapter = GraphRequestAdapter(auth_provider, client=http_client)
+    # Without an explicit base URL, httpx's own base_url (with a trailing slash) would produce '//users'.
+    adapter.base_url = base_url.rstrip("/")
+    return GraphServiceClient(request_adapter=adapter), http_client
