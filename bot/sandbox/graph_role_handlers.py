@@ -1,0 +1,121 @@
+"""Handlers for Graph's role and PIM endpoints: active role assignments, role eligibilities and PIM for Groups."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+from bot.sandbox.errors import MAX_IN_FILTER_VALUES, bad_request, pim_group_filter_required, premium_license_required
+from bot.sandbox.graph_json import group_eligibility_instance_json, role_assignment_json, role_eligibility_instance_json
+from bot.sandbox.routing import GraphRequest, GraphResponse, ok
+from bot.sandbox.state import SandboxState
+
+_PRINCIPAL_FILTER = re.compile(r"principalId\s+eq\s+'(?P<principal_id>[^']*)'", re.IGNORECASE)
+_PRINCIPAL_IN_FILTER = re.compile(r"principalId\s+in\s+\((?P<values>\s*'[^']*'(?:\s*,\s*'[^']*')*\s*)\)", re.IGNORECASE)
+_QUOTED = re.compile(r"'([^']*)'")
+_GROUP_FILTER = re.compile(r"groupId\s+eq\s+'(?P<group_id>[^']*)'", re.IGNORECASE)
+# Schedule instances always carry a start; eligibilities the tenant file gives none for started long ago.
+SCHEDULE_START = datetime(2025, 1, 1, tzinfo=UTC)
+
+Params = Mapping[str, str]
+
+
+def list_role_assignments(state: SandboxState, request: GraphRequest, params: Params) -> GraphResponse:
+    """Active assignments at every scope; `principalId eq` or `principalId in (…)` match the principal itself only
+    (a group's members are not expanded, as in Graph)."""
+    expand = request.query.get("$expand")
+    if expand is not None and expand.strip().lower() != "roledefinition":
+        raise bad_request("The sandbox supports only $expand=roleDefinition on roleAssignments.")
+    filter_text = request.query.get("$filter")
+    if filter_text is None:
+        assignments = state.tenant.role_assignments
+    else:
+        principal_ids = _principal_ids(filter_text, allow_in=True, collection="roleAssignments")
+        assignments = tuple(
+            assignment for principal in principal_ids for assignment in state.tenant.role_assignments_of(principal)
+        )
+    return ok(
+        {
+            "value": [
+                role_assignment_json(
+                    assignment,
+                    state.tenant.role_definition(assignment.role_definition_id) if expand is not None else None,
+                )
+                for assignment in assignments
+            ]
+        }
+    )
+
+
+def list_role_eligibility_instances(state: SandboxState, request: GraphRequest, params: Params) -> GraphResponse:
+    """PIM eligibilities in force now; `principalId` supports only `eq` here (Graph: eq, ne), no `in`."""
+    if not state.tenant.pim_licensed:
+        raise premium_license_required()
+    expand = request.query.get("$expand")
+    if expand is not None and expand.strip().lower() != "roledefinition":
+        raise bad_request("The sandbox supports only $expand=roleDefinition on roleEligibilityScheduleInstances.")
+    now = state.clock.now()
+    filter_text = request.query.get("$filter")
+    if filter_text is None:
+        eligibilities = tuple(item for item in state.tenant.role_eligibilities if item.is_current(now))
+    else:
+        [principal_id] = _principal_ids(filter_text, allow_in=False, collection="roleEligibilityScheduleInstances")
+        eligibilities = state.tenant.role_eligibilities_of(principal_id, now)
+    return ok(
+        {
+            "value": [
+                role_eligibility_instance_json(
+                    item,
+                    state.tenant.role_definition(item.role_definition_id) if expand is not None else None,
+                    SCHEDULE_START,
+                )
+                for item in eligibilities
+            ]
+        }
+    )
+
+
+def list_group_eligibility_instances(state: SandboxState, request: GraphRequest, params: Params) -> GraphResponse:
+    """PIM for Groups: eligible memberships and ownerships in force now. Graph requires `$filter` (eq) on
+    principalId or groupId; `$expand=group` embeds the group."""
+    if not state.tenant.pim_licensed:
+        raise premium_license_required()
+    expand = request.query.get("$expand")
+    if expand is not None and expand.strip().lower() != "group":
+        raise bad_request("The sandbox supports only $expand=group on eligibilityScheduleInstances.")
+    filter_text = (request.query.get("$filter") or "").strip()
+    by_principal = _PRINCIPAL_FILTER.fullmatch(filter_text)
+    by_group = _GROUP_FILTER.fullmatch(filter_text)
+    now = state.clock.now()
+    if by_principal is not None:
+        found = state.tenant.group_eligibilities_where(now, principal_id=by_principal["principal_id"].lower())
+    elif by_group is not None:
+        found = state.tenant.group_eligibilities_where(now, group_id=by_group["group_id"].lower())
+    else:
+        raise pim_group_filter_required()
+    return ok(
+        {
+            "value": [
+                group_eligibility_instance_json(
+                    item, state.tenant.group(item.group_id) if expand is not None else None, SCHEDULE_START
+                )
+                for item in found
+            ]
+        }
+    )
+
+
+def _principal_ids(filter_text: str, *, allow_in: bool, collection: str) -> list[str]:
+    text = filter_text.strip()
+    single = _PRINCIPAL_FILTER.fullmatch(text)
+    if single is not None:
+        return [single["principal_id"].lower()]
+    several = _PRINCIPAL_IN_FILTER.fullmatch(text) if allow_in else None
+    if several is None:
+        supported = "principalId eq '<id>' or principalId in ('<id>', …)" if allow_in else "principalId eq '<id>'"
+        raise bad_request(f"The sandbox supports only $filter={supported} on {collection}; got '{filter_text}'.")
+    values = [value.lower() for value in _QUOTED.findall(several["values"])]
+    if len(values) > MAX_IN_FILTER_VALUES:
+        raise bad_request(f"Too many values in the 'in' operator: at most {MAX_IN_FILTER_VALUES}.")
+    return list(dict.fromkeys(values))
