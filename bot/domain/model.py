@@ -76,6 +76,8 @@ class DirectoryUser:
     account_enabled: bool = True
     employee_hire_date: datetime | None = None
     mail: str | None = None
+    department: str | None = None
+    job_title: str | None = None
 
     @property
     def label(self) -> str:
@@ -179,6 +181,7 @@ class PassRequest:
     replace: bool = False
     replace_method_id: str | None = None
     approved: bool = False  # a second operator already approved this request
+    reason: str = ""  # why the pass is wanted, e.g. "INC0012345 lost phone"; see bot/domain/reasons.py
 
 
 @dataclass(frozen=True)
@@ -188,3 +191,4 @@ class OnboardRequest:
     target: str
     start_at: datetime | None = None
     lifetime_minutes: int | None = None
+    reason: str = ""
