@@ -16,10 +16,12 @@ from microsoft_agents.hosting.core.app.adaptive_card import factory
 
 from bot.domain.approval_desk import ApprovalDesk
 from bot.domain.commands import (
+    EXAMPLE_ISSUE,
     ApprovalsHereCommand,
     AuditExportCommand,
     Command,
     CommandError,
+    FormCommand,
     HelpCommand,
     IssueCommand,
     OnboardCommand,
@@ -28,7 +30,9 @@ from bot.domain.commands import (
     RevokeCommand,
     RevokeJobCommand,
     StatusCommand,
+    names_a_person_by_name,
     parse_command,
+    target_of,
 )
 from bot.domain.errors import GraphUnavailable, TapError
 from bot.domain.model import Caller
@@ -122,6 +126,15 @@ class TapHandlers:
 
     async def _run(self, turn: Turn, command: Command) -> None:
         caller = turn.caller
+        if names_a_person_by_name(command):
+            await turn.reply_here(
+                f"I can't look people up by name yet, so I did nothing for '{target_of(command)}'. Give their user "
+                f"principal name (name@domain) or object id. Example: {EXAMPLE_ISSUE}"
+            )
+            return
+        if isinstance(command, FormCommand):
+            await turn.reply_here(f"Tell me who the pass is for. Example: {EXAMPLE_ISSUE}")
+            return
         if isinstance(command, HelpCommand):
             await turn.reply_here(card=help_card(unknown_word=command.unknown_word))
         elif isinstance(command, IssueCommand):

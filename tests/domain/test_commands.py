@@ -7,6 +7,7 @@ import pytest
 
 from bot.domain.commands import (
     CommandError,
+    FormCommand,
     HelpCommand,
     IssueCommand,
     PolicyCommand,
@@ -59,15 +60,14 @@ def test_other_commands() -> None:
     assert parse("status mailto:a@contoso.com") == StatusCommand("a@contoso.com")
     assert parse("/tap policy") == PolicyCommand()
     assert parse("/tap help") == HelpCommand()
-    assert parse("") == HelpCommand()
+    assert parse("") == FormCommand("issue")  # was the help card; issue 11: a bare /tap opens the form
     assert parse("/tap dance") == HelpCommand(unknown_word="dance")
 
 
 @pytest.mark.parametrize(
     ("text", "fragment"),
     [
-        ("/tap issue", "Tell me who"),
-        ("/tap issue bob", "not a user principal name"),
+        ("/tap issue 8h one-time", "Tell me who"),
         ("/tap issue a@contoso.com soon", "I don't understand 'soon'"),
         ("/tap issue a@contoso.com 0m", "not a lifetime"),
         ("/tap issue a@contoso.com 8h 2h", "lifetime only once"),

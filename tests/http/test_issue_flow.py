@@ -187,10 +187,9 @@ async def test_status_revoke_policy_and_help(bot: RunningBot) -> None:
 
 
 async def test_malformed_command_gets_a_reason_and_an_example(bot: RunningBot) -> None:
-    await bot.say(ADELE, "/tap issue megan 8h")
+    await bot.say(ADELE, "/tap issue megan 8h 2h")  # 'megan' alone is a name since issue 11
     assert bot.connector.texts() == [
-        "[SANDBOX] 'megan' is not a user principal name (name@domain) or an object id. "
-        "Example: /tap issue megan@contoso.com 8h one-time start tomorrow 08:00"
+        "[SANDBOX] Give the lifetime only once. Example: /tap issue megan@contoso.com 8h one-time start tomorrow 08:00"
     ]
 
 
