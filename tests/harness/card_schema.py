@@ -15,10 +15,41 @@ from jsonschema.validators import validator_for
 CARD_BUDGET_BYTES = 80 * 1024
 
 
+# Teams' dynamic typeahead (a people picker the bot answers through the `application/search` invoke): Teams documents
+# `style: "filtered"` and `choices.data` (a `Data.Query`) on Input.ChoiceSet for cards of version 1.5
+# (learn.microsoft.com/microsoftteams/platform/task-modules-and-cards/cards/dynamic-search); the official schema
+# only has them from 1.6 (microsoft/AdaptiveCards schemas/1.6.0/adaptive-card.json, where these three definitions
+# are copied from). They are grafted onto 1.5; everything else stays as strict as 1.5.
+_DATA_QUERY = {
+    "properties": {
+        "type": {"enum": ["Data.Query"]},
+        "dataset": {"type": "string"},
+        "count": {"type": "number"},
+        "skip": {"type": "number"},
+    },
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["dataset"],
+}
+_CHOICE_INPUT_STYLE = {
+    "anyOf": [
+        {"enum": ["compact", "expanded", "filtered"]},
+        {
+            "pattern": "^([c|C][o|O][m|M][p|P][a|A][c|C][t|T])|([e|E][x|X][p|P][a|A][n|N][d|D][e|E][d|D])|"
+            "([f|F][i|I][l|L][t|T][e|E][r|R][e|E][d|D])$"
+        },
+    ]
+}
+
+
 @cache
 def _validator() -> Validator:
     schema_text = resources.files("adaptive_cards").joinpath("schemas/schema-1.5.json").read_text("utf-8")
     schema = json.loads(schema_text)
+    definitions = schema["definitions"]
+    definitions["Data.Query"] = _DATA_QUERY
+    definitions["ChoiceInputStyle"] = _CHOICE_INPUT_STYLE
+    definitions["Input.ChoiceSet"]["properties"]["choices.data"] = {"$ref": "#/definitions/Data.Query"}
     validator_class = validator_for(schema)
     return validator_class(schema)
 
