@@ -127,6 +127,8 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
         approval_gate=desk,
         locks=store,
         cache_window=timedelta(seconds=settings.directory_cache_seconds),
+        reasons=settings.reasons,
+        pass_reasons=store,
     )
     onboarding = OnboardingService(
         tap=service,

@@ -18,6 +18,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.adapters.database import DatabaseSettings, DatabaseSettingsError, database_settings
+from bot.domain.reasons import NO_REASON_RULES, ReasonRules
 from bot.logging_setup import LogFormat
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -112,6 +113,7 @@ class Settings:
     connector_hosts: tuple[str, ...] = DEFAULT_CONNECTOR_HOSTS
     health_port: int | None = None  # /healthz and /readyz on their own port, none on PORT
     directory_cache_seconds: float = 30.0  # TAP policy and positive operator checks reused this long (0: never)
+    reasons: ReasonRules = NO_REASON_RULES  # TAPBOT_REASON_REQUIRED, TAPBOT_TICKET_PATTERN, TAPBOT_TICKET_EXAMPLE
 
     @property
     def anonymous(self) -> bool:
@@ -212,6 +214,7 @@ class Settings:
             connector_hosts=_connector_hosts(reader),
             health_port=_health_port(reader),
             directory_cache_seconds=_directory_cache_seconds(reader),
+            reasons=_reason_rules(reader),
         )
 
 
@@ -332,6 +335,38 @@ def _directory_cache_seconds(reader: _Reader) -> float:
     if not seconds <= 300:  # also refuses nan and inf
         raise SettingsError("TAPBOT_DIRECTORY_CACHE_SECONDS must be at most 300 (a short window is the point).")
     return seconds
+
+
+def _reason_rules(reader: _Reader) -> ReasonRules:
+    """Whether every issue, revoke, onboarding request and bulk row needs a reason, and a ticket number in it."""
+    required = reader.boolean("TAPBOT_REASON_REQUIRED", False)
+    raw_pattern = reader.optional("TAPBOT_TICKET_PATTERN")
+    example = reader.optional("TAPBOT_TICKET_EXAMPLE")
+    pattern: re.Pattern[str] | None = None
+    if raw_pattern is not None:
+        if len(raw_pattern) > 200:
+            raise SettingsError("TAPBOT_TICKET_PATTERN is longer than 200 characters; a ticket number needs less.")
+        try:
+            pattern = re.compile(raw_pattern)
+        except re.error as error:
+            raise SettingsError(
+                f"TAPBOT_TICKET_PATTERN={raw_pattern} is not a valid regular expression ({error}); "
+                r"write one such as INC\d{7}."
+            ) from None
+        if pattern.search("") is not None:
+            raise SettingsError(
+                f"TAPBOT_TICKET_PATTERN={raw_pattern} matches an empty reason, so it would require nothing; "
+                r"write the ticket number's shape, such as INC\d{7}."
+            )
+    if example is not None:
+        if pattern is None:
+            raise SettingsError("TAPBOT_TICKET_EXAMPLE is set but TAPBOT_TICKET_PATTERN is not; set both or neither.")
+        if pattern.search(example) is None:
+            raise SettingsError(
+                f"TAPBOT_TICKET_EXAMPLE={example} does not match TAPBOT_TICKET_PATTERN={raw_pattern}: "
+                "people would be shown an example that is refused."
+            )
+    return ReasonRules(required=required, ticket_pattern=pattern, ticket_example=example)
 
 
 def _health_port(reader: _Reader) -> int | None:

@@ -11,6 +11,7 @@ from cards import verbs
 from cards.buttons import DecisionButton
 from cards.formatting import format_minutes, local_and_utc
 from cards.passes import CardJson, facts, heading, render, sentence
+from cards.reasons import reason_block
 
 KIND_TITLES = {
     ApprovalKind.ONBOARDING: "Onboarding pass request",
@@ -25,17 +26,21 @@ STATUS_WORDS = {
 }
 
 
-def _request_facts(request: ApprovalRequest, tz: tzinfo) -> CardElement:
+def _request_facts(request: ApprovalRequest, tz: tzinfo) -> list[CardElement]:
     start = local_and_utc(request.start_at, tz) if request.start_at else "When it is issued"
-    return facts(
-        ("Requested by", request.requester.name or request.requester.object_id),
-        ("For", request.target_label),
-        ("Reason", request.reason),
-        ("Starts", start),
-        ("Lifetime", format_minutes(request.lifetime_minutes)),
-        ("One-time use", "Yes" if request.one_time else "No"),
-        ("Decide by", local_and_utc(request.expires_at, tz)),
-    )
+    return [
+        facts(
+            ("Requested by", request.requester.name or request.requester.object_id),
+            ("For", request.target_label),
+            ("Needs approval", request.reason),
+            ("Starts", start),
+            ("Lifetime", format_minutes(request.lifetime_minutes)),
+            ("One-time use", "Yes" if request.one_time else "No"),
+            ("Decide by", local_and_utc(request.expires_at, tz)),
+        ),
+        # What the requester wrote (a ticket number): plain text, never read as Markdown.
+        reason_block(request.request_reason, label="Requester's reason"),
+    ]
 
 
 def approval_request_card(request: ApprovalRequest, *, tz: tzinfo) -> CardJson:
@@ -43,7 +48,7 @@ def approval_request_card(request: ApprovalRequest, *, tz: tzinfo) -> CardJson:
     data = DecisionButton(request.id).data()
     return render(
         heading(KIND_TITLES[request.kind]),
-        _request_facts(request, tz),
+        *_request_facts(request, tz),
         TextInput(id="note", label="Note (sent to the requester)", placeholder="Optional", max_length=500),
         sentence(
             "Only an operator other than the requester can decide. The pass goes to the requester privately.",
@@ -60,7 +65,7 @@ def decided_request_card(request: ApprovalRequest, *, tz: tzinfo, outcome: str =
     """The request card once decided or expired: no buttons, who decided and when."""
     lines: list[CardElement] = [
         heading(f"{KIND_TITLES[request.kind]}: {STATUS_WORDS[request.status]}"),
-        _request_facts(request, tz),
+        *_request_facts(request, tz),
     ]
     if request.decided_at and request.status in (ApprovalStatus.APPROVED, ApprovalStatus.DENIED):
         who = request.decided_by_name or request.decided_by_id or "an operator"
@@ -91,6 +96,8 @@ def requests_card(requests: list[ApprovalRequest], *, tz: tzinfo, operator: bool
                 ("State", state),
             )
         )
+        if request.request_reason:
+            body.append(reason_block(request.request_reason))
     if len(requests) > 20:
         body.append(sentence(f"… and {len(requests) - 20} more.", subtle=True))
     return render(*body)

@@ -20,6 +20,7 @@ from cards import verbs
 from cards.buttons import ConfirmJobButton, HandedOverButton, JobButton
 from cards.formatting import format_minutes, local_and_utc
 from cards.passes import CardJson, facts, heading, literal_pass, render, sentence
+from cards.reasons import reason_block
 
 STATE_WORDS = {
     RowState.READY: "Ready",
@@ -59,6 +60,8 @@ def preflight_card(
         sentence("I checked every row with the same rules as a single command. Nothing has been written yet."),
         _counts(counts),
     ]
+    if job.reason:
+        body.append(reason_block(job.reason, label="Reason for rows without their own"))
     if duplicates:
         body.append(sentence(f"{_number(duplicates, 'duplicate row')} counted once.", subtle=True))
     if ignored_columns:

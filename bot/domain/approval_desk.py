@@ -22,6 +22,7 @@ from bot.domain.auditing import Auditor
 from bot.domain.errors import Refused, Rule
 from bot.domain.model import Caller, DirectoryUser, PassRequest
 from bot.domain.ports import AuditLog, Clock
+from bot.domain.reasons import MAX_REASON_LENGTH, clean_reason
 from bot.domain.service import AwaitingApproval
 
 OWN_REQUESTS_WINDOW = timedelta(days=30)
@@ -64,6 +65,7 @@ class ApprovalDesk:
             one_time=one_time,
             reason=reason,
             timezone=timezone,
+            request_reason=request.reason,
         )
         return AwaitingApproval(opened)
 
@@ -80,6 +82,7 @@ class ApprovalDesk:
         one_time: bool,
         reason: str,
         timezone: str | None = None,
+        request_reason: str = "",
     ) -> ApprovalRequest:
         """Saves a pending request; refused when no approvals channel exists or the requester can't be reached.
 
@@ -107,6 +110,7 @@ class ApprovalDesk:
             created_at=now,
             expires_at=now + self._rules.request_lifetime,
             timezone=_zone_name(timezone),
+            request_reason=clean_reason(request_reason)[:MAX_REASON_LENGTH],
         )
         await self._store.save_approval(request)
         await self._auditor.record(
@@ -115,6 +119,7 @@ class ApprovalDesk:
             requester,
             user=user,
             detail=f"{kind.value} request {request.id} opened: {reason}",
+            reason=request.request_reason,
         )
         return request
 

@@ -45,6 +45,9 @@ class ApprovalRequest:
     card_activity_id: str | None = None
     card_service_url: str | None = None
     timezone: str | None = None  # the requester's Teams time zone (IANA name); None: the bot's default
+    # Why the requester wants the pass (e.g. "INC0012345 lost phone"), given with the request and carried to the
+    # pass an approval issues. `reason` above is why the request needs an approval at all.
+    request_reason: str = ""
 
     def decided(self, status: ApprovalStatus, by_id: str, by_name: str, at: datetime, note: str) -> ApprovalRequest:
         return replace(

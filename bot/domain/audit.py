@@ -48,6 +48,7 @@ class AuditEvent:
     graph_request_id: str | None = None
     rule: str | None = None
     detail: str = ""
+    reason: str = ""  # why the requester asked (a ticket number): user text, cleaned and capped (reasons.py)
 
 
 @dataclass(frozen=True)

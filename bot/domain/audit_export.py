@@ -37,6 +37,7 @@ EXPORT_HEADER = (
     "graphRequestId",
     "rule",
     "detail",
+    "reason",  # what the requester gave as the reason (user text: neutralised like every cell)
 )
 
 
@@ -77,6 +78,8 @@ class AuditRecord(Protocol):
     def rule(self) -> str | None: ...
     @property
     def detail(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
 
 
 class AuditSource(Protocol):
@@ -168,6 +171,7 @@ def _cells(row: AuditRecord, timezone: ZoneInfo) -> tuple[str, ...]:
         row.graph_request_id or "",
         row.rule or "",
         row.detail or "",
+        row.reason or "",
     )
 
 

@@ -10,6 +10,7 @@ from bot.domain.audit import AuditAction, AuditEvent, AuditOutcome
 from bot.domain.errors import GraphRejected, GraphUnavailable, Refused, Rule, TapError, UserNotFound
 from bot.domain.model import Caller, DirectoryUser, PassInfo
 from bot.domain.ports import AuditLog, Clock
+from bot.domain.reasons import MAX_REASON_LENGTH, ReasonRefused, clean_reason
 
 T = TypeVar("T")
 
@@ -20,6 +21,7 @@ class Subject:
 
     reference: str | None
     user: DirectoryUser | None = None
+    reason: str = ""  # the requester's reason, on every row the command writes (refusals and failures too)
 
 
 class Auditor:
@@ -35,7 +37,13 @@ class Auditor:
             return await work()
         except Refused as refusal:
             await self.record(
-                action, AuditOutcome.REFUSED, caller, user=subject.user, target=subject.reference, rule=refusal.rule
+                action,
+                AuditOutcome.REFUSED,
+                caller,
+                user=subject.user,
+                target=subject.reference,
+                rule=refusal.rule,
+                reason=subject.reason,
             )
             raise
         except (UserNotFound, GraphRejected, GraphUnavailable) as failure:
@@ -47,6 +55,7 @@ class Auditor:
                 target=subject.reference,
                 graph_request_id=getattr(failure, "request_id", None),
                 detail=type(failure).__name__,
+                reason=subject.reason,
             )
             raise
         except TapError as failure:
@@ -56,7 +65,8 @@ class Auditor:
                 caller,
                 user=subject.user,
                 target=subject.reference,
-                detail=type(failure).__name__,
+                detail=_failure_detail(failure),
+                reason=subject.reason,
             )
             raise
 
@@ -72,6 +82,7 @@ class Auditor:
         graph_request_id: str | None = None,
         rule: Rule | None = None,
         detail: str = "",
+        reason: str = "",
     ) -> None:
         await self._audit.record(
             AuditEvent(
@@ -89,5 +100,13 @@ class Auditor:
                 graph_request_id=graph_request_id,
                 rule=rule.value if rule else None,
                 detail=detail,
+                reason=clean_reason(reason)[:MAX_REASON_LENGTH],
             )
         )
+
+
+def _failure_detail(failure: TapError) -> str:
+    """The failure's kind; for a refused reason also its sentence (it says what the reason lacked, never a pass)."""
+    if isinstance(failure, ReasonRefused):
+        return f"{type(failure).__name__}: {failure.user_message}"
+    return type(failure).__name__

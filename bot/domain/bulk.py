@@ -100,6 +100,7 @@ class BulkJob:
     progress_activity_id: str | None = None
     progress_service_url: str | None = None
     approval_request_id: str | None = None
+    reason: str = ""  # one reason for the whole file (the text the file came with); rows may give their own
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,8 @@ class JournalRow:
     pass_method_id: str | None = None
     expires_at: datetime | None = None
     attempts: int = 0
+    request_reason: str = ""  # why the pass is wanted: the row's reason column, else the file's; `reason` is the
+    # sentence saying why the row was refused or failed
 
     def moved(self, state: RowState, **changes: object) -> JournalRow:
         return replace(self, state=state, **changes)  # type: ignore[arg-type]

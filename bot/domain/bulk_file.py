@@ -27,6 +27,7 @@ from bot.domain.bulk_file_reading import (
 )
 from bot.domain.commands import START_PAST_TOLERANCE, is_user_reference, parse_duration_minutes
 from bot.domain.eligibility import START_MAX_AHEAD
+from bot.domain.reasons import clean_reason
 
 __all__ = [
     "ACCEPTED_USER_COLUMNS",
@@ -52,6 +53,7 @@ class RequestedRow:
     lifetime_minutes: int | None = None
     one_time: bool | None = None
     start_at: datetime | None = None
+    reason: str = ""  # the line's own reason (cleaned, not yet checked against the tenant's rules); "" if none
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +78,7 @@ class BulkFile:
     rows: tuple[RequestedRow, ...]
     duplicates: tuple[Duplicate, ...]
     problems: tuple[RowProblem, ...]
-    columns: tuple[str, ...]  # the recognised columns: "userPrincipalName", then "lifetime", "once", "start" if given
+    columns: tuple[str, ...]  # the recognised columns: "userPrincipalName", then "lifetime", "once", "start", "reason"
     ignored_columns: tuple[str, ...] = ()  # other headers, as written: show them, a misspelt column is no column
     has_header: bool = True
 
@@ -188,7 +190,12 @@ class _RowReader:
             text = shorten(user, 100) if user else None
             return target, None, [RowProblem(source.line, text, reason) for reason in reasons]
         requested = RequestedRow(
-            line=source.line, target=target, lifetime_minutes=lifetime, one_time=one_time, start_at=start
+            line=source.line,
+            target=target,
+            lifetime_minutes=lifetime,
+            one_time=one_time,
+            start_at=start,
+            reason=clean_reason(_text(source.reason)),
         )
         return target, requested, []
 

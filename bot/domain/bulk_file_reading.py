@@ -94,6 +94,7 @@ class RawRow:
     one_time: CellValue
     start: CellValue
     extra: bool  # a file without a header row has values beside the user
+    reason: CellValue = None  # why the pass is wanted (issue 11): text, never interpreted
 
 
 @dataclass(frozen=True)
@@ -116,12 +117,13 @@ def read_table(data: bytes, filename: str, *, max_rows: int) -> Table:
 # --- columns ------------------------------------------------------------------------------------------------
 
 _USER_ROLE = "userPrincipalName"
-_ROLES = (_USER_ROLE, "lifetime", "once", "start")
+_ROLES = (_USER_ROLE, "lifetime", "once", "start", "reason")
 _USER_NAMES = ("userprincipalname", "upn", ("email", "emailaddress"), "mail", "user", "objectid")
 _OPTIONAL_NAMES = {
     "lifetime": ("lifetime", "lifetimeinminutes"),
     "once": ("once", "onetime", "onetimeuse", "isusableonce", "usableonce"),
     "start": ("start", "startdatetime"),
+    "reason": ("reason", "justification"),
 }
 # Headers that look meant for an optional column but are not one of its names ("Lifetime (hours)", "Start date"):
 # silently ignoring them would issue passes with defaults the operator did not intend.
@@ -129,11 +131,13 @@ _NEAR_MISSES = {
     "lifetime": ("lifetime",),
     "once": ("once", "onetime", "isusableonce", "usableonce"),
     "start": ("start",),
+    "reason": ("reason",),
 }
 _NEAR_MISS_ADVICE = {
     "lifetime": "rename it to lifetime and write each lifetime with its unit, like 90m, 8h or 2d",
     "once": "rename it to once and write yes or no",
     "start": "rename it to start and write each start as YYYY-MM-DD or YYYY-MM-DD HH:MM",
+    "reason": "rename it to reason and write each row's reason, like INC0012345 lost phone",
 }
 _HEADER_NOISE = re.compile(r"[\s_\-\ufeff\u200b]+")
 _BRACKETED = re.compile(r"\[([^\]]+)\]")  # Entra's bulk templates: "User name [userPrincipalName] Required"
@@ -155,6 +159,7 @@ class _Layout:
     lifetime: int | None = None
     once: int | None = None
     start: int | None = None
+    reason: int | None = None
     columns: tuple[str, ...] = (_USER_ROLE,)
     ignored: tuple[str, ...] = ()
     has_header: bool = True
@@ -162,12 +167,13 @@ class _Layout:
 
     @property
     def width(self) -> int:
-        used = [index for index in (self.user, self.lifetime, self.once, self.start) if index is not None]
+        roles = (self.user, self.lifetime, self.once, self.start, self.reason)
+        used = [index for index in roles if index is not None]
         return max(used) + 1
 
     def pick(self, line: int, cells: Sequence[Any]) -> RawRow:
         count = len(cells)
-        user, lifetime, once, start = self.user, self.lifetime, self.once, self.start
+        user, lifetime, once, start, reason = self.user, self.lifetime, self.once, self.start, self.reason
         return RawRow(
             line,
             cells[user] if user < count else None,
@@ -175,6 +181,7 @@ class _Layout:
             cells[once] if once is not None and once < count else None,
             cells[start] if start is not None and start < count else None,
             not self.has_header and any(_filled(cell) for cell in cells[1:]),
+            cells[reason] if reason is not None and reason < count else None,
         )
 
 
@@ -212,6 +219,7 @@ def _match_header(cells: Sequence[str]) -> _Layout | None:
         optional.get("lifetime"),
         optional.get("once"),
         optional.get("start"),
+        optional.get("reason"),
         columns=tuple(role for role in _ROLES if role == _USER_ROLE or role in optional),
         ignored=tuple(cell.strip() for index, cell in enumerate(cells) if index not in used and cell.strip()),
         complaint=complaint,

@@ -215,6 +215,7 @@ class RowRunner:
                 target=row.target,
                 rule=refusal.rule,
                 detail=f"bulk job {self._job.id}, line {row.line}: checked again when issuing",
+                reason=row.request_reason,
             )
             await self._finish([creating.moved(RowState.FAILED, reason=refusal.user_message)])
             return
@@ -258,6 +259,7 @@ class RowRunner:
             existing=existing,
             detail=f"bulk job {self._job.id}, line {row.line}",
             max_throttle_wait=timedelta(0),
+            reason=row.request_reason,
         )
 
     def _may_replace(self, row: JournalRow, existing: PassInfo) -> bool:
@@ -285,7 +287,11 @@ class RowRunner:
                 await self._finish([revoking.moved(RowState.NO_PASS, reason="Holds no pass any more.")])
                 return
             await self._tap.revoke_checked_pass(
-                self._requester, row.user_id or row.target, current, detail=f"bulk job {self._job.id}, line {row.line}"
+                self._requester,
+                row.user_id or row.target,
+                current,
+                detail=f"bulk job {self._job.id}, line {row.line}",
+                reason=row.request_reason,
             )
         except Throttled:
             raise

@@ -24,6 +24,7 @@ from bot.domain.eligibility import GRAPH_MAX_LIFETIME_MINUTES, resolve_lifetime,
 from bot.domain.errors import GraphUnavailable, Refused, Rule, TapError, Throttled
 from bot.domain.model import Caller, DirectoryUser, TapPolicy
 from bot.domain.ports import AuditLog, Clock, Directory, PassMethods
+from bot.domain.reasons import MAX_REASON_LENGTH, clean_reason
 from bot.domain.service import TapService
 from bot.domain.throttle import AdaptiveLimiter
 
@@ -94,15 +95,28 @@ class BulkService:
 
     # --- preflight ----------------------------------------------------------------------------------------
 
-    async def check_file(self, caller: Caller, kind: BulkKind, file: BulkFile, file_name: str, tz: str) -> Checked:
-        """Checks every row with the same rules as a single command, before anything is written."""
-        work = lambda: self._check_file(caller, kind, file, file_name, tz)  # noqa: E731
-        return await self._auditor.audited(kind.action, caller, Subject(f"file {file_name}"), work)
+    async def check_file(
+        self, caller: Caller, kind: BulkKind, file: BulkFile, file_name: str, tz: str, *, reason: str = ""
+    ) -> Checked:
+        """Checks every row with the same rules as a single command, before anything is written.
 
-    async def _check_file(self, caller: Caller, kind: BulkKind, file: BulkFile, file_name: str, tz: str) -> Checked:
+        `reason` is the whole file's reason (the text the file came with): rows without their own reason column
+        value take it. A row whose reason breaks the tenant's reason rules is refused with the sentence saying
+        what to write; a file reason that breaks them refuses the whole file.
+        """
+        work = lambda: self._check_file(caller, kind, file, file_name, tz, clean_reason(reason))  # noqa: E731
+        subject = Subject(f"file {file_name}", reason=clean_reason(reason))
+        return await self._auditor.audited(kind.action, caller, subject, work)
+
+    async def _check_file(
+        self, caller: Caller, kind: BulkKind, file: BulkFile, file_name: str, tz: str, reason: str
+    ) -> Checked:
         await self._tap.require_operator(caller)
         if caller.address is None:
             raise Refused(Rule.UNKNOWN_CALLER, "I can't tell where to send the results; use Microsoft Teams.")
+        rules = self._tap.reason_rules
+        if reason:
+            rules.check(reason)  # a reason given for the whole file must itself be acceptable
         policy = await self._directory.tap_policy()
         limiter = AdaptiveLimiter(initial=8)
         job_stub = BulkJob(
@@ -113,10 +127,20 @@ class BulkService:
             file_name=file_name,
             timezone=tz,
             created_at=self._clock.now(),
+            reason=reason,
         )
-        drafts = [_journal_row(row) for row in file.rows]
+        drafts = [_journal_row(row, reason) for row in file.rows]
         checker = self._check_issue_row if kind is BulkKind.ISSUE else self._check_revoke_row
-        checked = await _each(drafts, lambda row: _patiently(limiter, lambda: checker(caller, row, policy)))
+
+        async def check(row: JournalRow) -> JournalRow:
+            problem = rules.problem(row.request_reason)
+            if problem is not None:  # refused before any Graph read, like the single command
+                return row.moved(
+                    RowState.REFUSED, reason=problem, request_reason=row.request_reason[:MAX_REASON_LENGTH]
+                )
+            return await _patiently(limiter, lambda: checker(caller, row, policy))
+
+        checked = await _each(drafts, check)
         checked += [
             JournalRow(
                 job_id=0,
@@ -124,6 +148,7 @@ class BulkService:
                 target=problem.text or f"line {problem.line}",
                 state=RowState.REFUSED,
                 reason=problem.reason,
+                request_reason=reason,
             )
             for problem in file.problems
         ]
@@ -137,18 +162,24 @@ class BulkService:
             target=f"bulk job {job.id}",
             detail=f"{kind.value} file {file_name} checked: "
             + ", ".join(f"{state.value} {count}" for state, count in sorted(counts.items())),
+            reason=reason,
         )
         problems = [row for row in checked if row.state in (RowState.REFUSED, RowState.NOT_FOUND, RowState.NO_PASS)]
         return Checked(job, dict(counts), problems, len(file.duplicates), file.ignored_columns)
 
-    async def check_job_revocation(self, caller: Caller, source_job_id: int) -> Checked:
-        """`revoke everything from job N`: the users job N delivered passes to, checked like a revoke file."""
+    async def check_job_revocation(self, caller: Caller, source_job_id: int, *, reason: str = "") -> Checked:
+        """`revoke everything from job N`: the users job N delivered passes to, checked like a revoke file whose
+        reason is `reason` (every row takes it, so a missing or unacceptable one refuses the whole revocation)."""
+        await self._tap.require_operator(caller)
+        self._tap.check_reason(reason)
         source = await self.job(source_job_id)
         if source is None or source.kind is not BulkKind.ISSUE:
             raise UnknownJob(source_job_id)
         delivered = await self._store.rows(source_job_id, (RowState.DELIVERED,))
         file = _file_of(delivered, with_options=False)
-        return await self.check_file(caller, BulkKind.REVOKE, file, f"job {source_job_id}", source.timezone)
+        return await self.check_file(
+            caller, BulkKind.REVOKE, file, f"job {source_job_id}", source.timezone, reason=reason
+        )
 
     async def check_failed_rows(self, caller: Caller, job_id: int) -> Checked:
         """`Retry failed rows`: the rows job N failed, checked again as a new job of the same kind."""
@@ -156,7 +187,10 @@ class BulkService:
         failed = await self._store.rows(job_id, (RowState.FAILED,))
         if not failed:
             raise NothingToRetry()
-        return await self.check_file(caller, job.kind, _file_of(failed), f"retry of job {job.id}", job.timezone)
+        # The rows keep their own reasons; the job's reason stays the file's.
+        return await self.check_file(
+            caller, job.kind, _file_of(failed), f"retry of job {job.id}", job.timezone, reason=job.reason
+        )
 
     async def _check_issue_row(self, caller: Caller, row: JournalRow, policy: TapPolicy) -> JournalRow:
         user = await self._directory.find_user(row.target)
@@ -221,6 +255,7 @@ class BulkService:
                 lifetime_minutes=max((row.lifetime_minutes or 0) for row in queued) or 60,
                 one_time=all(row.one_time for row in queued),
                 reason=" ".join(reasons),
+                request_reason=_job_reason(job, queued),
             )
             await self._store.save_rows(queued)
             await self._store.set_job_options(job_id, replace_existing=replace_existing, approval_request_id=request.id)
@@ -242,6 +277,7 @@ class BulkService:
             caller,
             target=f"bulk job {job.id}",
             detail=f"started: {to_run} rows" + (", replacing existing passes" if replace_existing else ""),
+            reason=job.reason,
         )
         return Started(await self._job(job_id))
 
@@ -331,8 +367,18 @@ def _storable(lifetime_minutes: int | None) -> int | None:
     return lifetime_minutes
 
 
-def _journal_row(requested: RequestedRow) -> JournalRow:
-    """A requested row as the journal starts it: ready, until its check says otherwise."""
+def _job_reason(job: BulkJob, rows: list[JournalRow]) -> str:
+    """What an approver reads as the run's reason: the file's, else the rows' own reasons (the first few)."""
+    if job.reason:
+        return job.reason
+    distinct = list(dict.fromkeys(row.request_reason for row in rows if row.request_reason))
+    summary = "; ".join(distinct[:3]) + (f"; and {len(distinct) - 3} more" if len(distinct) > 3 else "")
+    return summary if len(summary) <= MAX_REASON_LENGTH else summary[: MAX_REASON_LENGTH - 1] + "…"
+
+
+def _journal_row(requested: RequestedRow, file_reason: str) -> JournalRow:
+    """A requested row as the journal starts it: ready, until its check says otherwise; its reason is its own or
+    else the file's."""
     return JournalRow(
         job_id=0,
         line=requested.line,
@@ -341,6 +387,7 @@ def _journal_row(requested: RequestedRow) -> JournalRow:
         lifetime_minutes=requested.lifetime_minutes,
         one_time=bool(requested.one_time),
         start_at=requested.start_at,
+        request_reason=requested.reason or file_reason,
     )
 
 
@@ -354,6 +401,7 @@ def _file_of(rows: list[JournalRow], *, with_options: bool = True) -> BulkFile:
                 lifetime_minutes=row.lifetime_minutes,
                 one_time=row.one_time,
                 start_at=row.start_at,
+                reason=row.request_reason,
             )
             if with_options
             else RequestedRow(line=row.line, target=row.user_id or row.target)

@@ -88,6 +88,7 @@ class DecisionService:
             decider,
             target=request.target_label,
             detail=f"{status.value} {request.kind.value} request {request.id}" + (f": {note}" if note else ""),
+            reason=request.request_reason,
         )
         if not approve or request.kind is ApprovalKind.BULK:
             return Decided(decided)  # a bulk job starts from the Teams edge once approved
@@ -101,6 +102,7 @@ class DecisionService:
                 target=request.target_label,
                 rule=getattr(error, "rule", None),
                 detail=f"approved request {request.id} but no pass was issued",
+                reason=request.request_reason,
             )
             return Decided(decided, not_issued=error.user_message)
 
@@ -137,6 +139,7 @@ class DecisionService:
             existing=check.existing,
             action=action,
             detail=f"approved by {request.decided_by_name or request.decided_by_id} (request {request.id})",
+            reason=request.request_reason,
         )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time
 from typing import Protocol
 from zoneinfo import ZoneInfo
@@ -16,6 +16,7 @@ from bot.domain.eligibility import clamp_lifetime, resolve_lifetime, resolve_one
 from bot.domain.errors import Refused, Rule
 from bot.domain.model import Caller, DirectoryUser, OnboardRequest
 from bot.domain.ports import AuditLog, Clock
+from bot.domain.reasons import clean_reason
 from bot.domain.service import AwaitingApproval, Issued, TapService, TargetCheck
 
 # Graph's @odata.type names of the two methods a new hire may already have.
@@ -98,7 +99,7 @@ class OnboardingService:
         self._auditor = Auditor(audit, clock)
 
     async def onboard(self, caller: Caller, request: OnboardRequest) -> Issued | AwaitingApproval:
-        subject = Subject(request.target)
+        subject = Subject(request.target, reason=clean_reason(request.reason))
         work = lambda: self._onboard(caller, request, subject)  # noqa: E731
         return await self._auditor.audited(AuditAction.ONBOARD, caller, subject, work)
 
@@ -121,6 +122,7 @@ class OnboardingService:
 
     async def _onboard(self, caller: Caller, request: OnboardRequest, subject: Subject) -> Issued | AwaitingApproval:
         await self._tap.require_known_caller(caller)
+        request = replace(request, reason=self._tap.check_reason(request.reason))
         user = await self._tap.find_user(subject)
         async with self._tap.target_lock(user):
             return await self._onboard_locked(caller, request, user)
@@ -147,6 +149,7 @@ class OnboardingService:
                 lifetime_minutes=lifetime,
                 one_time=one_time,
                 reason=f"Onboarding pass requested by {caller.display_name or 'the manager'} for a new hire.",
+                request_reason=request.reason,
             )
             return AwaitingApproval(opened)
         issued = await self._tap.create_checked_pass(
@@ -157,6 +160,7 @@ class OnboardingService:
             start_at=start,
             existing=existing,
             action=AuditAction.ONBOARD,
+            reason=request.reason,
         )
         return Issued(issued)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Protocol
 
 from bot.domain.errors import TapError
 
@@ -98,3 +99,30 @@ class ReasonRules:
 
 
 NO_REASON_RULES = ReasonRules()
+
+
+class PassReasons(Protocol):
+    """The reasons kept with the audit log (the store implements it)."""
+
+    async def reason_for_pass(self, pass_method_id: str) -> str | None:
+        """The reason the pass was created with; None when the bot has no record of creating it."""
+        ...
+
+
+_REASON_IN_TEXT = re.compile(
+    r"(?:^|\s)(?:--)?(?:reason|because)\b\s*[:=]?\s*(?:\"([^\"]*)\"|“([^”]*)”|„([^“”]*)[“”]|(\S.*))?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def split_reason(text: str) -> tuple[str, str]:
+    """A message that is not a command (the text a bulk file was attached with), split into what comes before its
+    reason and the reason: `reason "INC0012345 migration"` (straight or typographic quotes) or
+    `reason INC0012345 migration` (the rest of the message). The reason is cleaned, not checked; "" when the text
+    names none. Words inside the reason never count as instructions (a reason may say "revoke")."""
+    text = text or ""
+    match = _REASON_IN_TEXT.search(text)
+    if match is None:
+        return text, ""
+    reason = next((group for group in match.groups() if group is not None), "")
+    return text[: match.start()], clean_reason(reason)

@@ -67,3 +67,4 @@ class AuditEntry:
     graph_request_id: str | None
     rule: str | None
     detail: str
+    reason: str = ""

@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -25,6 +25,7 @@ from bot.domain.eligibility import (
 from bot.domain.errors import GraphUnavailable, Refused, Rule, TapError, TargetBusy, UserNotFound
 from bot.domain.model import Caller, DirectoryUser, IssuedPass, PassInfo, PassRequest, TapPolicy
 from bot.domain.ports import AuditLog, Clock, Directory, PassMethods, TargetLocks
+from bot.domain.reasons import NO_REASON_RULES, PassReasons, ReasonRules, clean_reason
 
 if TYPE_CHECKING:
     from bot.domain.approvals import ApprovalRequest
@@ -120,6 +121,7 @@ class PassStatus:
     user: DirectoryUser
     current: PassInfo | None
     now: datetime
+    reason: str | None = None  # the reason the current pass was issued with (None: unknown, e.g. made elsewhere)
 
 
 class TapService:
@@ -135,7 +137,11 @@ class TapService:
         approval_gate: ApprovalGate | None = None,
         lock_wait: timedelta = TARGET_LOCK_WAIT,
         cache_window: timedelta = DEFAULT_CACHE_WINDOW,
+        reasons: ReasonRules = NO_REASON_RULES,
+        pass_reasons: PassReasons | None = None,
     ) -> None:
+        self._reasons = reasons
+        self._pass_reasons = pass_reasons
         self._cache_window = cache_window
         self._policy_cache: tuple[datetime, TapPolicy] | None = None
         self._operator_until: dict[str, datetime] = {}  # caller object id -> a positive check is good until
@@ -184,6 +190,15 @@ class TapService:
     async def require_operator(self, caller: Caller) -> None:
         await self._require_operator(caller)
 
+    @property
+    def reason_rules(self) -> ReasonRules:
+        return self._reasons
+
+    def check_reason(self, reason: str) -> str:
+        """The cleaned reason, or ReasonRefused with a sentence saying what to write. Every path calls this before
+        it reads the target or writes anything (issue, revoke, onboarding, bulk rows)."""
+        return self._reasons.check(reason)
+
     async def require_operator_still(self, requester: Caller) -> None:
         """The right of someone who asked earlier (an approval, a bulk run), checked again when the write happens."""
         if not await self.is_operator(requester):
@@ -226,13 +241,13 @@ class TapService:
     # --- commands ------------------------------------------------------------------------------------------
 
     async def issue(self, caller: Caller, request: PassRequest) -> IssueResult:
-        subject = Subject(request.target)
+        subject = Subject(request.target, reason=clean_reason(request.reason))
         return await self._auditor.audited(
             AuditAction.ISSUE, caller, subject, lambda: self._issue(caller, request, subject)
         )
 
-    async def revoke(self, caller: Caller, target: str) -> RevokeResult:
-        subject = Subject(target)
+    async def revoke(self, caller: Caller, target: str, *, reason: str = "") -> RevokeResult:
+        subject = Subject(target, reason=clean_reason(reason))
         return await self._auditor.audited(AuditAction.REVOKE, caller, subject, lambda: self._revoke(caller, subject))
 
     async def status(self, caller: Caller, target: str) -> PassStatus:
@@ -320,6 +335,7 @@ class TapService:
         action: AuditAction = AuditAction.ISSUE,
         detail: str = "",
         max_throttle_wait: timedelta | None = None,
+        reason: str = "",
     ) -> IssuedPass:
         """Creates a pass whose rules were already checked (inside `target_lock`), and audits it.
 
@@ -346,6 +362,7 @@ class TapService:
             pass_info=issued.info,
             graph_request_id=issued.graph_request_id,
             detail="; ".join(part for part in (detail, _replacement_note(existing)) if part),
+            reason=reason,
         )
         return issued
 
@@ -363,7 +380,9 @@ class TapService:
         names = await asyncio.gather(*(self._directory.group_name(group_id) for group_id in sorted(group_ids)))
         return {group_id: name for group_id, name in zip(sorted(group_ids), names, strict=True) if name}
 
-    async def revoke_checked_pass(self, requester: Caller, user_id: str, current: PassInfo, *, detail: str) -> None:
+    async def revoke_checked_pass(
+        self, requester: Caller, user_id: str, current: PassInfo, *, detail: str, reason: str = ""
+    ) -> None:
         """Deletes a pass an authorised job decided to revoke, and audits it."""
         request_id = await self._passes.delete_pass(user_id, current.method_id)
         await self._auditor.record(
@@ -374,6 +393,7 @@ class TapService:
             pass_info=current,
             graph_request_id=request_id,
             detail=detail,
+            reason=reason,
         )
 
     async def require_known_caller(self, caller: Caller) -> None:
@@ -395,6 +415,7 @@ class TapService:
 
     async def _issue(self, caller: Caller, request: PassRequest, subject: Subject) -> IssueResult:
         await self._require_operator(caller)
+        request = replace(request, reason=self.check_reason(request.reason))
         user = await self._find_user(subject)
         async with self.target_lock(user):
             return await self._issue_locked(caller, request, user)
@@ -415,22 +436,32 @@ class TapService:
                 user=user,
                 pass_info=existing,
                 detail="target already holds a live pass; replacement needs confirmation",
+                reason=request.reason,
             )
             return ReplaceNeeded(user, existing, request, lifetime, one_time)
         gate = self._approval_gate
         if gate is not None and gate.long_lifetime(lifetime) and not request.approved:
             return await gate.ask_for_long_lifetime(caller, user, request, lifetime_minutes=lifetime, one_time=one_time)
         issued = await self.create_checked_pass(
-            caller, user, lifetime_minutes=lifetime, one_time=one_time, start_at=request.start_at, existing=existing
+            caller,
+            user,
+            lifetime_minutes=lifetime,
+            one_time=one_time,
+            start_at=request.start_at,
+            existing=existing,
+            reason=request.reason,
         )
         return Issued(issued)
 
     async def _revoke(self, caller: Caller, subject: Subject) -> RevokeResult:
         await self._require_operator(caller)
+        self.check_reason(subject.reason)
         user = await self._find_user(subject)
         current = await self._passes.current_pass(user.object_id)
         if current is None:
-            await self._auditor.record(AuditAction.REVOKE, AuditOutcome.NOTHING_TO_DO, caller, user=user)
+            await self._auditor.record(
+                AuditAction.REVOKE, AuditOutcome.NOTHING_TO_DO, caller, user=user, reason=subject.reason
+            )
             return NothingToRevoke(user)
         request_id = await self._passes.delete_pass(user.object_id, current.method_id)
         await self._auditor.record(
@@ -440,6 +471,7 @@ class TapService:
             user=user,
             pass_info=current,
             graph_request_id=request_id,
+            reason=subject.reason,
         )
         return Revoked(user, current, request_id)
 
@@ -448,7 +480,10 @@ class TapService:
         user = await self._find_user(subject)
         current = await self._passes.current_pass(user.object_id)
         await self._auditor.record(AuditAction.STATUS, AuditOutcome.SUCCEEDED, caller, user=user, pass_info=current)
-        return PassStatus(user, current, self._clock.now())
+        reason = None
+        if current is not None and self._pass_reasons is not None:
+            reason = await self._pass_reasons.reason_for_pass(current.method_id)
+        return PassStatus(user, current, self._clock.now(), reason)
 
     async def _policy(self, caller: Caller) -> TapPolicy:
         await self._require_operator(caller)

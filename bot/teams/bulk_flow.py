@@ -23,6 +23,7 @@ from bot.domain.bulk_file import read_bulk_file
 from bot.domain.bulk_runner import BulkRunner
 from bot.domain.bulk_service import BulkService, Checked, Started, WaitingForApproval
 from bot.domain.ports import Clock, FileTransfers
+from bot.domain.reasons import split_reason
 from bot.domain.records import RedactionReason
 from bot.teams.bulk_export import BULK_RESULTS_OFFER as BULK_RESULTS_OFFER  # the offer kind agent.py routes
 from bot.teams.bulk_export import PERSONAL_ONLY, BulkExport
@@ -84,7 +85,9 @@ class BulkFlow:
         if not turn.is_personal:
             await turn.reply_here("Attach bulk files in our personal chat, not here: the results are private.")
             return
-        kind = BulkKind.REVOKE if "revoke" in turn.facts.text.lower() else BulkKind.ISSUE
+        # The message's text says what to do with the file and, after `reason`, why (for rows without their own).
+        instructions, reason = split_reason(turn.facts.text)
+        kind = BulkKind.REVOKE if "revoke" in instructions.lower() else BulkKind.ISSUE
         data = await self._transfers.fetch(attached.download_url)
         file = await asyncio.to_thread(
             read_bulk_file,
@@ -95,14 +98,14 @@ class BulkFlow:
             tz=turn.timezone,
             default_start_hour=self._presentation.default_start_hour,
         )
-        checked = await self._bulk.check_file(turn.caller, kind, file, attached.name, turn.timezone.key)
+        checked = await self._bulk.check_file(turn.caller, kind, file, attached.name, turn.timezone.key, reason=reason)
         await self._send_preflight(turn, checked)
 
-    async def on_revoke_job(self, turn: Turn, job_id: int) -> None:
+    async def on_revoke_job(self, turn: Turn, job_id: int, *, reason: str = "") -> None:
         if not turn.is_personal:
             await turn.reply_here("Run bulk revocations in our personal chat: the results are private.")
             return
-        await self._send_preflight(turn, await self._bulk.check_job_revocation(turn.caller, job_id))
+        await self._send_preflight(turn, await self._bulk.check_job_revocation(turn.caller, job_id, reason=reason))
 
     async def _send_preflight(self, turn: Turn, checked: Checked) -> None:
         await turn.reply_here(

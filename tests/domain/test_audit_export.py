@@ -105,6 +105,7 @@ class Row:
     graph_request_id: str | None = "req-1"
     rule: str | None = None
     detail: str = ""
+    reason: str = ""
 
 
 @dataclass
@@ -137,7 +138,13 @@ async def test_the_file_holds_the_days_asked_for_with_formulas_neutralised() -> 
     rows = [
         Row(1, datetime(2026, 11, 19, 22, 59, tzinfo=UTC)),  # 23:59 in Berlin, the day before the period
         Row(2, datetime(2026, 11, 19, 23, 0, tzinfo=UTC), detail='=HYPERLINK("http://evil")'),  # 00:00 Berlin
-        Row(3, datetime(2026, 11, 26, 12, 0, tzinfo=UTC), target_upn="+cmd@contoso.com", one_time=None),
+        Row(
+            3,
+            datetime(2026, 11, 26, 12, 0, tzinfo=UTC),
+            target_upn="+cmd@contoso.com",
+            one_time=None,
+            reason="@SUM(1+1) INC0012345",
+        ),
         Row(4, datetime(2026, 11, 26, 13, 0, tzinfo=UTC)),  # now: after the cutoff
     ]
     audit = MemoryAudit()
@@ -151,6 +158,7 @@ async def test_the_file_holds_the_days_asked_for_with_formulas_neutralised() -> 
     assert records[0]["detail"] == '\'=HYPERLINK("http://evil")'
     assert records[1]["targetUserPrincipalName"] == "'+cmd@contoso.com"
     assert records[1]["oneTime"] == "" and records[0]["oneTime"] == "no"
+    assert records[1]["reason"] == "'@SUM(1+1) INC0012345" and records[0]["reason"] == ""
     assert audit.events == [], "building the file writes nothing; offering and sending do"
 
 

@@ -144,12 +144,12 @@ async def test_data_survive_a_second_migration(store: SqlStore, store_url: str) 
 
 
 async def test_revisions_and_the_command(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert head_revision() == "0002"
+    assert head_revision() == "0003"
     assert await current_revision(database_url) is None
     status = await asyncio.to_thread(migrate_module.main, ["--url", database_url, "--status"])
     assert status == 1 and "at revision (none)" in capsys.readouterr().out
     assert await asyncio.to_thread(migrate_module.main, ["--url", database_url]) == 0
-    assert "migrated from (empty) to revision 0002" in capsys.readouterr().out
+    assert "migrated from (empty) to revision 0003" in capsys.readouterr().out
     assert await asyncio.to_thread(migrate_module.main, ["--url", database_url]) == 0
     assert "nothing to do" in capsys.readouterr().out
     assert await asyncio.to_thread(migrate_module.main, ["--url", database_url, "--status"]) == 0
@@ -192,6 +192,10 @@ async def test_a_database_made_before_migrations_is_adopted(database_url: str, s
                 sync.execute(text("ALTER TABLE bulk_jobs DROP COLUMN lease_until"))
                 sync.execute(text("ALTER TABLE bulk_jobs DROP COLUMN lease_owner"))
                 sync.execute(text("ALTER TABLE approval_requests DROP COLUMN timezone"))  # added by 0002
+                sync.execute(text("DROP INDEX ix_audit_events_pass_method_id"))  # added by 0003
+                for table, column in (("audit_events", "reason"), ("approval_requests", "request_reason")):
+                    sync.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))  # added by 0003
+                sync.execute(text("ALTER TABLE bulk_jobs DROP COLUMN reason"))  # added by 0003
                 sync.execute(
                     Base.metadata.tables["approvals_channels"]
                     .insert()
@@ -279,3 +283,78 @@ async def test_a_failed_migration_leaves_nothing_behind(database_url: str) -> No
     with pytest.raises(Exception, match="ix_processed_activities_at"):
         await migrate(database_url)
     assert await read(database_url, lambda connection: inspect(connection).get_table_names()) == ["other"]
+
+
+async def test_upgrade_from_0002_keeps_rows_gives_them_no_reason_and_keeps_the_audit_append_only(
+    database_url: str,
+) -> None:
+    """A database in use at 0002 (rows in every table 0003 changes) moves to 0003 in place: the rows stay, their
+    reason is '' (none was asked for then), the new reason columns work, and the audit log still refuses UPDATE."""
+    engine = create_async_engine(database_url)
+    at = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+    try:
+        async with engine.begin() as connection:
+            await connection.run_sync(lambda sync: command.upgrade(alembic_config(connection=sync), "0002"))
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO audit_events (at, action, outcome, actor_id, actor_name, pass_method_id, detail) "
+                    "VALUES (:at, 'issue', 'succeeded', 'op-1', 'Olga', 'm-old', '')"
+                ),
+                {"at": at},
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO approval_requests (id, kind, status, requester_id, requester_tenant_id, "
+                    "requester_name, requester_channel_account_id, requester_service_url, bot_id, target_id, "
+                    "target_label, lifetime_minutes, one_time, reason, created_at, expires_at, decision_note) "
+                    "VALUES ('11111111-1111-1111-1111-111111111111', 'long_lifetime', 'pending', 'op-1', 't', "
+                    "'Olga', '29:o', 'https://smba.example/', 'bot', 'u-1', 'Megan', 600, false, "
+                    "'Lifetime above the limit', :at, :at, '')"
+                ),
+                {"at": at},
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO bulk_jobs (id, kind, status, requester_id, requester_tenant_id, requester_name, "
+                    "requester_channel_account_id, requester_service_url, bot_id, file_name, timezone, created_at, "
+                    "replace_existing) VALUES (7, 'issue', 'checked', 'op-1', 't', 'Olga', '29:o', "
+                    "'https://smba.example/', 'bot', 'users.csv', 'UTC', :at, false)"
+                ),
+                {"at": at},
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO bulk_rows (job_id, line, target, state, one_time, reason, attempts) "
+                    "VALUES (7, 2, 'megan@contoso.com', 'ready', false, '', 0)"
+                )
+            )
+    finally:
+        await engine.dispose()
+
+    result = await migrate(database_url)
+    assert (result.before, result.after) == ("0002", "0003")
+    store = SqlStore.from_url(database_url)
+    try:
+        [entry] = await store.audit_rows()
+        assert (entry.pass_method_id, entry.reason) == ("m-old", "")
+        assert await store.reason_for_pass("m-old") == ""
+        approval = await store.approval("11111111-1111-1111-1111-111111111111")
+        assert approval is not None and approval.request_reason == "" and approval.reason == "Lifetime above the limit"
+        job = await store.job(7)
+        assert job is not None and job.reason == ""
+        [row] = await store.rows(7)
+        assert (row.target, row.request_reason) == ("megan@contoso.com", "")
+    finally:
+        await store.close()
+    engine = create_async_engine(database_url)
+    try:
+        with pytest.raises(Exception, match=r"append-only|audit"):
+            async with engine.begin() as connection:
+                await connection.execute(text("UPDATE audit_events SET reason = 'made up later'"))
+    finally:
+        await engine.dispose()
+    assert await read(database_url, triggers_of) in (
+        {"audit_events_no_update", "audit_events_no_delete"},
+        {"audit_events_no_change", "audit_events_no_truncate"},
+    )

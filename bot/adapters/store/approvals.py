@@ -118,6 +118,7 @@ def _approval_values(request: ApprovalRequest) -> dict[str, object]:
         "card_conversation_id": request.card_conversation_id,
         "card_activity_id": request.card_activity_id,
         "timezone": request.timezone,
+        "request_reason": request.request_reason,
     }
 
 
@@ -143,4 +144,5 @@ def _approval(row: ApprovalRow) -> ApprovalRequest:
         card_activity_id=row.card_activity_id,
         card_service_url=row.card_service_url,
         timezone=row.timezone,
+        request_reason=row.request_reason,
     )

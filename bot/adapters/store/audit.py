@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from bot.adapters.store.schema import AuditRow
 from bot.adapters.store.sessions import SqlDatabase
-from bot.domain.audit import AuditEvent
+from bot.domain.audit import AuditAction, AuditEvent, AuditOutcome
 from bot.domain.records import AuditEntry
 
 
@@ -34,6 +34,7 @@ class SqlAuditLog:
                     graph_request_id=event.graph_request_id,
                     rule=event.rule,
                     detail=event.detail,
+                    reason=event.reason,
                 )
             )
 
@@ -43,6 +44,21 @@ class SqlAuditLog:
             query = query.where(AuditRow.at >= since)
         async with self._db.session() as session:
             return [_entry(row) for row in (await session.scalars(query)).all()]
+
+    async def reason_for_pass(self, pass_method_id: str) -> str | None:
+        """The reason the pass was created with: the newest successful issue or onboarding row naming it."""
+        query = (
+            select(AuditRow.reason)
+            .where(
+                AuditRow.pass_method_id == pass_method_id,
+                AuditRow.action.in_((AuditAction.ISSUE.value, AuditAction.ONBOARD.value)),
+                AuditRow.outcome == AuditOutcome.SUCCEEDED.value,
+            )
+            .order_by(AuditRow.id.desc())
+            .limit(1)
+        )
+        async with self._db.session() as session:
+            return (await session.scalars(query)).first()
 
 
 def _entry(row: AuditRow) -> AuditEntry:
@@ -62,4 +78,5 @@ def _entry(row: AuditRow) -> AuditEntry:
         graph_request_id=row.graph_request_id,
         rule=row.rule,
         detail=row.detail,
+        reason=row.reason,
     )

@@ -27,6 +27,7 @@ class SqlBulkJournal:
                 created_at=job.created_at,
                 replace_existing=job.replace_existing,
                 source_job_id=job.source_job_id,
+                reason=job.reason,
             )
             session.add(record)
             await session.flush()
@@ -154,6 +155,7 @@ def _job(record: BulkJobRow) -> BulkJob:
         progress_activity_id=record.progress_activity_id,
         progress_service_url=record.progress_service_url,
         approval_request_id=record.approval_request_id,
+        reason=record.reason,
     )
 
 
@@ -172,6 +174,7 @@ def _row_values(row: JournalRow) -> dict[str, object]:
         "pass_method_id": row.pass_method_id,
         "expires_at": row.expires_at,
         "attempts": row.attempts,
+        "request_reason": row.request_reason,
     }
 
 
@@ -190,4 +193,5 @@ def _bulk_row(record: BulkRowRow) -> JournalRow:
         pass_method_id=record.pass_method_id,
         expires_at=record.expires_at,
         attempts=record.attempts,
+        request_reason=record.request_reason,
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text, TypeDecorator
+from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text, TypeDecorator, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -71,10 +71,11 @@ class AuditRow(Base):
     lifetime_minutes: Mapped[int | None] = mapped_column(Integer)
     start_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     one_time: Mapped[bool | None] = mapped_column(Boolean)
-    pass_method_id: Mapped[str | None] = mapped_column(String(64))
+    pass_method_id: Mapped[str | None] = mapped_column(String(64), index=True)  # status reads a pass's reason (0003)
     graph_request_id: Mapped[str | None] = mapped_column(String(64))
     rule: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(Text, default="")
+    reason: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))  # the requester's reason (0003)
 
 
 class PassCardRow(Base):
@@ -143,6 +144,8 @@ class ApprovalRow(Base):
     card_conversation_id: Mapped[str | None] = mapped_column(String(500))
     card_activity_id: Mapped[str | None] = mapped_column(String(200))
     timezone: Mapped[str | None] = mapped_column(String(64))
+    # The requester's own reason (a ticket number), carried to the pass; `reason` says why approval is needed (0003).
+    request_reason: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
 
 
 class ApprovalsChannelRow(Base):
@@ -180,6 +183,9 @@ class BulkJobRow(Base):
     approval_request_id: Mapped[str | None] = mapped_column(String(36))
     lease_owner: Mapped[str | None] = mapped_column(ClippedString(100))
     lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    reason: Mapped[str] = mapped_column(
+        Text, default="", server_default=text("''")
+    )  # one reason for the whole file (0003)
 
 
 class TargetLockRow(Base):
@@ -222,6 +228,8 @@ class BulkRowRow(Base):
     pass_method_id: Mapped[str | None] = mapped_column(String(64))
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The row's reason for the pass (its own column, else the file's); `reason` says why it was refused (0003).
+    request_reason: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
 
     __table_args__ = (Index("ix_bulk_rows_state", "job_id", "state"),)
 
