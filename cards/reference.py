@@ -1,10 +1,10 @@
-"""Cards that explain: the tenant's pass policy and the command help."""
+"""Cards that explain: the tenant's pass policy and the command help (from the command table)."""
 
 from __future__ import annotations
 
 from microsoft_teams.cards.core import CardElement
 
-from bot.domain.commands import EXAMPLES
+from bot.domain.commands import COMMANDS, EXAMPLE_ISSUE_BY_NAME, EXAMPLES
 from bot.domain.model import ALL_USERS, TapPolicy, TargetType
 from cards.formatting import format_minutes
 from cards.passes import CardJson, facts, heading, render, sentence
@@ -43,32 +43,7 @@ def _targets(targets: tuple, *, everyone: str, names: dict[str, str]) -> str:
     return ", ".join(shown)
 
 
-HELP_LINES = (
-    (
-        "/tap issue USER [LIFETIME] [one-time] [start WHEN] [replace]",
-        "Issue a pass. USER: name@domain or object id. LIFETIME: minutes or 90m, 8h, 2d. "
-        "WHEN: now, +2h, 08:00, tomorrow 08:00, 2026-12-01T08:00 (your time zone). "
-        "'replace' confirms replacing a pass the user already holds.",
-    ),
-    ("/tap revoke USER", "Delete the user's pass."),
-    (
-        "/tap status USER",
-        "Show whether the user holds a pass, when it starts and expires (never its value).",
-    ),
-    ("/tap policy", "Show the tenant's pass policy: allowed lifetimes, one-time rule, who is in scope."),
-    (
-        "/tap onboard USER [start WHEN] [LIFETIME]",
-        "Managers: a first-day pass for your own new hire, from the hire date; an operator may have to approve.",
-    ),
-    ("/tap approvals here", "Operators, in a channel: post approval requests to this channel."),
-    ("/tap requests", "Operators: the pending requests. Everyone else: your own requests."),
-    (
-        "/tap audit export [FIRST DAY] [LAST DAY]",
-        "Operators: the audit log as a CSV file, sent privately. Days as YYYY-MM-DD in your time zone; "
-        "default the last 7 days.",
-    ),
-    ("/tap help", "This list."),
-)
+HELP_LINES = tuple((spec.usage, spec.summary) for spec in COMMANDS)
 
 
 def help_card(*, unknown_word: str | None = None) -> CardJson:
@@ -83,11 +58,11 @@ def help_card(*, unknown_word: str | None = None) -> CardJson:
     body.append(facts(*HELP_LINES))
     body.append(
         sentence(
-            "A user is a user principal name (name@domain) or an object id. Passes are only ever sent to you "
+            "A user is a name, a user principal name (name@domain) or an object id. Passes are only ever sent to you "
             "in your personal chat with me; in a channel or group chat, @mention me and I answer there that "
             "the card went to you privately.",
             subtle=True,
         )
     )
-    body.append(sentence(f"Example: {EXAMPLES['issue']}", subtle=True))
+    body.append(sentence(f"Examples: {EXAMPLES['issue']} · {EXAMPLE_ISSUE_BY_NAME}", subtle=True))
     return render(*body)

@@ -4,6 +4,7 @@ Written for the IT admins who approve the app and the operators who use it. Team
 short description ≤ 80 characters, full ≤ 4000; ≤ 3 command lists, ≤ 10 commands each, a title ≤ 32 and a
 description ≤ 128 characters.
 
+The command menus come from the command table (bot/domain/commands/table.py), one row per command.
 Command titles read `tap <command>` (no slash): picked from the menu in a channel Teams sends `@tapbot tap issue`,
 which the bot's parser reads like `/tap issue`; in personal chat the prefix is optional anyway.
 """
@@ -11,10 +12,11 @@ which the bot's parser reads like `/tap issue`; in personal chat the prefix is o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
-Scope = Literal["personal", "team", "groupChat"]
-BOT_SCOPES: tuple[Scope, ...] = ("personal", "team", "groupChat")
+from bot.domain.commands import COMMANDS, MENU_SCOPES, MenuScope
+
+Scope = MenuScope
+BOT_SCOPES: tuple[Scope, ...] = MENU_SCOPES
 
 DEFAULT_SHORT_NAME = "tapbot"
 FULL_NAME_SUFFIX = " – Temporary Access Passes"
@@ -54,31 +56,13 @@ class BotCommand:
     description: str
 
 
-_USER_COMMANDS = (
-    BotCommand(
-        "tap issue", "<user> [8h] [one-time] [start tomorrow 08:00] [replace]: issue a pass, sent to you privately"
-    ),
-    BotCommand("tap revoke", "<user>: delete the user's pass and hide any card showing it"),
-    BotCommand("tap status", "<user>: whether the user holds a pass, its start, expiry and state; never the value"),
-    BotCommand("tap policy", "The tenant's TAP policy: allowed lifetimes, default, one-time rule, who is in scope"),
-    BotCommand("tap onboard", "<user>: managers request an onboarding pass for a new direct report"),
-    BotCommand("tap requests", "Approval requests: yours, and (operators) those waiting for a decision"),
-    BotCommand("tap audit", "export [first day] [last day]: operators get the audit log as a CSV file, privately"),
-)
-_HELP_IN_PERSONAL_CHAT = BotCommand("tap help", "All commands. To issue passes in bulk, attach a CSV of users here.")
-_HELP_ELSEWHERE = BotCommand("tap help", "All commands. Bulk: attach a CSV of users in your personal chat with me.")
-
-
-_APPROVALS_HERE = BotCommand("tap approvals", "here: operators make this channel the one where requests are decided")
-
-
 def command_list(scope: Scope) -> tuple[BotCommand, ...]:
-    """The command menu Teams shows in `scope`: the same commands, help says where bulk works.
+    """The command menu Teams shows in `scope`, from the command table (bot/domain/commands/table.py).
 
-    Only a team offers `tap approvals here`: approval requests are posted to a channel.
+    Only a team offers `tap approvals here`: approval requests are posted to a channel; help says where bulk works.
     """
-    if scope == "personal":
-        return (*_USER_COMMANDS, _HELP_IN_PERSONAL_CHAT)
-    if scope == "team":
-        return (*_USER_COMMANDS, _APPROVALS_HERE, _HELP_ELSEWHERE)
-    return (*_USER_COMMANDS, _HELP_ELSEWHERE)
+    return tuple(
+        BotCommand(f"tap {spec.word}", description)
+        for spec in COMMANDS
+        if (description := spec.menu_description(scope)) is not None
+    )

@@ -13,15 +13,3 @@ EXAMPLE_APPROVALS = "/tap approvals here"
 EXAMPLE_REQUESTS = "/tap requests"
 EXAMPLE_AUDIT = "/tap audit export 2026-05-01 2026-05-07"
 EXAMPLE_REVOKE_JOB = "/tap revoke job 12"
-
-EXAMPLES = {
-    "issue": EXAMPLE_ISSUE,
-    "revoke": EXAMPLE_REVOKE,
-    "status": EXAMPLE_STATUS,
-    "policy": EXAMPLE_POLICY,
-    "help": EXAMPLE_HELP,
-    "onboard": EXAMPLE_ONBOARD,
-    "approvals": EXAMPLE_APPROVALS,
-    "requests": EXAMPLE_REQUESTS,
-    "audit": EXAMPLE_AUDIT,
-}

@@ -36,6 +36,8 @@ from bot.domain.commands.examples import (
     EXAMPLE_HELP,
     EXAMPLE_ISSUE,
     EXAMPLE_ONBOARD,
+    EXAMPLE_POLICY,
+    EXAMPLE_REQUESTS,
     EXAMPLE_REVOKE,
     EXAMPLE_REVOKE_JOB,
     EXAMPLE_STATUS,
@@ -60,7 +62,6 @@ MAX_COMMAND_LENGTH = 500 + MAX_REASON_LENGTH  # a full command with the longest 
 MAX_JOB_ID = 2**31 - 1  # the largest id the database's integer column holds
 EARLIEST_AUDIT_DAY = date(2000, 1, 1)  # older days hold no audit; earlier dates only risk overflowing time zones
 
-PREFIXES = frozenset({"/tap", "tap", "@tap", "tapbot"})
 ONE_TIME_WORDS = frozenset({"one-time", "onetime", "once", "one_time", "single-use", "--one-time", "--once"})
 REPLACE_WORDS = frozenset({"replace", "--replace", "replace=yes", "replace=true"})
 START_WORDS = frozenset({"start", "at", "from", "starting", "--start"})
@@ -80,31 +81,26 @@ class Line:
     default_start_hour: int
 
 
-def parse_command(text: str, *, now: datetime, tz: tzinfo, default_start_hour: int = 8) -> Command:
-    """Parses a cleaned command line. Raises CommandError with a reason and a correct example."""
+def parse_policy(line: Line) -> Command:
+    _no_arguments(line, "policy", EXAMPLE_POLICY)
+    return PolicyCommand()
+
+
+def parse_requests(line: Line) -> Command:
+    _no_arguments(line, "requests", EXAMPLE_REQUESTS)
+    return RequestsCommand()
+
+
+def _no_arguments(line: Line, word: str, example: str) -> None:
+    if line.words:
+        raise CommandError(f"'/tap {word}' takes no arguments.", example)
+
+
+def split_line(text: str) -> list[Word]:
+    """The words of a command line; the length check comes first, so no long line is split."""
     if len(text) > MAX_COMMAND_LENGTH:
         raise CommandError("That message is too long to be a command.", EXAMPLE_HELP)
-    words = split_words(text, EXAMPLE_ISSUE)
-    if words and not words[0].quoted and words[0].text.lower() in PREFIXES:
-        words = words[1:]
-    if not words:
-        return FormCommand("issue")
-    typed = words[0].text
-    word = typed.lower().lstrip("/")
-    word = COMMAND_ALIASES.get(word, word)
-    parse = _PARSERS.get(word)
-    if parse is None or words[0].quoted:
-        return HelpCommand(unknown_word=typed)
-    return parse(Line(text, words[1:], now, tz, default_start_hour))
-
-
-def _no_arguments(command: Command, word: str, example: str):
-    def parse(line: Line) -> Command:
-        if line.words:
-            raise CommandError(f"'/tap {word}' takes no arguments.", example)
-        return command
-
-    return parse
+    return split_words(text, EXAMPLE_ISSUE)
 
 
 def parse_help(_line: Line) -> Command:
@@ -308,29 +304,3 @@ def parse_audit(line: Line) -> Command:
     if (last - first).days + 1 > MAX_EXPORT_DAYS:
         raise CommandError(f"Export at most {MAX_EXPORT_DAYS} days at a time.", example)
     return AuditExportCommand(AuditPeriod(first, last, zone))
-
-
-COMMAND_ALIASES = {
-    "create": "issue",
-    "new": "issue",
-    "delete": "revoke",
-    "remove": "revoke",
-    "show": "status",
-    "get": "status",
-    "?": "help",
-    "request": "requests",
-    "pending": "requests",
-    "approval": "approvals",
-}
-
-_PARSERS = {
-    "issue": parse_issue,
-    "revoke": parse_revoke,
-    "status": parse_status,
-    "policy": _no_arguments(PolicyCommand(), "policy", "/tap policy"),
-    "help": parse_help,
-    "onboard": parse_onboard,
-    "approvals": parse_approvals,
-    "requests": _no_arguments(RequestsCommand(), "requests", "/tap requests"),
-    "audit": parse_audit,
-}
