@@ -21,6 +21,7 @@ from bot.domain.model import (
     TargetType,
     UsabilityReason,
 )
+from bot.domain.people import name_fits
 from bot.domain.service import AccessRules, ApprovalGate, TapService
 
 TENANT = "11111111-1111-1111-1111-111111111111"
@@ -93,6 +94,7 @@ class FakeDirectory:
     policy: TapPolicy = field(default_factory=default_policy)
     managers: dict[str, str] = field(default_factory=dict)
     methods: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    searches: list[str] = field(default_factory=list)  # every text search_users was asked for
 
     def add(self, user: DirectoryUser, *groups: str, roles: tuple[str, ...] = ()) -> DirectoryUser:
         self.users[user.object_id] = user
@@ -107,6 +109,13 @@ class FakeDirectory:
             if reference.lower() in (user.object_id.lower(), user.user_principal_name.lower()):
                 return user
         return None
+
+    async def search_users(self, text: str, *, limit: int) -> list[DirectoryUser]:
+        self.searches.append(text)
+        return [user for user in self.users.values() if name_fits(user, text)][:limit]
+
+    async def direct_reports(self, manager_id: str) -> list[DirectoryUser]:
+        return [self.users[user_id] for user_id, manager in self.managers.items() if manager == manager_id]
 
     async def member_groups(self, user_id: str, group_ids: Iterable[str]) -> frozenset[str]:
         return frozenset(group for group in group_ids if user_id in self.groups.get(group, set()))

@@ -21,6 +21,9 @@ from msgraph.generated.models.temporary_access_pass_authentication_method import
 from msgraph.generated.users.item.check_member_groups.check_member_groups_post_request_body import (
     CheckMemberGroupsPostRequestBody,
 )
+from msgraph.generated.users.item.direct_reports.graph_user.graph_user_request_builder import (
+    GraphUserRequestBuilder,
+)
 from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph.graph_service_client import GraphServiceClient
@@ -30,7 +33,7 @@ from bot.adapters.graph_client import build_credential as build_credential
 from bot.adapters.graph_client import build_graph_client as build_graph_client
 from bot.adapters.graph_client import load_response_models as load_response_models
 from bot.adapters.graph_errors import _fields, _request_id, _retry_after, _translate, _unavailable
-from bot.adapters.graph_json import _directory_user, _int, _pass_info, _targets, _values
+from bot.adapters.graph_json import _directory_user, _int, _pass_info, _targets, _values, user_search_clauses
 from bot.adapters.graph_roles import RoleReads
 from bot.domain.errors import GraphRejected, GraphUnavailable, TapError, Throttled
 from bot.domain.model import DirectoryUser, IssuedPass, PassInfo, PassSecret, TapPolicy
@@ -46,13 +49,19 @@ USER_FIELDS = [
     "userType",
     "accountEnabled",
     "employeeHireDate",
+    "department",
+    "jobTitle",
 ]
+# A search asks for at most this many users (Graph's own $top limit on /users is 999).
+MAX_SEARCH_RESULTS = 999
 CHECK_MEMBER_GROUPS_LIMIT = 20
 # How far Graph's clock may trail ours when deciding whether a pass found after an uncertain failure is ours.
 CLOCK_SKEW = timedelta(minutes=2)
 CREATE_ATTEMPTS = 3
 # An interactive command waits for a throttled create at most this long before telling the user to retry.
 MAX_INTERACTIVE_THROTTLE_WAIT = timedelta(seconds=5)
+# Graph answers `$search` on directory objects only as an advanced query (concepts/aad-advanced-queries.md).
+EVENTUAL_CONSISTENCY = {"ConsistencyLevel": "eventual"}
 TAP_CONFIGURATION_TYPE = "#microsoft.graph.temporaryAccessPassAuthenticationMethodConfiguration"
 
 
@@ -86,6 +95,38 @@ class GraphGateway(RoleReads):
         except httpx.HTTPError as error:
             raise _unavailable("look up the user", error) from None
         return _directory_user(user) if user is not None else None
+
+    async def search_users(self, text: str, *, limit: int) -> list[DirectoryUser]:
+        """Users whose display name has words starting with the text's words, or whose given name, surname, mail
+        or user principal name starts with it: one `GET /users?$search=...` (graph_json.user_search_clauses says
+        how it is written). Graph serves `$search` on users only as an advanced query, so the request carries
+        `ConsistencyLevel: eventual` (without it Graph answers 400 Request_UnsupportedQuery); `$count` is not
+        needed for `$search`. One page of at most `limit` (≤ 999, Graph's `$top` limit) users."""
+        search = user_search_clauses(text)
+        if search is None or limit < 1:
+            return []
+        query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+            search=search, top=min(limit, MAX_SEARCH_RESULTS), select=USER_FIELDS
+        )
+        call = _Call()
+        what = "search the directory for users"
+        try:
+            page = await self._json(
+                self._client.users.to_get_request_information(call.configuration(query, EVENTUAL_CONSISTENCY))
+            )
+        except ODataError as error:
+            raise _translate(error, what) from None
+        except httpx.HTTPError as error:
+            raise _unavailable(what, error) from None
+        return [_directory_user(user) for user in _values(page) if isinstance(user, dict)][:limit]
+
+    async def direct_reports(self, manager_id: str) -> list[DirectoryUser]:
+        """The users who report to the manager (`/users/{id}/directReports/microsoft.graph.user`, every page)."""
+        query = GraphUserRequestBuilder.GraphUserRequestBuilderGetQueryParameters(select=USER_FIELDS, top=999)
+        pages = await self._read_pages(
+            "read the manager's direct reports", self._user(manager_id).direct_reports.graph_user, query
+        )
+        return [_directory_user(user) for page in pages for user in _values(page) if isinstance(user, dict)]
 
     async def member_groups(self, user_id: str, group_ids: Iterable[str]) -> frozenset[str]:
         wanted = sorted(set(group_ids))

@@ -35,6 +35,25 @@ def _odata_literal(value: str) -> str:
     return value.replace("'", "''")
 
 
+# The user properties a name search looks in: displayName is matched word by word (Graph tokenizes it), the others
+# by their start (Graph: "fields other than displayName and description default to $filter startswith behavior").
+SEARCH_PROPERTIES = ("displayName", "givenName", "surname", "mail", "userPrincipalName")
+# A known Graph issue: `$search` on directory objects mishandles values containing '&' (search-query-parameter.md).
+_SEARCH_UNSAFE = str.maketrans({"&": " "})
+
+
+def user_search_clauses(text: str) -> str | None:
+    """The `$search` value for a name typed by a person: `"displayName:Megan Bowen" OR "givenName:Megan Bowen" OR
+    ...`. Graph's rules (concepts/search-query-parameter.md): each clause is `"property:text"` inside double quotes,
+    a `"` or `\\` in the text escaped with a backslash, clauses joined by upper-case OR; the query string's own
+    percent-encoding is the SDK's. None when nothing searchable is left."""
+    cleaned = " ".join(text.translate(_SEARCH_UNSAFE).split())
+    if not cleaned:
+        return None
+    escaped = cleaned.replace("\\", "\\\\").replace('"', '\\"')
+    return " OR ".join(f'"{name}:{escaped}"' for name in SEARCH_PROPERTIES)
+
+
 def _role_name(definition: object) -> str:
     name = definition.get("displayName") if isinstance(definition, dict) else None
     return str(name) if name else "a directory role"
@@ -86,6 +105,8 @@ def _directory_user(user: Mapping[str, Any]) -> DirectoryUser:
         account_enabled=user.get("accountEnabled") is not False,
         employee_hire_date=_utc(_datetime(user.get("employeeHireDate"))),
         mail=_text(user.get("mail")),
+        department=_text(user.get("department")) or None,
+        job_title=_text(user.get("jobTitle")) or None,
     )
 
 

@@ -24,6 +24,15 @@ class Directory(Protocol):
         """A user by object id or user principal name; None when the tenant has no such user."""
         ...
 
+    async def search_users(self, text: str, *, limit: int) -> list[DirectoryUser]:
+        """At most `limit` users a typed name fits: display name words starting with the text's words, or a given
+        name, surname, mail address or user principal name starting with the text. Empty when none."""
+        ...
+
+    async def direct_reports(self, manager_id: str) -> list[DirectoryUser]:
+        """The users whose manager in the directory is `manager_id`."""
+        ...
+
     async def member_groups(self, user_id: str, group_ids: Iterable[str]) -> frozenset[str]:
         """Which of `group_ids` the user belongs to, nested membership included."""
         ...

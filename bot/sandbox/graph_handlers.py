@@ -36,6 +36,7 @@ from bot.sandbox.passes import IssuedPass
 from bot.sandbox.routing import GraphRequest, GraphResponse, GraphRouter, no_content, ok
 from bot.sandbox.state import SandboxState
 from bot.sandbox.tenant import TENANT_SCOPE, RoleDefinition, TenantGroup, TenantUser
+from bot.sandbox.user_search import SEARCH_NEEDS_HEADER, filter_test, search_test
 
 CHECK_MEMBER_GROUPS_LIMIT = 20
 MAX_PAGE_SIZE = 999
@@ -55,6 +56,8 @@ def build_graph_router() -> GraphRouter:
     router.add("GET", "/users/{user}", get_user)
     router.add("GET", "/users/{user}/manager", get_manager)
     router.add("GET", "/users/{user}/directReports", list_direct_reports)
+    router.add("GET", "/users/{user}/directReports/microsoft.graph.user", list_direct_report_users)
+    router.add("GET", "/users/{user}/directReports/graph.user", list_direct_report_users)
     router.add("POST", "/users/{user}/checkMemberGroups", check_member_groups)
     router.add("GET", "/users/{user}/transitiveMemberOf", list_transitive_member_of)
     # The OData cast to groups only; msgraph-sdk spells it with Graph's short alias.
@@ -83,14 +86,32 @@ def build_graph_router() -> GraphRouter:
 
 
 def list_users(state: SandboxState, request: GraphRequest, params: Params) -> GraphResponse:
-    """`$top` (1..999, default 100) and `$select`; no paging, no `$filter` (the bot lists users only to probe)."""
-    if "$filter" in request.query or "$search" in request.query:
-        raise bad_request("The sandbox supports only $top and $select on /users.")
-    raw_top = request.query.get("$top", "100")
-    if not raw_top.isdigit() or not 1 <= int(raw_top) <= MAX_PAGE_SIZE:
-        raise bad_request(f"Invalid page size specified: '{raw_top}'. Must be between 1 and {MAX_PAGE_SIZE}.")
+    """`$top` (1..999, default 100), `$select`, `$search` (only with `ConsistencyLevel: eventual`, as Graph),
+    `$filter=startswith(...)`, `$count=true` (honoured with the header, silently ignored without it), paged with
+    `@odata.nextLink`. See bot/sandbox/user_search.py for the syntax and what each property matches."""
+    eventual = request.headers.get("ConsistencyLevel", "").lower() == "eventual"
+    users: list[TenantUser] = list(state.tenant.users)
+    search = request.query.get("$search")
+    if search is not None:
+        if not eventual:
+            raise bad_request(SEARCH_NEEDS_HEADER, code="Request_UnsupportedQuery")
+        matches = search_test(search)
+        users = [user for user in users if matches(user)]
+    filter_text = request.query.get("$filter")
+    if filter_text is not None:
+        matches = filter_test(filter_text)
+        users = [user for user in users if matches(user)]
+    counted = eventual and request.query.get("$count", "").lower() == "true"
     select = request.query.get("$select")
-    return ok({"value": [user_json(user, select) for user in state.tenant.users[: int(raw_top)]]})
+    rendered = [user_json(user, select) for user in users]
+    return ok(_page(request, rendered, count=len(rendered) if counted else None))
+
+
+def list_direct_report_users(state: SandboxState, request: GraphRequest, params: Params) -> GraphResponse:
+    """`/users/{id}/directReports/microsoft.graph.user`: the OData cast to users, paged, with `$select`."""
+    reports = state.tenant.direct_reports_of(_user_or_404(state, params["user"]))
+    select = request.query.get("$select")
+    return ok(_page(request, [user_json(report, select, with_odata_type=True) for report in reports]))
 
 
 def get_user(state: SandboxState, request: GraphRequest, params: Params) -> GraphResponse:

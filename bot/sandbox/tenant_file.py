@@ -119,6 +119,8 @@ def _parse_user(data: object, index: int) -> TenantUser:
             "managerId",
             "jobTitle",
             "department",
+            "givenName",
+            "surname",
             "authenticationMethods",
         },
     )
@@ -141,6 +143,8 @@ def _parse_user(data: object, index: int) -> TenantUser:
         manager_id=fields.optional_guid("managerId"),
         job_title=fields.optional_text("jobTitle"),
         department=fields.optional_text("department"),
+        given_name=fields.optional_text("givenName"),
+        surname=fields.optional_text("surname"),
         authentication_methods=methods,
     )
 

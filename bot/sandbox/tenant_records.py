@@ -92,6 +92,8 @@ class TenantUser:
     manager_id: str | None = None
     job_title: str | None = None
     department: str | None = None
+    given_name: str | None = None
+    surname: str | None = None
     # As listed in the tenant file; the password method every user has may be left out (see below).
     authentication_methods: tuple[AuthenticationMethod, ...] = ()
 
