@@ -155,3 +155,30 @@ def test_the_21vianet_cloud_is_refused_with_a_sentence(base_url: str) -> None:
 def test_us_government_graph_is_accepted() -> None:
     settings = Settings.from_env(real_tenant(TAPBOT_GRAPH_BASE_URL="https://graph.microsoft.us/v1.0"))
     assert settings.graph.base_url == "https://graph.microsoft.us/v1.0"
+
+
+def test_reasons_are_optional_by_default_and_the_ticket_pattern_makes_them_required() -> None:
+    default = Settings.from_env({}).reasons
+    assert (default.required, default.ticket_pattern, default.problem("")) == (False, None, None)
+    rules = Settings.from_env({"TAPBOT_TICKET_PATTERN": r"INC\d{7}", "TAPBOT_TICKET_EXAMPLE": "INC0012345"}).reasons
+    assert rules.problem("INC0012345 lost phone") is None
+    assert (
+        rules.problem("")
+        == 'Give a reason with a ticket number like INC0012345, for example: reason "INC0012345 lost phone".'
+    )
+    assert Settings.from_env({"TAPBOT_REASON_REQUIRED": "yes"}).reasons.problem("lost phone") is None
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TAPBOT_TICKET_PATTERN": "INC(\\d"}, r"TAPBOT_TICKET_PATTERN=INC\(\\d is not a valid regular expression"),
+        ({"TAPBOT_TICKET_PATTERN": "(INC)?"}, "matches an empty reason"),
+        ({"TAPBOT_TICKET_EXAMPLE": "INC1"}, "TAPBOT_TICKET_EXAMPLE is set but TAPBOT_TICKET_PATTERN is not"),
+        ({"TAPBOT_TICKET_PATTERN": r"INC\d{7}", "TAPBOT_TICKET_EXAMPLE": "INC12"}, "does not match"),
+        ({"TAPBOT_REASON_REQUIRED": "maybe"}, "TAPBOT_REASON_REQUIRED=maybe is not true or false"),
+    ],
+)
+def test_bad_reason_settings_stop_the_start_naming_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env(env)

@@ -806,3 +806,21 @@ def test_results_csv_round_trips_every_cell() -> None:
             dangerous = cell[:1] in ("=", "+", "-", "@", "\t", "\r", "\n")
             assert back == ("'" + cell if dangerous else cell)
             assert not back.startswith(("=", "+", "-", "@", "\t", "\r", "\n"))
+
+
+def test_a_reason_column_is_read_as_plain_text_per_row() -> None:
+    file = read_text(
+        f'userPrincipalName,Reason,lifetime\r\n{ALICE},"INC0012345 new laptop\r\n(second line)",2h\r\n{BOB},,\r\n'
+    )
+    assert file.columns == ("userPrincipalName", "lifetime", "reason")
+    assert [(row.target, row.reason) for row in file.rows] == [
+        (ALICE, "INC0012345 new laptop (second line)"),
+        (BOB, ""),
+    ]
+    workbook = read(workbook_bytes(["UPN", "reason"], [ALICE, "=HYPERLINK(1)"], [BOB, 12345]), "users.xlsx")
+    # A formula cell yields the value Excel last saved (none here), never an evaluation.
+    assert [row.reason for row in workbook.rows] == ["", "12345"]
+
+
+def test_a_misspelt_reason_column_is_named_not_ignored() -> None:
+    assert "rename it to reason" in refusal(f"userPrincipalName,Reason (ticket)\r\n{ALICE},INC1\r\n".encode())
