@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from bot.domain.commands import is_user_reference
 from bot.domain.model import PassRequest
+from bot.domain.reasons import MAX_REASON_LENGTH
 
 MAX_ID = 2**31 - 1  # bulk job ids are INTEGER columns: larger numbers cannot name a job
 MAX_LIFETIME_MINUTES = 60 * 24 * 366  # a button naming more is damaged (the policy allows at most 30 days)
@@ -27,6 +28,8 @@ LATEST_START = datetime(2100, 1, 1, tzinfo=UTC)
 _CARD_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _REQUEST_ID = _CARD_ID
 _METHOD_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_OBJECT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+MAX_COMMAND_TEXT = 600  # a command's canonical text: a verb, an object id, options and a reason of 300 characters
 
 DAMAGED = "This button's data is damaged, so I did nothing."
 
@@ -172,6 +175,7 @@ class ReplaceButton:
     one_time: bool
     replace_method_id: str
     start_at: datetime | None = None
+    reason: str = ""  # the request's reason, checked again by the service like a typed one
 
     def data(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -183,6 +187,8 @@ class ReplaceButton:
         }
         if self.start_at is not None:
             data["startAt"] = self.start_at.isoformat()
+        if self.reason:
+            data["reason"] = self.reason[:MAX_REASON_LENGTH]
         return data
 
     @classmethod
@@ -199,7 +205,8 @@ class ReplaceButton:
             raise BadButtonData()
         method_id = _text(fields, "replaceMethodId", max_length=MAX_METHOD_ID, pattern=_METHOD_ID)
         label = _optional_text(fields, "label", max_length=MAX_LABEL) or target
-        return cls(target, label, lifetime, one_time, method_id, _start(fields.get("startAt")))
+        reason = _optional_text(fields, "reason", max_length=MAX_REASON_LENGTH)
+        return cls(target, label, lifetime, one_time, method_id, _start(fields.get("startAt")), reason)
 
     def request(self) -> PassRequest:
         return PassRequest(
@@ -209,7 +216,33 @@ class ReplaceButton:
             start_at=self.start_at,
             replace=True,
             replace_method_id=self.replace_method_id,
+            reason=self.reason,
         )
+
+
+@dataclass(frozen=True)
+class ChoosePersonButton:
+    """One candidate on a "Which Megan?" card: the command as if typed with that person's object id, the person's
+    label for the settled card, and whom the choice was offered to.
+
+    The command is re-parsed and re-authorised for whoever presses (commands.py `command_text` wrote it), so
+    forging it gains nothing a typed command would not; `offeredTo` only keeps a choice with the person it was for.
+    """
+
+    command: str
+    label: str
+    offered_to: str
+
+    def data(self) -> dict[str, Any]:
+        return {"command": self.command, "label": self.label[:MAX_LABEL], "offeredTo": self.offered_to}
+
+    @classmethod
+    def parse(cls, data: object) -> ChoosePersonButton:
+        fields = _fields(data)
+        command = _text(fields, "command", max_length=MAX_COMMAND_TEXT)
+        offered_to = _text(fields, "offeredTo", max_length=36, pattern=_OBJECT_ID)
+        label = _optional_text(fields, "label", max_length=MAX_LABEL)
+        return cls(command, label or "the person you chose", offered_to.lower())
 
 
 def _start(value: object) -> datetime | None:
@@ -224,3 +257,35 @@ def _start(value: object) -> datetime | None:
     if start.tzinfo is None or not EARLIEST_START <= start < LATEST_START:
         raise BadButtonData()
     return start.astimezone(UTC)
+
+
+FORM_WORDS = ("issue", "onboard")
+MAX_FORM_VALUE = 1000  # longer than anything a form field takes (a reason is at most 300): such a value is damaged
+MAX_FORM_VALUES = 20
+
+
+@dataclass(frozen=True)
+class FormButton:
+    """The submit button of a command form (cards/forms.py): which form, and the values of its inputs, which Teams
+    merges into the data. The values are the user's input like typed text: the command's own checks read them."""
+
+    word: str
+    values: Mapping[str, str] = field(default_factory=dict)
+
+    def data(self) -> dict[str, Any]:
+        return {"form": self.word}
+
+    @classmethod
+    def parse(cls, data: object) -> FormButton:
+        fields = _fields(data)
+        word = fields.get("form")
+        if word not in FORM_WORDS or len(fields) > MAX_FORM_VALUES + 1:
+            raise BadButtonData()
+        values: dict[str, str] = {}
+        for key, value in fields.items():
+            if key == "form":
+                continue
+            if not isinstance(key, str) or not isinstance(value, str) or len(value) > MAX_FORM_VALUE:
+                raise BadButtonData()
+            values[key] = value
+        return cls(str(word), values)

@@ -19,11 +19,12 @@ from microsoft_teams.cards.core import (
     TextSize,
 )
 
-from bot.domain.model import IssuedPass, PassInfo, UsabilityReason
+from bot.domain.model import DirectoryUser, IssuedPass, PassInfo, UsabilityReason
 from bot.domain.service import PassStatus, ReplaceNeeded
 from cards import verbs
 from cards.buttons import HandedOverButton, KeepButton, ReplaceButton
 from cards.formatting import format_minutes, local_and_utc
+from cards.reasons import reason_block
 
 CardJson = dict[str, Any]
 
@@ -73,11 +74,22 @@ def facts(*pairs: tuple[str, str]) -> FactSet:
     return FactSet(facts=[Fact(title=title, value=value) for title, value in pairs])
 
 
+def work_line(user: DirectoryUser) -> str:
+    """'Marketing · Marketing Manager' (what the directory says of it): tells two people with one name apart."""
+    return " · ".join(part for part in (user.department, user.job_title) if part)
+
+
+def _work(user: DirectoryUser) -> list[CardElement]:
+    work = work_line(user)
+    return [TextBlock(text=work, is_subtle=True, wrap=True, spacing="None")] if work else []
+
+
 def pass_card(issued: IssuedPass, *, card_id: str, tz: tzinfo, now: datetime) -> CardJson:
     """The only place a pass value is ever written: the requester's private card."""
     info = issued.info
     body: list[CardElement] = [
         heading(f"Temporary Access Pass for {issued.user.label}"),
+        *_work(issued.user),
         Container(style="emphasis", items=[literal_pass(issued.secret.reveal(), size="ExtraLarge")]),
         facts(*_pass_facts(info, tz)),
     ]
@@ -136,14 +148,24 @@ def status_card(status: PassStatus, *, tz: tzinfo) -> CardJson:
     if current is None:
         return render(
             heading(f"Pass status for {status.user.label}"),
+            *_work(status.user),
             sentence("This user holds no Temporary Access Pass."),
         )
     return render(
         heading(f"Pass status for {status.user.label}"),
+        *_work(status.user),
         TextBlock(text=_state_sentence(current, status.now), wrap=True, weight="Bolder"),
         facts(("Created", local_and_utc(current.created_at, tz)), *_pass_facts(current, tz)),
+        reason_block(_issue_reason(status.reason)),
         sentence("The pass value is never shown again after it was issued.", subtle=True),
     )
+
+
+def _issue_reason(reason: str | None) -> str:
+    """The reason the pass was issued with, as the audit log has it."""
+    if reason is None:
+        return "Not recorded (the pass was not issued through tapbot)"
+    return reason or "None given"
 
 
 def replace_question_card(question: ReplaceNeeded, *, tz: tzinfo) -> CardJson:
@@ -156,9 +178,11 @@ def replace_question_card(question: ReplaceNeeded, *, tz: tzinfo) -> CardJson:
         one_time=question.one_time,
         replace_method_id=existing.method_id,
         start_at=request.start_at,
+        reason=request.reason,
     )
     return render(
         heading(f"{question.user.label} already holds a pass"),
+        *_work(question.user),
         sentence(
             "Creating a new pass replaces the existing one at once: if a colleague has just handed it over, "
             "it will stop working."
@@ -170,6 +194,7 @@ def replace_question_card(question: ReplaceNeeded, *, tz: tzinfo) -> CardJson:
             f"{', starting ' + local_and_utc(request.start_at, tz) if request.start_at else ''}.",
             subtle=True,
         ),
+        *([reason_block(request.reason)] if request.reason else []),
         actions=[
             ExecuteAction(title="Replace it", verb=verbs.CONFIRM_REPLACE, data=replace.data(), style="destructive"),
             ExecuteAction(

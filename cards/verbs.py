@@ -9,6 +9,8 @@ BULK_CONFIRM = "tap.bulkConfirm"
 BULK_CANCEL = "tap.bulkCancel"
 BULK_RETRY = "tap.bulkRetry"
 BULK_EXPORT = "tap.bulkExport"
+SUBMIT_FORM = "tap.submitForm"
+CHOOSE_PERSON = "tap.choosePerson"
 
 ALL = frozenset(
     {
@@ -21,5 +23,7 @@ ALL = frozenset(
         BULK_CANCEL,
         BULK_RETRY,
         BULK_EXPORT,
+        SUBMIT_FORM,
+        CHOOSE_PERSON,
     }
 )
