@@ -18,6 +18,7 @@ from bot.health import ReadinessCache
 from bot.settings import Settings
 from bot.teams.agent import TeamsRuntime
 from bot.teams.bulk_flow import BulkFlow
+from bot.teams.commands import CommandRunner
 from bot.teams.housekeeping import Housekeeping
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ class Components:
     desk: ApprovalDesk
     decisions: DecisionService
     bulk: BulkFlow
+    commands: CommandRunner
     housekeeping: Housekeeping
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     readiness: ReadinessCache = field(default_factory=ReadinessCache)

@@ -31,6 +31,7 @@ from bot.domain.bulk_runner import BulkRunner
 from bot.domain.bulk_service import BulkService
 from bot.domain.decisions import DecisionService
 from bot.domain.onboarding import OnboardingDefaults, OnboardingService
+from bot.domain.people import PeopleFinder
 from bot.domain.ports import Clock
 from bot.domain.service import AccessRules, TapService
 from bot.settings import Settings
@@ -40,10 +41,12 @@ from bot.teams.audit_export import AuditExportFlow
 from bot.teams.bulk_export import BulkExport, ExportVault
 from bot.teams.bulk_flow import BulkFlow
 from bot.teams.bulk_results import BulkResults
+from bot.teams.commands import CommandRunner, TypedCommands
 from bot.teams.delivery import Outbound, PrivateDelivery
 from bot.teams.handlers import TapHandlers
 from bot.teams.housekeeping import Housekeeping
 from bot.teams.pass_delivery import PassDelivery
+from bot.teams.people_flow import PeopleFlow, PersonChoices
 from bot.teams.presentation import Presentation
 from bot.teams.redaction import CardRedactor
 from bot.teams.turn import Turns
@@ -230,8 +233,20 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
         presentation=presentation,
         audit_export=audit_export,
     )
+    finder = PeopleFinder(tap=service, onboarding=onboarding, directory=graph, audit=audit, clock=clock)
+    runner = CommandRunner(handlers=handlers.command_handlers(), people=PeopleFlow(finder=finder))
+    messages = TypedCommands(
+        runner=runner, bulk=bulk, delivery=delivery, store=store, clock=clock, presentation=presentation
+    )
     register_handlers(
-        runtime, turns=turns, handlers=handlers, approvals=approvals, bulk=bulk, audit_export=audit_export
+        runtime,
+        turns=turns,
+        messages=messages,
+        choices=PersonChoices(runner=runner, clock=clock),
+        handlers=handlers,
+        approvals=approvals,
+        bulk=bulk,
+        audit_export=audit_export,
     )
     return Components(
         settings=settings,
@@ -245,6 +260,7 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
         desk=desk,
         decisions=decisions,
         bulk=bulk,
+        commands=runner,
         housekeeping=Housekeeping(redactor=redactor, approvals=approvals, bulk=bulk),
     )
 

@@ -26,8 +26,10 @@ from bot.settings import DEFAULT_CONNECTOR_HOSTS, Settings
 from bot.teams.approval_flow import ApprovalFlow
 from bot.teams.audit_export import AUDIT_EXPORT_OFFER, AuditExportFlow
 from bot.teams.bulk_flow import BULK_RESULTS_OFFER, BulkFlow
+from bot.teams.commands import TypedCommands
 from bot.teams.file_offer import route_consents
 from bot.teams.handlers import TapHandlers, is_unhandled_card_action
+from bot.teams.people_flow import PersonChoices
 from bot.teams.trust import ConnectorHosts, UntrustedServiceUrl, channel_issuers
 from bot.teams.turn import Turns
 from cards import verbs
@@ -122,6 +124,8 @@ def register_handlers(
     runtime: TeamsRuntime,
     *,
     turns: Turns,
+    messages: TypedCommands,
+    choices: PersonChoices,
     handlers: TapHandlers,
     approvals: ApprovalFlow,
     bulk: BulkFlow,
@@ -131,11 +135,12 @@ def register_handlers(
     bot's own handlers its `Turn` and answers their refusals."""
     application = runtime.application
     application.conversation_update("membersAdded")(turns.activity(handlers.on_members_added))
-    application.activity(ActivityTypes.message)(turns.activity(handlers.on_message))
+    application.activity(ActivityTypes.message)(turns.activity(messages.on_message))
     buttons = {
         verbs.HANDED_OVER: turns.button(handlers.on_handed_over),
         verbs.CONFIRM_REPLACE: turns.button(handlers.on_confirm_replace),
         verbs.KEEP_EXISTING: turns.button(handlers.on_keep_existing),
+        verbs.CHOOSE_PERSON: turns.button(choices.on_choose_person),
         verbs.APPROVE: turns.button(approvals.on_approve),
         verbs.DENY: turns.button(approvals.on_deny),
         verbs.BULK_CONFIRM: turns.button(bulk.on_confirm),

@@ -1,14 +1,14 @@
-"""What the bot does with each message and card button: parse → domain → card → private delivery.
+"""What the bot does with each typed command and pass button: domain → card → private delivery.
 
-A command's whole path: bot/domain/commands.py (parser) → this file (handler) → bot/domain/service.py (rules).
+A command's whole path: bot/domain/commands/table.py (its row and parser) → this file (its handler, one shape:
+`async (turn, command) -> None`, listed in `TapHandlers.command_handlers`) → bot/domain/service.py (the rules).
+Messages reach the handlers through bot/teams/commands.py (`TypedCommands`, `CommandRunner`).
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
-from typing import Protocol
 
 from microsoft_agents.activity import Activity, ActivityTypes, AdaptiveCardInvokeResponse, InvokeResponse
 from microsoft_agents.hosting.core import TurnContext, TurnState
@@ -16,11 +16,9 @@ from microsoft_agents.hosting.core.app.adaptive_card import factory
 
 from bot.domain.approval_desk import ApprovalDesk
 from bot.domain.commands import (
-    EXAMPLE_ISSUE,
+    EXAMPLES,
     ApprovalsHereCommand,
     AuditExportCommand,
-    Command,
-    CommandError,
     FormCommand,
     HelpCommand,
     IssueCommand,
@@ -30,20 +28,18 @@ from bot.domain.commands import (
     RevokeCommand,
     RevokeJobCommand,
     StatusCommand,
-    names_a_person_by_name,
-    parse_command,
-    target_of,
 )
 from bot.domain.errors import GraphUnavailable, TapError
 from bot.domain.model import Caller
 from bot.domain.onboarding import OnboardingService
-from bot.domain.ports import Clock, PassCards, ProcessedActivities
+from bot.domain.ports import Clock, PassCards
 from bot.domain.records import RedactionReason
 from bot.domain.service import AwaitingApproval, Issued, NothingToRevoke, ReplaceNeeded, Revoked, TapService
 from bot.teams.activity import ConversationKind
 from bot.teams.approval_flow import ApprovalAnnouncer
 from bot.teams.audit_export import AuditExportFlow
-from bot.teams.bulk_flow import BulkFlow, attached_file
+from bot.teams.bulk_flow import BulkFlow
+from bot.teams.commands import CommandHandlers
 from bot.teams.delivery import INSTALL_ADVICE, PrivateDelivery, text_message
 from bot.teams.pass_delivery import PassDelivery
 from bot.teams.presentation import Presentation
@@ -57,7 +53,6 @@ from cards.reference import help_card, policy_card
 
 logger = logging.getLogger(__name__)
 
-DEDUPE_WINDOW = timedelta(days=1)
 CARD_ACTION_INVOKE = "adaptiveCard/action"
 SOMETHING_WENT_WRONG = (
     "Something went wrong on my side and nothing was changed. Try again; if it keeps happening, "
@@ -65,12 +60,8 @@ SOMETHING_WENT_WRONG = (
 )
 
 
-class HandlerStore(PassCards, ProcessedActivities, Protocol):
-    """What the handlers read directly: pass cards (hand-over) and activities already handled (retries)."""
-
-
 class TapHandlers:
-    """The typed commands and the pass buttons. Each gets its `Turn` from `Turns`, which answers refusals."""
+    """The typed commands' handlers and the pass buttons. Each gets its `Turn` from `Turns`, which answers refusals."""
 
     def __init__(
         self,
@@ -83,7 +74,7 @@ class TapHandlers:
         bulk: BulkFlow,
         delivery: PrivateDelivery,
         redactor: CardRedactor,
-        store: HandlerStore,
+        store: PassCards,
         clock: Clock,
         presentation: Presentation,
         audit_export: AuditExportFlow,
@@ -101,71 +92,65 @@ class TapHandlers:
         self._clock = clock
         self._presentation = presentation
 
-    # --- messages -----------------------------------------------------------------------------------------
+    # --- typed commands: one handler per command type, each `async (turn, command) -> None` ------------------
 
-    async def on_message(self, turn: Turn) -> None:
-        if not await self._first_delivery(turn.context):
-            logger.info("ignoring a repeated delivery of activity %s", turn.context.activity.id)
-            return
-        await self._delivery.remember_personal_chat(turn.facts)
-        attached = attached_file(turn.context.activity)
-        if attached is not None:
-            await self._bulk.on_file(turn, attached)
-            return
-        try:
-            command = parse_command(
-                turn.facts.text,
-                now=self._clock.now(),
-                tz=turn.timezone,
-                default_start_hour=self._presentation.default_start_hour,
-            )
-        except CommandError as error:
-            await turn.reply_here(f"{error.reason} Example: {error.example}")
-            return
-        await self._run(turn, command)
+    def command_handlers(self) -> CommandHandlers:
+        """The handler of every command type. FormCommand answers with a sentence until the form flow replaces it."""
+        return (
+            CommandHandlers()
+            .add(HelpCommand, self.on_help)
+            .add(FormCommand, self.on_form_unavailable)
+            .add(IssueCommand, self.on_issue)
+            .add(OnboardCommand, self.on_onboard)
+            .add(RevokeCommand, self.on_revoke)
+            .add(RevokeJobCommand, self.on_revoke_job)
+            .add(StatusCommand, self.on_status)
+            .add(PolicyCommand, self.on_policy)
+            .add(RequestsCommand, self.on_requests)
+            .add(ApprovalsHereCommand, self.on_approvals_here)
+            .add(AuditExportCommand, self._audit_export.on_command)
+        )
 
-    async def _run(self, turn: Turn, command: Command) -> None:
-        caller = turn.caller
-        if names_a_person_by_name(command):
-            await turn.reply_here(
-                f"I can't look people up by name yet, so I did nothing for '{target_of(command)}'. Give their user "
-                f"principal name (name@domain) or object id. Example: {EXAMPLE_ISSUE}"
-            )
-            return
-        if isinstance(command, FormCommand):
-            await turn.reply_here(f"Tell me who the pass is for. Example: {EXAMPLE_ISSUE}")
-            return
-        if isinstance(command, HelpCommand):
-            await turn.reply_here(card=help_card(unknown_word=command.unknown_word))
-        elif isinstance(command, IssueCommand):
-            result = await self._service.issue(caller, command.request)
-            if isinstance(result, ReplaceNeeded):
-                await turn.reply_privately(card=replace_question_card(result, tz=turn.timezone))
-            else:
-                await self._issued_or_awaiting(turn, result)
-        elif isinstance(command, OnboardCommand):
-            await self._issued_or_awaiting(turn, await self._onboarding.onboard(caller, command.request))
-        elif isinstance(command, ApprovalsHereCommand):
-            await self._register_approvals_channel(turn)
-        elif isinstance(command, RevokeJobCommand):
-            await self._bulk.on_revoke_job(turn, command.job_id)
-        elif isinstance(command, RequestsCommand):
-            operator = await self._service.is_operator(caller)
-            listed = await self._desk.requests_for(caller, operator=operator)
-            card = requests_card(listed, tz=turn.timezone, operator=operator, now=self._clock.now())
-            await turn.reply_privately(card=card)
-        elif isinstance(command, RevokeCommand):
-            outcome = await self._service.revoke(caller, command.target)
-            await turn.reply_privately(await self._revoke_sentence(caller, outcome))
-        elif isinstance(command, StatusCommand):
-            status = await self._service.status(caller, command.target)
-            await turn.reply_privately(card=status_card(status, tz=turn.timezone))
-        elif isinstance(command, AuditExportCommand):
-            await self._audit_export.on_command(turn, command)
-        elif isinstance(command, PolicyCommand):
-            policy = await self._service.policy(caller)
-            names = await self._service.group_names(policy.target_group_ids)
-            await turn.reply_privately(card=policy_card(policy, group_names=names))
+    async def on_help(self, turn: Turn, command: HelpCommand) -> None:
+        await turn.reply_here(card=help_card(unknown_word=command.unknown_word))
+
+    async def on_form_unavailable(self, turn: Turn, command: FormCommand) -> None:
+        await turn.reply_here(f"Tell me who the pass is for. Example: {EXAMPLES[command.word]}")
+
+    async def on_issue(self, turn: Turn, command: IssueCommand) -> None:
+        result = await self._service.issue(turn.caller, command.request)
+        if isinstance(result, ReplaceNeeded):
+            await turn.reply_privately(card=replace_question_card(result, tz=turn.timezone))
+        else:
+            await self._issued_or_awaiting(turn, result)
+
+    async def on_onboard(self, turn: Turn, command: OnboardCommand) -> None:
+        await self._issued_or_awaiting(turn, await self._onboarding.onboard(turn.caller, command.request))
+
+    async def on_revoke(self, turn: Turn, command: RevokeCommand) -> None:
+        outcome = await self._service.revoke(turn.caller, command.target, reason=command.reason)
+        await turn.reply_privately(await self._revoke_sentence(turn.caller, outcome))
+
+    async def on_revoke_job(self, turn: Turn, command: RevokeJobCommand) -> None:
+        await self._bulk.on_revoke_job(turn, command.job_id)
+
+    async def on_status(self, turn: Turn, command: StatusCommand) -> None:
+        status = await self._service.status(turn.caller, command.target)
+        await turn.reply_privately(card=status_card(status, tz=turn.timezone))
+
+    async def on_policy(self, turn: Turn, _command: PolicyCommand) -> None:
+        policy = await self._service.policy(turn.caller)
+        names = await self._service.group_names(policy.target_group_ids)
+        await turn.reply_privately(card=policy_card(policy, group_names=names))
+
+    async def on_requests(self, turn: Turn, _command: RequestsCommand) -> None:
+        operator = await self._service.is_operator(turn.caller)
+        listed = await self._desk.requests_for(turn.caller, operator=operator)
+        card = requests_card(listed, tz=turn.timezone, operator=operator, now=self._clock.now())
+        await turn.reply_privately(card=card)
+
+    async def on_approvals_here(self, turn: Turn, _command: ApprovalsHereCommand) -> None:
+        await self._register_approvals_channel(turn)
 
     async def _revoke_sentence(self, caller: Caller, outcome: Revoked | NothingToRevoke) -> str:
         if isinstance(outcome, NothingToRevoke):
@@ -211,14 +196,6 @@ class TapHandlers:
             "This channel now receives approval requests. Operators decide them here with Approve or Deny; "
             "nobody may decide their own request.",
         )
-
-    async def _first_delivery(self, context: TurnContext) -> bool:
-        """Teams retries a delivery it believes failed, with the same activity id: act on it only once."""
-        activity = context.activity
-        if not activity.id:
-            return True
-        conversation = activity.conversation.id if activity.conversation else ""
-        return await self._store.first_delivery(f"{conversation}|{activity.id}", self._clock.now(), DEDUPE_WINDOW)
 
     # --- card buttons (Action.Execute) --------------------------------------------------------------------
 

@@ -60,7 +60,8 @@ def test_other_commands() -> None:
     assert parse("status mailto:a@contoso.com") == StatusCommand("a@contoso.com")
     assert parse("/tap policy") == PolicyCommand()
     assert parse("/tap help") == HelpCommand()
-    assert parse("") == FormCommand("issue")  # was the help card; issue 11: a bare /tap opens the form
+    assert parse("") == HelpCommand()
+    assert parse("/tap") == FormCommand("issue")  # was the help card; issue 11: a bare /tap opens the form
     assert parse("/tap dance") == HelpCommand(unknown_word="dance")
 
 

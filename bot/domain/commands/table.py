@@ -171,7 +171,9 @@ def command_spec(word: str) -> CommandSpec | None:
 def parse_command(text: str, *, now: datetime, tz: tzinfo, default_start_hour: int = 8) -> Command:
     """Parses a cleaned command line. Raises CommandError with a reason and a correct example."""
     words = split_line(text)
-    if words and not words[0].quoted and words[0].text.lower() in PREFIXES:
+    if not words:
+        return HelpCommand()  # a message that was only a mention, or nothing the cleaning left
+    if not words[0].quoted and words[0].text.lower() in PREFIXES:
         words = words[1:]
     if not words:
         return FormCommand("issue")
