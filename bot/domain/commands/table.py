@@ -179,5 +179,5 @@ def parse_command(text: str, *, now: datetime, tz: tzinfo, default_start_hour: i
         return FormCommand("issue")
     spec = None if words[0].quoted else command_spec(words[0].text)
     if spec is None:
-        return HelpCommand(unknown_word=words[0].text)
+        return HelpCommand(unknown_word=words[0].text or None)
     return spec.parse(Line(text, words[1:], now, tz, default_start_hour))

@@ -23,6 +23,7 @@ from bot.domain.commands.command import (
     RevokeJobCommand,
     StatusCommand,
 )
+from bot.domain.commands.table import command_spec
 from bot.domain.commands.words import QUOTES, is_user_reference
 
 
@@ -86,7 +87,7 @@ def command_text(command: Command) -> str:
     if isinstance(command, FormCommand):
         return f"/tap {command.word}"
     if isinstance(command, HelpCommand):
-        return f"/tap {command.unknown_word}" if command.unknown_word else "/tap help"
+        return f"/tap {_unknown_word(command.unknown_word)}" if command.unknown_word else "/tap help"
     if isinstance(command, PolicyCommand):
         return "/tap policy"
     if isinstance(command, RequestsCommand):
@@ -105,6 +106,13 @@ def iso_utc(moment: datetime) -> str:
     if utc.microsecond:
         text += f".{utc.microsecond:06d}"
     return text + "Z"
+
+
+def _unknown_word(word: str) -> str:
+    """The word as typed, in quotes when it would otherwise read as a command or as more than one word."""
+    if word[0] not in QUOTES and not any(char.isspace() for char in word) and command_spec(word) is None:
+        return word
+    return f'"{word}"' if '"' not in word else f"“{word}”"
 
 
 def _user(target: str) -> str:

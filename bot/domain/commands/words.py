@@ -76,9 +76,9 @@ def user_candidate(token: str) -> str:
 
 def checked_name(words: list[str], example: str) -> str:
     """A person's name as typed, one or more words: what the directory search is given."""
-    name = " ".join(" ".join(words).split())
+    name = " ".join(" ".join(words).split()).strip(",; ")
     if not name:
-        raise CommandError("Put a name between the quotes.", example)
+        raise CommandError("Tell me who: a name, a user principal name (name@domain) or an object id.", example)
     if QUOTE_CHARACTERS.intersection(name):
         raise CommandError("A name cannot contain quotes.", example)
     if len(name) > MAX_NAME_LENGTH:
