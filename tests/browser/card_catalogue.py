@@ -89,6 +89,8 @@ CLASSIFIERS: dict[str, Callable[[CardJson], bool]] = {
         card, lambda t: bool(_BULK_HEADING.match(t)) and ": " in t and not t.endswith((": running", ": cancelling"))
     ),
     "results_page_card": lambda card: _any_text(card, lambda t: t.startswith("Passes, job ")),
+    "people_choice_card": lambda card: any(element.get("verb") == verbs.CHOOSE_PERSON for element in _walk(card)),
+    "chosen_card": lambda card: _any_text(card, lambda t: t.startswith("Chose ")),
 }
 """How to tell, from the JSON the page rendered, which builder of ``cards/`` made a card."""
 

@@ -64,6 +64,12 @@ CARDS_BY_TEST: dict[str, set[str]] = {
         "final_card",
         "redacted_pass_card",
     },
+    "test_names_resolve_and_an_ambiguous_name_is_chosen": {
+        "status_card",
+        "people_choice_card",
+        "chosen_card",
+        "pass_card",
+    },
     "test_onboarding_request_approved_in_the_approvals_channel": {
         "approval_request_card",
         "decided_request_card",
@@ -298,6 +304,38 @@ async def test_non_operator_is_refused(open_teams: OpenTeams) -> None:
 
     ui.check_card_sizes()
     assert_cards_shown("test_non_operator_is_refused", ui.kinds_shown())
+
+
+async def test_names_resolve_and_an_ambiguous_name_is_chosen(open_teams: OpenTeams) -> None:
+    ui = await open_teams(demo_config())
+    pg = ui.pg
+
+    await ui.send('/tap status "Megan Bowen"')
+    status = await ui.card("Pass status for Megan Bowen")
+    await expect(status).to_contain_text(MEGAN)
+    await expect(status).to_contain_text("Marketing · Marketing Manager")
+    await ui.screenshot("name-resolved", show=status)
+
+    since = len(pg.messages)
+    await ui.send("/tap issue Megan 2h")
+    choice = await ui.card("Which Megan?")
+    await expect(choice).to_contain_text("Sales · Account Executive")
+    await ui.screenshot("which-megan", show=choice)
+    assert not any(is_pass_card(m) for m in pg.messages[since:])
+
+    answer = await ui.click_card_button(choice, "Choose Megan Fischer")
+    assert "Chose Megan Fischer" in str(answer)
+    await ui.card("Chose Megan Fischer")
+    secret = secret_of(await pg.wait_for_message(is_pass_card, since=since))
+    card = await ui.newest_pass_card()
+    await expect(card).to_contain_text("Temporary Access Pass for Megan Fischer")
+    await expect(card).to_contain_text("Sales · Account Executive")
+    await expect(card.locator("#passValue")).to_have_text(secret)
+    assert (await ui.facts(card))["Lifetime"] == "2 hours"
+    await ui.screenshot("chosen-megan-pass", show=card)
+
+    ui.check_card_sizes()
+    assert_cards_shown("test_names_resolve_and_an_ambiguous_name_is_chosen", ui.kinds_shown())
 
 
 async def test_onboarding_request_approved_in_the_approvals_channel(open_teams: OpenTeams) -> None:
