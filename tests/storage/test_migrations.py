@@ -144,12 +144,12 @@ async def test_data_survive_a_second_migration(store: SqlStore, store_url: str) 
 
 
 async def test_revisions_and_the_command(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert head_revision() == "0003"
+    assert head_revision() == "0005"
     assert await current_revision(database_url) is None
     status = await asyncio.to_thread(migrate_module.main, ["--url", database_url, "--status"])
     assert status == 1 and "at revision (none)" in capsys.readouterr().out
     assert await asyncio.to_thread(migrate_module.main, ["--url", database_url]) == 0
-    assert "migrated from (empty) to revision 0003" in capsys.readouterr().out
+    assert "migrated from (empty) to revision 0005" in capsys.readouterr().out
     assert await asyncio.to_thread(migrate_module.main, ["--url", database_url]) == 0
     assert "nothing to do" in capsys.readouterr().out
     assert await asyncio.to_thread(migrate_module.main, ["--url", database_url, "--status"]) == 0
@@ -181,7 +181,7 @@ async def test_downgrade_to_base_removes_everything(database_url: str) -> None:
 
 async def test_a_database_made_before_migrations_is_adopted(database_url: str, second_database_url: str) -> None:
     """What the app's start used to make (create_all), from an older version: some tables, no lease columns."""
-    later = ("bulk_rows", "processed_activities", "target_locks")
+    later = ("bulk_rows", "processed_activities", "target_locks", "verified_id_requests")  # verified_id: 0005
     older = [name for name in Base.metadata.tables if name not in later]
     engine = create_async_engine(database_url)
     try:
@@ -333,7 +333,7 @@ async def test_upgrade_from_0002_keeps_rows_gives_them_no_reason_and_keeps_the_a
         await engine.dispose()
 
     result = await migrate(database_url)
-    assert (result.before, result.after) == ("0002", "0003")
+    assert (result.before, result.after) == ("0002", head_revision())
     store = SqlStore.from_url(database_url)
     try:
         [entry] = await store.audit_rows()
