@@ -29,6 +29,7 @@ from bot.domain.approvals import ApprovalRules
 from bot.domain.audit_export import AuditExportService
 from bot.domain.bulk_runner import BulkRunner
 from bot.domain.bulk_service import BulkService
+from bot.domain.commands import FormCommand
 from bot.domain.decisions import DecisionService
 from bot.domain.onboarding import OnboardingDefaults, OnboardingService
 from bot.domain.people import PeopleFinder
@@ -43,6 +44,7 @@ from bot.teams.bulk_flow import BulkFlow
 from bot.teams.bulk_results import BulkResults
 from bot.teams.commands import CommandRunner, TypedCommands
 from bot.teams.delivery import Outbound, PrivateDelivery
+from bot.teams.forms import FormFlow, FormSubmissions
 from bot.teams.handlers import TapHandlers
 from bot.teams.housekeeping import Housekeeping
 from bot.teams.pass_delivery import PassDelivery
@@ -234,7 +236,16 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
         audit_export=audit_export,
     )
     finder = PeopleFinder(tap=service, onboarding=onboarding, directory=graph, audit=audit, clock=clock)
-    runner = CommandRunner(handlers=handlers.command_handlers(), people=PeopleFlow(finder=finder))
+    forms = FormFlow(
+        service=service,
+        people=finder,
+        reasons=settings.reasons,
+        onboarding_lifetime_minutes=settings.onboarding.lifetime_minutes,
+        default_start_hour=settings.default_start_hour,
+        clock=clock,
+    )
+    command_handlers = handlers.command_handlers().replace(FormCommand, forms.open)
+    runner = CommandRunner(handlers=command_handlers, people=PeopleFlow(finder=finder))
     messages = TypedCommands(
         runner=runner, bulk=bulk, delivery=delivery, store=store, clock=clock, presentation=presentation
     )
@@ -243,6 +254,8 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
         turns=turns,
         messages=messages,
         choices=PersonChoices(runner=runner, clock=clock),
+        forms=forms,
+        form_submissions=FormSubmissions(forms=forms, runner=runner),
         handlers=handlers,
         approvals=approvals,
         bulk=bulk,

@@ -28,6 +28,7 @@ from bot.teams.audit_export import AUDIT_EXPORT_OFFER, AuditExportFlow
 from bot.teams.bulk_flow import BULK_RESULTS_OFFER, BulkFlow
 from bot.teams.commands import TypedCommands
 from bot.teams.file_offer import route_consents
+from bot.teams.forms import FormFlow, FormSubmissions, is_people_search
 from bot.teams.handlers import TapHandlers, is_unhandled_card_action
 from bot.teams.people_flow import PersonChoices
 from bot.teams.trust import ConnectorHosts, UntrustedServiceUrl, channel_issuers
@@ -126,6 +127,8 @@ def register_handlers(
     turns: Turns,
     messages: TypedCommands,
     choices: PersonChoices,
+    forms: FormFlow,
+    form_submissions: FormSubmissions,
     handlers: TapHandlers,
     approvals: ApprovalFlow,
     bulk: BulkFlow,
@@ -141,6 +144,7 @@ def register_handlers(
         verbs.CONFIRM_REPLACE: turns.button(handlers.on_confirm_replace),
         verbs.KEEP_EXISTING: turns.button(handlers.on_keep_existing),
         verbs.CHOOSE_PERSON: turns.button(choices.on_choose_person),
+        verbs.SUBMIT_FORM: turns.button(form_submissions.on_submit),
         verbs.APPROVE: turns.button(approvals.on_approve),
         verbs.DENY: turns.button(approvals.on_deny),
         verbs.BULK_CONFIRM: turns.button(bulk.on_confirm),
@@ -158,6 +162,8 @@ def register_handlers(
             BULK_RESULTS_OFFER: turns.activity(bulk.on_file_consent),
         },
     )
+    # The forms' people picker: Teams' typeahead asks through the `application/search` invoke.
+    application.add_route(is_people_search, turns.activity(forms.on_search), is_invoke=True)
     # A card action no verb above can take (unknown verb, malformed value) gets a sentence, not a 400/501.
     application.add_route(is_unhandled_card_action, handlers.on_unknown_action, is_invoke=True, rank=RouteRank.FIRST)
     application.error(handlers.on_turn_error)

@@ -16,6 +16,7 @@ from typing import Any
 import cards
 from cards import verbs
 from cards.approvals import KIND_TITLES
+from cards.forms import TITLES as FORM_TITLES
 
 CardJson = dict[str, Any]
 
@@ -63,6 +64,14 @@ def _any_text(card: CardJson, test: Callable[[str], bool]) -> bool:
     return any(test(text) for text in texts(card))
 
 
+def _form_word(card: CardJson) -> str | None:
+    """Which command's form this is, from its submit button."""
+    for action in card.get("actions") or []:
+        if isinstance(action, dict) and action.get("verb") == verbs.SUBMIT_FORM:
+            return (action.get("data") or {}).get("form")
+    return None
+
+
 _BULK_HEADING = re.compile(r"^Bulk (issue|revoke) from .+ \(job \d+\)")
 
 CLASSIFIERS: dict[str, Callable[[CardJson], bool]] = {
@@ -91,6 +100,11 @@ CLASSIFIERS: dict[str, Callable[[CardJson], bool]] = {
     "results_page_card": lambda card: _any_text(card, lambda t: t.startswith("Passes, job ")),
     "people_choice_card": lambda card: any(element.get("verb") == verbs.CHOOSE_PERSON for element in _walk(card)),
     "chosen_card": lambda card: _any_text(card, lambda t: t.startswith("Chose ")),
+    "issue_form_card": lambda card: _form_word(card) == "issue",
+    "onboard_form_card": lambda card: _form_word(card) == "onboard",
+    "form_settled_card": lambda card: _any_text(
+        card, lambda t: t.endswith(": sent") and t.removesuffix(": sent") in FORM_TITLES.values()
+    ),
 }
 """How to tell, from the JSON the page rendered, which builder of ``cards/`` made a card."""
 
