@@ -21,6 +21,7 @@ from bot.sandbox.options import SandboxOptions
 from bot.sandbox.routing import MALFORMED_BODY, GraphRequest, serve_graph_request
 from bot.sandbox.state import SandboxState
 from bot.sandbox.tenant import Tenant
+from bot.sandbox.verified_id_routes import SERVICE_PREFIX, setup_verified_id_routes
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def create_sandbox_app(tenant: Tenant, options: SandboxOptions | None = None) ->
     app[GRAPH_ROUTER] = build_graph_router()
     app.router.add_route("*", GRAPH_PREFIX + "/{tail:.*}", graph_endpoint)
     setup_control_routes(app)
+    setup_verified_id_routes(app, CONTROL_PREFIX)
     return app
 
 
@@ -105,6 +107,7 @@ class RunningSandbox:
         self.root_url = root_url
         self.base_url = root_url + GRAPH_PREFIX
         self.control_url = root_url + CONTROL_PREFIX
+        self.verified_id_url = root_url + SERVICE_PREFIX  # the Verified ID Request Service's root
 
     @property
     def state(self) -> SandboxState:

@@ -10,6 +10,7 @@ from bot.sandbox.options import SandboxOptions
 from bot.sandbox.passes import IssuedPass, PassStore, UsabilityReason
 from bot.sandbox.tenant import Tenant, TenantUser
 from bot.sandbox.throttle import GraphThrottle
+from bot.sandbox.verified_id import VerifiedIdEmulator
 
 
 @dataclass
@@ -28,6 +29,8 @@ class SandboxCounters:
     """Admitted requests on /users/{id}/authentication/... (the endpoints an unpublished limit may bind)."""
     throttled_by: dict[str, int] = field(default_factory=dict[str, int])
     """429s per limit name."""
+    by_priority: dict[str, int] = field(default_factory=dict[str, int])
+    """Requests received per `x-ms-throttle-priority` value as sent, lower-cased ("" when absent)."""
 
 
 class SandboxState:
@@ -39,6 +42,7 @@ class SandboxState:
         self.throttle = self._new_throttle()
         self.faults = FaultInjector()
         self.counters = SandboxCounters()
+        self.verified_id = VerifiedIdEmulator(tenant, self.clock)  # the Verified ID Request Service
 
     def reset(self, tenant: Tenant | None = None) -> None:
         """Back to the state right after start; ``tenant`` replaces the tenant (e.g. re-read from its file)."""
@@ -49,6 +53,7 @@ class SandboxState:
         self.counters = SandboxCounters()
         self.clock.reset()
         self.throttle = self._new_throttle()  # the clock moved back: start every window afresh
+        self.verified_id.reset(self.tenant)
 
     def _new_throttle(self) -> GraphThrottle:
         return GraphThrottle(
