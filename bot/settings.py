@@ -84,6 +84,16 @@ class ApprovalSettings:
 
 
 @dataclass(frozen=True)
+class VerifiedIdSettings:
+    """Microsoft Entra Verified ID with Face Check (TAPBOT_VERIFIED_ID_*)."""
+
+    authority: str | None = None  # the tenant's Verified ID authority (DID); None in the sandbox: the emulator's
+    service_url: str | None = None  # the Request Service's root; None: the built-in sandbox's
+    callback_base_url: str | None = None  # the bot's public https address; None in the sandbox: its own socket
+    threshold: int = 70  # Face Check's matchConfidenceThreshold, 50..100
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str
     port: int
@@ -114,6 +124,7 @@ class Settings:
     health_port: int | None = None  # /healthz and /readyz on their own port, none on PORT
     directory_cache_seconds: float = 30.0  # TAP policy and positive operator checks reused this long (0: never)
     reasons: ReasonRules = NO_REASON_RULES  # TAPBOT_REASON_REQUIRED, TAPBOT_TICKET_PATTERN, TAPBOT_TICKET_EXAMPLE
+    verified_id: VerifiedIdSettings = field(default_factory=VerifiedIdSettings)  # TAPBOT_VERIFIED_ID_*
 
     @property
     def anonymous(self) -> bool:
@@ -215,6 +226,7 @@ class Settings:
             health_port=_health_port(reader),
             directory_cache_seconds=_directory_cache_seconds(reader),
             reasons=_reason_rules(reader),
+            verified_id=_verified_id_settings(reader, graph.mode),
         )
 
 
@@ -367,6 +379,47 @@ def _reason_rules(reader: _Reader) -> ReasonRules:
                 "people would be shown an example that is refused."
             )
     return ReasonRules(required=required, ticket_pattern=pattern, ticket_example=example)
+
+
+def _verified_id_settings(reader: _Reader, mode: GraphMode) -> VerifiedIdSettings:
+    """Checked whenever set; required for a real tenant once `verified_id` is among TAPBOT_VERIFICATION's methods."""
+    enabled = "verified_id" in (method.lower() for method in reader.csv("TAPBOT_VERIFICATION"))
+    real = mode not in (GraphMode.SANDBOX, GraphMode.ANONYMOUS)
+    authority = reader.optional("TAPBOT_VERIFIED_ID_AUTHORITY")
+    if authority is not None and not re.fullmatch(r"did:[a-z0-9]+:[^\s]+", authority):
+        raise SettingsError(
+            f"TAPBOT_VERIFIED_ID_AUTHORITY={authority} is not a DID: copy the tenant's decentralized identifier from "
+            "the Verified ID overview in the Entra admin center (did:web:…)."
+        )
+    if authority is None and enabled and mode is not GraphMode.SANDBOX:
+        raise SettingsError(
+            "Set TAPBOT_VERIFIED_ID_AUTHORITY to the tenant's Verified ID authority (did:web:…, in the Entra admin "
+            "center under Verified ID, Overview): TAPBOT_VERIFICATION accepts verified_id."
+        )
+    service_url = _https_url(reader, "TAPBOT_VERIFIED_ID_SERVICE_URL", https=real)
+    if service_url is None and mode is not GraphMode.SANDBOX:
+        service_url = "https://verifiedid.did.msidentity.com/v1.0"
+    callback = _https_url(reader, "TAPBOT_VERIFIED_ID_CALLBACK_URL", https=real)
+    if callback is None and enabled and real:
+        raise SettingsError(
+            "Set TAPBOT_VERIFIED_ID_CALLBACK_URL to the bot's public https address (e.g. https://tapbot.contoso.com): "
+            "Verified ID posts its answers to /api/verifiedid/callback there."
+        )
+    threshold = reader.integer("TAPBOT_VERIFIED_ID_THRESHOLD", 70, minimum=50, maximum=100)
+    return VerifiedIdSettings(authority, service_url, callback, threshold)
+
+
+def _https_url(reader: _Reader, name: str, *, https: bool) -> str | None:
+    value = reader.optional(name)
+    if value is None:
+        return None
+    scheme = "https" if https else "https?"
+    if not re.fullmatch(scheme + r"://[A-Za-z0-9.\-]+(:[0-9]{1,5})?(/[^\s?#]*)?", value):
+        raise SettingsError(
+            f"{name}={value} must be an {'https' if https else 'http(s)'} address without query or fragment, "
+            "such as https://tapbot.contoso.com."
+        )
+    return value.rstrip("/")
 
 
 def _health_port(reader: _Reader) -> int | None:
