@@ -86,6 +86,7 @@ class FormOffer:
     timezone: str
     today: date
     last_day: date
+    people: tuple[Person, ...] = ()  # listed without a search: a manager's own direct reports, for onboarding
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ def _field(word: FormWord, spec: FieldSpec, offer: FormOffer, state: FormState) 
     element: CardElement
     match spec.kind:
         case "person":
-            element = _person(word, spec, state)
+            element = _person(word, spec, offer, state)
         case "lifetime":
             element = _lifetime(spec, offer, value)
         case "toggle":
@@ -176,7 +177,7 @@ def _field(word: FormWord, spec: FieldSpec, offer: FormOffer, state: FormState) 
         case "date":
             element = DateInput(
                 id=spec.name,
-                label=f"{spec.label} ({offer.timezone})",
+                label=_in_zone(spec.label, offer.timezone),
                 value=value or None,
                 min=offer.today.isoformat(),
                 max=offer.last_day.isoformat(),
@@ -187,7 +188,7 @@ def _field(word: FormWord, spec: FieldSpec, offer: FormOffer, state: FormState) 
         case "time":
             element = TimeInput(
                 id=spec.name,
-                label=f"{spec.label} ({offer.timezone})",
+                label=_in_zone(spec.label, offer.timezone),
                 value=value or None,
                 placeholder=spec.placeholder or None,
                 is_required=spec.required or None,
@@ -202,14 +203,16 @@ def _field(word: FormWord, spec: FieldSpec, offer: FormOffer, state: FormState) 
     return elements
 
 
-def _person(word: FormWord, spec: FieldSpec, state: FormState) -> ChoiceSetInput:
-    choices: list[CardChoice] = []
+def _person(word: FormWord, spec: FieldSpec, offer: FormOffer, state: FormState) -> ChoiceSetInput:
+    choices = [CardChoice(title=person.title, value=person.object_id) for person in offer.people]
+    listed = {person.object_id for person in offer.people}
     value = state.values.get(spec.name) or None
     if state.person is not None:
-        choices.append(CardChoice(title=state.person.title, value=state.person.object_id))
+        if state.person.object_id not in listed:
+            choices.insert(0, CardChoice(title=state.person.title, value=state.person.object_id))
         value = value or state.person.object_id
-    elif value:
-        choices.append(CardChoice(title=value, value=value))  # what was submitted, kept so it can be corrected
+    elif value and value not in listed:
+        choices.insert(0, CardChoice(title=value, value=value))  # what was submitted, kept so it can be corrected
     return ChoiceSetInput(
         id=spec.name,
         label=spec.label,
@@ -263,3 +266,8 @@ def _text(spec: FieldSpec, value: str | None) -> TextInput:
         is_required=spec.required or None,
         error_message=f"{spec.label}: this field is needed." if spec.required else None,
     )
+
+
+def _in_zone(label: str, timezone: str) -> str:
+    """'Start date (empty: today)' -> 'Start date (empty: today, Europe/Berlin)'; 'Start' -> 'Start (Europe/Berlin)'."""
+    return f"{label[:-1]}, {timezone})" if label.endswith(")") else f"{label} ({timezone})"

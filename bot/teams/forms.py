@@ -132,15 +132,16 @@ class FormFlow:
     async def card(self, turn: Turn, word: FormWord, state: FormState | None = None) -> CardJson:
         """The form for a caller allowed to use it (else the command's refusal is raised); `turn.card` or the
         Turn's answers decorate it as the bot shows it."""
-        await self._may_use(turn, word)
-        offer = self._offer(turn, word, await self._service.tap_policy())
+        # The picker's own rule, checked before anything is shown. Empty text finds nobody in the directory; for a
+        # manager's onboarding form it lists their direct reports, which the form offers without a search.
+        listed = await self._people.suggest(
+            turn.caller, "", limit=SEARCH_RESULTS_MAX if word == "onboard" else 0, purpose=word
+        )
+        people = tuple(Person(candidate.user.object_id, search_result(candidate)["title"]) for candidate in listed)
+        offer = self._offer(turn, word, await self._service.tap_policy(), people)
         return render_form(word, offer, state)
 
-    async def _may_use(self, turn: Turn, word: FormWord) -> None:
-        # The picker's own rule, checked before anything is shown: `limit=0` searches nothing.
-        await self._people.suggest(turn.caller, "", limit=0, purpose=word)
-
-    def _offer(self, turn: Turn, word: FormWord, policy: TapPolicy) -> FormOffer:
+    def _offer(self, turn: Turn, word: FormWord, policy: TapPolicy, people: tuple[Person, ...]) -> FormOffer:
         now = self._clock.now()
         default = policy.default_lifetime_minutes
         if word == "onboard":
@@ -164,6 +165,7 @@ class FormFlow:
             timezone=turn.timezone.key,
             today=now.astimezone(turn.timezone).date(),
             last_day=(now + START_MAX_AHEAD).astimezone(turn.timezone).date(),
+            people=people,
         )
 
     # --- reading what was submitted -------------------------------------------------------------------------

@@ -9,7 +9,7 @@ screenshots to ``test-artifacts/screenshots/``. ``CARDS_BY_TEST`` lists the card
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -64,6 +64,7 @@ CARDS_BY_TEST: dict[str, set[str]] = {
         "final_card",
         "redacted_pass_card",
     },
+    "test_form_filled_and_submitted": {"issue_form_card", "onboard_form_card", "form_settled_card", "pass_card"},
     "test_names_resolve_and_an_ambiguous_name_is_chosen": {
         "status_card",
         "people_choice_card",
@@ -336,6 +337,75 @@ async def test_names_resolve_and_an_ambiguous_name_is_chosen(open_teams: OpenTea
 
     ui.check_card_sizes()
     assert_cards_shown("test_names_resolve_and_an_ambiguous_name_is_chosen", ui.kinds_shown())
+
+
+async def test_form_filled_and_submitted(open_teams: OpenTeams) -> None:
+    """The forms of `/tap issue` and `/tap onboard`. The Playground does not answer the people picker's typeahead
+    (it says so under the card, and sends no `application/search` invoke), so the picker is shown and its required
+    check tried on the issue form, and a form is filled and submitted where the person is listed without a search:
+    Megan's onboarding form lists her own direct reports."""
+    adele = await open_teams(demo_config())
+    megan = await open_teams(demo_config(current_user=MEGAN))
+
+    await adele.open_channel("IT Department", "Helpdesk")
+    await adele.post("tap approvals here", mention=adele.pg.bot_name)
+    await adele.see("This channel now receives approval requests")
+
+    await adele.open_chat("Personal Chat")
+    await adele.send("/tap issue")
+    issue = await adele.card("Issue a Temporary Access Pass")
+    await adele.see("Typeahead Search is not supported yet")
+    await issue.get_by_role("button", name="Issue the pass").click()
+    await expect(issue).to_contain_text("Choose the person: type part of their name and pick them from the list.")
+    await adele.screenshot("issue-form-person-required", show=issue)
+
+    await megan.send("/tap onboard")
+    form = await megan.card("Request a first-day pass for your new hire")
+    page = megan.page
+    picker = form.get_by_role("combobox", name=re.compile("^Person"))
+    await picker.click()
+    await picker.press_sequentially("Lee", delay=50)
+    await page.get_by_role("option", name=re.compile("^Lee Gu")).click()
+    day = (datetime.now(ZoneInfo(TIMEZONE)) + timedelta(days=3)).date()
+    start_date = form.get_by_role("combobox", name=re.compile("^Start date"))
+    await start_date.fill(day.isoformat())
+    await start_date.press("Enter")
+    start_time = form.get_by_role("combobox", name=re.compile("^Start time"))
+    await start_time.click()
+    await start_time.fill("09:30")
+    await start_time.press("Enter")
+    lifetime = form.get_by_role("combobox", name=re.compile("^Lifetime"))
+    await lifetime.click()
+    await page.get_by_role("option", name="4 hours").click()
+    await form.get_by_role("textbox", name=re.compile("^Reason")).fill("Starts Monday, laptop ready")
+    await megan.screenshot("onboard-form-filled", show=form)
+
+    since = len(megan.pg.messages)
+    answer = await megan.click_card_button(form, "Send the request")
+    assert "Request a first-day pass for your new hire: sent" in str(answer)
+    settled = await megan.card("Request a first-day pass for your new hire: sent")
+    await expect(settled.get_by_role("button")).to_have_count(0)
+    summary = await megan.facts(settled)
+    assert summary["Person"] == f"Lee Gu ({LEE})" and summary["Lifetime"] == "4 hours"
+    assert read_moment(summary["Start"]) == datetime.combine(day, time(9, 30), tzinfo=ZoneInfo(TIMEZONE))
+    await megan.see("is waiting for an operator's approval")
+    await megan.screenshot("onboard-form-sent", show=settled)
+
+    await adele.open_channel("IT Department", "Helpdesk")
+    request = await adele.card("Onboarding pass request")
+    await expect(request).to_contain_text("Starts Monday, laptop ready")
+    await adele.click_card_button(request, "Approve")
+    secret = secret_of(await megan.pg.wait_for_message(is_pass_card, since=since))
+    card = await megan.newest_pass_card()
+    await expect(card.locator("#passValue")).to_have_text(secret)
+    shown = await megan.facts(card)
+    assert read_moment(shown["Valid from"]) == datetime.combine(day, time(9, 30), tzinfo=ZoneInfo(TIMEZONE))
+    assert shown["Lifetime"] == "4 hours"
+    await megan.screenshot("onboard-form-pass", show=card)
+
+    for ui in (adele, megan):
+        ui.check_card_sizes()
+    assert_cards_shown("test_form_filled_and_submitted", adele.kinds_shown() | megan.kinds_shown())
 
 
 async def test_onboarding_request_approved_in_the_approvals_channel(open_teams: OpenTeams) -> None:

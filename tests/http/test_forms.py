@@ -116,6 +116,7 @@ async def test_issue_without_a_user_opens_the_form(bot: RunningBot, text: str) -
     person = fields["person"]
     assert person["style"] == "filtered" and person["choices.data"] == {"type": "Data.Query", "dataset": "people"}
     assert person["isRequired"] is True and person["errorMessage"]
+    assert person["choices"] == [], "an operator's picker lists nobody until something is typed"
     # The demo policy allows 1 to 8 hours, 1 hour by default.
     lifetime = fields["lifetime"]
     assert [choice["value"] for choice in lifetime["choices"]] == ["60", "120", "240", "480"]
@@ -148,6 +149,11 @@ async def test_the_onboarding_form_is_for_a_manager_and_searches_their_reports(b
     fields = inputs(form)
     assert list(fields) == ["person", "startDate", "startTime", "lifetime", "reason"]
     assert fields["person"]["choices.data"]["dataset"] == "people.onboard"
+    # Her own direct reports are listed without a search (a client without the typeahead can still choose them).
+    assert [choice["title"] for choice in fields["person"]["choices"]] == [
+        "Lee Gu (LeeG@contoso.onmicrosoft.com) · Marketing · Marketing Specialist",
+        "Lidia Holloway (LidiaH@contoso.onmicrosoft.com) · Marketing · Product Marketing Associate",
+    ]
     status, body = await search(bot, MEGAN, "L", dataset="people.onboard")
     assert status == 200
     assert [item["title"].split(" (")[0] for item in results(body)] == ["Lee Gu", "Lidia Holloway"]
