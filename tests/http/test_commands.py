@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from bot.domain.audit import AuditAction, AuditOutcome
 from bot.domain.commands import COMMANDS
+from cards import verbs
 from tests.harness.bot import ADELE, MEGAN, RunningBot
-from tests.http.test_issue_flow import cards_in, sandbox_passes
+from tests.http.test_issue_flow import card_text, cards_in, sandbox_passes
 
 
 async def test_every_command_type_the_table_produces_has_a_handler(bot: RunningBot) -> None:
@@ -49,12 +50,15 @@ async def test_quotes_and_reasons_that_cannot_be_read_get_a_sentence(bot: Runnin
 
 
 async def test_issue_alone_answers_with_the_form(bot: RunningBot) -> None:
-    for text in ("/tap issue", "/tap"):
+    for text in ("/tap issue", "/tap", "tap create"):
         bot.connector.sent.clear()
         response = await bot.say(ADELE, text)
         assert response.status in (200, 202)
-        answers = [str(card) for card in bot.connector.cards()] + bot.connector.texts()
-        assert any("Issue a Temporary Access Pass" in a or "Tell me who the pass is for" in a for a in answers)
+        [card] = bot.connector.cards()
+        assert "\nIssue a Temporary Access Pass\n" in card_text(card), text
+        assert [action["verb"] for action in card["actions"]] == [verbs.SUBMIT_FORM]
+    await bot.say(ADELE, "/tap onboard")
+    assert "\nRequest a first-day pass" in card_text(bot.connector.cards()[-1])
     assert await sandbox_passes(bot) == []
 
 

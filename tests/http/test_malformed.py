@@ -148,6 +148,6 @@ def test_mentions_and_tags_are_stripped_as_before_in_one_pass() -> None:
 
 async def test_a_message_full_of_unclosed_mentions_gets_the_issue_form(bot: RunningBot) -> None:
     await bot.say(ADELE, "<at>tapbot" + "<at>" * 7000)  # cleans to "tapbot": the bare prefix opens the form (issue 11)
-    answers = [str(card) for card in bot.connector.cards()] + bot.connector.texts()
-    assert answers and any("Issue a Temporary Access Pass" in a or "Tell me who the pass is for" in a for a in answers)
+    [form] = bot.connector.cards()
+    assert "Issue a Temporary Access Pass" in str(form)
     assert await sandbox_passes(bot) == []
