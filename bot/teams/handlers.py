@@ -132,7 +132,7 @@ class TapHandlers:
         await turn.reply_privately(await self._revoke_sentence(turn.caller, outcome))
 
     async def on_revoke_job(self, turn: Turn, command: RevokeJobCommand) -> None:
-        await self._bulk.on_revoke_job(turn, command.job_id)
+        await self._bulk.on_revoke_job(turn, command.job_id, reason=command.reason)
 
     async def on_status(self, turn: Turn, command: StatusCommand) -> None:
         status = await self._service.status(turn.caller, command.target)

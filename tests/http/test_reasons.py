@@ -303,3 +303,26 @@ async def test_a_bulk_run_waiting_for_approval_shows_and_keeps_its_reason(tmp_pa
         assert reasons == ["INC0004242 office move"] * 3
     finally:
         await stop_bot(bot)
+
+
+async def test_revoking_a_whole_job_needs_its_own_reason(bulk_bot: RunningBot) -> None:
+    bot = bulk_bot
+    upns = bulk_upns(2)
+    data = ("userPrincipalName\r\n" + "\r\n".join(upns) + "\r\n").encode()
+    await attach(bot, "users.csv", data, text='reason "INC0000010 onboarding wave"')
+    job_id = job_id_of(last_card(bot))
+    await bot.press(ADELE, verbs.BULK_CONFIRM, {"jobId": job_id})
+    await run_to_end(bot, job_id)
+    assert len(await sandbox_passes(bot)) == 2
+
+    await bot.say(ADELE, f"/tap revoke job {job_id}")
+    assert last_text(bot).startswith("Give a reason with a ticket number like INC0012345")
+    await bot.say(ADELE, f'/tap revoke job {job_id} reason "INC0000011 wave cancelled"')
+    revoke_card = last_card(bot)
+    assert "Ready\n2" in card_text(revoke_card) and "INC0000011 wave cancelled" in card_text(revoke_card)
+    revoke_job = job_id_of(revoke_card)
+    await bot.press(ADELE, verbs.BULK_CONFIRM, {"jobId": revoke_job})
+    await run_to_end(bot, revoke_job)
+    assert await sandbox_passes(bot) == []
+    revoked = [row.reason for row in await audit(bot, "revoke", "succeeded") if row.pass_method_id]
+    assert revoked == ["INC0000011 wave cancelled"] * 2

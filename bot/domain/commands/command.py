@@ -57,6 +57,7 @@ class RevokeJobCommand:
     """`/tap revoke job 12`: revoke every pass bulk job 12 delivered."""
 
     job_id: int
+    reason: str = ""  # `/tap revoke job 12 reason "INC…"`: the reason of every row (see bot/domain/reasons.py)
 
 
 @dataclass(frozen=True)

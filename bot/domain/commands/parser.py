@@ -134,14 +134,13 @@ def parse_onboard(line: Line) -> Command:
 
 
 def parse_revoke(line: Line) -> Command:
-    words = line.words
+    words, reason = _split_reason(line, EXAMPLE_REVOKE)
     if len(words) == 2 and words[0].text.lower() == "job" and words[1].text.lstrip("#").isdigit():
         number = words[1].text.lstrip("#")
         if not number.isascii() or len(number) > 12 or int(number) > MAX_JOB_ID:
             raise CommandError(f"'{shorten(words[1].text)}' is not a job number.", EXAMPLE_REVOKE_JOB)
-        return RevokeJobCommand(int(number))
-    user_words, reason = _split_reason(line, EXAMPLE_REVOKE)
-    return RevokeCommand(_one_user(user_words, "revoke", EXAMPLE_REVOKE), reason)
+        return RevokeJobCommand(int(number), reason)
+    return RevokeCommand(_one_user(words, "revoke", EXAMPLE_REVOKE), reason)
 
 
 def parse_status(line: Line) -> Command:

@@ -80,7 +80,7 @@ def command_text(command: Command) -> str:
     if isinstance(command, StatusCommand):
         return f"/tap status {_user(command.target)}"
     if isinstance(command, RevokeJobCommand):
-        return f"/tap revoke job {command.job_id}"
+        return f"/tap revoke job {command.job_id}{_reason(command.reason)}"
     if isinstance(command, AuditExportCommand):
         period = command.period
         return f"/tap audit export {period.first_day.isoformat()} {period.last_day.isoformat()}"
