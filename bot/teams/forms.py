@@ -17,7 +17,7 @@
   typed command, privately, and the form settles into a short summary.
 
 The message action's dialog (bot/teams/message_action.py) shows the same card (`FormFlow.card`) and reads its
-values with `FormFlow.submitted` / `FormFlow.state_after`.
+values with `FormFlow.submitted` / `FormFlow.card_again`.
 """
 
 from __future__ import annotations
@@ -132,14 +132,45 @@ class FormFlow:
     async def card(self, turn: Turn, word: FormWord, state: FormState | None = None) -> CardJson:
         """The form for a caller allowed to use it (else the command's refusal is raised); `turn.card` or the
         Turn's answers decorate it as the bot shows it."""
-        # The picker's own rule, checked before anything is shown. Empty text finds nobody in the directory; for a
-        # manager's onboarding form it lists their direct reports, which the form offers without a search.
+        people = await self._listed(turn, word)
+        return await self._render(turn, word, people, state or FormState())
+
+    async def card_again(
+        self,
+        turn: Turn,
+        word: FormWord,
+        values: Mapping[str, str],
+        *,
+        errors: Mapping[str, str] | None = None,
+        refusal: TapError | None = None,
+    ) -> CardJson:
+        """The form shown again after a submit: what was typed, the person behind the person field, and each problem
+        next to its field (a refusal about the person under the person, and so on; any other refusal on top).
+        The caller's right to the form is checked before the person is looked up."""
+        people = await self._listed(turn, word)
+        errors = dict(errors or {})
+        problem = None
+        if refusal is not None:
+            name = field_of(refusal)
+            if name is None:
+                problem = refusal.user_message
+            else:
+                errors[name] = refusal.user_message
+        person = await self._person(values.get("person", ""), listed=people if word == "onboard" else None)
+        state = FormState(values=dict(values), person=person, errors=errors, problem=problem)
+        return await self._render(turn, word, people, state)
+
+    async def _listed(self, turn: Turn, word: FormWord) -> tuple[Person, ...]:
+        """The picker's own rule, checked before anything is shown (raises the typed command's refusal). Empty text
+        finds nobody in the directory; for a manager's onboarding form it lists their direct reports, which the
+        form offers without a search."""
         listed = await self._people.suggest(
             turn.caller, "", limit=SEARCH_RESULTS_MAX if word == "onboard" else 0, purpose=word
         )
-        people = tuple(Person(candidate.user.object_id, search_result(candidate)["title"]) for candidate in listed)
-        offer = self._offer(turn, word, await self._service.tap_policy(), people)
-        return render_form(word, offer, state)
+        return tuple(Person(candidate.user.object_id, search_result(candidate)["title"]) for candidate in listed)
+
+    async def _render(self, turn: Turn, word: FormWord, people: tuple[Person, ...], state: FormState) -> CardJson:
+        return render_form(word, self._offer(turn, word, await self._service.tap_policy(), people), state)
 
     def _offer(self, turn: Turn, word: FormWord, policy: TapPolicy, people: tuple[Person, ...]) -> FormOffer:
         now = self._clock.now()
@@ -189,33 +220,14 @@ class FormFlow:
             raise FieldErrors(errors)
         return command
 
-    async def state_after(
-        self,
-        turn: Turn,
-        values: Mapping[str, str],
-        *,
-        errors: Mapping[str, str] | None = None,
-        refusal: TapError | None = None,
-    ) -> FormState:
-        """The form to show again: what was typed, the person behind the person field, and each problem next to
-        its field (a refusal about the person under the person, and so on; any other refusal on top)."""
-        errors = dict(errors or {})
-        problem = None
-        if refusal is not None:
-            name = field_of(refusal)
-            if name is None:
-                problem = refusal.user_message
-            else:
-                errors[name] = refusal.user_message
-        return FormState(
-            values=dict(values), person=await self._person(values.get("person", "")), errors=errors, problem=problem
-        )
-
-    async def _person(self, value: str) -> Person | None:
-        """Who the person field names, for its title; only for an exact reference the caller may already use."""
+    async def _person(self, value: str, *, listed: tuple[Person, ...] | None = None) -> Person | None:
+        """Who the person field names, for its title: an exact reference, looked up for a caller who may search the
+        directory; a manager's onboarding form (`listed`: her reports) only ever names the people it lists."""
         value = value.strip()
         if not is_user_reference(value):
             return None
+        if listed:
+            return next((person for person in listed if person.object_id.lower() == value.lower()), None)
         try:
             user = await self._service.find_user(Subject(value))
         except TapError:
@@ -363,10 +375,8 @@ class FormSubmissions:
             command = self._forms.submitted(turn, word, button.values)
             await self._runner.run(turn, command)
         except FieldErrors as bad:
-            state = await self._forms.state_after(turn, button.values, errors=bad.errors)
-            return turn.card_answer(await self._forms.card(turn, word, state))
+            return turn.card_answer(await self._forms.card_again(turn, word, button.values, errors=bad.errors))
         except TapError as refusal:
-            state = await self._forms.state_after(turn, button.values, refusal=refusal)
-            return turn.card_answer(await self._forms.card(turn, word, state))
+            return turn.card_answer(await self._forms.card_again(turn, word, button.values, refusal=refusal))
         summary = await self._forms.summary(turn, command)
         return turn.card_answer(form_settled_card(word, summary, ANSWER_FOLLOWS))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import pytest
 
 from bot.sandbox.generate import bulk_tenant
@@ -266,6 +267,35 @@ async def test_a_non_operator_submitting_a_form_issues_nothing(bot: RunningBot) 
     assert answer["type"] == "application/vnd.microsoft.activity.message"
     assert "Only TAP operators" in answer["value"]
     assert await sandbox_passes(bot) == []
+
+
+async def lookups_of(bot: RunningBot, person: Person) -> int:
+    """How many times the bot read this user from Graph since `trap_lookups` (each read fails loudly)."""
+    async with aiohttp.ClientSession() as session, session.get(f"{bot.sandbox_control}/faults") as answer:
+        rules = (await answer.json())["faults"]
+    return sum(50 - rule["count"] for rule in rules if person.object_id in rule["path_regex"])
+
+
+async def trap_lookups(bot: RunningBot, person: Person) -> None:
+    rule = {"method": "GET", "path_regex": f"/users/{person.object_id}$", "status": 503, "count": 50}
+    async with aiohttp.ClientSession() as session, session.post(f"{bot.sandbox_control}/faults", json=rule) as answer:
+        assert answer.status in (200, 201)
+
+
+async def test_a_form_shown_again_names_nobody_to_someone_who_may_not_look(bot: RunningBot) -> None:
+    """Bad fields come back only after the caller's right to the form is checked: a non-operator's submit reads
+    nobody from the directory, and a manager's onboarding form only names her own reports."""
+    await trap_lookups(bot, ISAIAH)
+    answer = await bot.press(DIEGO, verbs.SUBMIT_FORM, issue_values(ISAIAH, startDate="2020-01-01"))
+    assert "Only TAP operators" in answer["value"]
+    answer = await bot.press(
+        MEGAN, verbs.SUBMIT_FORM, {**issue_values(ISAIAH, startDate="2020-01-01"), "form": "onboard"}
+    )
+    form = answer["value"]
+    assert error_under(form, "startDate")
+    assert "Isaiah" not in card_text(form), "a manager does not learn who an object id is"
+    assert inputs(form)["person"]["choices"][0] == {"title": ISAIAH.object_id, "value": ISAIAH.object_id}
+    assert await lookups_of(bot, ISAIAH) == 0
 
 
 @pytest.mark.parametrize(
