@@ -176,6 +176,9 @@ class ReplaceButton:
     replace_method_id: str
     start_at: datetime | None = None
     reason: str = ""  # the request's reason, checked again by the service like a typed one
+    # The verification of the person the request already carries (a replay found a new pass): the service consumes
+    # it only if it is this presser's, for this user, confirmed and unused.
+    verification_id: str | None = None
 
     def data(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -189,6 +192,8 @@ class ReplaceButton:
             data["startAt"] = self.start_at.isoformat()
         if self.reason:
             data["reason"] = self.reason[:MAX_REASON_LENGTH]
+        if self.verification_id:
+            data["verificationId"] = self.verification_id
         return data
 
     @classmethod
@@ -206,7 +211,11 @@ class ReplaceButton:
         method_id = _text(fields, "replaceMethodId", max_length=MAX_METHOD_ID, pattern=_METHOD_ID)
         label = _optional_text(fields, "label", max_length=MAX_LABEL) or target
         reason = _optional_text(fields, "reason", max_length=MAX_REASON_LENGTH)
-        return cls(target, label, lifetime, one_time, method_id, _start(fields.get("startAt")), reason)
+        verification_id = (
+            _text(fields, "verificationId", max_length=36, pattern=_REQUEST_ID) if "verificationId" in fields else None
+        )
+        start = _start(fields.get("startAt"))
+        return cls(target, label, lifetime, one_time, method_id, start, reason, verification_id)
 
     def request(self) -> PassRequest:
         return PassRequest(
@@ -217,6 +226,7 @@ class ReplaceButton:
             replace=True,
             replace_method_id=self.replace_method_id,
             reason=self.reason,
+            verification_id=self.verification_id,
         )
 
 
@@ -257,6 +267,21 @@ def _start(value: object) -> datetime | None:
     if start.tzinfo is None or not EARLIEST_START <= start < LATEST_START:
         raise BadButtonData()
     return start.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class VerificationButton:
+    """Confirm / This is not them on a manager's card, and Cancel on the technician's tracking card: the
+    verification they act on. Who may press is checked against the verification itself when pressed."""
+
+    verification_id: str
+
+    def data(self) -> dict[str, Any]:
+        return {"verificationId": self.verification_id}
+
+    @classmethod
+    def parse(cls, data: object) -> VerificationButton:
+        return cls(_text(_fields(data), "verificationId", max_length=36, pattern=_REQUEST_ID))
 
 
 FORM_WORDS = ("issue", "onboard")

@@ -19,7 +19,7 @@ from microsoft_teams.cards.core import (
     TextSize,
 )
 
-from bot.domain.model import DirectoryUser, IssuedPass, PassInfo, UsabilityReason
+from bot.domain.model import DirectoryUser, Evidence, IssuedPass, PassInfo, UsabilityReason
 from bot.domain.service import PassStatus, ReplaceNeeded
 from cards import verbs
 from cards.buttons import HandedOverButton, KeepButton, ReplaceButton
@@ -93,6 +93,8 @@ def pass_card(issued: IssuedPass, *, card_id: str, tz: tzinfo, now: datetime) ->
         Container(style="emphasis", items=[literal_pass(issued.secret.reveal(), size="ExtraLarge")]),
         facts(*_pass_facts(info, tz)),
     ]
+    if issued.evidence is not None:
+        body.append(evidence_facts(issued.evidence, tz))
     if issued.replaced is not None:
         body.append(
             sentence(
@@ -116,6 +118,18 @@ def pass_card(issued: IssuedPass, *, card_id: str, tz: tzinfo, now: datetime) ->
             ExecuteAction(title="I have handed it over", verb=verbs.HANDED_OVER, data=HandedOverButton(card_id).data())
         ],
     )
+
+
+def evidence_facts(evidence: Evidence, tz: tzinfo) -> FactSet:
+    """How the person was verified before this pass (issue 12): method, who or what confirmed it, when, score."""
+    method = EVIDENCE_METHODS.get(evidence.method, evidence.method)
+    pairs = [("Verified by", f"{method}: {evidence.confirmed_by_label}"), ("Verified", local_and_utc(evidence.at, tz))]
+    if evidence.score is not None:
+        pairs.append(("Face Check match", f"{evidence.score:g} %"))
+    return facts(*pairs)
+
+
+EVIDENCE_METHODS = {"manager": "Manager attestation", "verified_id": "Verified ID with Face Check"}
 
 
 def redacted_pass_card(
@@ -179,6 +193,7 @@ def replace_question_card(question: ReplaceNeeded, *, tz: tzinfo) -> CardJson:
         replace_method_id=existing.method_id,
         start_at=request.start_at,
         reason=request.reason,
+        verification_id=request.verification_id,
     )
     return render(
         heading(f"{question.user.label} already holds a pass"),

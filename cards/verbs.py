@@ -11,6 +11,9 @@ BULK_RETRY = "tap.bulkRetry"
 BULK_EXPORT = "tap.bulkExport"
 SUBMIT_FORM = "tap.submitForm"
 CHOOSE_PERSON = "tap.choosePerson"
+VERIFY_CONFIRM = "tap.verifyConfirm"  # the manager: "Confirm" (it is them)
+VERIFY_NOT_THEM = "tap.verifyNotThem"  # the manager: "This is not them"
+VERIFY_CANCEL = "tap.verifyCancel"  # the technician cancels a pending verification
 
 ALL = frozenset(
     {
@@ -25,5 +28,8 @@ ALL = frozenset(
         BULK_EXPORT,
         SUBMIT_FORM,
         CHOOSE_PERSON,
+        VERIFY_CONFIRM,
+        VERIFY_NOT_THEM,
+        VERIFY_CANCEL,
     }
 )

@@ -8,9 +8,15 @@ pass value: its fields are who, for whom, when and a sentence.
 from __future__ import annotations
 
 import enum
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
+
+from bot.domain.audit import AuditAction, AuditEvent, AuditOutcome
+from bot.domain.ports import AuditLog
+
+logger = logging.getLogger(__name__)
 
 
 class AlertKind(enum.StrEnum):
@@ -37,3 +43,39 @@ class AlertSink(Protocol):
     async def raise_alert(self, alert: SecurityAlert) -> None:
         """Records and publishes the alert; never raises (an alert that cannot be posted is still logged)."""
         ...
+
+
+class AuditedAlertSink:
+    """An alert as an audit row plus a structured log event (`event=tapbot.alert.<kind>`): what a SIEM reads from the
+    logs. The security channel's poster (bot/teams/alert_channel.py) adds the card on top of this."""
+
+    def __init__(self, audit: AuditLog) -> None:
+        self._audit = audit
+
+    async def raise_alert(self, alert: SecurityAlert) -> None:
+        logger.warning(
+            "security alert %s: %s",
+            alert.kind.value,
+            alert.summary,
+            extra={
+                "event": f"tapbot.alert.{alert.kind.value}",
+                "alert_actor_id": alert.actor_id,
+                "alert_target_id": alert.target_id,
+            },
+        )
+        try:
+            await self._audit.record(
+                AuditEvent(
+                    at=alert.at,
+                    action=AuditAction.ALERT,
+                    outcome=AuditOutcome.SUCCEEDED,
+                    actor_id=alert.actor_id,
+                    actor_name=alert.actor_label,
+                    target_id=alert.target_id,
+                    target_upn=alert.target_label,
+                    rule=alert.kind.value,
+                    detail=alert.summary[:2000],
+                )
+            )
+        except Exception:
+            logger.exception("could not audit security alert %s", alert.kind.value)

@@ -66,6 +66,7 @@ class ApprovalDesk:
             reason=reason,
             timezone=timezone,
             request_reason=request.reason,
+            verification_id=request.verification_id,
         )
         return AwaitingApproval(opened)
 
@@ -83,6 +84,7 @@ class ApprovalDesk:
         reason: str,
         timezone: str | None = None,
         request_reason: str = "",
+        verification_id: str | None = None,
     ) -> ApprovalRequest:
         """Saves a pending request; refused when no approvals channel exists or the requester can't be reached.
 
@@ -111,6 +113,7 @@ class ApprovalDesk:
             expires_at=now + self._rules.request_lifetime,
             timezone=_zone_name(timezone),
             request_reason=clean_reason(request_reason)[:MAX_REASON_LENGTH],
+            verification_id=verification_id,
         )
         await self._store.save_approval(request)
         await self._auditor.record(

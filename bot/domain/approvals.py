@@ -48,6 +48,9 @@ class ApprovalRequest:
     # Why the requester wants the pass (e.g. "INC0012345 lost phone"), given with the request and carried to the
     # pass an approval issues. `reason` above is why the request needs an approval at all.
     request_reason: str = ""
+    # The verification of the person this request was made with (bot/domain/verification.py): taken when the
+    # request was opened and bound to it, so the pass an approval issues carries its evidence.
+    verification_id: str | None = None
 
     def decided(self, status: ApprovalStatus, by_id: str, by_name: str, at: datetime, note: str) -> ApprovalRequest:
         return replace(

@@ -22,6 +22,8 @@ class AuditAction(enum.StrEnum):
     APPROVAL = "approval"
     DECISION = "decision"
     AUDIT_EXPORT = "audit_export"
+    ALERT = "alert"  # a security alert raised (bot/domain/alerts.py)
+    VERIFICATION = "verification"  # a verification of the person before a pass: asked, confirmed, refused, ...
 
 
 class AuditOutcome(enum.StrEnum):
@@ -49,6 +51,14 @@ class AuditEvent:
     rule: str | None = None
     detail: str = ""
     reason: str = ""  # why the requester asked (a ticket number): user text, cleaned and capped (reasons.py)
+    # The verification of the person this row is about (bot/domain/verification.py), and its evidence on the row of
+    # the pass it was used for: method, who or what confirmed it, when, and Face Check's score.
+    verification_id: str | None = None
+    evidence_method: str | None = None
+    evidence_by_id: str | None = None
+    evidence_by: str | None = None
+    evidence_at: datetime | None = None
+    evidence_score: float | None = None
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,12 @@ EXPORT_HEADER = (
     "rule",
     "detail",
     "reason",  # what the requester gave as the reason (user text: neutralised like every cell)
+    "verificationId",  # the verification of the person (issue 12) and, on a pass's row, its evidence
+    "verificationMethod",
+    "verifiedBy",
+    "verifiedById",
+    "verifiedAtUtc",
+    "verificationScore",
 )
 
 
@@ -80,6 +86,18 @@ class AuditRecord(Protocol):
     def detail(self) -> str: ...
     @property
     def reason(self) -> str: ...
+    @property
+    def verification_id(self) -> str | None: ...
+    @property
+    def evidence_method(self) -> str | None: ...
+    @property
+    def evidence_by(self) -> str | None: ...
+    @property
+    def evidence_by_id(self) -> str | None: ...
+    @property
+    def evidence_at(self) -> datetime | None: ...
+    @property
+    def evidence_score(self) -> float | None: ...
 
 
 class AuditSource(Protocol):
@@ -172,6 +190,12 @@ def _cells(row: AuditRecord, timezone: ZoneInfo) -> tuple[str, ...]:
         row.rule or "",
         row.detail or "",
         row.reason or "",
+        row.verification_id or "",
+        row.evidence_method or "",
+        row.evidence_by or "",
+        row.evidence_by_id or "",
+        _utc(row.evidence_at) if row.evidence_at else "",
+        "" if row.evidence_score is None else f"{row.evidence_score:g}",
     )
 
 

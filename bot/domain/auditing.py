@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from bot.domain.audit import AuditAction, AuditEvent, AuditOutcome
 from bot.domain.errors import GraphRejected, GraphUnavailable, Refused, Rule, TapError, UserNotFound
-from bot.domain.model import Caller, DirectoryUser, PassInfo
+from bot.domain.model import Caller, DirectoryUser, Evidence, PassInfo
 from bot.domain.ports import AuditLog, Clock
 from bot.domain.reasons import MAX_REASON_LENGTH, ReasonRefused, clean_reason
 
@@ -83,6 +83,8 @@ class Auditor:
         rule: Rule | None = None,
         detail: str = "",
         reason: str = "",
+        verification_id: str | None = None,
+        evidence: Evidence | None = None,
     ) -> None:
         await self._audit.record(
             AuditEvent(
@@ -101,6 +103,12 @@ class Auditor:
                 rule=rule.value if rule else None,
                 detail=detail,
                 reason=clean_reason(reason)[:MAX_REASON_LENGTH],
+                verification_id=verification_id,
+                evidence_method=evidence.method if evidence else None,
+                evidence_by_id=evidence.confirmed_by_id if evidence else None,
+                evidence_by=evidence.confirmed_by_label if evidence else None,
+                evidence_at=evidence.at if evidence else None,
+                evidence_score=evidence.score if evidence else None,
             )
         )
 

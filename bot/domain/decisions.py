@@ -15,6 +15,7 @@ from bot.domain.model import Caller, DirectoryUser, IssuedPass, PassInfo
 from bot.domain.onboarding import OnboardingService
 from bot.domain.ports import AuditLog, Clock
 from bot.domain.service import TapService
+from bot.domain.verification import VerificationKind
 
 
 class UnknownRequest(TapError):
@@ -121,11 +122,18 @@ class DecisionService:
             await self._tap.require_known_caller(requester)
             check = await self._onboarding.check(requester, user)
             action = AuditAction.ONBOARD
+            kind = VerificationKind.ONBOARD
         else:
             await self._tap.require_operator_still(requester)
             check = await self._tap.check_target(requester, user)
             action = AuditAction.ISSUE
+            kind = VerificationKind.ISSUE
             _require_replace_was_confirmed(request, check.existing, self._clock.now())
+        # The verification of the person the request was opened with (bound to it); none, when one is needed now,
+        # refuses: the rules hold as of this write.
+        evidence = await self._tap.approved_evidence(
+            requester, user, approval_id=request.id, verification_id=request.verification_id, kind=kind
+        )
         # The policy may have changed since the request: its range and one-time rule hold as of now.
         lifetime = resolve_lifetime(request.lifetime_minutes, check.policy)
         one_time = resolve_one_time(request.one_time, check.policy)
@@ -140,6 +148,8 @@ class DecisionService:
             action=action,
             detail=f"approved by {request.decided_by_name or request.decided_by_id} (request {request.id})",
             reason=request.request_reason,
+            evidence=evidence,
+            verification_id=request.verification_id,
         )
 
 

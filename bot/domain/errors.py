@@ -34,6 +34,10 @@ class Rule(enum.StrEnum):
     EXISTING_PASS = "existing_pass"
     NO_APPROVALS_CHANNEL = "no_approvals_channel"
     SELF_APPROVAL = "self_approval"
+    VERIFICATION_REQUIRED = "verification_required"  # a recovery pass needs a verification of the person first
+    VERIFICATION_NOT_USABLE = "verification_not_usable"  # used, expired, refused, or made for another pass
+    NO_ATTESTER = "no_attester"  # nobody may confirm who the user is (no usable manager, no fallback approver)
+    NOT_ATTESTER = "not_attester"  # someone other than the person asked pressed Confirm / This is not them
 
 
 class Refused(TapError):

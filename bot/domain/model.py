@@ -160,6 +160,18 @@ class PassInfo:
 
 
 @dataclass(frozen=True)
+class Evidence:
+    """How the person was verified before their pass (bot/domain/verification.py): shown on the pass card, kept in
+    the audit row and the audit export."""
+
+    method: str  # "manager", "verified_id"
+    confirmed_by_id: str  # who or what confirmed: an object id, or the Verified ID request's id
+    confirmed_by_label: str  # for people to read: "Diego Siciliani (manager)", "Verified ID with Face Check"
+    at: datetime
+    score: float | None = None  # Face Check's match confidence, when there is one
+
+
+@dataclass(frozen=True)
 class IssuedPass:
     """A pass just created: the only value that carries the secret."""
 
@@ -168,6 +180,7 @@ class IssuedPass:
     secret: PassSecret = field(repr=False)
     graph_request_id: str | None = None
     replaced: PassInfo | None = None
+    evidence: Evidence | None = None  # the verification the pass was issued after, if any
 
 
 @dataclass(frozen=True)
@@ -182,6 +195,7 @@ class PassRequest:
     replace_method_id: str | None = None
     approved: bool = False  # a second operator already approved this request
     reason: str = ""  # why the pass is wanted, e.g. "INC0012345 lost phone"; see bot/domain/reasons.py
+    verification_id: str | None = None  # a confirmed verification of the user, consumed by the write (verification.py)
 
 
 @dataclass(frozen=True)
@@ -192,3 +206,4 @@ class OnboardRequest:
     start_at: datetime | None = None
     lifetime_minutes: int | None = None
     reason: str = ""
+    verification_id: str | None = None  # a confirmed verification of the new hire (TAPBOT_VERIFY_ONBOARDING)

@@ -13,11 +13,12 @@ from bot.domain.approvals import ApprovalKind
 from bot.domain.audit import AuditAction
 from bot.domain.auditing import Auditor, Subject
 from bot.domain.eligibility import clamp_lifetime, resolve_lifetime, resolve_one_time, start_refusal
-from bot.domain.errors import Refused, Rule
-from bot.domain.model import Caller, DirectoryUser, OnboardRequest
+from bot.domain.errors import Refused, Rule, TapError
+from bot.domain.model import Caller, DirectoryUser, OnboardRequest, PassInfo
 from bot.domain.ports import AuditLog, Clock
 from bot.domain.reasons import clean_reason
 from bot.domain.service import AwaitingApproval, Issued, TapService, TargetCheck
+from bot.domain.verification import VerificationKind, VerificationNeeded, VerificationUse
 
 # Graph's @odata.type names of the two methods a new hire may already have.
 NEW_HIRE_METHOD_TYPES = frozenset(
@@ -98,7 +99,7 @@ class OnboardingService:
         self._clock = clock
         self._auditor = Auditor(audit, clock)
 
-    async def onboard(self, caller: Caller, request: OnboardRequest) -> Issued | AwaitingApproval:
+    async def onboard(self, caller: Caller, request: OnboardRequest) -> Issued | AwaitingApproval | VerificationNeeded:
         subject = Subject(request.target, reason=clean_reason(request.reason))
         work = lambda: self._onboard(caller, request, subject)  # noqa: E731
         return await self._auditor.audited(AuditAction.ONBOARD, caller, subject, work)
@@ -120,7 +121,9 @@ class OnboardingService:
             )
         return check
 
-    async def _onboard(self, caller: Caller, request: OnboardRequest, subject: Subject) -> Issued | AwaitingApproval:
+    async def _onboard(
+        self, caller: Caller, request: OnboardRequest, subject: Subject
+    ) -> Issued | AwaitingApproval | VerificationNeeded:
         await self._tap.require_known_caller(caller)
         request = replace(request, reason=self._tap.check_reason(request.reason))
         user = await self._tap.find_user(subject)
@@ -129,7 +132,7 @@ class OnboardingService:
 
     async def _onboard_locked(
         self, caller: Caller, request: OnboardRequest, user: DirectoryUser
-    ) -> Issued | AwaitingApproval:
+    ) -> Issued | AwaitingApproval | VerificationNeeded:
         policy, existing = (await self.check(caller, user)).unpack()
         if request.lifetime_minutes is not None:
             lifetime = resolve_lifetime(request.lifetime_minutes, policy)
@@ -140,6 +143,37 @@ class OnboardingService:
         refusal = start_refusal(start, self._clock.now())
         if refusal is not None:
             raise refusal
+        # TAPBOT_VERIFY_ONBOARDING: the new hire is verified too (consumed here, or bound to the approval request).
+        use = await self._tap.verification_for_write(caller, user, request.verification_id, VerificationKind.ONBOARD)
+        if isinstance(use, VerificationNeeded):
+            return replace(use, request=request)
+        verification = self._tap.verification
+        try:
+            result = await self._write(caller, request, user, lifetime, one_time, start, existing, use)
+        except TapError:
+            if use is not None and verification is not None:
+                await verification.release(use)
+            raise
+        if use is not None and verification is not None:
+            used_for = (
+                f"approval:{result.request.id}"
+                if isinstance(result, AwaitingApproval)
+                else result.issued.info.method_id
+            )
+            await verification.finish_use(use, used_for)
+        return result
+
+    async def _write(
+        self,
+        caller: Caller,
+        request: OnboardRequest,
+        user: DirectoryUser,
+        lifetime: int,
+        one_time: bool,
+        start: datetime | None,
+        existing: PassInfo | None,
+        use: VerificationUse | None,
+    ) -> Issued | AwaitingApproval:
         if self._desk.rules.onboarding_needs_approval:
             opened = await self._desk.open_request(
                 ApprovalKind.ONBOARDING,
@@ -150,6 +184,7 @@ class OnboardingService:
                 one_time=one_time,
                 reason=f"Onboarding pass requested by {caller.display_name or 'the manager'} for a new hire.",
                 request_reason=request.reason,
+                verification_id=use.verification.id if use else None,
             )
             return AwaitingApproval(opened)
         issued = await self._tap.create_checked_pass(
@@ -161,6 +196,8 @@ class OnboardingService:
             existing=existing,
             action=AuditAction.ONBOARD,
             reason=request.reason,
+            evidence=use.evidence if use else None,
+            verification_id=use.verification.id if use else None,
         )
         return Issued(issued)
 

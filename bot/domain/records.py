@@ -68,3 +68,9 @@ class AuditEntry:
     rule: str | None
     detail: str
     reason: str = ""
+    verification_id: str | None = None
+    evidence_method: str | None = None
+    evidence_by_id: str | None = None
+    evidence_by: str | None = None
+    evidence_at: datetime | None = None
+    evidence_score: float | None = None

@@ -23,9 +23,10 @@ from bot.domain.eligibility import (
     target_refusal,
 )
 from bot.domain.errors import GraphUnavailable, Refused, Rule, TapError, TargetBusy, UserNotFound
-from bot.domain.model import Caller, DirectoryUser, IssuedPass, PassInfo, PassRequest, TapPolicy
+from bot.domain.model import Caller, DirectoryUser, Evidence, IssuedPass, PassInfo, PassRequest, TapPolicy
 from bot.domain.ports import AuditLog, Clock, Directory, PassMethods, TargetLocks
 from bot.domain.reasons import NO_REASON_RULES, PassReasons, ReasonRules, clean_reason
+from bot.domain.verification import VerificationKind, VerificationNeeded, VerificationService, VerificationUse
 
 if TYPE_CHECKING:
     from bot.domain.approvals import ApprovalRequest
@@ -79,7 +80,7 @@ class AwaitingApproval:
     request: ApprovalRequest
 
 
-IssueResult = Issued | ReplaceNeeded | AwaitingApproval
+IssueResult = Issued | ReplaceNeeded | AwaitingApproval | VerificationNeeded
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,9 @@ class TapService:
         cache_window: timedelta = DEFAULT_CACHE_WINDOW,
         reasons: ReasonRules = NO_REASON_RULES,
         pass_reasons: PassReasons | None = None,
+        verification: VerificationService | None = None,
     ) -> None:
+        self._verification = verification
         self._reasons = reasons
         self._pass_reasons = pass_reasons
         self._cache_window = cache_window
@@ -193,6 +196,52 @@ class TapService:
     @property
     def reason_rules(self) -> ReasonRules:
         return self._reasons
+
+    @property
+    def verification(self) -> VerificationService | None:
+        """Verification of the person before a pass (None: off, today's behaviour). Onboarding and approvals use it."""
+        return self._verification
+
+    async def verification_for_write(
+        self, caller: Caller, user: DirectoryUser, verification_id: str | None, kind: VerificationKind
+    ) -> VerificationUse | VerificationNeeded | None:
+        """At the write: the verification the request carries, consumed (refused when it does not fit), or
+        VerificationNeeded when the user needs one and none was given, or None when none is needed."""
+        if self._verification is None:
+            return None
+        if verification_id is not None:
+            return await self._verification.take(verification_id, caller, user, kind)
+        why = await self._verification.requirement(user, first_pass_known=kind is VerificationKind.ONBOARD)
+        if why is None:
+            return None
+        return VerificationNeeded(PassRequest(user.object_id), user, self._verification.rules.methods, kind, why)
+
+    async def approved_evidence(
+        self,
+        caller: Caller,
+        user: DirectoryUser,
+        *,
+        approval_id: str,
+        verification_id: str | None,
+        kind: VerificationKind,
+    ) -> Evidence | None:
+        """An approval-delayed pass at its write: the verification bound to this approval when it was opened, or,
+        when it carries none, a refusal if the user needs one now (the rules are as of the write)."""
+        if verification_id is not None:
+            if self._verification is None:
+                return None
+            return await self._verification.evidence_for_approval(
+                verification_id, approval_id, caller.object_id, user.object_id
+            )
+        if self._verification is None:
+            return None
+        why = await self._verification.requirement(user, first_pass_known=kind is VerificationKind.ONBOARD)
+        if why is None:
+            return None
+        raise Refused(
+            Rule.VERIFICATION_REQUIRED,
+            f"{why} This request was made without that verification, so no pass was issued. Ask again.",
+        )
 
     def check_reason(self, reason: str) -> str:
         """The cleaned reason, or ReasonRefused with a sentence saying what to write. Every path calls this before
@@ -336,6 +385,8 @@ class TapService:
         detail: str = "",
         max_throttle_wait: timedelta | None = None,
         reason: str = "",
+        evidence: Evidence | None = None,
+        verification_id: str | None = None,
     ) -> IssuedPass:
         """Creates a pass whose rules were already checked (inside `target_lock`), and audits it.
 
@@ -352,8 +403,8 @@ class TapService:
             replacing=existing,
             max_throttle_wait=max_throttle_wait,
         )
-        if existing is not None:
-            issued = IssuedPass(issued.user, issued.info, issued.secret, issued.graph_request_id, existing)
+        if existing is not None or evidence is not None:
+            issued = IssuedPass(issued.user, issued.info, issued.secret, issued.graph_request_id, existing, evidence)
         await self._auditor.record(
             action,
             AuditOutcome.SUCCEEDED,
@@ -363,6 +414,8 @@ class TapService:
             graph_request_id=issued.graph_request_id,
             detail="; ".join(part for part in (detail, _replacement_note(existing)) if part),
             reason=reason,
+            verification_id=verification_id,
+            evidence=evidence,
         )
         return issued
 
@@ -439,18 +492,63 @@ class TapService:
                 reason=request.reason,
             )
             return ReplaceNeeded(user, existing, request, lifetime, one_time)
+        verified = await self.verification_for_write(caller, user, request.verification_id, VerificationKind.ISSUE)
+        if isinstance(verified, VerificationNeeded):
+            await self._auditor.record(
+                AuditAction.ISSUE,
+                AuditOutcome.NEEDS_CONFIRMATION,
+                caller,
+                user=user,
+                rule=Rule.VERIFICATION_REQUIRED,
+                detail=f"verification of the person needed: {verified.why}"[:2000],
+                reason=request.reason,
+            )
+            return replace(verified, request=request)
+        return await self._issue_verified(caller, request, user, lifetime, one_time, existing, verified)
+
+    async def _issue_verified(
+        self,
+        caller: Caller,
+        request: PassRequest,
+        user: DirectoryUser,
+        lifetime: int,
+        one_time: bool,
+        existing: PassInfo | None,
+        use: VerificationUse | None,
+    ) -> IssueResult:
+        """The write, with the verification `use` taken for it: bound to the pass (or to the approval request it
+        waits in) once that exists, released again if the write failed before a pass existed."""
         gate = self._approval_gate
-        if gate is not None and gate.long_lifetime(lifetime) and not request.approved:
-            return await gate.ask_for_long_lifetime(caller, user, request, lifetime_minutes=lifetime, one_time=one_time)
-        issued = await self.create_checked_pass(
-            caller,
-            user,
-            lifetime_minutes=lifetime,
-            one_time=one_time,
-            start_at=request.start_at,
-            existing=existing,
-            reason=request.reason,
-        )
+        awaiting: AwaitingApproval | None = None
+        issued: IssuedPass | None = None
+        try:
+            if gate is not None and gate.long_lifetime(lifetime) and not request.approved:
+                awaiting = await gate.ask_for_long_lifetime(
+                    caller, user, request, lifetime_minutes=lifetime, one_time=one_time
+                )
+            else:
+                issued = await self.create_checked_pass(
+                    caller,
+                    user,
+                    lifetime_minutes=lifetime,
+                    one_time=one_time,
+                    start_at=request.start_at,
+                    existing=existing,
+                    reason=request.reason,
+                    evidence=use.evidence if use else None,
+                    verification_id=use.verification.id if use else None,
+                )
+        except TapError:
+            if use is not None and self._verification is not None:
+                await self._verification.release(use)
+            raise
+        if awaiting is not None or issued is None:
+            assert awaiting is not None
+            if use is not None and self._verification is not None:
+                await self._verification.finish_use(use, f"approval:{awaiting.request.id}")
+            return awaiting
+        if use is not None and self._verification is not None:
+            await self._verification.finish_use(use, issued.info.method_id)
         return Issued(issued)
 
     async def _revoke(self, caller: Caller, subject: Subject) -> RevokeResult:

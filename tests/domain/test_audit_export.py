@@ -106,6 +106,12 @@ class Row:
     rule: str | None = None
     detail: str = ""
     reason: str = ""
+    verification_id: str | None = None
+    evidence_method: str | None = None
+    evidence_by_id: str | None = None
+    evidence_by: str | None = None
+    evidence_at: datetime | None = None
+    evidence_score: float | None = None
 
 
 @dataclass

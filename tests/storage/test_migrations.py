@@ -182,6 +182,7 @@ async def test_downgrade_to_base_removes_everything(database_url: str) -> None:
 async def test_a_database_made_before_migrations_is_adopted(database_url: str, second_database_url: str) -> None:
     """What the app's start used to make (create_all), from an older version: some tables, no lease columns."""
     later = ("bulk_rows", "processed_activities", "target_locks", "verified_id_requests")  # verified_id: 0005
+    later += ("verifications", "verification_prompts")  # 0004
     older = [name for name in Base.metadata.tables if name not in later]
     engine = create_async_engine(database_url)
     try:
@@ -196,6 +197,10 @@ async def test_a_database_made_before_migrations_is_adopted(database_url: str, s
                 for table, column in (("audit_events", "reason"), ("approval_requests", "request_reason")):
                     sync.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))  # added by 0003
                 sync.execute(text("ALTER TABLE bulk_jobs DROP COLUMN reason"))  # added by 0003
+                for column in ("verification_id", "evidence_method", "evidence_by_id", "evidence_by", "evidence_at"):
+                    sync.execute(text(f"ALTER TABLE audit_events DROP COLUMN {column}"))  # added by 0004
+                sync.execute(text("ALTER TABLE audit_events DROP COLUMN evidence_score"))  # added by 0004
+                sync.execute(text("ALTER TABLE approval_requests DROP COLUMN verification_id"))  # added by 0004
                 sync.execute(
                     Base.metadata.tables["approvals_channels"]
                     .insert()

@@ -11,6 +11,7 @@ aggregate, each the adapter behind a domain Protocol:
 - ``conversations.py``: personal chats (``PersonalConversations``)
 - ``activities.py``: activities already handled (``ProcessedActivities``)
 - ``target_locks.py``: one check-and-create per user across replicas (``TargetLocks``)
+- ``verifications.py``: verifications of the person before a pass and their prompts (``VerificationStore``)
 - ``verified_id.py``: Verified ID presentation requests (``VerifiedIdRequests``)
 
 Nothing here ever holds a pass value: the tables have no column that could.
@@ -31,6 +32,7 @@ from bot.adapters.store.pass_cards import SqlPassCards
 from bot.adapters.store.schema import Base
 from bot.adapters.store.sessions import SqlDatabase
 from bot.adapters.store.target_locks import SqlTargetLocks
+from bot.adapters.store.verifications import SqlVerifications
 from bot.adapters.store.verified_id import SqlVerifiedIdRequests
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "SqlProcessedActivities",
     "SqlStore",
     "SqlTargetLocks",
+    "SqlVerifications",
     "SqlVerifiedIdRequests",
 ]
 
@@ -57,6 +60,7 @@ class SqlStore(
     SqlProcessedActivities,
     SqlTargetLocks,
     SqlVerifiedIdRequests,
+    SqlVerifications,
 ):
     """Every aggregate's store over one database, opened and closed once (the app and the tests use this one).
 

@@ -119,6 +119,7 @@ def _approval_values(request: ApprovalRequest) -> dict[str, object]:
         "card_activity_id": request.card_activity_id,
         "timezone": request.timezone,
         "request_reason": request.request_reason,
+        "verification_id": request.verification_id,
     }
 
 
@@ -145,4 +146,5 @@ def _approval(row: ApprovalRow) -> ApprovalRequest:
         card_service_url=row.card_service_url,
         timezone=row.timezone,
         request_reason=row.request_reason,
+        verification_id=row.verification_id,
     )

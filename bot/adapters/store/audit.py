@@ -35,6 +35,12 @@ class SqlAuditLog:
                     rule=event.rule,
                     detail=event.detail,
                     reason=event.reason,
+                    verification_id=event.verification_id,
+                    evidence_method=event.evidence_method,
+                    evidence_by_id=event.evidence_by_id,
+                    evidence_by=event.evidence_by,
+                    evidence_at=event.evidence_at,
+                    evidence_score=event.evidence_score,
                 )
             )
 
@@ -79,4 +85,10 @@ def _entry(row: AuditRow) -> AuditEntry:
         rule=row.rule,
         detail=row.detail,
         reason=row.reason,
+        verification_id=row.verification_id,
+        evidence_method=row.evidence_method,
+        evidence_by_id=row.evidence_by_id,
+        evidence_by=row.evidence_by,
+        evidence_at=row.evidence_at,
+        evidence_score=row.evidence_score,
     )

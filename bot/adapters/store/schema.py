@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sqlalchemy import Boolean, DateTime, Index, Integer, String, Text, TypeDecorator, text
+from sqlalchemy import Boolean, DateTime, Float, Index, Integer, String, Text, TypeDecorator, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -76,6 +76,13 @@ class AuditRow(Base):
     rule: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(Text, default="")
     reason: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))  # the requester's reason (0003)
+    # The verification of the person, and its evidence on the row of the pass it was used for (0004).
+    verification_id: Mapped[str | None] = mapped_column(String(36))
+    evidence_method: Mapped[str | None] = mapped_column(String(32))
+    evidence_by_id: Mapped[str | None] = mapped_column(String(128))
+    evidence_by: Mapped[str | None] = mapped_column(ClippedString(300))
+    evidence_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    evidence_score: Mapped[float | None] = mapped_column(Float)
 
 
 class PassCardRow(Base):
@@ -146,6 +153,8 @@ class ApprovalRow(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     # The requester's own reason (a ticket number), carried to the pass; `reason` says why approval is needed (0003).
     request_reason: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
+    # The verification of the person the request was opened with, bound to it (0004).
+    verification_id: Mapped[str | None] = mapped_column(String(36))
 
 
 class ApprovalsChannelRow(Base):
@@ -232,6 +241,67 @@ class BulkRowRow(Base):
     request_reason: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
 
     __table_args__ = (Index("ix_bulk_rows_state", "job_id", "state"),)
+
+
+class VerificationRow(Base):
+    """A verification of the person before a pass, and the request it was made for (0004). Never a pass value."""
+
+    __tablename__ = "verifications"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    method: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(16))
+    requester_id: Mapped[str] = mapped_column(String(64))
+    requester_tenant_id: Mapped[str] = mapped_column(String(64))
+    requester_name: Mapped[str] = mapped_column(ClippedString(256))
+    requester_channel_account_id: Mapped[str] = mapped_column(String(200))
+    requester_service_url: Mapped[str] = mapped_column(String(500))
+    bot_id: Mapped[str] = mapped_column(String(200))
+    target_id: Mapped[str] = mapped_column(String(64))
+    target_label: Mapped[str] = mapped_column(ClippedString(600))
+    lifetime_minutes: Mapped[int | None] = mapped_column(Integer)
+    one_time: Mapped[bool] = mapped_column(Boolean)
+    start_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    replace: Mapped[bool] = mapped_column(Boolean)
+    replace_method_id: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
+    attester_ids: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))  # comma list
+    attester_label: Mapped[str] = mapped_column(ClippedString(600), default="", server_default=text("''"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    settled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    settled_by_id: Mapped[str | None] = mapped_column(String(128))
+    settled_by: Mapped[str | None] = mapped_column(ClippedString(300))
+    score: Mapped[float | None] = mapped_column(Float)
+    detail: Mapped[str] = mapped_column(Text, default="", server_default=text("''"))
+    progress: Mapped[str | None] = mapped_column(String(32))
+    external_ref: Mapped[str | None] = mapped_column(String(128))
+    external_url: Mapped[str | None] = mapped_column(Text)
+    used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    used_for: Mapped[str | None] = mapped_column(String(64))
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    card_service_url: Mapped[str | None] = mapped_column(String(500))
+    card_conversation_id: Mapped[str | None] = mapped_column(String(500))
+    card_activity_id: Mapped[str | None] = mapped_column(String(200))
+
+    __table_args__ = (
+        Index("ix_verifications_state_expires", "state", "expires_at"),
+        Index("ix_verifications_external_ref", "external_ref", unique=True),
+    )
+
+
+class VerificationPromptRow(Base):
+    """A card asking someone "Is this really <user>?", to update when the verification settles (0004)."""
+
+    __tablename__ = "verification_prompts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    verification_id: Mapped[str] = mapped_column(String(36), index=True)
+    attester_id: Mapped[str] = mapped_column(String(64))
+    service_url: Mapped[str] = mapped_column(String(500))
+    conversation_id: Mapped[str] = mapped_column(String(500))
+    activity_id: Mapped[str | None] = mapped_column(String(200))
 
 
 class _RequesterColumns(Protocol):

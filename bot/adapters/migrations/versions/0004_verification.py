@@ -9,6 +9,7 @@ ask people to attest, and the evidence on each audit row.
   be updated in place when the verification settles.
 - audit_events.verification_id / evidence_*: the evidence behind each pass issued after a verification (method,
   who confirmed, when, score). Added in place (nullable), so the append-only triggers stay as they are.
+- approval_requests.verification_id: the verification a request waiting for approval was opened with (bound to it).
 
 Revision ID: 0004
 Revises: 0003
@@ -90,9 +91,12 @@ def upgrade() -> None:
     )
     for column in _AUDIT_COLUMNS:
         op.add_column("audit_events", column)
+    op.add_column("approval_requests", sa.Column("verification_id", sa.String(36), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("approval_requests") as batch:
+        batch.drop_column("verification_id")
     for column in reversed(_AUDIT_COLUMNS):
         with op.batch_alter_table("audit_events") as batch:
             batch.drop_column(column.name)
