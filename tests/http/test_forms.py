@@ -263,7 +263,9 @@ async def test_a_person_who_cannot_get_a_pass_is_marked_on_the_person(
 
 
 async def test_a_non_operator_submitting_a_form_issues_nothing(bot: RunningBot) -> None:
-    answer = await bot.press(DIEGO, verbs.SUBMIT_FORM, issue_values(MEGAN))
+    """Whatever the form's data says (here: an operator's identity in made-up fields), the caller is the presser."""
+    forged = {"caller": ADELE.object_id, "aadObjectId": ADELE.object_id, "from": ADELE.upn}
+    answer = await bot.press(DIEGO, verbs.SUBMIT_FORM, {**issue_values(MEGAN), **forged})
     assert answer["type"] == "application/vnd.microsoft.activity.message"
     assert "Only TAP operators" in answer["value"]
     assert await sandbox_passes(bot) == []
