@@ -167,6 +167,18 @@ class ApprovalsChannelRow(Base):
     registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class SecurityChannelRow(Base):
+    """The channel operators made the security channel with `/tap alerts here` (0006)."""
+
+    __tablename__ = "security_channels"
+
+    tenant_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    service_url: Mapped[str] = mapped_column(String(500))
+    conversation_id: Mapped[str] = mapped_column(String(500))
+    registered_by: Mapped[str] = mapped_column(String(64))
+    registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class BulkJobRow(Base):
     __tablename__ = "bulk_jobs"
 
