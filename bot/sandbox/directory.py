@@ -89,6 +89,12 @@ class Tenant:
                 pending.extend(self._groups_containing.get(group_id, ()))
         return frozenset(found)
 
+    def transitive_user_members(self, group_id: str) -> tuple[TenantUser, ...]:
+        """The users in the group directly or through nested groups, in the tenant's order (Graph's
+        `/groups/{id}/transitiveMembers/microsoft.graph.user`)."""
+        wanted = group_id.lower()
+        return tuple(user for user in self.users if wanted in self.transitive_group_ids(user.id))
+
     def role_definition(self, role_definition_id: str) -> RoleDefinition | None:
         return self._role_definitions_by_id.get(role_definition_id.lower())
 

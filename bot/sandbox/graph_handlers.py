@@ -6,7 +6,6 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlencode
 
 from bot.sandbox.clock import parse_graph_datetime
 from bot.sandbox.errors import (
@@ -19,6 +18,7 @@ from bot.sandbox.errors import (
     policy_forbids_pass,
     resource_not_found,
 )
+from bot.sandbox.graph_group_handlers import list_groups, list_transitive_members, users_in_filter
 from bot.sandbox.graph_json import (
     authentication_method_json,
     directory_role_json,
@@ -32,6 +32,7 @@ from bot.sandbox.graph_role_handlers import (
     list_role_assignments,
     list_role_eligibility_instances,
 )
+from bot.sandbox.paging import page
 from bot.sandbox.passes import IssuedPass
 from bot.sandbox.routing import GraphRequest, GraphResponse, GraphRouter, no_content, ok
 from bot.sandbox.state import SandboxState
@@ -39,12 +40,10 @@ from bot.sandbox.tenant import TENANT_SCOPE, RoleDefinition, TenantGroup, Tenant
 from bot.sandbox.user_search import SEARCH_NEEDS_HEADER, filter_test, search_test
 
 CHECK_MEMBER_GROUPS_LIMIT = 20
-MAX_PAGE_SIZE = 999
 TAP_WRITABLE_PROPERTIES = frozenset({"startDateTime", "lifetimeInMinutes", "isUsableOnce"})
 TAP_READ_ONLY_PROPERTIES = frozenset(
     {"id", "temporaryAccessPass", "createdDateTime", "isUsable", "methodUsabilityReason"}
 )
-DEFAULT_PAGE_SIZE = 100
 _ASSIGNABLE_FILTER = re.compile(r"isAssignableToRole\s+eq\s+(?P<value>true|false)", re.IGNORECASE)
 
 Params = Mapping[str, str]
@@ -63,7 +62,11 @@ def build_graph_router() -> GraphRouter:
     # The OData cast to groups only; msgraph-sdk spells it with Graph's short alias.
     router.add("GET", "/users/{user}/transitiveMemberOf/microsoft.graph.group", list_transitive_groups)
     router.add("GET", "/users/{user}/transitiveMemberOf/graph.group", list_transitive_groups)
+    router.add("GET", "/groups", list_groups)
     router.add("GET", "/groups/{group}", get_group)
+    router.add("GET", "/groups/{group}/transitiveMembers", list_transitive_members)
+    router.add("GET", "/groups/{group}/transitiveMembers/microsoft.graph.user", list_transitive_members)
+    router.add("GET", "/groups/{group}/transitiveMembers/graph.user", list_transitive_members)
     router.add("GET", "/roleManagement/directory/roleAssignments", list_role_assignments)
     router.add("GET", "/roleManagement/directory/roleEligibilityScheduleInstances", list_role_eligibility_instances)
     pim_groups = "/identityGovernance/privilegedAccess/group"
@@ -87,8 +90,9 @@ def build_graph_router() -> GraphRouter:
 
 def list_users(state: SandboxState, request: GraphRequest, params: Params) -> GraphResponse:
     """`$top` (1..999, default 100), `$select`, `$search` (only with `ConsistencyLevel: eventual`, as Graph),
-    `$filter=startswith(...)`, `$count=true` (honoured with the header, silently ignored without it), paged with
-    `@odata.nextLink`. See bot/sandbox/user_search.py for the syntax and what each property matches."""
+    `$filter=startswith(...)` or `id in (…)` / `userPrincipalName in (…)` (at most 15 values), `$count=true`
+    (honoured with the header, silently ignored without it), paged with `@odata.nextLink`. See
+    bot/sandbox/user_search.py for the syntax and what each property matches."""
     eventual = request.headers.get("ConsistencyLevel", "").lower() == "eventual"
     users: list[TenantUser] = list(state.tenant.users)
     search = request.query.get("$search")
@@ -98,7 +102,11 @@ def list_users(state: SandboxState, request: GraphRequest, params: Params) -> Gr
         matches = search_test(search)
         users = [user for user in users if matches(user)]
     filter_text = request.query.get("$filter")
-    if filter_text is not None:
+    named = users_in_filter(state, filter_text) if filter_text is not None else None
+    if named is not None:
+        named_ids = {user.id for user in named}
+        users = [user for user in users if user.id in named_ids]
+    elif filter_text is not None:
         matches = filter_test(filter_text)
         users = [user for user in users if matches(user)]
     counted = eventual and request.query.get("$count", "").lower() == "true"
@@ -318,23 +326,7 @@ def _transitive_groups(state: SandboxState, user: TenantUser) -> list[TenantGrou
 
 
 def _page(request: GraphRequest, items: Sequence[object], *, count: int | None = None) -> dict[str, object]:
-    """One page of `items` at `$skiptoken` (an offset here; opaque to callers), with Graph's `@odata.nextLink`."""
-    raw_top = request.query.get("$top", str(DEFAULT_PAGE_SIZE))
-    if not raw_top.isdigit() or not 1 <= int(raw_top) <= MAX_PAGE_SIZE:
-        raise bad_request(f"Invalid page size specified: '{raw_top}'. Must be between 1 and {MAX_PAGE_SIZE}.")
-    top = int(raw_top)
-    token = request.query.get("$skiptoken", "0")
-    if not token.isdigit():
-        raise bad_request(f"Invalid $skiptoken '{token}'.")
-    start = int(token)
-    body: dict[str, object] = {}
-    if count is not None:
-        body["@odata.count"] = count
-    body["value"] = list(items[start : start + top])
-    if start + top < len(items):
-        query = {**request.query, "$skiptoken": str(start + top)}
-        body["@odata.nextLink"] = f"{request.base_url}{request.path}?{urlencode(query)}"
-    return body
+    return page(request, items, count=count)
 
 
 def _roles_held(state: SandboxState, user: TenantUser) -> list[RoleDefinition]:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from bot.sandbox.errors import MAX_IN_FILTER_VALUES, bad_request, pim_group_filter_required, premium_license_required
 from bot.sandbox.graph_json import group_eligibility_instance_json, role_assignment_json, role_eligibility_instance_json
+from bot.sandbox.paging import page
 from bot.sandbox.routing import GraphRequest, GraphResponse, ok
 from bot.sandbox.state import SandboxState
 
@@ -23,7 +24,7 @@ Params = Mapping[str, str]
 
 def list_role_assignments(state: SandboxState, request: GraphRequest, params: Params) -> GraphResponse:
     """Active assignments at every scope; `principalId eq` or `principalId in (…)` match the principal itself only
-    (a group's members are not expanded, as in Graph)."""
+    (a group's members are not expanded, as in Graph). Without a filter: every assignment of the tenant. Paged."""
     expand = request.query.get("$expand")
     if expand is not None and expand.strip().lower() != "roledefinition":
         raise bad_request("The sandbox supports only $expand=roleDefinition on roleAssignments.")
@@ -35,17 +36,13 @@ def list_role_assignments(state: SandboxState, request: GraphRequest, params: Pa
         assignments = tuple(
             assignment for principal in principal_ids for assignment in state.tenant.role_assignments_of(principal)
         )
-    return ok(
-        {
-            "value": [
-                role_assignment_json(
-                    assignment,
-                    state.tenant.role_definition(assignment.role_definition_id) if expand is not None else None,
-                )
-                for assignment in assignments
-            ]
-        }
-    )
+    rendered = [
+        role_assignment_json(
+            assignment, state.tenant.role_definition(assignment.role_definition_id) if expand is not None else None
+        )
+        for assignment in assignments
+    ]
+    return ok(page(request, rendered))
 
 
 def list_role_eligibility_instances(state: SandboxState, request: GraphRequest, params: Params) -> GraphResponse:
@@ -62,18 +59,15 @@ def list_role_eligibility_instances(state: SandboxState, request: GraphRequest, 
     else:
         [principal_id] = _principal_ids(filter_text, allow_in=False, collection="roleEligibilityScheduleInstances")
         eligibilities = state.tenant.role_eligibilities_of(principal_id, now)
-    return ok(
-        {
-            "value": [
-                role_eligibility_instance_json(
-                    item,
-                    state.tenant.role_definition(item.role_definition_id) if expand is not None else None,
-                    SCHEDULE_START,
-                )
-                for item in eligibilities
-            ]
-        }
-    )
+    rendered = [
+        role_eligibility_instance_json(
+            item,
+            state.tenant.role_definition(item.role_definition_id) if expand is not None else None,
+            SCHEDULE_START,
+        )
+        for item in eligibilities
+    ]
+    return ok(page(request, rendered))
 
 
 def list_group_eligibility_instances(state: SandboxState, request: GraphRequest, params: Params) -> GraphResponse:

@@ -101,8 +101,10 @@ def _path_shape(path: str) -> str:
         previous = segments[index - 1] if index else None
         if previous in _ID_AFTER and shaped[-1] != "{id}":
             shaped.append("{id}")
-        elif segment.startswith("microsoft.graph."):
-            continue  # a type cast (`transitiveMemberOf/microsoft.graph.group`) costs what its collection costs
+        elif segment.startswith(("microsoft.graph.", "graph.")):
+            # A type cast (`transitiveMemberOf/microsoft.graph.group`, or msgraph-sdk's `graph.group`) costs what its
+            # collection costs.
+            continue
         else:
             shaped.append(segment)
     return "/".join(shaped)
