@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -95,6 +95,8 @@ class FakeDirectory:
     managers: dict[str, str] = field(default_factory=dict)
     methods: dict[str, tuple[str, ...]] = field(default_factory=dict)
     searches: list[str] = field(default_factory=list)  # every text search_users was asked for
+    user_reads: int = 0  # find_users calls (one Graph request each for up to 15 users)
+    snapshot_reads: int = 0  # role_holders calls (a bulk job's snapshot)
 
     def add(self, user: DirectoryUser, *groups: str, roles: tuple[str, ...] = ()) -> DirectoryUser:
         self.users[user.object_id] = user
@@ -109,6 +111,18 @@ class FakeDirectory:
             if reference.lower() in (user.object_id.lower(), user.user_principal_name.lower()):
                 return user
         return None
+
+    async def find_users(self, references: Sequence[str]) -> dict[str, DirectoryUser]:
+        self.user_reads += 1
+        found = {reference.lower(): await self.find_user(reference) for reference in references}
+        return {reference: user for reference, user in found.items() if user is not None}
+
+    async def role_holders(self) -> dict[str, tuple[str, ...]]:
+        self.snapshot_reads += 1
+        return {user_id.lower(): roles for user_id, roles in self.roles.items() if roles}
+
+    async def group_members(self, group_id: str) -> frozenset[str] | None:
+        return frozenset(member.lower() for member in self.groups.get(group_id, set()))
 
     async def search_users(self, text: str, *, limit: int) -> list[DirectoryUser]:
         self.searches.append(text)
@@ -142,9 +156,11 @@ class FakePasses:
     passes: dict[str, PassInfo] = field(default_factory=dict)
     created: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    reads: int = 0  # current_pass calls
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     async def current_pass(self, user_id: str) -> PassInfo | None:
+        self.reads += 1
         return self.passes.get(user_id)
 
     async def create_pass(

@@ -61,6 +61,10 @@ class _Call:
         return next(iter(values), None) if values else None
 
 
+class TooManyPages(GraphRejected):
+    """A collection longer than the pages a caller allows: refused rather than read half."""
+
+
 class _Pager(Protocol):
     """A collection request builder: the first page's request, `with_url` for the pages after it."""
 
@@ -85,12 +89,13 @@ class GraphCalls:
         *,
         headers: Mapping[str, str] | None = None,
         pim: bool = False,
+        max_pages: int = MAX_PAGES,
     ) -> list[dict[str, Any]]:
         """Every page of a collection, following `@odata.nextLink`. With `pim`, Graph's "this tenant has no PIM
         licence" answer means an empty collection: without PIM nobody can be eligible for anything."""
         pages: list[dict[str, Any]] = []
         next_link: str | None = None
-        while len(pages) < MAX_PAGES:
+        while len(pages) < max_pages:
             call = _Call()
             request = builder if next_link is None else builder.with_url(next_link)
             try:
@@ -110,7 +115,7 @@ class GraphCalls:
             if not next_link:
                 return pages
         if next_link:
-            raise GraphRejected(f"Microsoft Graph answered too many pages when I tried to {what}; nothing was decided.")
+            raise TooManyPages(f"Microsoft Graph answered too many pages when I tried to {what}; nothing was decided.")
         return pages
 
     async def _json(self, request: RequestInformation) -> dict[str, Any] | None:

@@ -1,10 +1,18 @@
-"""Which directory roles a user holds or could activate, read from Graph by every path (GraphGateway's part)."""
+"""Which directory roles a user holds or could activate, read from Graph by every path, for one user (a command) or
+tenant-wide with the other reads of a bulk job's snapshot: users many at a time, a group's members (GraphGateway's
+part)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
+from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
+from msgraph.generated.groups.item.transitive_members.graph_user.graph_user_request_builder import (
+    GraphUserRequestBuilder,
+)
 from msgraph.generated.identity_governance.privileged_access.group.eligibility_schedule_instances.eligibility_schedule_instances_request_builder import (  # noqa: E501
     EligibilityScheduleInstancesRequestBuilder,
 )
@@ -17,20 +25,27 @@ from msgraph.generated.role_management.directory.role_eligibility_schedule_insta
 from msgraph.generated.users.item.transitive_member_of.graph_group.graph_group_request_builder import (
     GraphGroupRequestBuilder,
 )
+from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
-from bot.adapters.graph_calls import GraphCalls
+from bot.adapters.graph_calls import MAX_PAGES, GraphCalls, TooManyPages
 from bot.adapters.graph_json import (
     TENANT_SCOPE,
     GroupEligibility,
     RoleGrant,
+    _directory_user,
     _odata_literal,
     _role_label,
     _role_name,
     _values,
 )
+from bot.domain.model import DirectoryUser
 
-# `principalId in (...)` on roleAssignments: at most this many ids per request (Graph's usual limit for `in`).
+# `principalId in (...)` on roleAssignments, `id in (...)` on users: at most this many values per request. Graph
+# limits `in` to 15 values by default (Microsoft Graph known issues, "Some limitations apply to query parameters").
 IN_FILTER_LIMIT = 15
+# A group whose members fill more pages of 999 than this is checked user by user instead of read whole.
+MEMBER_PAGES = 20
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 class RoleReads(GraphCalls):
@@ -63,7 +78,145 @@ class RoleReads(GraphCalls):
             *(self.eligible_role_grants(group_id) for group_id in group_ids),
         )
         grants = [*own_active, *own_eligible, *(grant for found in rounds for grant in found)]
-        return tuple(sorted({_role_label(grant, via.get(grant.principal_id)) for grant in grants}))
+        return _labels(grants, via)
+
+    async def role_holders(self) -> dict[str, tuple[str, ...]]:
+        """Every user who holds or could activate a directory role, by any path, read tenant-wide: user id (lower
+        case) → the same labels `directory_roles` gives that user.
+
+        First round, concurrently: every active assignment and every eligibility in force (all pages, no filter),
+        and the role-assignable groups (only those can hold roles besides users and service principals). Second
+        round, concurrently, for each group that holds a role: its transitive members and its PIM for Groups
+        eligibilities (`groupId eq`: Graph requires a filter there). A member of a group is counted through the
+        group, as `directory_roles` does when a user is both a member and eligible.
+        """
+        active, eligible, groups = await asyncio.gather(
+            self.all_role_grants(eligible=False),
+            self.all_role_grants(eligible=True),
+            self.role_assignable_group_names(),
+        )
+        by_principal: dict[str, list[RoleGrant]] = {}
+        for grant in [*active, *eligible]:
+            by_principal.setdefault(grant.principal_id, []).append(grant)
+        holding_groups = sorted(principal for principal in by_principal if principal in groups)
+        members, eligibilities = await asyncio.gather(
+            asyncio.gather(*(self.transitive_user_ids(group_id) for group_id in holding_groups)),
+            asyncio.gather(*(self.group_eligibilities_of_group(group_id) for group_id in holding_groups)),
+        )
+        via_by_user: dict[str, dict[str, str]] = {}  # user id -> group id -> how the user comes by its roles
+        for group_id, found in zip(holding_groups, eligibilities, strict=True):
+            for user_id, access in found:
+                via_by_user.setdefault(user_id, {})[group_id] = (
+                    f"through eligible {access}ship of group {groups[group_id]}"
+                )
+        for group_id, user_ids in zip(holding_groups, members, strict=True):
+            for user_id in user_ids:
+                via_by_user.setdefault(user_id, {})[group_id] = f"through group {groups[group_id]}"
+        holders: dict[str, tuple[str, ...]] = {}
+        for user_id in (set(by_principal) - set(groups)) | set(via_by_user):
+            via = via_by_user.get(user_id, {})
+            grants = [*by_principal.get(user_id, ()), *(grant for group_id in via for grant in by_principal[group_id])]
+            labels = _labels(grants, via)
+            if labels:
+                holders[user_id] = labels
+        return holders
+
+    async def all_role_grants(self, *, eligible: bool) -> list[RoleGrant]:
+        """Every active assignment (or every eligibility in force) of the tenant, at any scope, every page."""
+        if eligible:
+            builder: Any = self._client.role_management.directory.role_eligibility_schedule_instances
+            query: Any = RoleEligibilityScheduleInstancesRequestBuilder.RoleEligibilityScheduleInstancesRequestBuilderGetQueryParameters(  # noqa: E501
+                expand=["roleDefinition"]
+            )
+            what = "list eligible directory roles"
+        else:
+            builder = self._client.role_management.directory.role_assignments
+            query = RoleAssignmentsRequestBuilder.RoleAssignmentsRequestBuilderGetQueryParameters(
+                expand=["roleDefinition"]
+            )
+            what = "list directory role assignments"
+        pages = await self._read_pages(what, builder, query, pim=eligible)
+        return [_grant(item, eligible=eligible) for page in pages for item in _values(page) if isinstance(item, dict)]
+
+    async def role_assignable_group_names(self) -> dict[str, str]:
+        """Every role-assignable group of the tenant: id (lower case) → display name (an advanced query)."""
+        query = GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(
+            filter="isAssignableToRole eq true", count=True, select=["id", "displayName"], top=999
+        )
+        pages = await self._read_pages(
+            "list the role-assignable groups", self._client.groups, query, headers={"ConsistencyLevel": "eventual"}
+        )
+        groups = [group for page in pages for group in _values(page) if isinstance(group, dict) and group.get("id")]
+        return {str(group["id"]).lower(): str(group.get("displayName") or group["id"]) for group in groups}
+
+    async def transitive_user_ids(self, group_id: str, *, max_pages: int = MAX_PAGES) -> frozenset[str]:
+        """Object ids (lower case) of the users in the group, nested groups included; TooManyPages beyond
+        `max_pages` pages of 999."""
+        query = GraphUserRequestBuilder.GraphUserRequestBuilderGetQueryParameters(select=["id"], top=999)
+        pages = await self._read_pages(
+            "read a group's members",
+            self._client.groups.by_group_id(group_id).transitive_members.graph_user,
+            query,
+            max_pages=max_pages,
+        )
+        return frozenset(
+            str(user["id"]).lower()
+            for page in pages
+            for user in _values(page)
+            if isinstance(user, dict) and user.get("id")
+        )
+
+    async def group_eligibilities_of_group(self, group_id: str) -> list[tuple[str, str]]:
+        """PIM for Groups: (user id, "member" or "owner") of everyone who may activate access to the group."""
+        query = EligibilityScheduleInstancesRequestBuilder.EligibilityScheduleInstancesRequestBuilderGetQueryParameters(
+            filter=f"groupId eq '{_odata_literal(group_id)}'"
+        )
+        pages = await self._read_pages(
+            "read a group's eligible members",
+            self._client.identity_governance.privileged_access.group.eligibility_schedule_instances,
+            query,
+            pim=True,
+        )
+        return [
+            (str(instance["principalId"]).lower(), str(instance.get("accessId") or "member"))
+            for page in pages
+            for instance in _values(page)
+            if isinstance(instance, dict) and instance.get("principalId")
+        ]
+
+    async def find_users(self, references: Sequence[str]) -> dict[str, DirectoryUser]:
+        """Users by object id or user principal name, up to 15 per request (`$filter=id in (…)` or
+        `userPrincipalName in (…)`: Graph limits `in` to 15 values by default, see IN_FILTER_LIMIT), the requests
+        sent concurrently. Keyed by each reference lower-cased; a reference no user has is left out."""
+        ids = sorted({reference.lower() for reference in references if _GUID.fullmatch(reference)})
+        names = sorted({reference.lower() for reference in references if not _GUID.fullmatch(reference) and reference})
+        filters = [
+            f"{field} in ({', '.join(_quoted(value) for value in chunk)})"
+            for field, values in (("id", ids), ("userPrincipalName", names))
+            for chunk in (values[start : start + IN_FILTER_LIMIT] for start in range(0, len(values), IN_FILTER_LIMIT))
+        ]
+        pages = await asyncio.gather(*(self._users_where(text) for text in filters))
+        found: dict[str, DirectoryUser] = {}
+        for users in pages:
+            for user in users:
+                found[user.object_id.lower()] = user
+                found[user.user_principal_name.lower()] = user
+        return {reference.lower(): found[reference.lower()] for reference in references if reference.lower() in found}
+
+    async def _users_where(self, filter_text: str) -> list[DirectoryUser]:
+        from bot.adapters.graph import USER_FIELDS  # the gateway's own list (graph.py imports this module)
+
+        query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(filter=filter_text, select=USER_FIELDS)
+        pages = await self._read_pages("look up the users", self._client.users, query)
+        return [_directory_user(user) for page in pages for user in _values(page) if isinstance(user, dict)]
+
+    async def group_members(self, group_id: str) -> frozenset[str] | None:
+        """Object ids (lower case) of the group's users, nested groups included; None for a group too large to read
+        whole (more than MEMBER_PAGES pages of 999): its membership is then checked user by user."""
+        try:
+            return await self.transitive_user_ids(group_id, max_pages=MEMBER_PAGES)
+        except TooManyPages:
+            return None
 
     async def role_assignable_groups(self, user_id: str) -> dict[str, str]:
         """The role-assignable groups the user is a (transitive) member of: id → display name.
@@ -92,15 +245,7 @@ class RoleReads(GraphCalls):
         pages = await self._read_pages(
             "read directory role assignments", self._client.role_management.directory.role_assignments, query
         )
-        return [
-            RoleGrant(
-                principal_id=str(assignment.get("principalId") or "").lower(),
-                role_name=_role_name(assignment.get("roleDefinition")),
-                directory_scope_id=str(assignment.get("directoryScopeId") or TENANT_SCOPE),
-            )
-            for page in pages
-            for assignment in _values(page)
-        ]
+        return [_grant(assignment, eligible=False) for page in pages for assignment in _values(page)]
 
     async def eligible_role_grants(self, principal_id: str) -> list[RoleGrant]:
         """The principal's PIM eligibilities in force now (none in a tenant without PIM licences)."""
@@ -113,16 +258,7 @@ class RoleReads(GraphCalls):
             query,
             pim=True,
         )
-        return [
-            RoleGrant(
-                principal_id=str(instance.get("principalId") or "").lower(),
-                role_name=_role_name(instance.get("roleDefinition")),
-                directory_scope_id=str(instance.get("directoryScopeId") or TENANT_SCOPE),
-                eligible=True,
-            )
-            for page in pages
-            for instance in _values(page)
-        ]
+        return [_grant(instance, eligible=True) for page in pages for instance in _values(page)]
 
     async def group_eligibilities(self, user_id: str) -> list[GroupEligibility]:
         """PIM for Groups: groups whose membership or ownership the user may activate at will."""
@@ -146,3 +282,22 @@ class RoleReads(GraphCalls):
                 access = str(instance.get("accessId") or "member")
                 found.append(GroupEligibility(str(group_id).lower(), str(name or group_id), access))
         return found
+
+
+def _grant(item: dict[str, Any], *, eligible: bool) -> RoleGrant:
+    """A role assignment or eligibility schedule instance (with its roleDefinition expanded) as a RoleGrant."""
+    return RoleGrant(
+        principal_id=str(item.get("principalId") or "").lower(),
+        role_name=_role_name(item.get("roleDefinition")),
+        directory_scope_id=str(item.get("directoryScopeId") or TENANT_SCOPE),
+        eligible=eligible,
+    )
+
+
+def _labels(grants: Iterable[RoleGrant], via: Mapping[str, str]) -> tuple[str, ...]:
+    """The rule both role reads share: each grant named with how the user holds it (`via` a group, by group id)."""
+    return tuple(sorted({_role_label(grant, via.get(grant.principal_id)) for grant in grants}))
+
+
+def _quoted(value: str) -> str:
+    return "'" + _odata_literal(value) + "'"

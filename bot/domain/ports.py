@@ -24,6 +24,21 @@ class Directory(Protocol):
         """A user by object id or user principal name; None when the tenant has no such user."""
         ...
 
+    async def find_users(self, references: Sequence[str]) -> dict[str, DirectoryUser]:
+        """Users by object id or user principal name, many per Graph request (up to 15 per request). Keyed by the
+        reference lower-cased; references no user has are left out."""
+        ...
+
+    async def role_holders(self) -> dict[str, tuple[str, ...]]:
+        """Tenant-wide: every user (object id, lower case) who holds or could activate a directory role by any path
+        (`directory_roles`' rule), with the same role names `directory_roles` gives that user."""
+        ...
+
+    async def group_members(self, group_id: str) -> frozenset[str] | None:
+        """Object ids (lower case) of the group's users, nested groups included; None when the group is too large
+        to read whole (check its membership user by user with `member_groups`)."""
+        ...
+
     async def search_users(self, text: str, *, limit: int) -> list[DirectoryUser]:
         """At most `limit` users a typed name fits: display name words starting with the text's words, or a given
         name, surname, mail address or user principal name starting with the text. Empty when none."""

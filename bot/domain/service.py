@@ -194,6 +194,11 @@ class TapService:
         await self._require_operator(caller)
 
     @property
+    def protected_group_ids(self) -> frozenset[str]:
+        """The groups whose members never get a pass (a bulk job's snapshot reads their members)."""
+        return self._access.protected_group_ids
+
+    @property
     def reason_rules(self) -> ReasonRules:
         return self._reasons
 
