@@ -14,11 +14,13 @@ import socket
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.adapters.database import DatabaseSettings, DatabaseSettingsError, database_settings
 from bot.domain.reasons import NO_REASON_RULES, ReasonRules
+from bot.domain.verification import DEFAULT_VERIFICATION_MINUTES, VerificationMethod, VerificationRules
 from bot.logging_setup import LogFormat
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -125,6 +127,8 @@ class Settings:
     directory_cache_seconds: float = 30.0  # TAP policy and positive operator checks reused this long (0: never)
     reasons: ReasonRules = NO_REASON_RULES  # TAPBOT_REASON_REQUIRED, TAPBOT_TICKET_PATTERN, TAPBOT_TICKET_EXAMPLE
     verified_id: VerifiedIdSettings = field(default_factory=VerifiedIdSettings)  # TAPBOT_VERIFIED_ID_*
+    # TAPBOT_VERIFICATION, TAPBOT_VERIFY_ONBOARDING, TAPBOT_VERIFICATION_MINUTES, TAPBOT_VERIFICATION_FALLBACK_GROUP
+    verification: VerificationRules = field(default_factory=VerificationRules)
 
     @property
     def anonymous(self) -> bool:
@@ -227,6 +231,7 @@ class Settings:
             directory_cache_seconds=_directory_cache_seconds(reader),
             reasons=_reason_rules(reader),
             verified_id=_verified_id_settings(reader, graph.mode),
+            verification=_verification_rules(reader, env),
         )
 
 
@@ -379,6 +384,57 @@ def _reason_rules(reader: _Reader) -> ReasonRules:
                 "people would be shown an example that is refused."
             )
     return ReasonRules(required=required, ticket_pattern=pattern, ticket_example=example)
+
+
+# Recovery passes need a verification of the person unless TAPBOT_VERIFICATION says otherwise: the help-desk call
+# from an impostor is the attack this bot must make harder. `off` (or an empty value) restores the behaviour before
+# verification existed.
+DEFAULT_VERIFICATION = (VerificationMethod.MANAGER,)
+VERIFICATION_OFF = ("off", "none", "false", "no")
+_OBJECT_ID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+def _verification_rules(reader: _Reader, env: Mapping[str, str]) -> VerificationRules:
+    """Which verifications of the person a recovery pass needs (TAPBOT_VERIFICATION), and the rest of their rules."""
+    raw = reader.optional("TAPBOT_VERIFICATION")
+    methods: tuple[VerificationMethod, ...]
+    if raw is None and "TAPBOT_VERIFICATION" not in env:
+        methods = DEFAULT_VERIFICATION
+    elif raw is None or raw.lower() in VERIFICATION_OFF:
+        methods = ()
+    else:
+        chosen: list[VerificationMethod] = []
+        for word in reader.csv("TAPBOT_VERIFICATION"):
+            try:
+                method = VerificationMethod(word.lower())
+            except ValueError:
+                choices = ", ".join(method.value for method in VerificationMethod)
+                raise SettingsError(
+                    f"TAPBOT_VERIFICATION={raw}: '{word}' is not a verification method; use a comma list of "
+                    f"{choices}, or off."
+                ) from None
+            if method not in chosen:
+                chosen.append(method)
+        methods = tuple(chosen)
+    onboarding = reader.boolean("TAPBOT_VERIFY_ONBOARDING", False)
+    if onboarding and not methods:
+        raise SettingsError(
+            "TAPBOT_VERIFY_ONBOARDING=true needs a verification method: set TAPBOT_VERIFICATION (manager, "
+            "verified_id) too, or leave TAPBOT_VERIFY_ONBOARDING off."
+        )
+    minutes = reader.integer("TAPBOT_VERIFICATION_MINUTES", DEFAULT_VERIFICATION_MINUTES, minimum=2, maximum=120)
+    group = reader.optional("TAPBOT_VERIFICATION_FALLBACK_GROUP")
+    if group is not None and not _OBJECT_ID.match(group):
+        raise SettingsError(
+            f"TAPBOT_VERIFICATION_FALLBACK_GROUP={group} is not a group object id (a GUID such as "
+            "21ab2cff-3026-4c46-8578-27cba81a4826, from the group's overview in Entra)."
+        )
+    return VerificationRules(
+        methods=methods,
+        onboarding=onboarding,
+        window=timedelta(minutes=minutes),
+        fallback_group_id=group.lower() if group else None,
+    )
 
 
 def _verified_id_settings(reader: _Reader, mode: GraphMode) -> VerifiedIdSettings:

@@ -151,7 +151,7 @@ def attestation_settled_card(verification: Verification, *, tz: tzinfo, viewer_i
     state = verification.state
     if state in (VerificationState.CONFIRMED, VerificationState.USED):
         text = "You confirmed it is them." if you else f"{who} confirmed it is them."
-        text += " The technician can now issue the pass."
+        text += " The technician receives the pass now."
     elif state is VerificationState.REFUSED:
         text = "You said this is not them." if you else f"{who} said this is not them."
         text += " The request is blocked and the security team was alerted. Thank you."

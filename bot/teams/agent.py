@@ -33,6 +33,7 @@ from bot.teams.handlers import TapHandlers, is_unhandled_card_action
 from bot.teams.people_flow import PersonChoices
 from bot.teams.trust import ConnectorHosts, UntrustedServiceUrl, channel_issuers
 from bot.teams.turn import Turns
+from bot.teams.verification_flow import VerificationFlow
 from cards import verbs
 
 
@@ -133,6 +134,7 @@ def register_handlers(
     approvals: ApprovalFlow,
     bulk: BulkFlow,
     audit_export: AuditExportFlow,
+    verifications: VerificationFlow | None = None,
 ) -> None:
     """The whole routing table: every activity the bot reacts to, and the card buttons. `turns` gives each of the
     bot's own handlers its `Turn` and answers their refusals."""
@@ -152,6 +154,10 @@ def register_handlers(
         verbs.BULK_RETRY: turns.button(bulk.on_retry),
         verbs.BULK_EXPORT: turns.button(bulk.on_export),
     }
+    if verifications is not None:
+        buttons[verbs.VERIFY_CONFIRM] = turns.button(verifications.on_confirm)
+        buttons[verbs.VERIFY_NOT_THEM] = turns.button(verifications.on_not_them)
+        buttons[verbs.VERIFY_CANCEL] = turns.button(verifications.on_cancel)
     for verb, on_action in buttons.items():
         application.adaptive_card.action_execute(verb)(on_action)
     # File-consent answers go to the kind of offer their context names; an answer to any other kind is refused.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Protocol
 
 from microsoft_agents.activity import Activity, ActivityTypes, AdaptiveCardInvokeResponse, InvokeResponse
 from microsoft_agents.hosting.core import TurnContext, TurnState
@@ -35,6 +36,7 @@ from bot.domain.onboarding import OnboardingService
 from bot.domain.ports import Clock, PassCards
 from bot.domain.records import RedactionReason
 from bot.domain.service import AwaitingApproval, Issued, NothingToRevoke, ReplaceNeeded, Revoked, TapService
+from bot.domain.verification import VerificationNeeded
 from bot.teams.activity import ConversationKind
 from bot.teams.approval_flow import ApprovalAnnouncer
 from bot.teams.audit_export import AuditExportFlow
@@ -78,7 +80,9 @@ class TapHandlers:
         clock: Clock,
         presentation: Presentation,
         audit_export: AuditExportFlow,
+        verifications: StartsVerification | None = None,
     ) -> None:
+        self._verifications = verifications
         self._audit_export = audit_export
         self._service = service
         self._onboarding = onboarding
@@ -159,12 +163,21 @@ class TapHandlers:
         await self._bulk.withdraw_passes([outcome.revoked.method_id], RedactionReason.REVOKED, caller.object_id)
         return f"Revoked the Temporary Access Pass of {outcome.user.label}. It no longer works."
 
-    async def _issued_or_awaiting(self, turn: Turn, result: Issued | AwaitingApproval) -> None:
-        if isinstance(result, AwaitingApproval):
+    async def _issued_or_awaiting(self, turn: Turn, result: Issued | AwaitingApproval | VerificationNeeded) -> None:
+        if isinstance(result, VerificationNeeded):
+            await self._start_verification(turn, result)
+        elif isinstance(result, AwaitingApproval):
             request = await self._desk.remember_timezone(result.request, turn.timezone.key)
             await turn.reply_privately(await self._announcer.announce(request))
         else:
             await self._deliver_pass(turn, result)
+
+    async def _start_verification(self, turn: Turn, needed: VerificationNeeded) -> str:
+        """A recovery pass (or a first pass, when configured) waits for a verification of the person: the tracking
+        card goes privately to the caller, the question to whoever must confirm (bot/teams/verification_flow.py)."""
+        if self._verifications is None:  # TapService only asks for one when verification is configured
+            raise LookupError("a verification is needed but no verification flow is wired")
+        return await self._verifications.start(turn, needed)
 
     async def _deliver_pass(self, turn: Turn, result: Issued) -> None:
         """The pass goes to the requester's 1:1 chat only; if that fails, the pass is revoked at once."""
@@ -230,6 +243,9 @@ class TapHandlers:
             request = await self._desk.remember_timezone(result.request, turn.timezone.key)
             announcement = await self._announcer.announce(request)
             return turn.card_answer(replace_settled_card(request.target_label, announcement))
+        if isinstance(result, VerificationNeeded):
+            started = await self._start_verification(turn, result)
+            return turn.card_answer(replace_settled_card(result.user.label, started))
         await self._deliver_pass(turn, result)
         return turn.card_answer(
             replace_settled_card(
@@ -286,6 +302,10 @@ class TapHandlers:
             await context.send_activity(text_message(self._presentation.text_prefix + message))
         except Exception:
             logger.warning("could not tell the user about error %s", reference, exc_info=True)
+
+
+class StartsVerification(Protocol):
+    async def start(self, turn: Turn, needed: VerificationNeeded) -> str: ...
 
 
 def is_unhandled_card_action(context: TurnContext) -> bool:

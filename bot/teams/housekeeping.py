@@ -1,5 +1,5 @@
 """The periodic work of a running bot: hiding expired pass cards, closing overdue approval requests, and
-running bulk jobs whose replica died.
+running bulk jobs whose replica died, and expiring verifications nobody answered in time.
 
 Every schedule lives in SQL and every item is claimed atomically (a card is redacted once, a request closed
 once, a job leased to one replica), so several replicas can run these rounds side by side.
@@ -14,22 +14,34 @@ import logging
 from bot.teams.approval_flow import ApprovalFlow
 from bot.teams.bulk_flow import BulkFlow
 from bot.teams.redaction import CardRedactor
+from bot.teams.verification_flow import VerificationFlow
 
 logger = logging.getLogger(__name__)
 
 
 class Housekeeping:
-    def __init__(self, *, redactor: CardRedactor, approvals: ApprovalFlow, bulk: BulkFlow) -> None:
+    def __init__(
+        self,
+        *,
+        redactor: CardRedactor,
+        approvals: ApprovalFlow,
+        bulk: BulkFlow,
+        verifications: VerificationFlow | None = None,
+    ) -> None:
         self.redactor = redactor
         self.approvals = approvals
         self.bulk = bulk
+        self.verifications = verifications
 
     async def round(self) -> None:
-        for name, work in (
+        rounds = [
             ("expiry redaction", self.redactor.redact_due),
             ("request expiry", self.approvals.expire_overdue),
             ("bulk jobs without a runner", self.bulk.adopt),
-        ):
+        ]
+        if self.verifications is not None:
+            rounds.append(("verification expiry", self.verifications.expire_overdue))
+        for name, work in rounds:
             try:
                 await work()
             except Exception:
