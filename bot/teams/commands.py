@@ -21,6 +21,7 @@ from bot.domain.commands import EXAMPLE_ISSUE, Command, CommandError, names_a_pe
 from bot.domain.ports import Clock, ProcessedActivities
 from bot.teams.bulk_flow import BulkFlow, attached_file
 from bot.teams.delivery import PrivateDelivery
+from bot.teams.mentions import text_with_mentions
 from bot.teams.presentation import Presentation
 from bot.teams.turn import Turn
 
@@ -126,7 +127,7 @@ class TypedCommands:
             return
         try:
             command = parse_command(
-                turn.facts.text,
+                await text_with_mentions(turn),  # a mentioned person is the entity's object id, not the <at> text
                 now=self._clock.now(),
                 tz=turn.timezone,
                 default_start_hour=self._presentation.default_start_hour,

@@ -39,6 +39,8 @@ class RecordingConnector:
     refuse_create_with: int | None = None
     refuse_send_with: int | None = None
     personal_chats: dict[str, str] = field(default_factory=dict)
+    members: dict[str, dict[str, Any]] = field(default_factory=dict)  # Teams id -> the member lookup's answer
+    member_lookups: list[tuple[str, str]] = field(default_factory=list)  # (conversation id, member id) asked
     invalid_cards: list[str] = field(default_factory=list)
     validate_cards: bool = True  # benchmarks switch it off: they measure the bot, not this check
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
@@ -52,6 +54,7 @@ class RecordingConnector:
         app.router.add_post("/v3/conversations/{cid}/activities", self._send)
         app.router.add_post("/v3/conversations/{cid}/activities/{aid}", self._reply)
         app.router.add_put("/v3/conversations/{cid}/activities/{aid}", self._update)
+        app.router.add_get("/v3/conversations/{cid}/members/{mid}", self._member)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -100,6 +103,29 @@ class RecordingConnector:
         aid = request.match_info["aid"]
         self._record(Sent("update", request.match_info["cid"], await request.json(), aid))
         return web.json_response({"id": aid})
+
+    async def _member(self, request: web.Request) -> web.Response:
+        member_id = request.match_info["mid"]
+        self.member_lookups.append((request.match_info["cid"], member_id))
+        member = self.members.get(member_id)
+        if member is None:
+            error = {"code": "MemberNotFoundInConversation", "message": "Member not found in conversation"}
+            return web.json_response({"error": error}, status=404)
+        return web.json_response(member)
+
+    def add_member(self, object_id: str, name: str, upn: str, tenant_id: str) -> str:
+        """A member of every conversation, as Teams' member lookup answers for them; returns their Teams id, which
+        (as in Teams) is opaque: nothing in it is the object id."""
+        teams_id = f"29:1{object_id.replace('-', '')[::-1]}"
+        self.members[teams_id] = {
+            "id": teams_id,
+            "aadObjectId": object_id,
+            "name": name,
+            "userPrincipalName": upn,
+            "tenantId": tenant_id,
+            "userRole": "user",
+        }
+        return teams_id
 
     def in_conversation(self, conversation_id: str) -> list[Sent]:
         return [sent for sent in self.sent if sent.conversation_id == conversation_id and sent.kind != "create"]
