@@ -13,6 +13,7 @@ from bot.adapters.graph import GraphGateway
 from bot.adapters.store import SqlStore
 from bot.domain.approval_desk import ApprovalDesk
 from bot.domain.decisions import DecisionService
+from bot.domain.pacer import Pacer
 from bot.domain.service import TapService
 from bot.health import ReadinessCache
 from bot.settings import Settings
@@ -44,6 +45,7 @@ class Components:
     housekeeping: Housekeeping
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     readiness: ReadinessCache = field(default_factory=ReadinessCache)
+    pacer: Pacer | None = None
 
 
 COMPONENTS = web.AppKey("components", Components)

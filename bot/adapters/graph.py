@@ -58,8 +58,6 @@ CHECK_MEMBER_GROUPS_LIMIT = 20
 # How far Graph's clock may trail ours when deciding whether a pass found after an uncertain failure is ours.
 CLOCK_SKEW = timedelta(minutes=2)
 CREATE_ATTEMPTS = 3
-# An interactive command waits for a throttled create at most this long before telling the user to retry.
-MAX_INTERACTIVE_THROTTLE_WAIT = timedelta(seconds=5)
 # Graph answers `$search` on directory objects only as an advanced query (concepts/aad-advanced-queries.md).
 EVENTUAL_CONSISTENCY = {"ConsistencyLevel": "eventual"}
 TAP_CONFIGURATION_TYPE = "#microsoft.graph.temporaryAccessPassAuthenticationMethodConfiguration"
@@ -234,7 +232,7 @@ class GraphGateway(RoleReads):
         leave a pass nobody has seen. After an uncertain failure the user's pass is read back: one created
         since this attempt began is ours, with its value lost, and is deleted before trying again.
         """
-        max_throttle_wait = MAX_INTERACTIVE_THROTTLE_WAIT if max_throttle_wait is None else max_throttle_wait
+        del max_throttle_wait  # how long a throttled create may wait is the pacer's lane's (graph_pacing.py)
         body = TemporaryAccessPassAuthenticationMethod(
             lifetime_in_minutes=lifetime_minutes, is_usable_once=one_time, start_date_time=start_at
         )
@@ -249,11 +247,9 @@ class GraphGateway(RoleReads):
                 status = error.response_status_code or 0
                 last_request_id = _request_id(error)
                 if status == 429:
-                    wait = _retry_after(error)
-                    if wait > max_throttle_wait.total_seconds() or attempt == CREATE_ATTEMPTS:
-                        raise Throttled(wait, last_request_id) from None
-                    await self._sleep(wait)
-                    continue
+                    # The pacer has already waited out Retry-After and sent it again as long as this lane may wait:
+                    # another wait here would send requests the pacer did not plan.
+                    raise Throttled(_retry_after(error), last_request_id) from None
                 if status < 500:
                     raise _translate(error, "create the pass") from None
                 logger.warning(

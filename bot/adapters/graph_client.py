@@ -15,6 +15,8 @@ from kiota_abstractions.serialization import Parsable, ParsableFactory
 from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
+from kiota_http.kiota_client_factory import KiotaClientFactory
+from kiota_http.middleware import RetryHandler
 from kiota_http.middleware.options import RetryHandlerOption
 from kiota_serialization_json.json_parse_node import JsonParseNode
 from msgraph.generated.models.authentication_method_collection_response import AuthenticationMethodCollectionResponse
@@ -24,13 +26,20 @@ from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
+from msgraph_core.middleware import GraphTelemetryHandler
 
+from bot.adapters.graph_costs import graph_limits
+from bot.adapters.graph_pacing import PacedTransport
+from bot.domain.pacer import Pacer
 from bot.settings import GraphMode, GraphSettings
 from bot.telemetry import GraphTelemetryTransport
 
 # httpcore imports the optional `sniffio` package each time a pooled connection is handed out; when it is not
 # installed (anyio 4 no longer needs it) every attempt searches sys.path on disk, dozens of times per command.
 # Recording it as absent once turns each attempt into a dictionary look-up; httpcore then assumes asyncio, as before.
+# kiota's RetryHandler retries 429, 503 and 504; the 429s are the pacer's (graph_pacing.py).
+SDK_RETRY_STATUS_CODES = {503, 504}
+
 if importlib.util.find_spec("sniffio") is None:
     sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
 
@@ -81,11 +90,16 @@ def build_credential(settings: GraphSettings) -> AsyncTokenCredential:
 
 
 def build_graph_client(
-    settings: GraphSettings, base_url: str, *, credential: AsyncTokenCredential | None = None
+    settings: GraphSettings,
+    base_url: str,
+    *,
+    credential: AsyncTokenCredential | None = None,
+    pacer: Pacer | None = None,
 ) -> tuple[GraphServiceClient, httpx.AsyncClient]:
     """A Graph client pointed at `base_url` (a national cloud, or the sandbox), and the HTTP client to close.
 
-    `credential` replaces the one the settings describe (the doctor passes the one it has just tested).
+    `credential` replaces the one the settings describe (the doctor passes the one it has just tested). Every request
+    goes through `pacer` (a fresh one with Graph's published limits when none is given; see graph_pacing.py).
     """
     auth_provider: AuthenticationProvider
     if settings.mode in (GraphMode.SANDBOX, GraphMode.ANONYMOUS):
@@ -95,13 +109,19 @@ def build_graph_client(
         auth_provider = AzureIdentityAuthenticationProvider(
             credential or build_credential(settings), scopes=[settings.scope], allowed_hosts=[host]
         )
-    # Under kiota's middleware: every attempt, retries included, is one span with its status (bot/telemetry.py).
-    http_client = httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.timeout_seconds), transport=GraphTelemetryTransport()
-    )
-    # Reads may be retried by the SDK (they are idempotent), but never for long inside a chat turn.
+    # Under kiota's middleware: every attempt, retries included, is admitted by the pacer, then one span with its
+    # status (bot/telemetry.py).
+    paced = PacedTransport(pacer or Pacer(graph_limits()), GraphTelemetryTransport())
+    http_client = httpx.AsyncClient(timeout=httpx.Timeout(settings.timeout_seconds), transport=paced)
+    # Reads may be retried by the SDK after a 503 or 504 (they are idempotent), but never for long inside a chat turn.
+    # A 429 is the pacer's to retry: the SDK retrying it too would send the requests the pacer plans several times.
     read_retries: dict[str, RequestOption] = {RetryHandlerOption.get_key(): RetryHandlerOption(delay=1, max_retries=2)}
-    http_client = GraphClientFactory.create_with_default_middleware(client=http_client, options=read_retries)
+    middleware = KiotaClientFactory.get_default_middleware(read_retries)
+    for handler in middleware:
+        if isinstance(handler, RetryHandler):
+            handler.retry_on_status_codes = SDK_RETRY_STATUS_CODES
+    middleware.append(GraphTelemetryHandler())
+    http_client = GraphClientFactory.create_with_custom_middleware(middleware, client=http_client)
     adapter = GraphRequestAdapter(auth_provider, client=http_client)
     # Without an explicit base URL, httpx's own base_url (with a trailing slash) would produce '//users'.
     adapter.base_url = base_url.rstrip("/")

@@ -16,6 +16,7 @@ from bot.domain.auditing import Auditor
 from bot.domain.bulk import BulkJob, BulkSink, BulkStore
 from bot.domain.bulk_row_runner import RowRunner, RunTiming
 from bot.domain.bulk_service import UnknownJob
+from bot.domain.pacer import Lane, lane
 from bot.domain.ports import AuditLog, Clock, Directory, PassMethods
 from bot.domain.service import TapService
 
@@ -64,7 +65,8 @@ class BulkRunner:
             auditor=self._auditor,
             timing=self._timing,
         )
-        return await runner.run()
+        with lane(Lane.BULK):  # its Graph requests (and its workers', started inside) go through the bulk lane
+            return await runner.run()
 
     def start(self, job: BulkJob, sink: BulkSink) -> None:
         """Runs the job in the background under a lease, unless this replica already runs it."""

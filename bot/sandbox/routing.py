@@ -148,6 +148,8 @@ async def serve_graph_request(state: SandboxState, router: GraphRouter, request:
     """Budget, then injected faults, then the handler; always answers, never raises."""
     counters = state.counters
     counters.requests_received += 1
+    priority = next((v for k, v in request.headers.items() if k.lower() == "x-ms-throttle-priority"), "").lower()
+    counters.by_priority[priority] = counters.by_priority.get(priority, 0) + 1
     decision = state.throttle.admit(request.method, request.path, request.query, request.headers)
     if not decision.admitted:
         counters.requests_throttled += 1

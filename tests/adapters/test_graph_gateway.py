@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,8 +14,10 @@ import pytest
 
 from bot.adapters.clock import SystemClock
 from bot.adapters.graph import GraphGateway, build_graph_client
+from bot.adapters.graph_costs import graph_limits
 from bot.domain.errors import GraphRejected, GraphUnavailable, Refused, Rule, Throttled
 from bot.domain.model import DirectoryUser, UserType
+from bot.domain.pacer import Pacer
 from bot.sandbox.server import RunningSandbox, start_sandbox
 from bot.sandbox.tenant import Tenant, load_tenant, parse_tenant
 from bot.settings import DEMO_TENANT_FILE, GraphMode, GraphSettings
@@ -31,6 +34,12 @@ class Graph:
     sandbox: RunningSandbox
     http: httpx.AsyncClient
     sleeps: list[float]
+    paced: list[float]
+    """What the pacer waited (on a clock of its own that only these waits move)."""
+
+    async def counters(self) -> dict[str, Any]:
+        async with aiohttp.ClientSession() as session, session.get(f"{self.sandbox.control_url}/state") as answer:
+            return (await answer.json())["counters"]
 
     async def fault(self, **rule: object) -> None:
         async with (
@@ -46,13 +55,21 @@ class Graph:
 
 async def start_graph(timeout: float = 5.0, tenant: Tenant | None = None) -> Graph:
     sandbox = await start_sandbox(tenant or load_tenant(DEMO_TENANT_FILE))
-    client, http = build_graph_client(GraphSettings(GraphMode.SANDBOX, timeout_seconds=timeout), sandbox.base_url)
+    paced: list[float] = []
+
+    async def pacer_sleep(seconds: float) -> None:
+        paced.append(seconds)
+        await asyncio.sleep(0)
+
+    pacer = Pacer(graph_limits(), clock=lambda: 1000.0 + sum(paced), sleep=pacer_sleep)
+    settings = GraphSettings(GraphMode.SANDBOX, timeout_seconds=timeout)
+    client, http = build_graph_client(settings, sandbox.base_url, pacer=pacer)
     sleeps: list[float] = []
 
     async def record_sleep(seconds: float) -> None:
         sleeps.append(seconds)
 
-    return Graph(GraphGateway(client, SystemClock(), sleep=record_sleep), sandbox, http, sleeps)
+    return Graph(GraphGateway(client, SystemClock(), sleep=record_sleep), sandbox, http, sleeps, paced)
 
 
 @pytest.fixture
@@ -138,13 +155,21 @@ async def test_timeout_is_an_uncertain_failure(tmp_path: object) -> None:
 
 
 async def test_throttling(graph: Graph) -> None:
+    # One 429 costs exactly one more request: the pacer waits out Retry-After and sends the create again; neither
+    # the SDK's RetryHandler nor the gateway adds a request of its own.
     await graph.fault(method="POST", path_regex=CREATE_PATH, status=429, retry_after_s=2, count=1)
+    before = await graph.counters()
     await graph.gateway.create_pass(megan(), lifetime_minutes=60, one_time=False, start_at=None)
-    assert graph.sleeps[:1] == [2.0]
+    after = await graph.counters()
+    assert after["requests_received"] - before["requests_received"] == 2
+    assert after["faults_injected"] - before["faults_injected"] == 1
+    assert sum(graph.paced) == pytest.approx(2.0) and graph.sleeps == []
+    # A wait longer than a chat turn's patience goes up at once, as one request.
     await graph.fault(method="POST", path_regex=CREATE_PATH, status=429, retry_after_s=60, count=1)
     with pytest.raises(Throttled) as caught:
         await graph.gateway.create_pass(megan(), lifetime_minutes=60, one_time=False, start_at=None)
     assert caught.value.retry_after_seconds == 60
+    assert (await graph.counters())["requests_received"] - after["requests_received"] == 1
 
 
 async def test_graph_refusals_become_rules(graph: Graph) -> None:

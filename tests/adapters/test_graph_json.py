@@ -14,6 +14,7 @@ from aiohttp import web
 from bot.adapters.clock import SystemClock
 from bot.adapters.graph import GraphGateway, build_graph_client
 from bot.adapters.graph_json import _datetime
+from bot.adapters.graph_pacing import MAX_PACED_RETRIES
 from bot.domain.errors import GraphRejected, Throttled
 from bot.domain.model import DirectoryUser, UserType
 from bot.settings import GraphMode, GraphSettings
@@ -137,7 +138,9 @@ async def test_errors_still_arrive_through_the_sdk(fake_graph) -> None:  # type:
     with pytest.raises(Throttled) as caught:
         await graph.member_groups("u1", ["g1"])
     assert (caught.value.retry_after_seconds, caught.value.request_id) == (0, "r-1")
-    assert len(seen) == 3  # the SDK's retry handler still runs for reads (2 retries), then ODataError maps
+    # A 429 is retried by the pacer only (Retry-After 0: at once, MAX_PACED_RETRIES times), never also by the SDK's
+    # retry handler; then ODataError maps.
+    assert len(seen) == 1 + MAX_PACED_RETRIES
     answers["/users/u2/checkMemberGroups"] = body(["not", "an", "object"])
     with pytest.raises(GraphRejected):
         await graph.member_groups("u2", ["g1"])

@@ -1,0 +1,355 @@
+"""Pacing Graph requests: each is admitted against every limit it counts toward, interactive commands first.
+
+Graph limits identity-and-access requests along several dimensions at once (resource units and writes per app and
+tenant, writes per tenant) and publishes them; for authentication-method endpoints it publishes none. So a
+dimension either has a published quota, which the pacer fills up to a share of (BULK_SHARE for bulk work, all of it
+for a technician's command), or an unknown one that it learns from Graph's answers:
+
+- a 429 names its dimension (`x-ms-throttle-scope`) or, unscoped, concerns the unpublished dimensions the request
+  counted toward; its `Retry-After` closes those dimensions to everyone until then, and the number of requests
+  the pacer had admitted in the window just before the refused one becomes the dimension's learned limit;
+- `x-ms-throttle-limit-percentage` (sent above 0.8 of a limit) saying Graph sees more of the limit used than this
+  process admitted — another replica of the bot, or a smaller tenant than assumed — lowers the limit so that this
+  process's own use stands at that share;
+- an unpublished dimension is paced evenly (not in bursts); before its first 429 the bulk lane starts from a
+  guess that grows with every request Graph accepts (slow start), the interactive lane is not held to a guess;
+  a learned limit creeps back up by about 5 % every PROBE_WINDOWS windows of accepted requests.
+
+Two lanes: a request waits in its lane until every dimension it counts toward has room. Interactive requests go
+first: a bulk request never takes room an interactive one is waiting for, and bulk work stops taking new rows
+while its own lane has a backlog (`ready`). The lane is carried by a context variable (`lane(...)`), so the
+domain says which work is bulk and the Graph adapter reads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Lane(Enum):
+    INTERACTIVE = "interactive"
+    BULK = "bulk"
+
+
+_LANE: ContextVar[Lane] = ContextVar("tapbot_graph_lane", default=Lane.INTERACTIVE)
+
+
+def current_lane() -> Lane:
+    return _LANE.get()
+
+
+@contextmanager
+def lane(which: Lane) -> Iterator[None]:
+    """Graph requests made inside (and in tasks started inside) go through `which` lane."""
+    token = _LANE.set(which)
+    try:
+        yield
+    finally:
+        _LANE.reset(token)
+
+
+# Bulk work fills a published limit up to this share; the rest is the technicians' (and the slack for requests in
+# flight, whose arrival order at Graph may differ from their admission order here).
+BULK_SHARE = 0.95
+# Graph's tightest documented identity limit is 5 requests per 10 s (identity reports); a 429 after fewer requests
+# than this in the window is not explained by this process's rate: Retry-After is honoured, nothing is learned.
+MIN_LEARNED = 5
+# Before its first 429, an unpublished dimension's bulk guess grows by this many requests per window for every
+# request Graph accepts: doubling about every window_s / SLOW_START_GAIN seconds while bulk work waits for it.
+SLOW_START_GAIN = 3.0
+PROBE_WINDOWS = 3  # a learned limit grows by about 5 % (at least 1) per this many windows of accepted requests
+PROBE_GROWTH = 0.05
+# x-ms-throttle-limit-percentage is "returned only when the application consumed more than 0.8 of its limit".
+LIMIT_PERCENTAGE_THRESHOLD = 0.8
+MAX_NAP_SECONDS = 1.0  # a waiter looks again at least this often, even if nothing told it to
+BULK_BACKLOG = 2  # bulk work starts no new row while this many of its requests wait for admission
+
+
+@dataclass(frozen=True)
+class Limit:
+    name: str
+    window_s: float
+    published: int | None = None
+    """The documented quota per window; None: Graph publishes none, the pacer learns it."""
+    bulk_start: int = 20
+    """Unpublished only: the bulk lane's first guess per window, before any 429."""
+    reported: bool = False
+    """Whether Graph's x-ms-throttle-limit-percentage speaks of this limit (the app's own quotas)."""
+
+
+class Dimension:
+    """One limit as this process sees it: what it admitted in the window, what it learned, when it may go on."""
+
+    def __init__(self, limit: Limit) -> None:
+        self.limit = limit
+        self._entries: deque[tuple[float, int]] = deque()
+        self._used = 0
+        self.learned: float | None = None
+        self.guess = float(limit.bulk_start)
+        self.blocked_until = 0.0
+        self._last_admitted: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.limit.name
+
+    def used(self, now: float) -> int:
+        window = self.limit.window_s
+        while self._entries and self._entries[0][0] <= now - window:
+            self._used -= self._entries.popleft()[1]
+        return self._used
+
+    def ceiling(self) -> float | None:
+        """The limit the pacer believes in: published, lowered by what Graph said; None while unknown."""
+        published = self.limit.published
+        if published is None:
+            return self.learned
+        return published if self.learned is None else min(float(published), self.learned)
+
+    def cap(self, lane: Lane) -> float | None:
+        ceiling = self.ceiling()
+        if ceiling is None:
+            # Unpublished and not yet taught by a 429: a technician is not held to a guess, bulk work ramps up.
+            return None if lane is Lane.INTERACTIVE else self.guess
+        return ceiling * (BULK_SHARE if lane is Lane.BULK else 1.0)
+
+    def wait(self, now: float, amount: int, lane: Lane) -> float:
+        """Seconds until `amount` more may go in this lane (0: now)."""
+        wait = max(0.0, self.blocked_until - now)
+        cap = self.cap(lane)
+        if cap is None:
+            return wait
+        used = self.used(now)
+        excess = used + amount - cap
+        if excess > 0 and used > 0:
+            # Until enough has slid out of the window; a request larger than the whole cap waits for an empty one.
+            freed = 0
+            for moment, admitted in self._entries:
+                freed += admitted
+                if freed >= excess or freed >= used:
+                    wait = max(wait, moment + self.limit.window_s - now)
+                    break
+        if self.limit.published is None and self._last_admitted is not None:
+            # Unknown limits are approached evenly: a burst would be refused as a burst.
+            wait = max(wait, self._last_admitted + self.limit.window_s / max(cap, 1e-9) - now)
+        return wait
+
+    def take(self, now: float, amount: int) -> None:
+        self._entries.append((now, amount))
+        self._used += amount
+        self._last_admitted = now
+
+    def refund(self, at: float, amount: int) -> None:
+        """A refused request counts against nothing (Graph's answer); forget it."""
+        for index, entry in enumerate(self._entries):
+            if entry == (at, amount):
+                del self._entries[index]
+                self._used -= amount
+                return
+
+    def accepted(self) -> None:
+        if self.limit.published is None and self.learned is None:
+            self.guess += SLOW_START_GAIN
+            return
+        if self.learned is None:
+            return
+        self.learned += max(1.0, PROBE_GROWTH * self.learned) / (PROBE_WINDOWS * max(self.learned, 1.0))
+        if self.limit.published is not None and self.learned >= self.limit.published:
+            self.learned = None  # back to the published quota
+
+    def throttled(self, now: float, retry_after_s: float, used_before: int) -> None:
+        self.blocked_until = max(self.blocked_until, now + retry_after_s)
+        if used_before < MIN_LEARNED:
+            return
+        ceiling = self.ceiling()
+        self.learned = float(used_before) if ceiling is None else min(ceiling, float(used_before))
+
+    def reported(self, now: float, share: float) -> None:
+        """Graph says `share` of this limit is in use; if this process admitted less than that, the rest is
+        someone else's (another replica) or the quota is smaller than assumed: lower it to match."""
+        ceiling = self.ceiling()
+        if ceiling is None or share <= 0:
+            return
+        used = self.used(now)
+        if used / ceiling >= share:
+            return
+        floor = max(1.0, (self.limit.published or ceiling) * 0.05)
+        self.learned = max(floor, min(ceiling, used / share))
+
+
+class Overdue(Exception):
+    """The request would wait longer for admission than its caller may: nothing was sent."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"admission in {seconds:.1f} s")
+        self.seconds = seconds
+
+
+@dataclass
+class Ticket:
+    """One admitted request: what it counted toward, in which lane, and how full each window was before it."""
+
+    lane: Lane
+    charges: dict[str, int]
+    at: float
+    used_before: dict[str, int]
+
+
+@dataclass
+class _Waiter:
+    lane: Lane
+    charges: dict[str, int]
+
+
+@dataclass
+class PacerStats:
+    admitted: Counter[Lane] = field(default_factory=Counter[Lane])
+    throttled: int = 0
+    waited: Counter[Lane] = field(default_factory=Counter[Lane])
+    """Requests of each lane that had to wait for admission."""
+    overdue: Counter[Lane] = field(default_factory=Counter[Lane])
+    """Requests of each lane given up because admission was further away than their caller could wait."""
+
+
+class Pacer:
+    def __init__(
+        self,
+        limits: Iterable[Limit],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._dimensions = {limit.name: Dimension(limit) for limit in limits}
+        self._clock = clock
+        self._sleep = sleep
+        self._waiting: dict[Lane, list[_Waiter]] = {which: [] for which in Lane}
+        self._changed: asyncio.Event | None = None
+        self.stats = PacerStats()
+
+    def dimension(self, name: str) -> Dimension:
+        return self._dimensions[name]
+
+    @property
+    def dimensions(self) -> Mapping[str, Dimension]:
+        return self._dimensions
+
+    def waiting(self, which: Lane) -> int:
+        """Requests of this lane waiting for admission now."""
+        return len(self._waiting[which])
+
+    async def admit(
+        self, charges: Mapping[str, int], which: Lane | None = None, *, max_wait_s: float | None = None
+    ) -> Ticket:
+        """Waits until every dimension the request counts toward has room in its lane, then counts it. Raises
+        Overdue, at once, when admission is further away than `max_wait_s` from the call."""
+        which = which or current_lane()
+        kept = {name: amount for name, amount in charges.items() if name in self._dimensions and amount > 0}
+        waiter = _Waiter(which, kept)
+        queue = self._waiting[which]
+        queue.append(waiter)
+        waited = False
+        started = self._clock()
+        try:
+            while True:
+                now = self._clock()
+                wait = self._wait_of(waiter, now)
+                if wait <= 0:
+                    return self._take(waiter, now)
+                if max_wait_s is not None and now - started + wait > max_wait_s:
+                    self.stats.overdue[which] += 1
+                    raise Overdue(wait)
+                if not waited:
+                    waited = True
+                    self.stats.waited[which] += 1
+                await self._nap(wait)
+        finally:
+            queue.remove(waiter)
+            self._poke()
+
+    async def ready(self, which: Lane = Lane.BULK, backlog: int = BULK_BACKLOG) -> None:
+        """Returns once fewer than `backlog` requests of the lane wait and no limit is closed by a Retry-After: bulk
+        work takes a new row only then, so rows do not pile up (each holding its user's lock) behind a binding
+        limit, nor start while Graph said to wait."""
+        while True:
+            now = self._clock()
+            closed = max((d.blocked_until - now for d in self._dimensions.values()), default=0.0)
+            if len(self._waiting[which]) < backlog and closed <= 0:
+                return
+            await self._nap(closed if closed > 0 else MAX_NAP_SECONDS)
+
+    def answered(
+        self,
+        ticket: Ticket,
+        *,
+        throttled: bool = False,
+        retry_after_s: float | None = None,
+        scope: Iterable[str] = (),
+        limit_percentage: float | None = None,
+    ) -> None:
+        """What Graph answered to an admitted request: a 429 (with its Retry-After and the dimensions its scope
+        names, if any), or an accepted request (with the limit-percentage header, if sent)."""
+        now = self._clock()
+        charged = [self._dimensions[name] for name in ticket.charges]
+        if throttled:
+            self.stats.throttled += 1
+            for dimension in charged:
+                dimension.refund(ticket.at, ticket.charges[dimension.name])
+            named = {name for name in scope if name in ticket.charges}
+            unpublished = [d for d in charged if d.limit.published is None]
+            culprits = [d for d in charged if d.name in named] if named else unpublished or charged
+            for dimension in culprits:
+                dimension.throttled(now, retry_after_s or 0.0, ticket.used_before[dimension.name])
+        else:
+            for dimension in charged:
+                dimension.accepted()
+            if limit_percentage is not None and limit_percentage > LIMIT_PERCENTAGE_THRESHOLD:
+                reported = [d for d in charged if d.limit.reported]
+                if reported:
+                    fullest = max(reported, key=lambda d: d.used(now) / (d.ceiling() or 1.0))
+                    fullest.reported(now, limit_percentage)
+        self._poke()
+
+    def _wait_of(self, waiter: _Waiter, now: float) -> float:
+        wait = 0.0
+        for name, amount in waiter.charges.items():
+            wait = max(wait, self._dimensions[name].wait(now, amount, waiter.lane))
+        if waiter.lane is Lane.BULK:
+            for other in self._waiting[Lane.INTERACTIVE]:
+                if other.charges.keys() & waiter.charges.keys():
+                    # A technician waits for room in a limit this request would also take: they go first.
+                    return max(wait, MAX_NAP_SECONDS)
+        return wait
+
+    def _take(self, waiter: _Waiter, now: float) -> Ticket:
+        used_before: dict[str, int] = {}
+        for name, amount in waiter.charges.items():
+            dimension = self._dimensions[name]
+            used_before[name] = dimension.used(now)
+            dimension.take(now, amount)
+        self.stats.admitted[waiter.lane] += 1
+        return Ticket(waiter.lane, waiter.charges, now, used_before)
+
+    async def _nap(self, seconds: float) -> None:
+        """Sleeps `seconds` (at most MAX_NAP_SECONDS), or less if anything changes meanwhile."""
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        changed = asyncio.ensure_future(self._changed.wait())
+        slept = asyncio.ensure_future(self._sleep(min(seconds, MAX_NAP_SECONDS)))
+        try:
+            await asyncio.wait({changed, slept}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (changed, slept):
+                if not task.done():
+                    task.cancel()
+
+    def _poke(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
