@@ -407,6 +407,22 @@ class VerificationService:
 
     # --- starting one -------------------------------------------------------------------------------------
 
+    async def choose_attesters(self, requester: Caller, user: DirectoryUser, *, reason: str = "") -> Attesters:
+        """`attesters` for a new verification: a refusal (nobody can confirm) is audited before it reaches the user."""
+        try:
+            return await self.attesters(requester, user)
+        except Refused as refusal:
+            await self._auditor.record(
+                AuditAction.VERIFICATION,
+                AuditOutcome.REFUSED,
+                requester,
+                user=user,
+                rule=refusal.rule,
+                detail=f"no verification started: {refusal.user_message}"[:2000],
+                reason=reason,
+            )
+            raise
+
     async def attesters(self, requester: Caller, user: DirectoryUser) -> Attesters:
         """Who may confirm that the caller is `user`: their manager, unless the manager is the requester, disabled,
         a guest or missing; then the fallback group's members (never the requester or the user). Refused: nobody."""
@@ -482,7 +498,7 @@ class VerificationService:
         if method not in self._rules.methods:
             raise Refused(Rule.VERIFICATION_REQUIRED, f"Verification by {method.value} is not enabled here.")
         if method is VerificationMethod.MANAGER and attesters is None:
-            attesters = await self.attesters(requester, needed.user)
+            attesters = await self.choose_attesters(requester, needed.user, reason=needed.request.reason)
         now = self._clock.now()
         request = needed.request
         verification = Verification(
@@ -639,6 +655,14 @@ class VerificationService:
             if expired is not None:
                 closed.append(expired)
         return closed
+
+    async def expire(self, verification_id: str, detail: str) -> Verification | None:
+        """A pending verification whose method ran out before the window did (Verified ID's request expired): it
+        expires now, audited, without an alert. None: it was not pending any more. (Added by the Verified ID flow.)"""
+        verification = await self._store.verification(verification_id)
+        if verification is None or not verification.is_pending:
+            return None
+        return await self._settle(verification, VerificationState.EXPIRED, detail=detail[:1000])
 
     # --- reading and remembering --------------------------------------------------------------------------
 

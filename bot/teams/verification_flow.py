@@ -138,7 +138,8 @@ class VerificationFlow:
         refusal: Refused | None = None
         if VerificationMethod.MANAGER in methods:
             try:
-                return VerificationMethod.MANAGER, await self._service.attesters(caller, needed.user)
+                chosen = await self._service.choose_attesters(caller, needed.user, reason=needed.request.reason)
+                return VerificationMethod.MANAGER, chosen
             except Refused as refused:
                 refusal = refused
         for method in methods:
