@@ -263,9 +263,8 @@ def random_command(rng: random.Random) -> Command:
     if kind == 8:
         first = NOW.date() - timedelta(days=rng.randint(0, 300))
         return AuditExportCommand(AuditPeriod(first, first + timedelta(days=rng.randint(0, 30)), BERLIN))
-    return rng.choice(
-        [PolicyCommand(), RequestsCommand(), ApprovalsHereCommand(), RevokeJobCommand(rng.randint(1, 99))]
-    )
+    job = RevokeJobCommand(rng.randint(1, 99), random_reason(rng))
+    return rng.choice([PolicyCommand(), RequestsCommand(), ApprovalsHereCommand(), job])
 
 
 def test_parsing_the_canonical_text_gives_the_same_command_back() -> None:
