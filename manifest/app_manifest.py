@@ -32,6 +32,14 @@ MAX_SHORT_NAME = 30
 MAX_URL = 2048
 MAX_HOST_NAME = 253
 
+# The message action (issue 11 item 5): on any message, "…" → "Issue a Temporary Access Pass" opens the issue form
+# in a dialog, prefilled from the message. bot/teams/message_action.py answers the invokes this command id sends.
+MESSAGE_ACTION_ID = "issueTapFromMessage"
+MESSAGE_ACTION_TITLE = "Issue a Temporary Access Pass"  # ≤ 32 characters
+MESSAGE_ACTION_DESCRIPTION = (
+    "Open the issue form with the person and the reason taken from this message; the pass comes to you privately."
+)
+
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _NIL_GUID = "00000000-0000-0000-0000-000000000000"
 _SEMVER = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
@@ -203,6 +211,21 @@ def build_manifest(settings: ManifestSettings) -> dict[str, Any]:
                         ],
                     }
                     for scope in BOT_SCOPES
+                ],
+            }
+        ],
+        "composeExtensions": [
+            {
+                "botId": settings.app_id,
+                "commands": [
+                    {
+                        "id": MESSAGE_ACTION_ID,
+                        "type": "action",
+                        "title": MESSAGE_ACTION_TITLE,
+                        "description": MESSAGE_ACTION_DESCRIPTION,
+                        "context": ["message"],
+                        "fetchTask": True,
+                    }
                 ],
             }
         ],

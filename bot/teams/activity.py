@@ -23,6 +23,9 @@ class ConversationKind(enum.StrEnum):
     PERSONAL = "personal"
     GROUP_CHAT = "groupChat"
     CHANNEL = "channel"
+    # A dialog opened by the message action: whatever chat the message was in is no place to answer (it may be a
+    # chat between people the bot is not part of), so every answer of such a turn goes to the caller's 1:1 chat.
+    DIALOG = "dialog"
 
 
 @dataclass(frozen=True)

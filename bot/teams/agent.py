@@ -30,6 +30,7 @@ from bot.teams.commands import TypedCommands
 from bot.teams.file_offer import route_consents
 from bot.teams.forms import FormFlow, FormSubmissions, is_people_search
 from bot.teams.handlers import TapHandlers, is_unhandled_card_action
+from bot.teams.message_action import MessageAction, is_message_action
 from bot.teams.people_flow import PersonChoices
 from bot.teams.trust import ConnectorHosts, UntrustedServiceUrl, channel_issuers
 from bot.teams.turn import Turns
@@ -135,6 +136,7 @@ def register_handlers(
     bulk: BulkFlow,
     audit_export: AuditExportFlow,
     verifications: VerificationFlow | None = None,
+    message_action: MessageAction | None = None,
 ) -> None:
     """The whole routing table: every activity the bot reacts to, and the card buttons. `turns` gives each of the
     bot's own handlers its `Turn` and answers their refusals."""
@@ -170,6 +172,9 @@ def register_handlers(
     )
     # The forms' people picker: Teams' typeahead asks through the `application/search` invoke.
     application.add_route(is_people_search, turns.activity(forms.on_search), is_invoke=True)
+    # The message action "Issue a Temporary Access Pass": its dialog's fetch and submit invokes.
+    if message_action is not None:
+        application.add_route(is_message_action, turns.activity(message_action.on_invoke), is_invoke=True)
     # A card action no verb above can take (unknown verb, malformed value) gets a sentence, not a 400/501.
     application.add_route(is_unhandled_card_action, handlers.on_unknown_action, is_invoke=True, rank=RouteRank.FIRST)
     application.error(handlers.on_turn_error)

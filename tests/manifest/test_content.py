@@ -65,7 +65,8 @@ def test_the_app_id_is_the_bot_id_and_the_bot_domain_is_the_only_valid_domain(se
     assert bot_of(manifest)["botId"] == APP_ID
     assert manifest["validDomains"] == [DOMAIN]
     assert "webApplicationInfo" not in manifest  # no SSO or tab: nothing to sign in to
-    assert "staticTabs" not in manifest and "composeExtensions" not in manifest
+    assert "staticTabs" not in manifest
+    assert [extension["botId"] for extension in manifest["composeExtensions"]] == [APP_ID]  # the message action
 
 
 def test_the_bot_is_conversational_takes_files_and_lives_in_every_scope(settings: ManifestSettings) -> None:
@@ -95,7 +96,7 @@ def test_one_command_list_per_scope_within_teams_limits(settings: ManifestSettin
 def test_every_scope_offers_the_whole_command_set(scope: str, settings: ManifestSettings) -> None:
     (entry,) = [entry for entry in bot_of(build_manifest(settings))["commandLists"] if entry["scopes"] == [scope]]
     words = {command["title"].removeprefix("tap ") for command in entry["commands"]}
-    assert words == REQUIRED_COMMANDS | ({"approvals"} if scope == "team" else set())
+    assert words == REQUIRED_COMMANDS | ({"approvals", "alerts"} if scope == "team" else set())
 
 
 def test_every_command_of_the_readme_is_in_every_command_list(settings: ManifestSettings) -> None:
