@@ -50,6 +50,7 @@ class Run:
     rows: int
     seconds: float
     counters: dict[str, Any]
+    preflight_requests: int | None = None  # of the bot's requests, those made before the run was confirmed
 
     @property
     def rate(self) -> float:
@@ -87,6 +88,7 @@ async def bot_run(base_url: str, users: list[str], directory: Path) -> Run:
         await bot.post(bot.activity(ADELE, "", attachments=[attachment]))
         card = next(sent.card for sent in bot.connector.sent if sent.card)
         job_id = next(a["data"]["jobId"] for a in card["actions"] if a["verb"] == verbs.BULK_CONFIRM)
+        checked = since(await sandbox_counters(base_url), baseline)
         await bot.press(ADELE, verbs.BULK_CONFIRM, {"jobId": job_id})
         await bot.components.bulk.wait(job_id)
         elapsed = time.perf_counter() - started
@@ -94,7 +96,7 @@ async def bot_run(base_url: str, users: list[str], directory: Path) -> Run:
         assert {state.value: n for state, n in counts.items()} == {"delivered": len(users)}, counts
     finally:
         await stop_bot(bot)
-    return Run(len(users), elapsed, since(await sandbox_counters(base_url), baseline))
+    return Run(len(users), elapsed, since(await sandbox_counters(base_url), baseline), int(checked["requests_served"]))
 
 
 def since(counters: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
@@ -171,9 +173,15 @@ async def scenario(
         loop = await one_at_a_time(base_url, upns[users:])
     for run, who in ((bot, "bot"), (loop, "loop")):
         counters = run.counters
+        split = ""
+        if run.preflight_requests is not None:
+            split = (
+                f" = preflight {run.preflight_requests / run.rows:.2f} + run "
+                f"{(run.served - run.preflight_requests) / run.rows:.2f}"
+            )
         print(
             f"  {label} {who}: {run.rows} rows in {run.seconds:.1f} s = {run.rate:.2f} rows/s; "
-            f"{run.served} requests ({run.served / run.rows:.1f}/row), {run.throttled} answered 429 "
+            f"{run.served} requests ({run.served / run.rows:.2f}/row{split}), {run.throttled} answered 429 "
             f"{counters.get('throttled_by') or ''}; {int(counters['resource_units']) / run.rows:.1f} units, "
             f"{int(counters['writes']) / run.rows:.1f} writes per row"
         )
