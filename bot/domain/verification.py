@@ -347,6 +347,18 @@ class VerificationService:
             return f"{user.label} gets a first pass, and this organisation verifies the person for those too."
         return None
 
+    async def bulk_refusal(self, user: DirectoryUser) -> Refused | None:
+        """A bulk row for a user who needs a verification is refused: a bulk run cannot have each person vouched
+        for (nobody is on the phone for fifty users at once), and a recovery pass without one is exactly the hole
+        verification closes. Checked in the preflight and again when the row is issued."""
+        why = await self.requirement(user)
+        if why is None:
+            return None
+        return Refused(
+            Rule.VERIFICATION_REQUIRED,
+            f"{why} A bulk run can't verify each person, so issue this one on its own with /tap issue.",
+        )
+
     async def take(
         self, verification_id: str, requester: Caller, user: DirectoryUser, kind: VerificationKind
     ) -> VerificationUse:

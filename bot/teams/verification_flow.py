@@ -27,7 +27,7 @@ from microsoft_teams.cards.core import CardElement
 from bot.domain.errors import Refused, Rule, TapError
 from bot.domain.model import Caller, Recipient
 from bot.domain.onboarding import OnboardingService
-from bot.domain.ports import Clock
+from bot.domain.ports import Clock, PersonalConversations
 from bot.domain.service import AwaitingApproval, Issued, ReplaceNeeded, TapService
 from bot.domain.verification import (
     Attesters,
@@ -76,7 +76,9 @@ class VerificationFlow:
         announcer: ApprovalAnnouncer,
         presentation: Presentation,
         clock: Clock,
+        conversations: PersonalConversations,
     ) -> None:
+        self._conversations = conversations
         self._service = service
         self._tap = tap
         self._onboarding = onboarding
@@ -156,13 +158,15 @@ class VerificationFlow:
         """The question, privately to each person asked; if it reaches nobody, the verification fails at once."""
         reached = 0
         for person in attesters.people:
+            # Their own 1:1 chat when they have written to the bot (its service URL came with their authenticated
+            # activity); else Teams opens one from the Entra object id, where the app is installed for them.
+            known = await self._conversations.personal_conversation(person.object_id)
             recipient = Recipient(
                 object_id=person.object_id,
                 tenant_id=turn.facts.caller.tenant_id,
                 name=person.display_name,
-                # Teams opens a 1:1 from the Entra object id when the app is installed for the person.
                 channel_account_id=person.object_id,
-                service_url=turn.facts.service_url,
+                service_url=known.service_url if known else turn.facts.service_url,
                 bot_id=turn.facts.bot_channel_id,
             )
             card = self._presentation.decorate(
