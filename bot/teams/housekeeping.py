@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from bot.teams.approval_flow import ApprovalFlow
 from bot.teams.bulk_flow import BulkFlow
@@ -27,18 +28,22 @@ class Housekeeping:
         approvals: ApprovalFlow,
         bulk: BulkFlow,
         verifications: VerificationFlow | None = None,
+        verified_id_expiry: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
         self.redactor = redactor
         self.approvals = approvals
         self.bulk = bulk
         self.verifications = verifications
+        self.verified_id_expiry = verified_id_expiry  # Verified ID requests past their expiry (the service is silent)
 
     async def round(self) -> None:
-        rounds = [
+        rounds: list[tuple[str, Callable[[], Awaitable[object]]]] = [
             ("expiry redaction", self.redactor.redact_due),
             ("request expiry", self.approvals.expire_overdue),
             ("bulk jobs without a runner", self.bulk.adopt),
         ]
+        if self.verified_id_expiry is not None:
+            rounds.append(("verified id expiry", self.verified_id_expiry))
         if self.verifications is not None:
             rounds.append(("verification expiry", self.verifications.expire_overdue))
         for name, work in rounds:
