@@ -62,10 +62,17 @@ def bulk_users(request: pytest.FixtureRequest) -> int:
 
 
 @pytest.fixture
-async def tapbot(tmp_path: Path, bulk_users: int) -> AsyncIterator[Tapbot]:
+def tapbot_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Settings a scenario needs besides the defaults of ``sandbox_env``; set them with
+    ``@pytest.mark.parametrize("tapbot_env", [{"TAPBOT_VERIFICATION": "manager"}], indirect=True)``."""
+    return dict(getattr(request, "param", {}))
+
+
+@pytest.fixture
+async def tapbot(tmp_path: Path, bulk_users: int, tapbot_env: dict[str, str]) -> AsyncIterator[Tapbot]:
     """The real tapbot app (sandbox tenant, a fresh SQLite file) on 127.0.0.1."""
     require_browser()
-    overrides: dict[str, str] = {}
+    overrides: dict[str, str] = dict(tapbot_env)
     if bulk_users:
         tenant_file = tmp_path / "bulk-tenant.json"
         tenant_file.write_text(json.dumps(bulk_tenant(bulk_users)), encoding="utf-8")
