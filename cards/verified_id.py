@@ -25,7 +25,7 @@ def verified_id_elements(verification: Verification) -> list[CardElement]:
     if not url or verification.progress == SCANNED:
         return []
     return [
-        Image(url=qr_data_uri(url), alt_text="QR code of the Verified ID request", size="Large", id="verifiedIdQr"),
+        Image(url=qr_data_uri(url), alt_text="QR code of the Verified ID request", width="200px", id="verifiedIdQr"),
         sentence(
             "The caller scans it with Microsoft Authenticator (or opens this link on their phone), shares their "
             "Verified Employee card and takes the Face Check:",
