@@ -24,6 +24,7 @@ from bot.teams.housekeeping import Housekeeping
 
 if TYPE_CHECKING:
     from bot.sandbox.server import RunningSandbox
+    from bot.verified_id_setup import VerifiedIdParts
 
 
 @dataclass(kw_only=True)
@@ -46,6 +47,7 @@ class Components:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     readiness: ReadinessCache = field(default_factory=ReadinessCache)
     pacer: Pacer | None = None
+    verified_id: VerifiedIdParts | None = None  # Verified ID's callback endpoint, when it is a verification method
 
 
 COMPONENTS = web.AppKey("components", Components)
