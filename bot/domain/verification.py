@@ -557,7 +557,11 @@ class VerificationService:
         if verification is None:
             raise Refused(Rule.NOT_ATTESTER, "I don't know this verification any more.")
         presser_id = presser.object_id.lower()
-        if verification.method is not VerificationMethod.MANAGER or presser_id not in verification.attester_ids:
+        if (
+            verification.method is not VerificationMethod.MANAGER
+            or presser_id not in verification.attester_ids
+            or not _same(presser.tenant_id, verification.requester.tenant_id)
+        ):
             await self._refuse_presser(presser, verification, "not asked")
             raise Refused(Rule.NOT_ATTESTER, "Only the person this question was sent to can answer it.")
         if not verification.is_pending:
@@ -639,7 +643,11 @@ class VerificationService:
         """The technician cancels their pending (or confirmed, unused) verification. Only the requester may. Returns
         the verification afterwards and whether this call cancelled it."""
         verification = await self._store.verification(verification_id)
-        if verification is None or not _same(verification.requester.object_id, caller.object_id):
+        if (
+            verification is None
+            or not _same(verification.requester.object_id, caller.object_id)
+            or not _same(verification.requester.tenant_id, caller.tenant_id)
+        ):
             raise Refused(Rule.NOT_ATTESTER, "Only the person who asked for this pass can cancel its verification.")
         if verification.state not in OPEN_STATES:
             return verification, False
