@@ -40,7 +40,7 @@ from bot.domain.reasons import shorten_reason
 from bot.teams.activity import ConversationKind
 from bot.teams.delivery import ADAPTIVE_CARD, INSTALL_ADVICE, DeliveryFailed, card_message
 from bot.teams.forms import FormFlow
-from bot.teams.mentions import resolve_member
+from bot.teams.mentions import MAX_MENTIONS, resolve_member
 from bot.teams.turn import SENT_PRIVATELY, Turn
 from cards.buttons import BadButtonData, FormButton
 from cards.forms import FormWord
@@ -168,7 +168,8 @@ class MessageAction:
 
     async def _person_of(self, turn: Turn, payload: Mapping[str, Any]) -> str:
         """The object id of the first person the message mentions, else of its author; never the caller."""
-        candidates = [_user_id(mention.get("mentioned")) for mention in _list(payload.get("mentions"))]
+        mentions = _list(payload.get("mentions"))[:MAX_MENTIONS]  # each may cost a roster lookup: the payload is input
+        candidates = [_user_id(mention.get("mentioned")) for mention in mentions]
         candidates.append(_user_id(payload.get("from")))
         for member_id in candidates:
             if not member_id:

@@ -128,6 +128,13 @@ async def test_an_unknown_teams_id_proposes_nobody(bot: RunningBot) -> None:
     assert not inputs(card)["person"].get("value")
 
 
+async def test_a_payload_full_of_mentions_costs_a_few_lookups_at_most(bot: RunningBot) -> None:
+    unknown = [{"id": n, "mentioned": aad_user(MEGAN, teams_id=f"29:1unknown-{n}")} for n in range(200)]
+    card = dialog_card(await fetch(bot, ADELE, payload(aad_user(ADELE), "hello", unknown)))
+    assert not inputs(card)["person"].get("value")
+    assert 0 < len(bot.connector.member_lookups) <= 10
+
+
 async def test_a_non_operator_gets_the_typed_commands_refusal_and_nobody_is_looked_up(bot: RunningBot) -> None:
     await bot.say(DIEGO, "/tap issue")
     typed_refusal = bot.connector.texts()[-1].removeprefix("[SANDBOX] ")
