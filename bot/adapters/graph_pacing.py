@@ -54,7 +54,11 @@ class PacedTransport(httpx.AsyncBaseTransport):
             except Overdue as overdue:
                 # Graph said to wait longer than this lane may (or the limit is that far): nothing is sent.
                 raise Throttled(max(overdue.seconds, 0.0)) from None
-            response = await self._inner.handle_async_request(request)
+            try:
+                response = await self._inner.handle_async_request(request)
+            except BaseException:
+                self.pacer.abandoned(ticket)
+                raise
             if response.status_code != 429:
                 percentage = _float(response.headers.get("x-ms-throttle-limit-percentage"))
                 self.pacer.answered(ticket, limit_percentage=percentage)

@@ -11,14 +11,15 @@ for a technician's command), or an unknown one that it learns from Graph's answe
 - `x-ms-throttle-limit-percentage` (sent above 0.8 of a limit) saying Graph sees more of the limit used than this
   process admitted — another replica of the bot, or a smaller tenant than assumed — lowers the limit so that this
   process's own use stands at that share;
-- an unpublished dimension is paced evenly (not in bursts); before its first 429 the bulk lane starts from a
-  guess that grows with every request Graph accepts (slow start), the interactive lane is not held to a guess;
+- an unpublished dimension is approached evenly (not in bursts) from a guess that grows with every request Graph
+  accepts (slow start; bulk lane only, the interactive lane is not held to a guess) until its first 429;
   a learned limit creeps back up by about 5 % every PROBE_WINDOWS windows of accepted requests.
 
 Two lanes: a request waits in its lane until every dimension it counts toward has room. Interactive requests go
 first: a bulk request never takes room an interactive one is waiting for, and bulk work stops taking new rows
-while its own lane has a backlog (`ready`). The lane is carried by a context variable (`lane(...)`), so the
-domain says which work is bulk and the Graph adapter reads it.
+while its own lane has a backlog, while Graph said to wait, and (down to a trickle) while technicians are at work
+(`ready`): their commands share the bot's CPU and database with the job too. The lane is carried by a context
+variable (`lane(...)`), so the domain says which work is bulk and the Graph adapter reads it.
 """
 
 from __future__ import annotations
@@ -63,13 +64,18 @@ BULK_SHARE = 0.95
 MIN_LEARNED = 5
 # Before its first 429, an unpublished dimension's bulk guess grows by this many requests per window for every
 # request Graph accepts: doubling about every window_s / SLOW_START_GAIN seconds while bulk work waits for it.
-SLOW_START_GAIN = 3.0
+SLOW_START_GAIN = 5.0
 PROBE_WINDOWS = 3  # a learned limit grows by about 5 % (at least 1) per this many windows of accepted requests
 PROBE_GROWTH = 0.05
 # x-ms-throttle-limit-percentage is "returned only when the application consumed more than 0.8 of its limit".
 LIMIT_PERCENTAGE_THRESHOLD = 0.8
 MAX_NAP_SECONDS = 1.0  # a waiter looks again at least this often, even if nothing told it to
 BULK_BACKLOG = 2  # bulk work starts no new row while this many of its requests wait for admission
+# While technicians are at work (a request of theirs in flight, or admitted within TECHNICIANS_QUIET_S), bulk work
+# starts a new row only with fewer than this many of its requests in flight: the bot's own CPU and database are
+# shared too, and a job of thousands of rows must not make a single command slow.
+BULK_IN_FLIGHT_WHILE_BUSY = 2
+TECHNICIANS_QUIET_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -78,8 +84,9 @@ class Limit:
     window_s: float
     published: int | None = None
     """The documented quota per window; None: Graph publishes none, the pacer learns it."""
-    bulk_start: int = 20
-    """Unpublished only: the bulk lane's first guess per window, before any 429."""
+    bulk_start: int | None = 20
+    """Unpublished only: the bulk lane's first guess per window, before any 429 (None: no guess, as for a
+    technician's requests)."""
     reported: bool = False
     """Whether Graph's x-ms-throttle-limit-percentage speaks of this limit (the app's own quotas)."""
 
@@ -92,7 +99,7 @@ class Dimension:
         self._entries: deque[tuple[float, int]] = deque()
         self._used = 0
         self.learned: float | None = None
-        self.guess = float(limit.bulk_start)
+        self.guess = None if limit.bulk_start is None else float(limit.bulk_start)
         self.blocked_until = 0.0
         self._last_admitted: float | None = None
 
@@ -117,7 +124,7 @@ class Dimension:
         ceiling = self.ceiling()
         if ceiling is None:
             # Unpublished and not yet taught by a 429: a technician is not held to a guess, bulk work ramps up.
-            return None if lane is Lane.INTERACTIVE else self.guess
+            return None if lane is Lane.INTERACTIVE or self.guess is None else self.guess
         return ceiling * (BULK_SHARE if lane is Lane.BULK else 1.0)
 
     def wait(self, now: float, amount: int, lane: Lane) -> float:
@@ -136,8 +143,9 @@ class Dimension:
                 if freed >= excess or freed >= used:
                     wait = max(wait, moment + self.limit.window_s - now)
                     break
-        if self.limit.published is None and self._last_admitted is not None:
-            # Unknown limits are approached evenly: a burst would be refused as a burst.
+        if self.limit.published is None and self.learned is None and self._last_admitted is not None:
+            # An unknown limit is approached evenly: a burst would be refused as a burst. Once a 429 taught it, the
+            # window alone decides (a pause, e.g. a busy CPU, is then made up for, as Graph's own window allows).
             wait = max(wait, self._last_admitted + self.limit.window_s / max(cap, 1e-9) - now)
         return wait
 
@@ -156,7 +164,8 @@ class Dimension:
 
     def accepted(self) -> None:
         if self.limit.published is None and self.learned is None:
-            self.guess += SLOW_START_GAIN
+            if self.guess is not None:
+                self.guess += SLOW_START_GAIN
             return
         if self.learned is None:
             return
@@ -232,6 +241,8 @@ class Pacer:
         self._waiting: dict[Lane, list[_Waiter]] = {which: [] for which in Lane}
         self._changed: asyncio.Event | None = None
         self.stats = PacerStats()
+        self._in_flight: Counter[Lane] = Counter()
+        self._last_interactive = float("-inf")
 
     def dimension(self, name: str) -> Dimension:
         return self._dimensions[name]
@@ -280,9 +291,20 @@ class Pacer:
         while True:
             now = self._clock()
             closed = max((d.blocked_until - now for d in self._dimensions.values()), default=0.0)
-            if len(self._waiting[which]) < backlog and closed <= 0:
+            busy = which is Lane.BULK and self._technicians_busy(now)
+            crowded = busy and self._in_flight[which] >= BULK_IN_FLIGHT_WHILE_BUSY
+            if len(self._waiting[which]) < backlog and closed <= 0 and not crowded:
                 return
             await self._nap(closed if closed > 0 else MAX_NAP_SECONDS)
+
+    def _technicians_busy(self, now: float) -> bool:
+        return self._in_flight[Lane.INTERACTIVE] > 0 or now - self._last_interactive < TECHNICIANS_QUIET_S
+
+    def abandoned(self, ticket: Ticket) -> None:
+        """An admitted request that got no answer (a transport error, a timeout): it stays counted, as it may have
+        reached Graph, but is no longer in flight."""
+        self._in_flight[ticket.lane] -= 1
+        self._poke()
 
     def answered(
         self,
@@ -296,6 +318,7 @@ class Pacer:
         """What Graph answered to an admitted request: a 429 (with its Retry-After and the dimensions its scope
         names, if any), or an accepted request (with the limit-percentage header, if sent)."""
         now = self._clock()
+        self._in_flight[ticket.lane] -= 1
         charged = [self._dimensions[name] for name in ticket.charges]
         if throttled:
             self.stats.throttled += 1
@@ -334,6 +357,9 @@ class Pacer:
             used_before[name] = dimension.used(now)
             dimension.take(now, amount)
         self.stats.admitted[waiter.lane] += 1
+        self._in_flight[waiter.lane] += 1
+        if waiter.lane is Lane.INTERACTIVE:
+            self._last_interactive = now
         return Ticket(waiter.lane, waiter.charges, now, used_before)
 
     async def _nap(self, seconds: float) -> None:
