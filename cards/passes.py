@@ -33,6 +33,7 @@ REDACTION_WORDING = {
     "expired": "Hidden: the pass has expired",
     "revoked": "Hidden: the pass was revoked",
     "replaced": "Hidden: a newer pass replaced this one",
+    "registered_own_method": "Deleted: the user registered their own sign-in method, so the pass was no longer needed",
 }
 SANDBOX_BANNER = "SANDBOX TENANT: demo users, not a real pass"
 

@@ -33,9 +33,19 @@ from bot.adapters.graph_client import build_credential as build_credential
 from bot.adapters.graph_client import build_graph_client as build_graph_client
 from bot.adapters.graph_client import load_response_models as load_response_models
 from bot.adapters.graph_errors import _fields, _request_id, _retry_after, _translate, _unavailable
-from bot.adapters.graph_json import _directory_user, _int, _pass_info, _targets, _values, user_search_clauses
+from bot.adapters.graph_json import (
+    _datetime,
+    _directory_user,
+    _int,
+    _pass_info,
+    _targets,
+    _utc,
+    _values,
+    user_search_clauses,
+)
 from bot.adapters.graph_roles import RoleReads
 from bot.domain.errors import GraphRejected, GraphUnavailable, TapError, Throttled
+from bot.domain.follow_through import RegisteredMethod, UserMethods
 from bot.domain.model import DirectoryUser, IssuedPass, PassInfo, PassSecret, TapPolicy
 from bot.domain.ports import Clock
 
@@ -61,6 +71,7 @@ CREATE_ATTEMPTS = 3
 # Graph answers `$search` on directory objects only as an advanced query (concepts/aad-advanced-queries.md).
 EVENTUAL_CONSISTENCY = {"ConsistencyLevel": "eventual"}
 TAP_CONFIGURATION_TYPE = "#microsoft.graph.temporaryAccessPassAuthenticationMethodConfiguration"
+TAP_METHOD_TYPE = "#microsoft.graph.temporaryAccessPassAuthenticationMethod"
 
 
 class GraphGateway(RoleReads):
@@ -188,6 +199,28 @@ class GraphGateway(RoleReads):
         )
         methods = (response.value or []) if response else []
         return tuple(method.odata_type or "" for method in methods)
+
+    async def methods_and_pass(self, user_id: str) -> UserMethods:
+        """Follow-through's one read per check: the user's methods with their createdDateTime, and the pass, which
+        the list holds as a temporaryAccessPassAuthenticationMethod; read on its own only when the list lacks it."""
+        builder = self._user(user_id).authentication.methods
+        answer = await self._read_json(
+            "read the user's sign-in methods", lambda call: builder.to_get_request_information(call)
+        )
+        methods: list[RegisteredMethod] = []
+        current: PassInfo | None = None
+        for method in _values(answer):
+            if not isinstance(method, dict):
+                continue
+            odata_type = str(method.get("@odata.type") or "")
+            if odata_type == TAP_METHOD_TYPE:
+                current = _pass_info(method)
+                continue
+            created = _utc(_datetime(method.get("createdDateTime")))
+            methods.append(RegisteredMethod(str(method.get("id") or ""), odata_type, created))
+        if current is None:
+            current = await self.current_pass(user_id)
+        return UserMethods(tuple(methods), current)
 
     async def tap_policy(self) -> TapPolicy:
         configurations = self._client.policies.authentication_methods_policy.authentication_method_configurations

@@ -15,6 +15,7 @@ class RedactionReason(enum.StrEnum):
     EXPIRED = "expired"
     REVOKED = "revoked"
     REPLACED = "replaced"
+    REGISTERED = "registered_own_method"  # follow-through deleted it: the user registered a sign-in method
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The control plane under /_sandbox: state, reset, clock, faults, and emulated sign-ins with a pass.
+"""The control plane under /_sandbox: state, reset, clock, faults, emulated sign-ins with a pass, and methods users
+register.
 
 Its JSON uses snake_case to keep it visibly apart from the Graph surface. Pass secrets never appear here.
 """
@@ -17,8 +18,10 @@ from bot.sandbox.clock import format_graph_datetime
 from bot.sandbox.errors import GraphError, bad_request, resource_not_found
 from bot.sandbox.faults import FaultRuleError, parse_fault_rule
 from bot.sandbox.files import setup_file_routes
+from bot.sandbox.graph_json import authentication_method_json
 from bot.sandbox.http_responses import http_error, http_json
 from bot.sandbox.passes import IssuedPass
+from bot.sandbox.registrations import REGISTRABLE_TYPES
 from bot.sandbox.state import SandboxState
 from bot.sandbox.tenant import TenantFileError, load_tenant
 
@@ -36,6 +39,7 @@ def setup_control_routes(app: web.Application) -> None:
     app.router.add_post(f"{CONTROL_PREFIX}/faults", add_fault)
     app.router.add_delete(f"{CONTROL_PREFIX}/faults", clear_faults)
     app.router.add_post(f"{CONTROL_PREFIX}/passes/{{user}}/use", use_pass)
+    app.router.add_post(f"{CONTROL_PREFIX}/users/{{user}}/methods", register_method)
     setup_file_routes(app, CONTROL_PREFIX)
 
 
@@ -129,6 +133,23 @@ async def use_pass(request: web.Request) -> web.Response:
     if issued.is_usable_once:
         issued.used = True
     return http_json(_pass_summary(state, issued))
+
+
+async def register_method(request: web.Request) -> web.Response:
+    """The user registers a sign-in method now (sandbox clock): ``{"type": "fido2"}``; for Microsoft Authenticator
+    ``"passwordless": false`` leaves createdDateTime null, as Graph does for an app not set up for phone sign-in."""
+    state = request.app[SANDBOX_STATE]
+    user = state.tenant.user(request.match_info["user"])
+    if user is None:
+        return http_error(request, resource_not_found(request.match_info["user"]))
+    body = await _json_object(request)
+    method_type, passwordless = body.get("type"), body.get("passwordless", True)
+    if not isinstance(method_type, str) or method_type not in REGISTRABLE_TYPES:
+        return http_error(request, bad_request(f'Send {{"type": T}} with T one of {", ".join(REGISTRABLE_TYPES)}.'))
+    if not isinstance(passwordless, bool):
+        return http_error(request, bad_request("passwordless must be true or false."))
+    method = state.registrations.register(user.id, method_type, at=state.clock.now(), passwordless=passwordless)
+    return http_json(authentication_method_json(method), status=201)
 
 
 def _clock_json(state: SandboxState) -> dict[str, object]:

@@ -34,6 +34,7 @@ from bot.sandbox.graph_role_handlers import (
 )
 from bot.sandbox.paging import page
 from bot.sandbox.passes import IssuedPass
+from bot.sandbox.registrations import with_created_date_time
 from bot.sandbox.routing import GraphRequest, GraphResponse, GraphRouter, no_content, ok
 from bot.sandbox.state import SandboxState
 from bot.sandbox.tenant import TENANT_SCOPE, RoleDefinition, TenantGroup, TenantUser
@@ -207,7 +208,9 @@ def get_method_configuration(state: SandboxState, request: GraphRequest, params:
 
 def list_authentication_methods(state: SandboxState, request: GraphRequest, params: Params) -> GraphResponse:
     user = _user_or_404(state, params["user"])
-    methods = [authentication_method_json(method) for method in user.methods_with_password]
+    state.counters.method_list_reads[user.id] = state.counters.method_list_reads.get(user.id, 0) + 1
+    listed = [with_created_date_time(method) for method in user.methods_with_password]
+    methods = [authentication_method_json(method) for method in (*listed, *state.registrations.of_user(user.id))]
     issued = state.passes.of_user(user.id)
     if issued is not None:
         methods.append(pass_json(issued, state.usability_of(issued), with_odata_type=True))

@@ -8,6 +8,7 @@ from bot.sandbox.clock import SandboxClock
 from bot.sandbox.faults import FaultInjector
 from bot.sandbox.options import SandboxOptions
 from bot.sandbox.passes import IssuedPass, PassStore, UsabilityReason
+from bot.sandbox.registrations import Registrations
 from bot.sandbox.tenant import Tenant, TenantUser
 from bot.sandbox.throttle import GraphThrottle
 from bot.sandbox.verified_id import VerifiedIdEmulator
@@ -31,6 +32,8 @@ class SandboxCounters:
     """429s per limit name."""
     by_priority: dict[str, int] = field(default_factory=dict[str, int])
     """Requests received per `x-ms-throttle-priority` value as sent, lower-cased ("" when absent)."""
+    method_list_reads: dict[str, int] = field(default_factory=dict[str, int])
+    """GET /users/{id}/authentication/methods answered, per user object id."""
 
 
 class SandboxState:
@@ -39,6 +42,7 @@ class SandboxState:
         self.clock: SandboxClock = options.clock
         self.tenant = tenant
         self.passes = PassStore(tenant.seeded_passes)
+        self.registrations = Registrations()  # methods users registered while the sandbox runs
         self.throttle = self._new_throttle()
         self.faults = FaultInjector()
         self.counters = SandboxCounters()
@@ -49,6 +53,7 @@ class SandboxState:
         if tenant is not None:
             self.tenant = tenant
         self.passes = PassStore(self.tenant.seeded_passes)
+        self.registrations.clear()
         self.faults.clear()
         self.counters = SandboxCounters()
         self.clock.reset()

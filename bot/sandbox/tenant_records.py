@@ -38,6 +38,7 @@ AUTHENTICATION_METHOD_ODATA_TYPES: Mapping[str, str] = {
     "email": "#microsoft.graph.emailAuthenticationMethod",
     "softwareOath": "#microsoft.graph.softwareOathAuthenticationMethod",
     "windowsHelloForBusiness": "#microsoft.graph.windowsHelloForBusinessAuthenticationMethod",
+    "platformCredential": "#microsoft.graph.platformCredentialAuthenticationMethod",
 }
 
 # Built-in Entra role templates (their ids are the same in every tenant); a tenant file can add more.

@@ -1,5 +1,6 @@
 """The periodic work of a running bot: hiding expired pass cards, closing overdue approval requests, and
-running bulk jobs whose replica died, and expiring verifications nobody answered in time.
+running bulk jobs whose replica died, expiring verifications nobody answered in time, and following live passes
+through (bot/teams/follow_through.py).
 
 Every schedule lives in SQL and every item is claimed atomically (a card is redacted once, a request closed
 once, a job leased to one replica), so several replicas can run these rounds side by side.
@@ -29,12 +30,14 @@ class Housekeeping:
         bulk: BulkFlow,
         verifications: VerificationFlow | None = None,
         verified_id_expiry: Callable[[], Awaitable[int]] | None = None,
+        follow_through: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
         self.redactor = redactor
         self.approvals = approvals
         self.bulk = bulk
         self.verifications = verifications
         self.verified_id_expiry = verified_id_expiry  # Verified ID requests past their expiry (the service is silent)
+        self.follow_through = follow_through  # live passes: the user's own new method, or expired unused
 
     async def round(self) -> None:
         rounds: list[tuple[str, Callable[[], Awaitable[object]]]] = [
@@ -46,6 +49,8 @@ class Housekeeping:
             rounds.append(("verified id expiry", self.verified_id_expiry))
         if self.verifications is not None:
             rounds.append(("verification expiry", self.verifications.expire_overdue))
+        if self.follow_through is not None:
+            rounds.append(("follow-through", self.follow_through))
         for name, work in rounds:
             try:
                 await work()

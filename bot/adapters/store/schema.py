@@ -179,6 +179,37 @@ class SecurityChannelRow(Base):
     registered_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class PassWatchRow(Base):
+    """A live pass the bot issued, watched for the user's own new sign-in method (0007). Never the pass."""
+
+    __tablename__ = "pass_watches"
+
+    pass_method_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    target_id: Mapped[str] = mapped_column(String(64))
+    target_label: Mapped[str] = mapped_column(ClippedString(600))
+    requester_id: Mapped[str] = mapped_column(String(64))
+    timezone: Mapped[str] = mapped_column(String(64))
+    service_url: Mapped[str] = mapped_column(String(500))
+    conversation_id: Mapped[str] = mapped_column(String(500))
+    one_time: Mapped[bool] = mapped_column(Boolean)
+    start_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    enrolled_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    state: Mapped[str] = mapped_column(String(20))
+    checked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    known_method_ids: Mapped[str | None] = mapped_column(Text)
+    seen_used: Mapped[bool] = mapped_column(Boolean, server_default=text("false"), default=False)
+    lease_holder: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    notice: Mapped[str | None] = mapped_column(Text)
+    notified_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (
+        Index("ix_pass_watches_due", "state", "checked_at"),
+        Index("ix_pass_watches_notice", "notified_at"),
+    )
+
+
 class BulkJobRow(Base):
     __tablename__ = "bulk_jobs"
 

@@ -39,7 +39,7 @@ def upgrade() -> None:
         sa.Column("state", sa.String(length=20), nullable=False),
         sa.Column("checked_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("known_method_ids", sa.Text(), nullable=True),
-        sa.Column("seen_used", sa.Boolean(), nullable=False, server_default=sa.false()),
+        sa.Column("seen_used", sa.Boolean(), nullable=False, server_default=sa.text("false")),
         sa.Column("lease_holder", sa.String(length=64), nullable=True),
         sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("notice", sa.Text(), nullable=True),
