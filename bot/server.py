@@ -24,12 +24,13 @@ from bot.adapters.downloads import FileTransfers
 from bot.adapters.graph import GraphGateway, build_graph_client, load_response_models
 from bot.adapters.store import SqlStore
 from bot.components import COMPONENTS, Components
+from bot.domain.alerts import AlertService, RefusalAlerts, VelocityLimit
 from bot.domain.approval_desk import ApprovalDesk
 from bot.domain.approvals import ApprovalRules
 from bot.domain.audit_export import AuditExportService
 from bot.domain.bulk_runner import BulkRunner
 from bot.domain.bulk_service import BulkService
-from bot.domain.commands import FormCommand
+from bot.domain.commands import AlertsHereCommand, FormCommand
 from bot.domain.decisions import DecisionService
 from bot.domain.onboarding import OnboardingDefaults, OnboardingService
 from bot.domain.people import PeopleFinder
@@ -37,6 +38,7 @@ from bot.domain.ports import Clock
 from bot.domain.service import AccessRules, TapService
 from bot.settings import Settings
 from bot.teams.agent import build_runtime, register_handlers
+from bot.teams.alert_channel import ChannelAlertPoster, SecurityChannelCommand
 from bot.teams.approval_flow import ApprovalAnnouncer, ApprovalFlow
 from bot.teams.audit_export import AuditExportFlow
 from bot.teams.bulk_export import BulkExport, ExportVault
@@ -104,7 +106,11 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
     """Builds every component; nothing is opened or sent here (the cleanup contexts below do that)."""
     graph_base_url = sandbox.base_url if sandbox is not None else settings.graph.base_url
     store = SqlStore.from_url(settings.database)
-    audit = telemetry.CountedAuditLog(store)
+    recorded = telemetry.CountedAuditLog(store)
+    # Security alerts (issue 12 item 3): audit row, log event, and the security channel's card (poster plugged in
+    # below, once Teams delivery exists). Every audited refusal for a privileged or protected account raises one.
+    alerts = AlertService(audit=recorded, channels=store, clock=clock)
+    audit = RefusalAlerts(recorded, alerts)
     graph_client, http_client = build_graph_client(settings.graph, graph_base_url)
     graph = GraphGateway(graph_client, clock)
     approval_settings = settings.approvals
@@ -134,6 +140,7 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
         cache_window=timedelta(seconds=settings.directory_cache_seconds),
         reasons=settings.reasons,
         pass_reasons=store,
+        velocity=VelocityLimit(limit=settings.velocity_limit, counts=store, alerts=alerts, clock=clock),
     )
     onboarding = OnboardingService(
         tap=service,
@@ -162,6 +169,7 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
         text_prefix=SANDBOX_TEXT_PREFIX if settings.sandbox else "",
     )
     turns = Turns(presentation=presentation, delivery=delivery)
+    alerts.post_with(ChannelAlertPoster(delivery=delivery, presentation=presentation))
     redactor = CardRedactor(cards=store, audit=audit, delivery=delivery, clock=clock, decorate=decorate)
     passes = PassDelivery(
         delivery=delivery, store=store, redactor=redactor, service=service, clock=clock, decorate=decorate
@@ -171,7 +179,7 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
     sandbox_hosts = (f"127.0.0.1:{URL(sandbox.root_url).port}",) if sandbox is not None else ()
     transfers = FileTransfers((*settings.download_hosts, *sandbox_hosts), settings.bulk_max_bytes)
     bulk_service = BulkService(
-        tap=service, directory=graph, passes=graph, store=store, desk=desk, clock=clock, audit=audit
+        tap=service, directory=graph, passes=graph, store=store, desk=desk, clock=clock, audit=audit, alerts=alerts
     )
     export_vault = ExportVault(clock)
     bulk = BulkFlow(
@@ -244,7 +252,11 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
         default_start_hour=settings.default_start_hour,
         clock=clock,
     )
-    command_handlers = handlers.command_handlers().replace(FormCommand, forms.open)
+    command_handlers = (
+        handlers.command_handlers()
+        .replace(FormCommand, forms.open)
+        .add(AlertsHereCommand, SecurityChannelCommand(alerts=alerts, service=service).on_alerts_here)
+    )
     runner = CommandRunner(handlers=command_handlers, people=PeopleFlow(finder=finder))
     messages = TypedCommands(
         runner=runner, bulk=bulk, delivery=delivery, store=store, clock=clock, presentation=presentation

@@ -129,6 +129,9 @@ class Settings:
     verified_id: VerifiedIdSettings = field(default_factory=VerifiedIdSettings)  # TAPBOT_VERIFIED_ID_*
     # TAPBOT_VERIFICATION, TAPBOT_VERIFY_ONBOARDING, TAPBOT_VERIFICATION_MINUTES, TAPBOT_VERIFICATION_FALLBACK_GROUP
     verification: VerificationRules = field(default_factory=VerificationRules)
+    # TAPBOT_VELOCITY_LIMIT: passes one operator may issue in a rolling hour before an alert is raised and further
+    # single passes need a second operator (issue 12 item 3).
+    velocity_limit: int = 20
 
     @property
     def anonymous(self) -> bool:
@@ -232,6 +235,7 @@ class Settings:
             reasons=_reason_rules(reader),
             verified_id=_verified_id_settings(reader, graph.mode),
             verification=_verification_rules(reader, env),
+            velocity_limit=reader.integer("TAPBOT_VELOCITY_LIMIT", 20, minimum=1, maximum=100_000),
         )
 
 

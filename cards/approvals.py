@@ -17,6 +17,7 @@ KIND_TITLES = {
     ApprovalKind.ONBOARDING: "Onboarding pass request",
     ApprovalKind.LONG_LIFETIME: "Long pass request",
     ApprovalKind.BULK: "Bulk run request",
+    ApprovalKind.VELOCITY: "Pass request above the hourly limit",
 }
 STATUS_WORDS = {
     ApprovalStatus.PENDING: "Waiting for an operator",

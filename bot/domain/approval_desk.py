@@ -70,6 +70,33 @@ class ApprovalDesk:
         )
         return AwaitingApproval(opened)
 
+    async def ask_for_velocity(
+        self,
+        caller: Caller,
+        user: DirectoryUser,
+        request: PassRequest,
+        *,
+        lifetime_minutes: int,
+        one_time: bool,
+        limit: int,
+    ) -> AwaitingApproval:
+        reason = (
+            f"{caller.display_name or 'The requester'} issued {limit} or more passes in the last hour, the limit "
+            "for one operator: until the hour clears, a second operator approves each further pass."
+        )
+        opened = await self.open_request(
+            ApprovalKind.VELOCITY,
+            caller,
+            user,
+            start_at=request.start_at,
+            lifetime_minutes=lifetime_minutes,
+            one_time=one_time,
+            reason=reason,
+            request_reason=request.reason,
+            verification_id=request.verification_id,
+        )
+        return AwaitingApproval(opened)
+
     # --- requests -----------------------------------------------------------------------------------------
 
     async def open_request(

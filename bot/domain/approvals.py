@@ -14,6 +14,7 @@ class ApprovalKind(enum.StrEnum):
     ONBOARDING = "onboarding"
     LONG_LIFETIME = "long_lifetime"
     BULK = "bulk"
+    VELOCITY = "velocity"  # an operator above TAPBOT_VELOCITY_LIMIT passes in the last hour (alerts.VelocityLimit)
 
 
 class ApprovalStatus(enum.StrEnum):

@@ -13,9 +13,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from bot.domain.alerts import AlertKind, AlertSink, SecurityAlert
 from bot.domain.approval_desk import ApprovalDesk
 from bot.domain.approvals import ApprovalKind, ApprovalRequest
-from bot.domain.audit import AuditOutcome
+from bot.domain.audit import AuditAction, AuditOutcome
 from bot.domain.auditing import Auditor, Subject
 from bot.domain.bulk import BulkJob, BulkKind, BulkStore, JobStatus, JournalRow, RowState
 from bot.domain.bulk_file import BulkFile, RequestedRow
@@ -84,7 +85,9 @@ class BulkService:
         desk: ApprovalDesk,
         clock: Clock,
         audit: AuditLog,
+        alerts: AlertSink | None = None,
     ) -> None:
+        self._alerts = alerts
         self._tap = tap
         self._directory = directory
         self._passes = passes
@@ -202,6 +205,17 @@ class BulkService:
             lifetime = resolve_lifetime(row.lifetime_minutes, policy)
             one_time = resolve_one_time(row.one_time, policy)
         except Refused as refusal:
+            if refusal.rule in (Rule.ROLE_HOLDER, Rule.PROTECTED_GROUP):
+                # Audited like the single command's refusal, which raises the security alert (alerts.RefusalAlerts).
+                await self._auditor.record(
+                    AuditAction.ISSUE,
+                    AuditOutcome.REFUSED,
+                    caller,
+                    user=user,
+                    rule=refusal.rule,
+                    detail=f"bulk file line {row.line}: refused in the check before the run",
+                    reason=row.request_reason,
+                )
             return labelled.moved(
                 RowState.REFUSED, reason=refusal.user_message, lifetime_minutes=_storable(row.lifetime_minutes)
             )
@@ -306,7 +320,34 @@ class BulkService:
             job_id, JobStatus.RUNNING, self._clock.now(), only_from=(JobStatus.AWAITING_APPROVAL,)
         ):
             return None
-        return await self._job(job_id)
+        job = await self._job(job_id)
+        await self._alert_if_large(job, request)
+        return job
+
+    async def _alert_if_large(self, job: BulkJob, request: ApprovalRequest) -> None:
+        """A run above the bulk approval threshold starts: the security channel hears of it (issue 12 item 3)."""
+        threshold = self._desk.rules.bulk_row_threshold
+        if self._alerts is None or threshold is None or job.kind is not BulkKind.ISSUE:
+            return
+        rows = len(await self._store.rows(job.id, (RowState.PENDING,)))
+        if rows <= threshold:
+            return
+        requester = request.requester
+        approver = request.decided_by_name or request.decided_by_id or "an operator"
+        await self._alerts.raise_alert(
+            SecurityAlert(
+                kind=AlertKind.BULK_ABOVE_THRESHOLD,
+                at=self._clock.now(),
+                actor_id=requester.object_id,
+                actor_label=requester.name,
+                target_id=None,
+                target_label=f"job {job.id} ({job.file_name})",
+                summary=f"Bulk job {job.id} started: {rows} passes from {job.file_name}, above the {threshold}-row "
+                f"limit for one operator; requested by {requester.name or requester.object_id}, approved by "
+                f"{approver}.",
+                tenant_id=requester.tenant_id,
+            )
+        )
 
     async def cancel(self, caller: Caller, job_id: int) -> BulkJob:
         job = await self._own_job(caller, job_id)

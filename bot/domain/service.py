@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
+from bot.domain.alerts import VelocityLimit
 from bot.domain.audit import AuditAction, AuditOutcome
 from bot.domain.auditing import Auditor, Subject
 from bot.domain.eligibility import (
@@ -101,6 +102,17 @@ class ApprovalGate(Protocol):
         self, caller: Caller, user: DirectoryUser, request: PassRequest, *, lifetime_minutes: int, one_time: bool
     ) -> AwaitingApproval: ...
 
+    async def ask_for_velocity(
+        self,
+        caller: Caller,
+        user: DirectoryUser,
+        request: PassRequest,
+        *,
+        lifetime_minutes: int,
+        one_time: bool,
+        limit: int,
+    ) -> AwaitingApproval: ...
+
 
 @dataclass(frozen=True)
 class Revoked:
@@ -141,7 +153,9 @@ class TapService:
         reasons: ReasonRules = NO_REASON_RULES,
         pass_reasons: PassReasons | None = None,
         verification: VerificationService | None = None,
+        velocity: VelocityLimit | None = None,
     ) -> None:
+        self._velocity = velocity
         self._verification = verification
         self._reasons = reasons
         self._pass_reasons = pass_reasons
@@ -530,6 +544,11 @@ class TapService:
             if gate is not None and gate.long_lifetime(lifetime) and not request.approved:
                 awaiting = await gate.ask_for_long_lifetime(
                     caller, user, request, lifetime_minutes=lifetime, one_time=one_time
+                )
+            elif gate is not None and self._velocity is not None and await self._velocity.exceeded(caller, user):
+                # Above TAPBOT_VELOCITY_LIMIT passes in the last hour: a second operator approves (alert raised once).
+                awaiting = await gate.ask_for_velocity(
+                    caller, user, request, lifetime_minutes=lifetime, one_time=one_time, limit=self._velocity.limit
                 )
             else:
                 issued = await self.create_checked_pass(

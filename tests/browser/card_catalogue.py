@@ -105,6 +105,7 @@ CLASSIFIERS: dict[str, Callable[[CardJson], bool]] = {
     "form_settled_card": lambda card: _any_text(
         card, lambda t: t.endswith(": sent") and t.removesuffix(": sent") in FORM_TITLES.values()
     ),
+    "alert_card": lambda card: _any_text(card, lambda t: t.startswith("Security alert: ")),
 }
 """How to tell, from the JSON the page rendered, which builder of ``cards/`` made a card."""
 

@@ -41,6 +41,7 @@ LEE = "LeeG@contoso.onmicrosoft.com"
 ADELE = "AdeleV@contoso.onmicrosoft.com"
 ISAIAH = "IsaiahL@contoso.onmicrosoft.com"
 DIEGO = "DiegoS@contoso.onmicrosoft.com"
+CHRISTIE = "ChristieC@contoso.onmicrosoft.com"  # holds Helpdesk Administrator through a group
 SENT_PRIVATELY = "Sent to you privately"
 BULK_USERS = 60  # two result pages: a full one of 50 passes (the biggest card the bot sends) and one of 10
 
@@ -57,6 +58,7 @@ CARDS_BY_TEST: dict[str, set[str]] = {
         "help_card",
     },
     "test_non_operator_is_refused": {"help_card"},
+    "test_a_security_alert_in_the_security_channel": {"alert_card"},
     "test_bulk_issue_from_an_attached_file_and_revoke_by_job": {
         "preflight_card",
         "progress_card",
@@ -547,3 +549,27 @@ async def test_help_shows_the_command_arguments(open_teams: OpenTeams) -> None:
     help_card = await ui.card("tapbot: Temporary Access Passes, privately")
     await ui.screenshot("help-arguments", show=help_card)
     assert list(await ui.facts(help_card)) == sent_titles
+
+
+async def test_a_security_alert_in_the_security_channel(open_teams: OpenTeams) -> None:
+    """Adele makes the Helpdesk channel the security channel; a pass she asks for a privileged account is refused in
+    her personal chat, and the channel shows the alert card: who, for whom, when, never a pass."""
+    ui = await open_teams(demo_config())
+    await ui.open_channel("IT Department", "Helpdesk")
+    await ui.post("tap alerts here", mention=ui.pg.bot_name)
+    await ui.see("This channel is now the security channel")
+
+    await ui.open_chat("Personal Chat")
+    await ui.send(f"/tap issue {CHRISTIE} 1h")
+    await ui.see("holds the directory role")
+
+    await ui.open_channel("IT Department", "Helpdesk")
+    alert = await ui.card("Security alert: Pass refused for a privileged account")
+    await expect(alert).to_contain_text("Adele Vance")
+    await expect(alert).to_contain_text(CHRISTIE)
+    await expect(alert).to_contain_text("tapbot.alert.privileged_target_refused")
+    await expect(alert.get_by_role("button")).to_have_count(0)
+    await ui.screenshot("security-alert-in-channel", show=alert)
+
+    ui.check_card_sizes()
+    assert_cards_shown("test_a_security_alert_in_the_security_channel", ui.kinds_shown())

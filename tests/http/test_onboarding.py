@@ -148,6 +148,9 @@ async def test_onboarding_refusals(bot: RunningBot, person: Person, target: str,
     assert [sent for sent in bot.connector.sent if sent.conversation_id == CHANNEL] == []
     assert await sandbox_passes(bot) == []
     rows = await bot.components.store.audit_rows()
+    alerts = [row.rule for row in rows if row.action == "alert"]  # a role holder refused raises a security alert
+    assert alerts == (["privileged_target_refused"] if "directory role" in expected else [])
+    rows = [row for row in rows if row.action != "alert"]
     assert rows[-1].action == "onboard" and rows[-1].outcome == "refused"
 
 

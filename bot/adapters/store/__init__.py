@@ -13,6 +13,7 @@ aggregate, each the adapter behind a domain Protocol:
 - ``target_locks.py``: one check-and-create per user across replicas (``TargetLocks``)
 - ``verifications.py``: verifications of the person before a pass and their prompts (``VerificationStore``)
 - ``verified_id.py``: Verified ID presentation requests (``VerifiedIdRequests``)
+- ``alerts.py``: the security channel and the velocity limit's counts (``SecurityChannelStore``, ``IssuedPassCounts``)
 
 Nothing here ever holds a pass value: the tables have no column that could.
 """
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.adapters.database import DatabaseSettings, TokenCredential
 from bot.adapters.migrate import MigrationResult
 from bot.adapters.store.activities import SqlProcessedActivities
+from bot.adapters.store.alerts import SqlSecurityAlerts
 from bot.adapters.store.approvals import SqlApprovals
 from bot.adapters.store.audit import SqlAuditLog
 from bot.adapters.store.bulk_journal import SqlBulkJournal
@@ -44,6 +46,7 @@ __all__ = [
     "SqlPassCards",
     "SqlPersonalConversations",
     "SqlProcessedActivities",
+    "SqlSecurityAlerts",
     "SqlStore",
     "SqlTargetLocks",
     "SqlVerifications",
@@ -61,6 +64,7 @@ class SqlStore(
     SqlTargetLocks,
     SqlVerifiedIdRequests,
     SqlVerifications,
+    SqlSecurityAlerts,
 ):
     """Every aggregate's store over one database, opened and closed once (the app and the tests use this one).
 

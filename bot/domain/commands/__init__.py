@@ -7,6 +7,7 @@ Every name other modules use is importable from `bot.domain.commands`.
 from __future__ import annotations
 
 from bot.domain.commands.command import (
+    AlertsHereCommand,
     ApprovalsHereCommand,
     AuditExportCommand,
     Command,
@@ -44,6 +45,7 @@ __all__ = [
     "MAX_REASON_LENGTH",
     "MENU_SCOPES",
     "START_PAST_TOLERANCE",
+    "AlertsHereCommand",
     "ApprovalsHereCommand",
     "AuditExportCommand",
     "Command",

@@ -48,6 +48,11 @@ class ApprovalsHereCommand:
 
 
 @dataclass(frozen=True)
+class AlertsHereCommand:
+    pass
+
+
+@dataclass(frozen=True)
 class RequestsCommand:
     pass
 
@@ -82,6 +87,7 @@ Command = (
     | HelpCommand
     | OnboardCommand
     | ApprovalsHereCommand
+    | AlertsHereCommand
     | RequestsCommand
     | RevokeJobCommand
     | AuditExportCommand

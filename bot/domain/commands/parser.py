@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from bot.domain.audit import DEFAULT_EXPORT_DAYS, MAX_EXPORT_DAYS, AuditPeriod
 from bot.domain.commands.command import (
+    AlertsHereCommand,
     ApprovalsHereCommand,
     AuditExportCommand,
     Command,
@@ -31,6 +32,7 @@ from bot.domain.commands.command import (
     StatusCommand,
 )
 from bot.domain.commands.examples import (
+    EXAMPLE_ALERTS,
     EXAMPLE_APPROVALS,
     EXAMPLE_AUDIT,
     EXAMPLE_HELP,
@@ -113,6 +115,14 @@ def parse_approvals(line: Line) -> Command:
             "Type '/tap approvals here' in the channel where operators should decide requests.", EXAMPLE_APPROVALS
         )
     return ApprovalsHereCommand()
+
+
+def parse_alerts(line: Line) -> Command:
+    if [word.text.lower() for word in line.words] != ["here"]:
+        raise CommandError(
+            "Type '/tap alerts here' in the channel where the security team should see alerts.", EXAMPLE_ALERTS
+        )
+    return AlertsHereCommand()
 
 
 def parse_issue(line: Line) -> Command:

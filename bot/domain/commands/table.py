@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, tzinfo
 
 from bot.domain.commands.command import (
+    AlertsHereCommand,
     ApprovalsHereCommand,
     AuditExportCommand,
     Command,
@@ -23,6 +24,7 @@ from bot.domain.commands.command import (
     StatusCommand,
 )
 from bot.domain.commands.examples import (
+    EXAMPLE_ALERTS,
     EXAMPLE_APPROVALS,
     EXAMPLE_AUDIT,
     EXAMPLE_HELP,
@@ -35,6 +37,7 @@ from bot.domain.commands.examples import (
 )
 from bot.domain.commands.parser import (
     Line,
+    parse_alerts,
     parse_approvals,
     parse_audit,
     parse_help,
@@ -142,6 +145,16 @@ COMMANDS: tuple[CommandSpec, ...] = (
         parse=parse_approvals,
         produces=(ApprovalsHereCommand,),
         menu=(("team", "here: operators make this channel the one where requests are decided"),),
+    ),
+    CommandSpec(
+        word="alerts",
+        aliases=("alert",),
+        usage="/tap alerts here",
+        summary="Operators, in a channel: post security alerts to this channel (never a pass).",
+        example=EXAMPLE_ALERTS,
+        parse=parse_alerts,
+        produces=(AlertsHereCommand,),
+        menu=(("team", "here: operators make this channel the security channel that receives alerts"),),
     ),
     CommandSpec(
         word="help",

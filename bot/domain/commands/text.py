@@ -10,6 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from bot.domain.commands.command import (
+    AlertsHereCommand,
     ApprovalsHereCommand,
     AuditExportCommand,
     Command,
@@ -94,6 +95,8 @@ def command_text(command: Command) -> str:
         return "/tap requests"
     if isinstance(command, ApprovalsHereCommand):
         return "/tap approvals here"
+    if isinstance(command, AlertsHereCommand):
+        return "/tap alerts here"
     raise TypeError(f"no text for {type(command).__name__}")
 
 
