@@ -29,6 +29,7 @@ from typing import Protocol
 
 from bot.domain.errors import TapError
 from bot.domain.model import Caller, PassInfo, UsabilityReason
+from bot.domain.pacer import Lane, lane
 from bot.domain.ports import Clock, PassMethods
 
 logger = logging.getLogger(__name__)
@@ -240,7 +241,8 @@ class FollowThrough:
         checked = 0
         for watch in watches:
             try:
-                result = await self.check(watch)
+                with lane(Lane.BULK):  # background reads: low priority, never ahead of a technician's command
+                    result = await self.check(watch)
             except TapError as error:
                 # Graph refused or was unreachable: the watch is checked again next round.
                 logger.warning("follow-through could not read the methods of %s: %s", watch.target_id, error)
