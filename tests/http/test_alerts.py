@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ from typing import Any
 import pytest
 
 from bot.domain.bulk import RowState
-from bot.sandbox.generate import bulk_tenant, bulk_upns
+from bot.sandbox.generate import bulk_tenant, bulk_upns, user_id
+from bot.settings import DEMO_TENANT_FILE
 from cards import verbs
 from tests.harness.bot import (
     ADELE,
@@ -35,6 +37,7 @@ from tests.harness.card_reading import pass_value
 from tests.http.test_bulk import attach, csv_of, job_id_of, last_card, run_to_end
 from tests.http.test_forms import issue_values
 from tests.http.test_issue_flow import card_text, sandbox_passes
+from tests.http.test_rechecks import GLOBAL_ADMINISTRATOR, change_tenant
 
 SECURITY = "19:security@thread.tacv2"
 APPROVALS = "19:general@thread.tacv2"
@@ -273,5 +276,69 @@ async def test_a_bulk_run_above_the_threshold_raises_an_alert_when_it_starts(tmp
         assert "approved by Alex Wilber" in text
         [row] = await alert_rows(bot)
         assert row.rule == "bulk_above_threshold" and row.actor_id == ADELE.object_id
+    finally:
+        await stop_bot(bot)
+
+
+# --- the same refusal alert on the paths that act later: an approval, a bulk row at its write ----------------------
+
+
+def promote(person_id: str) -> Callable[[dict[str, Any]], None]:
+    def change(tenant: dict[str, Any]) -> None:
+        tenant["roleAssignments"].append({"principalId": person_id, "roleDefinitionId": GLOBAL_ADMINISTRATOR})
+
+    return change
+
+
+async def test_an_approval_refused_because_the_target_became_privileged_raises_the_alert(tmp_path: Path) -> None:
+    tenant_file = tmp_path / "tenant.json"
+    tenant_file.write_text(DEMO_TENANT_FILE.read_text(encoding="utf-8"), encoding="utf-8")
+    env = sandbox_env(
+        tmp_path, TAPBOT_SANDBOX_TENANT=str(tenant_file), TAPBOT_APPROVAL_LIFETIME_THRESHOLD_MINUTES="240"
+    )
+    bot = await start_bot(env)
+    try:
+        await bot.say(ADELE, "<at>tapbot</at> tap approvals here", kind="channel")
+        await register_security_channel(bot)
+        await bot.say(ADELE, f"/tap issue {MEGAN.upn} 8h")
+        request = [card for sent in bot.connector.sent if sent.conversation_id == APPROVALS and (card := sent.card)]
+        request_id = next(a["data"]["requestId"] for a in request[-1]["actions"] if a["verb"] == verbs.APPROVE)
+        assert alert_cards(bot) == []
+        await change_tenant(bot, tenant_file, promote(MEGAN.object_id))
+        answer = await bot.press(ALEX, verbs.APPROVE, {"requestId": request_id}, kind="channel")
+        assert "No pass was issued" in card_text(answer["value"])
+        [card] = alert_cards(bot)
+        assert "Pass refused for a privileged account" in card_text(card) and ALEX.name in card_text(card)
+        [row] = await alert_rows(bot)
+        assert row.rule == "privileged_target_refused" and row.actor_id == ALEX.object_id
+        assert await sandbox_passes(bot) == []
+    finally:
+        await stop_bot(bot)
+
+
+async def test_a_bulk_row_refused_at_its_write_raises_the_alert(tmp_path: Path) -> None:
+    tenant_file = tmp_path / "bulk-tenant.json"
+    tenant_file.write_text(json.dumps(bulk_tenant(4)), encoding="utf-8")
+    env = sandbox_env(tmp_path, TAPBOT_SANDBOX_TENANT=str(tenant_file), TAPBOT_APPROVAL_BULK_ROWS="2")
+    bot = await start_bot(env)
+    try:
+        await bot.say(ADELE, "<at>tapbot</at> tap approvals here", kind="channel")
+        await register_security_channel(bot)
+        upns = bulk_upns(4)
+        await attach(bot, "users.csv", csv_of(upns))
+        job_id = job_id_of(last_card(bot))
+        await bot.press(ADELE, verbs.BULK_CONFIRM, {"jobId": job_id})
+        await change_tenant(bot, tenant_file, promote(user_id(upns[1])))
+        request = [sent.card for sent in bot.connector.sent if sent.conversation_id == APPROVALS][-1]
+        assert request is not None
+        request_id = next(a["data"]["requestId"] for a in request["actions"] if a["verb"] == verbs.APPROVE)
+        await bot.press(ALEX, verbs.APPROVE, {"requestId": request_id}, kind="channel")
+        await run_to_end(bot, job_id)
+        assert await bot.components.bulk._bulk.counts(job_id) == {RowState.DELIVERED: 3, RowState.FAILED: 1}
+        kinds = sorted(row.rule for row in await alert_rows(bot))
+        assert kinds == ["bulk_above_threshold", "privileged_target_refused"]
+        refused = next(row for row in await alert_rows(bot) if row.rule == "privileged_target_refused")
+        assert refused.target_id == user_id(upns[1]) and refused.actor_id == ADELE.object_id
+        assert len(alert_cards(bot)) == 2
     finally:
         await stop_bot(bot)
