@@ -125,6 +125,7 @@ class Settings:
     connector_hosts: tuple[str, ...] = DEFAULT_CONNECTOR_HOSTS
     health_port: int | None = None  # /healthz and /readyz on their own port, none on PORT
     directory_cache_seconds: float = 30.0  # TAP policy and positive operator checks reused this long (0: never)
+    revoke_after_registration: bool = True  # TAPBOT_REVOKE_AFTER_REGISTRATION (follow-through, issue 12 item 4)
     reasons: ReasonRules = NO_REASON_RULES  # TAPBOT_REASON_REQUIRED, TAPBOT_TICKET_PATTERN, TAPBOT_TICKET_EXAMPLE
     verified_id: VerifiedIdSettings = field(default_factory=VerifiedIdSettings)  # TAPBOT_VERIFIED_ID_*
     # TAPBOT_VERIFICATION, TAPBOT_VERIFY_ONBOARDING, TAPBOT_VERIFICATION_MINUTES, TAPBOT_VERIFICATION_FALLBACK_GROUP
@@ -232,6 +233,7 @@ class Settings:
             connector_hosts=_connector_hosts(reader),
             health_port=_health_port(reader),
             directory_cache_seconds=_directory_cache_seconds(reader),
+            revoke_after_registration=reader.boolean("TAPBOT_REVOKE_AFTER_REGISTRATION", True),
             reasons=_reason_rules(reader),
             verified_id=_verified_id_settings(reader, graph.mode),
             verification=_verification_rules(reader, env),

@@ -182,3 +182,10 @@ def test_reasons_are_optional_by_default_and_the_ticket_pattern_makes_them_requi
 def test_bad_reason_settings_stop_the_start_naming_the_variable(env: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         Settings.from_env(env)
+
+
+def test_follow_through_deletes_a_multi_use_pass_after_registration_unless_told_not_to() -> None:
+    assert Settings.from_env({}).revoke_after_registration is True
+    assert Settings.from_env({"TAPBOT_REVOKE_AFTER_REGISTRATION": "false"}).revoke_after_registration is False
+    with pytest.raises(SettingsError, match="TAPBOT_REVOKE_AFTER_REGISTRATION"):
+        Settings.from_env({"TAPBOT_REVOKE_AFTER_REGISTRATION": "sometimes"})

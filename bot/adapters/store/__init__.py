@@ -13,6 +13,7 @@ aggregate, each the adapter behind a domain Protocol:
 - ``target_locks.py``: one check-and-create per user across replicas (``TargetLocks``)
 - ``verifications.py``: verifications of the person before a pass and their prompts (``VerificationStore``)
 - ``verified_id.py``: Verified ID presentation requests (``VerifiedIdRequests``)
+- ``pass_watches.py``: live passes the bot issued, watched by follow-through (``PassWatchStore``)
 - ``alerts.py``: the security channel and the velocity limit's counts (``SecurityChannelStore``, ``IssuedPassCounts``)
 
 Nothing here ever holds a pass value: the tables have no column that could.
@@ -31,6 +32,7 @@ from bot.adapters.store.audit import SqlAuditLog
 from bot.adapters.store.bulk_journal import SqlBulkJournal
 from bot.adapters.store.conversations import SqlPersonalConversations
 from bot.adapters.store.pass_cards import SqlPassCards
+from bot.adapters.store.pass_watches import SqlPassWatches
 from bot.adapters.store.schema import Base
 from bot.adapters.store.sessions import SqlDatabase
 from bot.adapters.store.target_locks import SqlTargetLocks
@@ -44,6 +46,7 @@ __all__ = [
     "SqlBulkJournal",
     "SqlDatabase",
     "SqlPassCards",
+    "SqlPassWatches",
     "SqlPersonalConversations",
     "SqlProcessedActivities",
     "SqlSecurityAlerts",
@@ -65,6 +68,7 @@ class SqlStore(
     SqlVerifiedIdRequests,
     SqlVerifications,
     SqlSecurityAlerts,
+    SqlPassWatches,
 ):
     """Every aggregate's store over one database, opened and closed once (the app and the tests use this one).
 
