@@ -1,13 +1,15 @@
 """The row runner: one execution of a job's rows, from PENDING to DELIVERED (or REVOKED, or FAILED with a reason).
 
-Workers share an adaptive limit (it grows while Graph keeps up and halves on a 429); each row is journaled before
-and after its Graph write; created passes gather in pages of PAGE_SIZE that go to the sink (the requester's chat)
-and are marked DELIVERED only once shown; progress is reported at most every PROGRESS_EVERY_SECONDS; a cancel is
-noticed within CANCEL_POLL_SECONDS.
+Workers take rows as the pacer lets them (bot/domain/pacer.py: every Graph request is admitted against Graph's
+limits, bulk work behind interactive commands); each row is journaled before and after its Graph write; created
+passes gather in pages of PAGE_SIZE that go to the sink (the requester's chat) and are marked DELIVERED only once
+shown; progress is reported at most every PROGRESS_EVERY_SECONDS; a cancel is noticed within CANCEL_POLL_SECONDS.
 
 The world is checked again when the run acts, not only at preflight: the requester's right at the start (also of a
-resumed or adopted run) and then at most every OPERATOR_RECHECK_SECONDS, each target's eligibility and current
-pass for every row, under that user's lock.
+resumed or adopted run) and then at most every OPERATOR_RECHECK_SECONDS; each target's eligibility by the single
+command's rule on the run's JobSnapshot and the user as read in a batch, both at most SNAPSHOT_MAX_AGE old
+(job_snapshot.py; every run takes its own); and the target's current pass, read for every row under that user's
+lock right before the create.
 """
 
 from __future__ import annotations
@@ -36,10 +38,10 @@ from bot.domain.bulk import (
 )
 from bot.domain.eligibility import resolve_lifetime, resolve_one_time
 from bot.domain.errors import Refused, Rule, TapError, TargetBusy, Throttled
-from bot.domain.model import Caller, DirectoryUser, IssuedPass, PassInfo, TapPolicy
+from bot.domain.job_snapshot import Snapshots, UserReads
+from bot.domain.model import Caller, DirectoryUser, IssuedPass, PassInfo
 from bot.domain.ports import Clock, Directory, PassMethods
 from bot.domain.service import TapService
-from bot.domain.throttle import AdaptiveLimiter
 
 logger = logging.getLogger(__name__)
 
@@ -54,12 +56,18 @@ OPERATOR_RECHECK_SECONDS = 30.0
 NO_LONGER_OPERATOR = "You are no longer a TAP operator (a member of the IT operator group)."
 
 
+async def _always_ready() -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class RunTiming:
-    """The runner's stopwatch and pause; tests pass a fake pair, so nothing waits in real time."""
+    """The runner's stopwatch and pause, and the pacer's gate for a new row (`Pacer.ready`: no backlog of bulk
+    requests); tests pass fakes, so nothing waits in real time."""
 
     monotonic: Callable[[], float] = time.monotonic
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
+    ready: Callable[[], Awaitable[None]] = field(default=_always_ready)
 
 
 class RowRunner:
@@ -88,7 +96,7 @@ class RowRunner:
         self._clock = clock
         self._auditor = auditor
         self._timing = timing
-        self._limiter = AdaptiveLimiter(initial=4, maximum=MAX_WORKERS, clock=timing.monotonic)
+        self._in_flight = 0
         self._queue: asyncio.Queue[JournalRow] = asyncio.Queue()
         self._page: list[IssuedRow] = []
         self._page_lock = asyncio.Lock()
@@ -101,7 +109,8 @@ class RowRunner:
         self._cancelled = False
         self._last_cancel_check: float | None = None
         self._requester = Caller(job.requester.object_id, job.requester.tenant_id, job.requester.name, job.requester)
-        self._policy: TapPolicy | None = None
+        self._snapshots = Snapshots(directory, tap.protected_group_ids, clock)
+        self._users: UserReads | None = None
         self._right_checked_at: float | None = None
         self._right_lost = False
         self._caught_mid_create: set[int] = set()
@@ -120,8 +129,8 @@ class RowRunner:
         self._counts = Counter({state: n for state, n in counts.items() if state.final})
         self._done_at_start = self._done = sum(self._counts.values())
         if unfinished and await self._requester_may_act():
-            if job.kind is BulkKind.ISSUE:
-                self._policy = await self._directory.tap_policy()  # once per run start
+            # Every run reads its own snapshot and users (an approval-delayed or resumed run too), when first needed.
+            self._users = UserReads(self._directory, self._clock, [row.user_id or row.target for row in unfinished])
             for row in unfinished:
                 self._queue.put_nowait(row.moved(RowState.PENDING))
             workers = [asyncio.create_task(self._worker()) for _ in range(min(MAX_WORKERS, max(1, len(unfinished))))]
@@ -169,26 +178,29 @@ class RowRunner:
         while not self._queue.empty():
             if await self._cancel_requested() or self._right_lost:
                 return
-            await self._limiter.acquire()
+            # Each Graph request of a row is admitted by the pacer (bulk lane, behind the technicians' commands); a new
+            # row starts only while the pacer has no backlog of bulk requests, so rows (each holding its user's
+            # lock) do not pile up behind a binding limit.
+            await self._timing.ready()
             try:
                 row = self._queue.get_nowait()
             except asyncio.QueueEmpty:
-                await self._limiter.release()
                 return
-            throttled_for: float | None = None
+            self._in_flight += 1
             try:
                 if self._job.kind is BulkKind.ISSUE:
                     await self._issue(row)
                 else:
                     await self._revoke(row)
-            except Throttled as throttled:
-                throttled_for = throttled.retry_after_seconds
+            except Throttled:
+                # The pacer has honoured Retry-After (that limit is closed until then) and retried as long as bulk
+                # work may wait; the row goes back in the queue.
                 await self._retry_later(row)
             except TargetBusy:
                 await self._timing.sleep(CANCEL_POLL_SECONDS)
                 await self._retry_later(row, gave_up="Another operator kept issuing a pass for this user; try again.")
             finally:
-                await self._limiter.release(throttled_for=throttled_for)
+                self._in_flight -= 1
             await self._report()
 
     async def _issue(self, row: JournalRow) -> None:
@@ -233,17 +245,23 @@ class RowRunner:
             await self._flush_page()
 
     async def _create_checked(self, row: JournalRow, known: DirectoryUser) -> IssuedPass | None:
-        """Every rule of a single pass, as of now, for this row's user (read afresh); then the create. Runs under
-        the user's lock. None when the user no longer exists."""
-        assert self._policy is not None  # read when the run started
-        found = await self._tap.check_target_by_id(self._requester, known.object_id, policy=self._policy)
-        if found is None:
+        """Every rule of a single pass for this row's user, on facts at most SNAPSHOT_MAX_AGE old (the user as read
+        in a batch, the job's snapshot), and the current pass read now; then the create. Runs under the user's
+        lock. None when the user no longer exists."""
+        assert self._users is not None  # set when the run started
+        user = await self._users.user(known.object_id)
+        if user is None:
             return None
-        user, check = found
-        lifetime = resolve_lifetime(row.lifetime_minutes, check.policy)
-        one_time = resolve_one_time(row.one_time, check.policy)
+        snapshot = await self._snapshots.current()
+        refusal = await snapshot.refusal(self._requester, user, self._directory)
+        if refusal is None and self._tap.verification is not None:
+            refusal = await self._tap.verification.bulk_refusal(user)  # methods registered since the preflight
+        if refusal is not None:
+            raise refusal
+        lifetime = resolve_lifetime(row.lifetime_minutes, snapshot.policy)
+        one_time = resolve_one_time(row.one_time, snapshot.policy)
+        existing = await self._passes.current_pass(user.object_id)
         now = self._clock.now()
-        existing = check.existing
         if existing is not None and existing.is_live(now) and not self._may_replace(row, existing):
             raise Refused(
                 Rule.EXISTING_PASS,
@@ -367,7 +385,7 @@ class RowRunner:
             done=self._done,
             rows_per_second=rate,
             seconds_left=left / rate if rate > 0 else None,
-            concurrency=self._limiter.limit,
+            concurrency=self._in_flight,
         )
         try:
             await self._sink.progress(progress)
