@@ -202,7 +202,8 @@ class GraphGateway(RoleReads):
 
     async def methods_and_pass(self, user_id: str) -> UserMethods:
         """Follow-through's one read per check: the user's methods with their createdDateTime, and the pass, which
-        the list holds as a temporaryAccessPassAuthenticationMethod; read on its own only when the list lacks it."""
+        the list holds as a temporaryAccessPassAuthenticationMethod; read on its own only when the list lacks it (or
+        its methodUsabilityReason)."""
         builder = self._user(user_id).authentication.methods
         answer = await self._read_json(
             "read the user's sign-in methods", lambda call: builder.to_get_request_information(call)
@@ -214,7 +215,8 @@ class GraphGateway(RoleReads):
                 continue
             odata_type = str(method.get("@odata.type") or "")
             if odata_type == TAP_METHOD_TYPE:
-                current = _pass_info(method)
+                # Trusted only with its usability: whether a one-time pass was used is what the check needs.
+                current = _pass_info(method) if "methodUsabilityReason" in method else None
                 continue
             created = _utc(_datetime(method.get("createdDateTime")))
             methods.append(RegisteredMethod(str(method.get("id") or ""), odata_type, created))
