@@ -38,6 +38,7 @@ from bot.adapters.graph import GraphGateway, build_graph_client
 from bot.domain.bulk_file import read_bulk_file
 from bot.domain.errors import Throttled
 from bot.domain.model import DirectoryUser
+from bot.domain.pacer import Lane, Pacer
 from bot.sandbox.generate import bulk_tenant, bulk_upns
 from bot.sandbox.throttle import APP_WRITES_LIMIT, APP_WRITES_WINDOW_S, RESOURCE_UNITS_WINDOW_S, TENANT_SIZE_UNITS
 from bot.settings import GraphMode, GraphSettings
@@ -51,6 +52,7 @@ class Run:
     seconds: float
     counters: dict[str, Any]
     preflight_requests: int | None = None  # of the bot's requests, those made before the run was confirmed
+    pacer: str = ""  # what the bot's pacer did (lanes, waits, 429s, learned limits)
 
     @property
     def rate(self) -> float:
@@ -94,9 +96,24 @@ async def bot_run(base_url: str, users: list[str], directory: Path) -> Run:
         elapsed = time.perf_counter() - started
         counts = await bot.components.bulk._bulk.counts(job_id)
         assert {state.value: n for state, n in counts.items()} == {"delivered": len(users)}, counts
+        paced = pacer_summary(bot.components.pacer)
     finally:
         await stop_bot(bot)
-    return Run(len(users), elapsed, since(await sandbox_counters(base_url), baseline), int(checked["requests_served"]))
+    counters = since(await sandbox_counters(base_url), baseline)
+    return Run(len(users), elapsed, counters, int(checked["requests_served"]), paced)
+
+
+def pacer_summary(pacer: Pacer | None) -> str:
+    if pacer is None:
+        return ""
+    stats = pacer.stats
+    learned = {name: f"{d.learned:.0f}" for name, d in pacer.dimensions.items() if d.learned is not None}
+    return (
+        f"pacer: admitted {stats.admitted[Lane.BULK]} bulk / {stats.admitted[Lane.INTERACTIVE]} interactive, "
+        f"waited: {stats.waited[Lane.BULK]} bulk, {stats.waited[Lane.INTERACTIVE]} interactive; "
+        f"{stats.throttled} answered 429, "
+        f"learned per window {learned or 'nothing'}"
+    )
 
 
 def since(counters: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
@@ -185,6 +202,8 @@ async def scenario(
             f"{counters.get('throttled_by') or ''}; {int(counters['resource_units']) / run.rows:.1f} units, "
             f"{int(counters['writes']) / run.rows:.1f} writes per row"
         )
+        if run.pacer:
+            print(f"    {run.pacer}")
     return bot, loop
 
 

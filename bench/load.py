@@ -23,6 +23,7 @@ from typing import Any
 
 import aiohttp
 
+from bench.bulk_issue import pacer_summary
 from bench.external_sandbox import anonymous_env, external_sandbox, warmed_up
 from bot.sandbox.generate import bulk_tenant, bulk_upns, operator_upns, user_id
 from cards import verbs
@@ -118,6 +119,7 @@ async def main(arguments: argparse.Namespace) -> None:
                     during = await operators_at_once(bot, operators, targets, arguments.rounds)
                     counts = await bot.components.bulk._bulk.counts(job_id)
                     bulk_state = ", ".join(f"{state.value} {n}" for state, n in counts.items())
+                paced = pacer_summary(bot.components.pacer)
             finally:
                 await stop_bot(bot)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -133,6 +135,8 @@ async def main(arguments: argparse.Namespace) -> None:
             f"{during.seconds:.1f} s; p50 {during.p(0.5):.0f} ms, p99 {during.p(0.99):.0f} ms "
             f"(bulk rows when the load ended: {bulk_state})"
         )
+    if paced:
+        print(paced)
     errors = alone.errors + during.errors
     if errors:
         print(f"first error: {errors[0]}")
