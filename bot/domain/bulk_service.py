@@ -23,13 +23,16 @@ from bot.domain.bulk_file import BulkFile, RequestedRow
 from bot.domain.commands import MAX_JOB_ID
 from bot.domain.eligibility import GRAPH_MAX_LIFETIME_MINUTES, resolve_lifetime, resolve_one_time, start_refusal
 from bot.domain.errors import GraphUnavailable, Refused, Rule, TapError, Throttled
-from bot.domain.model import Caller, DirectoryUser, TapPolicy
+from bot.domain.job_snapshot import USERS_PER_READ, Snapshots
+from bot.domain.model import Caller, DirectoryUser
+from bot.domain.pacer import Lane, lane
 from bot.domain.ports import AuditLog, Clock, Directory, PassMethods
 from bot.domain.reasons import MAX_REASON_LENGTH, clean_reason
 from bot.domain.service import TapService
 from bot.domain.throttle import AdaptiveLimiter
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 MAX_THROTTLED_CHECKS = 12  # a preflight check waits out this many 429s before the file is refused
 
@@ -109,7 +112,8 @@ class BulkService:
         """
         work = lambda: self._check_file(caller, kind, file, file_name, tz, clean_reason(reason))  # noqa: E731
         subject = Subject(f"file {file_name}", reason=clean_reason(reason))
-        return await self._auditor.audited(kind.action, caller, subject, work)
+        with lane(Lane.BULK):  # every row's checks: bulk work, paced behind the technicians' single commands
+            return await self._auditor.audited(kind.action, caller, subject, work)
 
     async def _check_file(
         self, caller: Caller, kind: BulkKind, file: BulkFile, file_name: str, tz: str, reason: str
@@ -120,8 +124,10 @@ class BulkService:
         rules = self._tap.reason_rules
         if reason:
             rules.check(reason)  # a reason given for the whole file must itself be acceptable
-        policy = await self._directory.tap_policy()
         limiter = AdaptiveLimiter(initial=8)
+        snapshots = Snapshots(self._directory, self._tap.protected_group_ids, self._clock)
+        if kind is BulkKind.ISSUE:
+            await _patiently(limiter, snapshots.current)  # refuses the file when it cannot be read
         job_stub = BulkJob(
             id=0,
             kind=kind,
@@ -134,14 +140,20 @@ class BulkService:
         )
         drafts = [_journal_row(row, reason) for row in file.rows]
         checker = self._check_issue_row if kind is BulkKind.ISSUE else self._check_revoke_row
+        # Rows whose reason is refused are refused before any Graph read, like the single command.
+        problems = {row.line: rules.problem(row.request_reason) for row in drafts}
+        users = await self._read_users([row.target for row in drafts if problems[row.line] is None], limiter)
 
         async def check(row: JournalRow) -> JournalRow:
-            problem = rules.problem(row.request_reason)
-            if problem is not None:  # refused before any Graph read, like the single command
+            problem = problems[row.line]
+            if problem is not None:
                 return row.moved(
                     RowState.REFUSED, reason=problem, request_reason=row.request_reason[:MAX_REASON_LENGTH]
                 )
-            return await _patiently(limiter, lambda: checker(caller, row, policy))
+            user = users.get(row.target.lower())
+            if user is None:
+                return row.moved(RowState.NOT_FOUND, reason="No such user in this tenant.")
+            return await _patiently(limiter, lambda: checker(caller, row, user, snapshots))
 
         checked = await _each(drafts, check)
         checked += [
@@ -195,15 +207,31 @@ class BulkService:
             caller, job.kind, _file_of(failed), f"retry of job {job.id}", job.timezone, reason=job.reason
         )
 
-    async def _check_issue_row(self, caller: Caller, row: JournalRow, policy: TapPolicy) -> JournalRow:
-        user = await self._directory.find_user(row.target)
-        if user is None:
-            return row.moved(RowState.NOT_FOUND, reason="No such user in this tenant.")
+    async def _read_users(self, references: list[str], limiter: AdaptiveLimiter) -> dict[str, DirectoryUser]:
+        """The rows' users, USERS_PER_READ to a Graph request: keyed by reference lower-cased, missing when none."""
+        unique = list(dict.fromkeys(reference.lower() for reference in references))
+        chunks = [unique[start : start + USERS_PER_READ] for start in range(0, len(unique), USERS_PER_READ)]
+        found: dict[str, DirectoryUser] = {}
+        for answer in await _each_of(
+            chunks, lambda chunk: _patiently(limiter, lambda: self._directory.find_users(chunk))
+        ):
+            found.update(answer)
+        return found
+
+    async def _check_issue_row(
+        self, caller: Caller, row: JournalRow, user: DirectoryUser, snapshots: Snapshots
+    ) -> JournalRow:
+        """The single command's rules on the job's snapshot; the current pass is read only for an eligible user."""
         labelled = row.moved(row.state, user_id=user.object_id, user_label=user.label)
+        snapshot = await snapshots.current()
         try:
-            check = await self._tap.check_target(caller, user, policy=policy)
-            lifetime = resolve_lifetime(row.lifetime_minutes, policy)
-            one_time = resolve_one_time(row.one_time, policy)
+            refusal = await snapshot.refusal(caller, user, self._directory)
+            if refusal is None and self._tap.verification is not None:
+                refusal = await self._tap.verification.bulk_refusal(user)  # a recovery pass needs a verification
+            if refusal is not None:
+                raise refusal
+            lifetime = resolve_lifetime(row.lifetime_minutes, snapshot.policy)
+            one_time = resolve_one_time(row.one_time, snapshot.policy)
         except Refused as refusal:
             if refusal.rule in (Rule.ROLE_HOLDER, Rule.PROTECTED_GROUP):
                 # Audited like the single command's refusal, which raises the security alert (alerts.RefusalAlerts).
@@ -222,7 +250,7 @@ class BulkService:
         refusal = start_refusal(row.start_at, self._clock.now())
         if refusal is not None:
             return labelled.moved(RowState.REFUSED, reason=refusal.user_message)
-        existing = check.existing
+        existing = await self._passes.current_pass(user.object_id)
         if existing is not None and existing.is_live(self._clock.now()):
             # The pass shown here is the only one the replace switch may replace when the job runs.
             return labelled.moved(
@@ -234,10 +262,9 @@ class BulkService:
             )
         return labelled.moved(RowState.READY, lifetime_minutes=lifetime, one_time=one_time)
 
-    async def _check_revoke_row(self, caller: Caller, row: JournalRow, policy: TapPolicy) -> JournalRow:
-        user = await self._directory.find_user(row.target)
-        if user is None:
-            return row.moved(RowState.NOT_FOUND, reason="No such user in this tenant.")
+    async def _check_revoke_row(
+        self, caller: Caller, row: JournalRow, user: DirectoryUser, snapshots: Snapshots
+    ) -> JournalRow:
         current = await self._passes.current_pass(user.object_id)
         labelled = row.moved(row.state, user_id=user.object_id, user_label=user.label)
         if current is None:
@@ -455,6 +482,10 @@ def _file_of(rows: list[JournalRow], *, with_options: bool = True) -> BulkFile:
 
 
 async def _each(items: list[T], work: Callable[[T], Awaitable[T]]) -> list[T]:
+    return list(await asyncio.gather(*(work(item) for item in items)))
+
+
+async def _each_of(items: list[T], work: Callable[[T], Awaitable[U]]) -> list[U]:
     return list(await asyncio.gather(*(work(item) for item in items)))
 
 
