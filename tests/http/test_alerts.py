@@ -7,6 +7,7 @@ protected account on every path, the velocity limit, and a bulk run above the ap
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from bot.domain.bulk import RowState
+from bot.logging_setup import LogFormat, build_handler
 from bot.sandbox.generate import bulk_tenant, bulk_upns, user_id
 from bot.settings import DEMO_TENANT_FILE
 from cards import verbs
@@ -342,3 +344,29 @@ async def test_a_bulk_row_refused_at_its_write_raises_the_alert(tmp_path: Path) 
         assert len(alert_cards(bot)) == 2
     finally:
         await stop_bot(bot)
+
+
+async def test_the_alert_is_one_json_log_line_a_siem_can_match_on(tmp_path: Path) -> None:
+    """The production log format (docs/deployment.md, Security alerts in a SIEM): the event and its fields."""
+    stream = io.StringIO()
+    handler = build_handler(LogFormat.JSON, stream)
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    bot = await start_bot(sandbox_env(tmp_path, TAPBOT_LOG_FORMAT="json"))
+    try:
+        await bot.say(ADELE, f"/tap issue {MEGAN.upn} 1h")
+        [secret] = delivered_secrets(bot)
+        await bot.say(ADELE, f"/tap issue {BREAKGLASS.upn}")
+    finally:
+        await stop_bot(bot)
+        root.removeHandler(handler)
+        root.setLevel(previous_level)
+    output = stream.getvalue()
+    assert secret not in output
+    lines = [json.loads(line) for line in output.splitlines()]
+    [line] = [line for line in lines if line.get("event") == "tapbot.alert.protected_target_refused"]
+    assert line["level"] == "WARNING" and line["alert_kind"] == "protected_target_refused"
+    assert line["alert_actor_id"] == ADELE.object_id and line["alert_target_id"] == BREAKGLASS.object_id
+    assert line["alert_at"].startswith("20") and line["correlation_id"]
