@@ -356,21 +356,14 @@ class TapService:
     ) -> TargetCheck:
         """Every rule about the target, for whoever will receive the pass; raises the first refusal.
 
-        A bulk check passes the policy it read once for the whole file.
+        A caller checking many users (the name search's suggestions) passes the policy it read once; a bulk job
+        decides on its snapshot instead (job_snapshot.py), by the same rule.
         """
         if policy is None:
             policy = await self.tap_policy()
         _, check = await self._checked_facts(requester, _given(user), user.object_id, policy)
         assert check is not None  # the user was given, so it exists
         return check
-
-    async def check_target_by_id(
-        self, requester: Caller, user_id: str, *, policy: TapPolicy
-    ) -> tuple[DirectoryUser, TargetCheck] | None:
-        """`check_target` for a user known by id, read afresh with the rest in one round (a bulk row being issued:
-        the account may have been disabled or turned into a guest since the preflight). None: no such user now."""
-        found, check = await self._checked_facts(requester, self._directory.find_user(user_id), user_id, policy)
-        return None if found is None or check is None else (found, check)
 
     async def _checked_facts(
         self, requester: Caller, user_read: Awaitable[DirectoryUser | None], user_id: str, policy: TapPolicy
