@@ -22,20 +22,25 @@ from bot import telemetry
 from bot.adapters.clock import SystemClock
 from bot.adapters.downloads import FileTransfers
 from bot.adapters.graph import GraphGateway, build_graph_client, load_response_models
+from bot.adapters.graph_costs import graph_limits
 from bot.adapters.store import SqlStore
 from bot.components import COMPONENTS, Components
 from bot.domain.alerts import AlertService, RefusalAlerts, VelocityLimit
 from bot.domain.approval_desk import ApprovalDesk
 from bot.domain.approvals import ApprovalRules
 from bot.domain.audit_export import AuditExportService
+from bot.domain.bulk_row_runner import RunTiming
 from bot.domain.bulk_runner import BulkRunner
 from bot.domain.bulk_service import BulkService
 from bot.domain.commands import AlertsHereCommand, FormCommand
 from bot.domain.decisions import DecisionService
+from bot.domain.follow_through import FollowThrough
 from bot.domain.onboarding import OnboardingDefaults, OnboardingService
+from bot.domain.pacer import Pacer
 from bot.domain.people import PeopleFinder
 from bot.domain.ports import Clock
 from bot.domain.service import AccessRules, TapService
+from bot.domain.verification import VerificationService
 from bot.settings import Settings
 from bot.teams.agent import build_runtime, register_handlers
 from bot.teams.alert_channel import ChannelAlertPoster, SecurityChannelCommand
@@ -46,17 +51,22 @@ from bot.teams.bulk_flow import BulkFlow
 from bot.teams.bulk_results import BulkResults
 from bot.teams.commands import CommandRunner, TypedCommands
 from bot.teams.delivery import Outbound, PrivateDelivery
+from bot.teams.follow_through import FollowThroughFlow, RevokeAndHide, zone_of
 from bot.teams.forms import FormFlow, FormSubmissions
 from bot.teams.handlers import TapHandlers
 from bot.teams.housekeeping import Housekeeping
+from bot.teams.message_action import MessageAction
 from bot.teams.pass_delivery import PassDelivery
 from bot.teams.people_flow import PeopleFlow, PersonChoices
 from bot.teams.presentation import Presentation
 from bot.teams.redaction import CardRedactor
 from bot.teams.turn import Turns
+from bot.teams.verification_flow import VerificationFlow
+from bot.verified_id_setup import build_verified_id
 from bot.web.health import add_health_routes, health_site
 from bot.web.messages import messages
 from bot.web.middleware import correlation_ids
+from bot.web.verified_id import add_verified_id_route
 from cards.passes import CardJson, with_banner
 
 if TYPE_CHECKING:
@@ -84,6 +94,11 @@ async def create_app(settings: Settings, *, clock: Clock | None = None) -> web.A
         app["agent_configuration"] = components.runtime.auth_configuration
     app.router.add_post("/api/messages", messages)
     app.cleanup_ctx.extend([_sandbox, _database, _graph_http_client])
+    if components.verified_id is not None:  # Verified ID's callbacks, when it is a verification method
+        add_verified_id_route(app, components.verified_id.endpoint)
+        if components.verified_id.local_address is not None:
+            app.middlewares.append(components.verified_id.local_address.learn)
+        app.cleanup_ctx.append(_verified_id_http_client)
     if settings.health_port is None:
         add_health_routes(app)
     else:
@@ -111,7 +126,9 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
     # below, once Teams delivery exists). Every audited refusal for a privileged or protected account raises one.
     alerts = AlertService(audit=recorded, channels=store, clock=clock)
     audit = RefusalAlerts(recorded, alerts)
-    graph_client, http_client = build_graph_client(settings.graph, graph_base_url)
+    # One pacer for every Graph request of this process: interactive commands and bulk work share Graph's limits.
+    pacer = Pacer(graph_limits())
+    graph_client, http_client = build_graph_client(settings.graph, graph_base_url, pacer=pacer)
     graph = GraphGateway(graph_client, clock)
     approval_settings = settings.approvals
     desk = ApprovalDesk(
@@ -124,6 +141,19 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
         ),
         clock=clock,
         audit=audit,
+    )
+    # Verification of the person before a recovery pass (TAPBOT_VERIFICATION); None when it is off.
+    verification = (
+        VerificationService(
+            rules=settings.verification,
+            store=store,
+            directory=graph,
+            alerts=alerts,
+            audit=audit,
+            clock=clock,
+        )
+        if settings.verification.enabled
+        else None
     )
     service = TapService(
         directory=graph,
@@ -140,6 +170,7 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
         cache_window=timedelta(seconds=settings.directory_cache_seconds),
         reasons=settings.reasons,
         pass_reasons=store,
+        verification=verification,
         velocity=VelocityLimit(limit=settings.velocity_limit, counts=store, alerts=alerts, clock=clock),
     )
     onboarding = OnboardingService(
@@ -174,6 +205,23 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
     passes = PassDelivery(
         delivery=delivery, store=store, redactor=redactor, service=service, clock=clock, decorate=decorate
     )
+    follow_through = FollowThroughFlow(
+        follow=FollowThrough(
+            store=store,
+            methods=graph,
+            passes=graph,
+            retirement=RevokeAndHide(service=service, redactor=redactor),
+            clock=clock,
+            holder=settings.replica_id,
+            revoke_multi_use=settings.revoke_after_registration,
+            zone_of=zone_of,
+        ),
+        store=store,
+        delivery=delivery,
+        presentation=presentation,
+        clock=clock,
+        holder=settings.replica_id,
+    )
     announcer = ApprovalAnnouncer(desk=desk, delivery=delivery, presentation=presentation)
     # The sandbox's file host stands in for SharePoint and OneDrive.
     sandbox_hosts = (f"127.0.0.1:{URL(sandbox.root_url).port}",) if sandbox is not None else ()
@@ -193,6 +241,7 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
             audit=audit,
             replica=settings.replica_id,
             lease=timedelta(seconds=settings.lease_seconds),
+            timing=RunTiming(ready=pacer.ready),
         ),
         results=BulkResults(
             bulk=bulk_service,
@@ -224,6 +273,25 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
         presentation=presentation,
         on_bulk_approved=bulk.approved,
     )
+    verifications = (
+        VerificationFlow(
+            service=verification,
+            tap=service,
+            onboarding=onboarding,
+            delivery=delivery,
+            passes=passes,
+            announcer=announcer,
+            presentation=presentation,
+            clock=clock,
+            conversations=store,
+        )
+        if verification is not None
+        else None
+    )
+    # Verified ID with Face Check, a method of that flow when TAPBOT_VERIFICATION accepts verified_id.
+    verified_id = build_verified_id(
+        settings, sandbox, flow=verifications, requests=store, directory=graph, audit=audit, clock=clock
+    )
     audit_export = AuditExportFlow(
         exports=AuditExportService(operators=service, source=store, audit=audit, clock=clock),
         transfers=transfers,
@@ -242,6 +310,7 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
         clock=clock,
         presentation=presentation,
         audit_export=audit_export,
+        verifications=verifications,
     )
     finder = PeopleFinder(tap=service, onboarding=onboarding, directory=graph, audit=audit, clock=clock)
     forms = FormFlow(
@@ -268,10 +337,12 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
         choices=PersonChoices(runner=runner, clock=clock),
         forms=forms,
         form_submissions=FormSubmissions(forms=forms, runner=runner),
+        message_action=MessageAction(forms=forms, runner=runner),
         handlers=handlers,
         approvals=approvals,
         bulk=bulk,
         audit_export=audit_export,
+        verifications=verifications,
     )
     return Components(
         settings=settings,
@@ -286,7 +357,16 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
         decisions=decisions,
         bulk=bulk,
         commands=runner,
-        housekeeping=Housekeeping(redactor=redactor, approvals=approvals, bulk=bulk),
+        housekeeping=Housekeeping(
+            redactor=redactor,
+            approvals=approvals,
+            bulk=bulk,
+            verifications=verifications,
+            verified_id_expiry=verified_id.endpoint.expire_due if verified_id else None,
+            follow_through=follow_through.round,
+        ),
+        verified_id=verified_id,
+        pacer=pacer,
     )
 
 
@@ -316,6 +396,13 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 async def _graph_http_client(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[COMPONENTS].http_client.aclose()
+
+
+async def _verified_id_http_client(app: web.Application) -> AsyncIterator[None]:
+    yield
+    verified_id = app[COMPONENTS].verified_id
+    if verified_id is not None:
+        await verified_id.http_client.aclose()
 
 
 async def _background_work(app: web.Application) -> AsyncIterator[None]:
