@@ -34,7 +34,7 @@ from bot.teams.message_action import MessageAction, is_message_action
 from bot.teams.people_flow import PersonChoices
 from bot.teams.trust import ConnectorHosts, UntrustedServiceUrl, channel_issuers
 from bot.teams.turn import Turns
-from bot.teams.verification_flow import VerificationFlow
+from bot.teams.verification_flow import VerificationFlow, verification_off
 from cards import verbs
 
 
@@ -160,6 +160,9 @@ def register_handlers(
         buttons[verbs.VERIFY_CONFIRM] = turns.button(verifications.on_confirm)
         buttons[verbs.VERIFY_NOT_THEM] = turns.button(verifications.on_not_them)
         buttons[verbs.VERIFY_CANCEL] = turns.button(verifications.on_cancel)
+    else:  # a card sent before verification was turned off still gets a sentence
+        for verb in (verbs.VERIFY_CONFIRM, verbs.VERIFY_NOT_THEM, verbs.VERIFY_CANCEL):
+            buttons[verb] = turns.button(verification_off)
     for verb, on_action in buttons.items():
         application.adaptive_card.action_execute(verb)(on_action)
     # File-consent answers go to the kind of offer their context names; an answer to any other kind is refused.

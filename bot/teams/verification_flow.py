@@ -345,3 +345,8 @@ class VerificationFlow:
             except (ZoneInfoNotFoundError, ValueError):
                 pass
         return self._presentation.default_timezone
+
+
+async def verification_off(_turn: Turn, _data: object) -> AdaptiveCardInvokeResponse:
+    """A verification button while TAPBOT_VERIFICATION is off (a card from before): a sentence, nothing done."""
+    return factory.message("Verification of the person is turned off here, so there is nothing to answer.")

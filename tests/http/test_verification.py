@@ -554,3 +554,18 @@ async def test_a_confirmed_pass_nobody_can_be_shown_is_revoked_at_once(bot: Runn
     assert any(row.action == "revoke" and "delivery failed" in row.detail for row in rows)
     updated = [sent for sent in tracking_cards(bot) if sent.kind == "update"]
     assert updated and "revoked at once" in card_text(updated[-1].card or {})
+
+
+async def test_with_verification_off_its_buttons_get_a_sentence(tmp_path: Path) -> None:
+    """A card from before verification was turned off: its buttons answer with a sentence, never a 4xx/5xx."""
+    bot = await start_bot(sandbox_env(tmp_path))  # TAPBOT_VERIFICATION=off
+    try:
+        data = {"verificationId": "3a1b2c3d-0000-4000-8000-000000000001"}
+        for verb in (verbs.VERIFY_CONFIRM, verbs.VERIFY_NOT_THEM, verbs.VERIFY_CANCEL):
+            answer = await bot.press(DIEGO, verb, data)
+            assert answer["type"] == "application/vnd.microsoft.activity.message"
+            assert "turned off" in answer["value"]
+        await bot.say(ADELE, f"/tap issue {LYNNE.upn}")
+        assert prompts(bot) == [] and len(pass_cards(bot)) == 1, "off: passes are issued as before"
+    finally:
+        await stop_bot(bot)
