@@ -36,6 +36,7 @@ def banner(settings: Settings, sandbox: RunningSandbox | None = None) -> str:
             f"*** sandbox Graph: {sandbox.base_url} ***",
             f"*** sandbox control: {control}/state, {control}/faults, {control}/clock, {control}/reset ***",
             f"*** sandbox file host: POST {control}/files, PUT {control}/uploads/<name> ***",
+            f"*** sandbox Verified ID wallet: {control}/verifiedid/requests (scan, present, decline, expire) ***",
         ]
     if settings.anonymous:
         lines += [

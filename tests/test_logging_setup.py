@@ -204,6 +204,10 @@ async def test_dev_run_console_shows_the_sandbox_address_and_one_line_per_turn(t
             async with session.get(f"{control.group(1)}/state") as state:
                 assert state.status == 200, "the printed address is the running sandbox"
             assert any("sandbox file host: POST " + control.group(1) + "/files" in line for line in lines)
+            wallet = control.group(1) + "/verifiedid/requests"
+            assert any("sandbox Verified ID wallet: " + wallet in line for line in lines)
+            async with session.get(wallet) as requests:
+                assert requests.status == 200, "the printed wallet address answers"
 
             started = len(lines)
             activity = {
