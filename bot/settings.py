@@ -459,7 +459,7 @@ def _verified_id_settings(reader: _Reader, mode: GraphMode) -> VerifiedIdSetting
             "center under Verified ID, Overview): TAPBOT_VERIFICATION accepts verified_id."
         )
     service_url = _https_url(reader, "TAPBOT_VERIFIED_ID_SERVICE_URL", https=real)
-    if service_url is None and mode is not GraphMode.SANDBOX:
+    if service_url is None and real:  # a stand-alone sandbox (anonymous) serves it next to its Graph
         service_url = "https://verifiedid.did.msidentity.com/v1.0"
     callback = _https_url(reader, "TAPBOT_VERIFIED_ID_CALLBACK_URL", https=real)
     if callback is None and enabled and real:

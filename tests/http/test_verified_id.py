@@ -3,6 +3,7 @@ plays the wallet and POSTs its callbacks to /api/verifiedid/callback, and the te
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -13,9 +14,11 @@ import aiohttp
 import pytest
 
 from bot.domain.audit import AuditAction, AuditOutcome
-from bot.sandbox.verified_id import REQUEST_LIFETIME
+from bot.sandbox import load_tenant, start_sandbox
+from bot.sandbox.verified_id import REQUEST_LIFETIME, sandbox_authority
+from bot.settings import DEMO_TENANT_FILE
 from cards import verbs
-from tests.harness.bot import ADELE, ALEX, Person, RunningBot, sandbox_env, start_bot, stop_bot
+from tests.harness.bot import ADELE, ALEX, TENANT_ID, Person, RunningBot, sandbox_env, start_bot, stop_bot
 from tests.harness.connector import Sent
 from tests.http.test_issue_flow import card_text, pass_value, sandbox_passes
 
@@ -382,3 +385,35 @@ async def test_a_directory_that_cannot_be_read_accepts_nobody(bot: RunningBot) -
     assert status == 200 and presented["callback"]["status"] == 200
     assert await sandbox_passes(bot) == []
     assert "directory could not be read" in card_text(latest_tracking(bot))
+
+
+async def test_against_a_stand_alone_sandbox(tmp_path: Path) -> None:
+    """TAPBOT_GRAPH_AUTH=anonymous: the stand-alone sandbox's Request Service and token endpoint, the configured
+    authority, and the bot's own loopback address for the callback."""
+    sandbox = await start_sandbox(await asyncio.to_thread(load_tenant, DEMO_TENANT_FILE))
+    try:
+        env = sandbox_env(
+            tmp_path,
+            TAPBOT_GRAPH_AUTH="anonymous",
+            TAPBOT_GRAPH_BASE_URL=sandbox.base_url,
+            TAPBOT_ALLOWED_TENANT_IDS=TENANT_ID,
+            TAPBOT_OPERATOR_GROUP_ID="a7ce04ee-d04a-4705-a2b0-6143136ea70f",
+            TAPBOT_VERIFICATION="verified_id",
+            TAPBOT_VERIFIED_ID_AUTHORITY=sandbox_authority(TENANT_ID),
+        )
+        del env["TAPBOT_SANDBOX_TENANT"]
+        bot = await start_bot(env)
+        try:
+            await bot.say(ADELE, f"/tap issue {LYNNE.upn} 2h")
+            [request_id] = list(sandbox.state.verified_id.requests)
+            async with bot.session.post(
+                f"{sandbox.control_url}/verifiedid/requests/{request_id}/present",
+                json={"user": LYNNE.upn, "score": 88},
+            ) as answer:
+                assert answer.status == 200 and (await answer.json())["callback"]["status"] == 200
+            assert sandbox.state.passes.of_user(LYNNE.object_id) is not None
+            assert len(pass_cards(bot)) == 1
+        finally:
+            await stop_bot(bot)
+    finally:
+        await sandbox.close()
