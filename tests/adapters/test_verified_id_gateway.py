@@ -8,8 +8,15 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from azure.core.credentials import AccessToken
+from azure.core.exceptions import ClientAuthenticationError
 
-from bot.adapters.verified_id import ClientCredentialsTokens, VerifiedIdGateway, presentation_request_body
+from bot.adapters.verified_id import (
+    ClientCredentialsTokens,
+    CredentialTokens,
+    VerifiedIdGateway,
+    presentation_request_body,
+)
 from bot.domain.verified_id import PresentationSpec, VerifiedIdUnavailable
 from bot.sandbox import DEMO_TENANT_PATH, RunningSandbox, load_tenant, start_sandbox
 from bot.sandbox.verified_id import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, sandbox_authority
@@ -145,3 +152,24 @@ async def test_busy_and_unreachable_services(sandbox: RunningSandbox, http: http
     nowhere = VerifiedIdGateway(http, "http://127.0.0.1:9/verifiedid/v1.0", tokens(sandbox, http))
     with pytest.raises(VerifiedIdUnavailable, match="could not be reached"):
         await nowhere.create_presentation(spec())
+
+
+class FakeCredential:
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.scopes: list[tuple[str, ...]] = []
+
+    async def get_token(self, *scopes: str, **kwargs: object) -> AccessToken:
+        self.scopes.append(scopes)
+        if self.fail:
+            raise ClientAuthenticationError("AADSTS7000215: Invalid client secret provided. secret=hunter2")
+        return AccessToken("the-token", 4102444800)
+
+
+async def test_the_bots_credential_asks_for_the_request_services_scope() -> None:
+    credential = FakeCredential()
+    assert await CredentialTokens(credential).token() == "the-token"  # type: ignore[arg-type]
+    assert credential.scopes == [("3db474b9-6a0c-4840-96ac-1fceb342124f/.default",)]
+    with pytest.raises(VerifiedIdUnavailable, match=r"VerifiableCredential\.Create\.PresentRequest") as refused:
+        await CredentialTokens(FakeCredential(fail=True)).token()  # type: ignore[arg-type]
+    assert "hunter2" not in str(refused.value) and "AADSTS" not in str(refused.value)
