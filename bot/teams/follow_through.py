@@ -2,7 +2,8 @@
 reason) and telling requesters what became of their passes in their 1:1 chat.
 
 A notice is written to SQL before anyone is told, claimed by one replica at a time, marked delivered only after
-Teams accepted it, and released for the next round when Teams refused: never lost, never sent by two replicas.
+Teams accepted it, and released for the next round when Teams refused: never lost, never sent by two replicas (a
+process dying between Teams' acceptance and that write would send it once more, when its 2-minute lease ends).
 """
 
 from __future__ import annotations
