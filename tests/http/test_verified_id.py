@@ -249,7 +249,7 @@ async def test_a_revoked_credential_is_refused(bot: RunningBot) -> None:
 async def start_another(bot: RunningBot) -> str:
     bot.connector.clear()
     before = {item["request_id"] for item in await presentation_requests(bot)}
-    await bot.say(ADELE, f"/tap issue {LYNNE.upn} 2h")
+    await bot.say(ADELE, f"/tap issue {LYNNE.upn} 2h replace")  # replace: Lynne may hold a pass by now
     [request_id] = [item["request_id"] for item in await presentation_requests(bot) if item["request_id"] not in before]
     return str(request_id)
 
@@ -417,3 +417,17 @@ async def test_against_a_stand_alone_sandbox(tmp_path: Path) -> None:
             await stop_bot(bot)
     finally:
         await sandbox.close()
+
+
+async def test_a_presentation_with_its_photo_fits_and_a_huge_body_does_not(bot: RunningBot) -> None:
+    """The employee photo travels in the callback (up to 1 MB, URL-encoded base64): more than the 256 KiB an
+    activity may have, within the service's 10 MB."""
+    request_id = await start(bot)
+    body = verified_body(bot, request_id)
+    body["verifiedCredentialsData"][0]["claims"]["photo"] = "%2F9j" * 300_000
+    assert (await callback(bot, body, api_key_of(bot, request_id))).status == 200
+    assert [item["user_id"] for item in await sandbox_passes(bot)] == [LYNNE.object_id]
+    second = await start_another(bot)
+    huge = verified_body(bot, second)
+    huge["verifiedCredentialsData"][0]["claims"]["photo"] = "x" * (12 * 1024 * 1024)
+    assert (await callback(bot, huge, api_key_of(bot, second))).status == 413
