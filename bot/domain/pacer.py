@@ -125,6 +125,10 @@ class Dimension:
         if ceiling is None:
             # Unpublished and not yet taught by a 429: a technician is not held to a guess, bulk work ramps up.
             return None if lane is Lane.INTERACTIVE or self.guess is None else self.guess
+        if self.limit.published is None:
+            # A learned limit is already below what Graph allowed (the count before a refusal, seen from here a
+            # little late); bulk work takes all of it, a technician's request still goes first when room appears.
+            return ceiling
         return ceiling * (BULK_SHARE if lane is Lane.BULK else 1.0)
 
     def wait(self, now: float, amount: int, lane: Lane) -> float:
