@@ -65,7 +65,8 @@ MIN_LEARNED = 5
 # Before its first 429, an unpublished dimension's bulk guess grows by this many requests per window for every
 # request Graph accepts: doubling about every window_s / SLOW_START_GAIN seconds while bulk work waits for it.
 SLOW_START_GAIN = 5.0
-PROBE_WINDOWS = 3  # a learned limit grows by about 5 % (at least 1) per this many windows of accepted requests
+PROBE_WINDOWS = 6  # a learned limit grows by about 5 % (at least 1) per this many windows of accepted requests
+LEARNED_DECREASE = 0.9
 PROBE_GROWTH = 0.05
 # x-ms-throttle-limit-percentage is "returned only when the application consumed more than 0.8 of its limit".
 LIMIT_PERCENTAGE_THRESHOLD = 0.8
@@ -182,7 +183,14 @@ class Dimension:
         if used_before < MIN_LEARNED:
             return
         ceiling = self.ceiling()
-        self.learned = float(used_before) if ceiling is None else min(ceiling, float(used_before))
+        if ceiling is None:
+            self.learned = float(used_before)
+        elif self.learned is None:
+            self.learned = min(ceiling, float(used_before))
+        else:
+            # Once learned, one refusal lowers it by a tenth at most: a request refused right after a pause (the
+            # window seen from here empties a little before Graph's) says little about the limit.
+            self.learned = max(min(ceiling, float(used_before)), LEARNED_DECREASE * self.learned)
 
     def reported(self, now: float, share: float) -> None:
         """Graph says `share` of this limit is in use; if this process admitted less than that, the rest is

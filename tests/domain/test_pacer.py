@@ -198,3 +198,19 @@ async def test_bulk_work_slows_to_a_trickle_while_technicians_are_at_work() -> N
     await time.run(held)
     assert time.now == 1000.0
     paced.answered(bulk[1])
+
+
+async def test_once_learned_a_limit_falls_by_a_tenth_at_most_per_refusal() -> None:
+    time = FakeTime()
+    paced = pacer(time, Limit(SECRET, 10.0))
+    tickets = [await paced.admit({SECRET: 1}, Lane.INTERACTIVE) for _ in range(10)]
+    for ticket in tickets:
+        paced.answered(ticket)
+    refused = await paced.admit({SECRET: 1}, Lane.INTERACTIVE)
+    paced.answered(refused, throttled=True, retry_after_s=1)
+    assert paced.dimension(SECRET).learned == 10
+    # After the window emptied here, a request Graph still refuses (its window ends a little later) says little.
+    time.now += 11
+    late = [await paced.admit({SECRET: 1}, Lane.INTERACTIVE) for _ in range(6)]
+    paced.answered(late[-1], throttled=True, retry_after_s=1)
+    assert paced.dimension(SECRET).learned == pytest.approx(9.0)
