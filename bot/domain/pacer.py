@@ -167,6 +167,16 @@ class Dimension:
                 self._used -= amount
                 return
 
+    def restamp(self, at: float, amount: int, now: float) -> None:
+        """Counts an accepted request from its answer on: Graph counted it on arrival, somewhere between admission
+        and answer, so the window seen from here ends no earlier than Graph's (a request that left late, from a
+        busy process, would otherwise slide out here while Graph still counts it)."""
+        for index, entry in enumerate(self._entries):
+            if entry == (at, amount):
+                del self._entries[index]
+                self._entries.append((now, amount))
+                return
+
     def accepted(self) -> None:
         if self.limit.published is None and self.learned is None:
             if self.guess is not None:
@@ -343,6 +353,7 @@ class Pacer:
                 dimension.throttled(now, retry_after_s or 0.0, ticket.used_before[dimension.name])
         else:
             for dimension in charged:
+                dimension.restamp(ticket.at, ticket.charges[dimension.name], now)
                 dimension.accepted()
             if limit_percentage is not None and limit_percentage > LIMIT_PERCENTAGE_THRESHOLD:
                 reported = [d for d in charged if d.limit.reported]

@@ -214,3 +214,14 @@ async def test_once_learned_a_limit_falls_by_a_tenth_at_most_per_refusal() -> No
     late = [await paced.admit({SECRET: 1}, Lane.INTERACTIVE) for _ in range(6)]
     paced.answered(late[-1], throttled=True, retry_after_s=1)
     assert paced.dimension(SECRET).learned == pytest.approx(9.0)
+
+
+async def test_an_accepted_request_counts_from_its_answer_on() -> None:
+    time = FakeTime()
+    paced = pacer(time, Limit(WRITES, 10.0, 1))
+    ticket = await paced.admit({WRITES: 1}, Lane.INTERACTIVE)
+    time.now += 5  # a slow answer: Graph counted it somewhere in these 5 s
+    paced.answered(ticket)
+    time.now += 7  # 12 s after admission, 7 after the answer: Graph may still count it
+    assert paced.dimension(WRITES).used(time.now) == 1
+    assert await time.run(admitted_at(time, paced, {WRITES: 1}, Lane.INTERACTIVE)) == 1015.0
