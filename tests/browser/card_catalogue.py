@@ -17,6 +17,7 @@ import cards
 from cards import verbs
 from cards.approvals import KIND_TITLES
 from cards.forms import TITLES as FORM_TITLES
+from cards.verification import STATE_HEADINGS
 
 CardJson = dict[str, Any]
 
@@ -65,9 +66,12 @@ def _any_text(card: CardJson, test: Callable[[str], bool]) -> bool:
 
 
 def _form_word(card: CardJson) -> str | None:
-    """Which command's form this is, from its submit button."""
+    """Which command's form this is, from its submit button (an Action.Submit naming the form in a dialog)."""
     for action in card.get("actions") or []:
-        if isinstance(action, dict) and action.get("verb") == verbs.SUBMIT_FORM:
+        if isinstance(action, dict) and (
+            action.get("verb") == verbs.SUBMIT_FORM
+            or (action.get("type") == "Action.Submit" and "form" in (action.get("data") or {}))
+        ):
             return (action.get("data") or {}).get("form")
     return None
 
@@ -105,7 +109,14 @@ CLASSIFIERS: dict[str, Callable[[CardJson], bool]] = {
     "form_settled_card": lambda card: _any_text(
         card, lambda t: t.endswith(": sent") and t.removesuffix(": sent") in FORM_TITLES.values()
     ),
+    "tracking_card": lambda card: _any_text(
+        card, lambda t: any(t.startswith(f"{heading}: ") for heading in STATE_HEADINGS.values())
+    ),
+    "attestation_card": lambda card: verbs.VERIFY_CONFIRM in _verbs(card),
     "alert_card": lambda card: _any_text(card, lambda t: t.startswith("Security alert: ")),
+    "attestation_settled_card": lambda card: (
+        _any_text(card, lambda t: t.startswith("Is this really ")) and verbs.VERIFY_CONFIRM not in _verbs(card)
+    ),
 }
 """How to tell, from the JSON the page rendered, which builder of ``cards/`` made a card."""
 
