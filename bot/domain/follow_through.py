@@ -280,14 +280,11 @@ class FollowThrough:
     async def _after_registration(self, watch: PassWatch, ours: PassInfo | None, now: datetime, zone: tzinfo) -> str:
         if ours is None or not ours.is_live(now):
             return ""
-        until = local_time(ours.expires_at, zone, now)
+        until = local_time(ours.expires_at, zone, now).removeprefix("at ").removeprefix("on ")
         if watch.one_time:
             return ""
         if not self._revoke_multi_use:
-            return (
-                f"Their multi-use pass stays valid until {until.removeprefix('at ')}; "
-                "revoke it if it is no longer needed."
-            )
+            return f"Their multi-use pass stays valid until {until}; revoke it if it is no longer needed."
         # Re-read right before deleting: only the very pass the bot issued is deleted, never one issued since.
         try:
             current = await self._passes.current_pass(watch.target_id)

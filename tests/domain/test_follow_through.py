@@ -6,13 +6,16 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.domain.follow_through import (
+    FollowThrough,
     PassWatch,
     RegisteredMethod,
+    UserMethods,
     expired_unused_sentence,
     local_time,
     new_strong_method,
     registered_sentence,
 )
+from bot.domain.model import PassInfo, UsabilityReason
 
 START = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -75,3 +78,47 @@ def test_the_sentences_name_the_user_the_method_and_what_became_of_the_pass() ->
     assert "one-time pass for Lee Gu expired at 17:00 without being used" in expired_unused_sentence(
         watch(one_time=True, expires_at=START + timedelta(hours=8)), zone=BERLIN, now=late
     )
+
+
+async def test_a_kept_pass_says_until_when_with_the_day_when_it_is_not_today() -> None:
+    """TAPBOT_REVOKE_AFTER_REGISTRATION=false: the sentence names the expiry, readable on another day too."""
+    now = datetime(2026, 11, 28, 22, 30, tzinfo=UTC)
+    pass_info = PassInfo(
+        method_id="m1",
+        created_at=now - timedelta(hours=1),
+        start_at=now - timedelta(hours=1),
+        lifetime_minutes=180,
+        one_time=False,
+        usable=True,
+        usability_reason=UsabilityReason.ENABLED_BY_POLICY,
+    )
+    method = RegisteredMethod("f", FIDO2, now - timedelta(minutes=5))
+    follow = FollowThrough(
+        store=None,  # type: ignore[arg-type]  # check() reads no store
+        methods=_Reads(UserMethods((method,), pass_info)),
+        passes=None,  # type: ignore[arg-type]  # nothing is deleted with the setting off
+        retirement=None,  # type: ignore[arg-type]
+        clock=_At(now),
+        holder="a",
+        revoke_multi_use=False,
+        zone_of=lambda name: BERLIN,
+    )
+    result = await follow.check(watch(start_at=now - timedelta(hours=1), expires_at=pass_info.expires_at))
+    assert result.notice is not None
+    assert "stays valid until 29 Nov at 01:30; revoke it" in result.notice
+
+
+class _Reads:
+    def __init__(self, answer: UserMethods) -> None:
+        self._answer = answer
+
+    async def methods_and_pass(self, user_id: str) -> UserMethods:
+        return self._answer
+
+
+class _At:
+    def __init__(self, now: datetime) -> None:
+        self._now = now
+
+    def now(self) -> datetime:
+        return self._now
