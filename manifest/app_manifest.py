@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bot.domain.commands.table import MESSAGE_ACTION_ID, MESSAGE_ACTION_TITLE
 from manifest import ACCENT_COLOR, COLOR_ICON, OUTLINE_ICON
 from manifest.content import (
     BOT_SCOPES,
@@ -32,10 +33,7 @@ MAX_SHORT_NAME = 30
 MAX_URL = 2048
 MAX_HOST_NAME = 253
 
-# The message action (issue 11 item 5): on any message, "…" → "Issue a Temporary Access Pass" opens the issue form
-# in a dialog, prefilled from the message. bot/teams/message_action.py answers the invokes this command id sends.
-MESSAGE_ACTION_ID = "issueTapFromMessage"
-MESSAGE_ACTION_TITLE = "Issue a Temporary Access Pass"  # ≤ 32 characters
+# The message action's id and title live in the command table; bot/teams/message_action.py answers its invokes.
 MESSAGE_ACTION_DESCRIPTION = (
     "Open the issue form with the person and the reason taken from this message; the pass comes to you privately."
 )

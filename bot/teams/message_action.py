@@ -35,6 +35,7 @@ from microsoft_agents.activity import Activity, ActivityTypes, InvokeResponse
 from microsoft_agents.hosting.core import TurnContext
 
 from bot.domain.commands import Command, FieldErrors
+from bot.domain.commands.table import MESSAGE_ACTION_ID, MESSAGE_ACTION_TITLE
 from bot.domain.errors import TapError
 from bot.domain.reasons import shorten_reason
 from bot.teams.activity import ConversationKind
@@ -45,7 +46,6 @@ from bot.teams.turn import SENT_PRIVATELY, Turn
 from cards.buttons import BadButtonData, FormButton
 from cards.forms import FormWord
 from cards.passes import CardJson
-from manifest.app_manifest import MESSAGE_ACTION_ID, MESSAGE_ACTION_TITLE
 
 logger = logging.getLogger(__name__)
 

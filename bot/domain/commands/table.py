@@ -61,6 +61,11 @@ START_DATE = FieldSpec("startDate", "Start date (empty: today)", "date")
 START_TIME = FieldSpec("startTime", "Start time (empty: now)", "time")
 REASON = FieldSpec("reason", "Reason", "text", placeholder=EXAMPLE_REASON, max_length=MAX_REASON_LENGTH)
 
+# The message action (Teams manifest `composeExtensions`, bot/teams/message_action.py): "Issue a Temporary Access
+# Pass" on any message opens the issue form, prefilled from the message.
+MESSAGE_ACTION_ID = "issueTapFromMessage"
+MESSAGE_ACTION_TITLE = "Issue a Temporary Access Pass"  # Teams allows 32 characters
+
 COMMANDS: tuple[CommandSpec, ...] = (
     CommandSpec(
         word="issue",
