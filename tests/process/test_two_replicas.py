@@ -63,6 +63,9 @@ async def test_the_other_replica_finishes_a_killed_replicas_job(
             "TAPBOT_LOG_LEVEL": "WARNING",
             "TAPBOT_LEASE_SECONDS": "3",
             "TAPBOT_HOUSEKEEPING_SECONDS": "0.5",
+            # The retried single issue below is for a user who already has sign-in methods: without this it would
+            # wait for her manager's confirmation (issue 12), which is not what this test is about.
+            "TAPBOT_VERIFICATION": "",
         }
         for index, port in enumerate(ports)
     ]
