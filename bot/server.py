@@ -323,7 +323,7 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
     )
     command_handlers = (
         handlers.command_handlers()
-        .replace(FormCommand, forms.open)
+        .add(FormCommand, forms.open)
         .add(AlertsHereCommand, SecurityChannelCommand(alerts=alerts, service=service).on_alerts_here)
     )
     runner = CommandRunner(handlers=command_handlers, people=PeopleFlow(finder=finder))

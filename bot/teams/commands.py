@@ -49,12 +49,6 @@ class CommandHandlers:
         self._handlers[command_type] = handler
         return self
 
-    def replace(self, command_type: type[C], handler: CommandHandler[C]) -> CommandHandlers:
-        """The same table with `handler` for `command_type` instead (e.g. the form opener once it exists)."""
-        table = CommandHandlers()
-        table._handlers = {**self._handlers, command_type: handler}
-        return table
-
     def handler_for(self, command: Command) -> Callable[[Turn, Any], Awaitable[None]] | None:
         return self._handlers.get(type(command))
 

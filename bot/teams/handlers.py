@@ -17,10 +17,8 @@ from microsoft_agents.hosting.core.app.adaptive_card import factory
 
 from bot.domain.approval_desk import ApprovalDesk
 from bot.domain.commands import (
-    EXAMPLES,
     ApprovalsHereCommand,
     AuditExportCommand,
-    FormCommand,
     HelpCommand,
     IssueCommand,
     OnboardCommand,
@@ -99,11 +97,11 @@ class TapHandlers:
     # --- typed commands: one handler per command type, each `async (turn, command) -> None` ------------------
 
     def command_handlers(self) -> CommandHandlers:
-        """The handler of every command type. FormCommand answers with a sentence until the form flow replaces it."""
+        """The handlers of the command types these handlers own; the composition root adds the form
+        (bot/teams/forms.py) and the security channel (bot/teams/alert_channel.py)."""
         return (
             CommandHandlers()
             .add(HelpCommand, self.on_help)
-            .add(FormCommand, self.on_form_unavailable)
             .add(IssueCommand, self.on_issue)
             .add(OnboardCommand, self.on_onboard)
             .add(RevokeCommand, self.on_revoke)
@@ -117,9 +115,6 @@ class TapHandlers:
 
     async def on_help(self, turn: Turn, command: HelpCommand) -> None:
         await turn.reply_here(card=help_card(unknown_word=command.unknown_word))
-
-    async def on_form_unavailable(self, turn: Turn, command: FormCommand) -> None:
-        await turn.reply_here(f"Tell me who the pass is for. Example: {EXAMPLES[command.word]}")
 
     async def on_issue(self, turn: Turn, command: IssueCommand) -> None:
         result = await self._service.issue(turn.caller, command.request)
