@@ -10,6 +10,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
+from msgraph.generated.groups.item.owners.graph_user.graph_user_request_builder import (
+    GraphUserRequestBuilder as OwnerUserRequestBuilder,
+)
 from msgraph.generated.groups.item.transitive_members.graph_user.graph_user_request_builder import (
     GraphUserRequestBuilder,
 )
@@ -21,6 +24,9 @@ from msgraph.generated.role_management.directory.role_assignments.role_assignmen
 )
 from msgraph.generated.role_management.directory.role_eligibility_schedule_instances.role_eligibility_schedule_instances_request_builder import (  # noqa: E501
     RoleEligibilityScheduleInstancesRequestBuilder,
+)
+from msgraph.generated.users.item.owned_objects.graph_group.graph_group_request_builder import (
+    GraphGroupRequestBuilder as OwnedGroupRequestBuilder,
 )
 from msgraph.generated.users.item.transitive_member_of.graph_group.graph_group_request_builder import (
     GraphGroupRequestBuilder,
@@ -45,6 +51,8 @@ from bot.domain.model import DirectoryUser
 IN_FILTER_LIMIT = 15
 # A group whose members fill more pages of 999 than this is checked user by user instead of read whole.
 MEMBER_PAGES = 20
+# How an active owner of a role-holding group comes by its roles: an owner can add themselves as a member.
+_OWNERSHIP = "through ownership of group {group}"
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -54,14 +62,17 @@ class RoleReads(GraphCalls):
     async def directory_roles(self, user_id: str) -> tuple[str, ...]:
         """Every directory role the user holds or could activate, by any path, each saying how.
 
-        A role can be assigned to the user or to a role-assignable group the user is in (or may join at will
-        through PIM for Groups), at the tenant or an administrative unit, active or eligible in PIM. First
-        round, concurrently: the user's role-assignable groups, the user's own assignments and eligibilities,
-        and the user's PIM for Groups eligibilities; second round, concurrently: those groups' assignments
-        (`principalId in`, 15 at a time) and eligibilities (one request per group: `in` is not supported there).
+        A role can be assigned to the user or to a role-assignable group the user is in, owns (an owner may add
+        themselves as a member) or may join or own at will through PIM for Groups, at the tenant or an
+        administrative unit, active or eligible in PIM. First round, concurrently: the user's role-assignable
+        groups, the role-assignable groups the user owns, the user's own assignments and eligibilities, and the
+        user's PIM for Groups eligibilities; second round, concurrently: those groups' assignments (`principalId
+        in`, 15 at a time) and eligibilities (one request per group: `in` is not supported there). A group that
+        holds no role adds nothing, whoever is in it or owns it.
         """
-        member_of, own_active, own_eligible, group_eligibilities = await asyncio.gather(
+        member_of, owned, own_active, own_eligible, group_eligibilities = await asyncio.gather(
             self.role_assignable_groups(user_id),
+            self.owned_role_assignable_groups(user_id),
             self.active_role_grants([user_id]),
             self.eligible_role_grants(user_id),
             self.group_eligibilities(user_id),
@@ -69,6 +80,8 @@ class RoleReads(GraphCalls):
         via: dict[str, str] = {}  # group id -> how the user comes by its roles
         for eligibility in group_eligibilities:
             via[eligibility.group_id] = f"through eligible {eligibility.access}ship of group {eligibility.group_name}"
+        for group_id, group_name in owned.items():
+            via[group_id] = _OWNERSHIP.format(group=group_name)
         for group_id, group_name in member_of.items():
             via[group_id] = f"through group {group_name}"
         group_ids = sorted(via)
@@ -86,9 +99,10 @@ class RoleReads(GraphCalls):
 
         First round, concurrently: every active assignment and every eligibility in force (all pages, no filter),
         and the role-assignable groups (only those can hold roles besides users and service principals). Second
-        round, concurrently, for each group that holds a role: its transitive members and its PIM for Groups
-        eligibilities (`groupId eq`: Graph requires a filter there). A member of a group is counted through the
-        group, as `directory_roles` does when a user is both a member and eligible.
+        round, concurrently, for each group that holds a role: its transitive members, its owners (one request
+        each, which grows a snapshot by one request per role-holding group) and its PIM for Groups eligibilities
+        (`groupId eq`: Graph requires a filter there). A member of a group is counted through the group, and an
+        active owner through ownership rather than an eligibility, as `directory_roles` does.
         """
         active, eligible, groups = await asyncio.gather(
             self.all_role_grants(eligible=False),
@@ -99,8 +113,9 @@ class RoleReads(GraphCalls):
         for grant in [*active, *eligible]:
             by_principal.setdefault(grant.principal_id, []).append(grant)
         holding_groups = sorted(principal for principal in by_principal if principal in groups)
-        members, eligibilities = await asyncio.gather(
+        members, owners, eligibilities = await asyncio.gather(
             asyncio.gather(*(self.transitive_user_ids(group_id) for group_id in holding_groups)),
+            asyncio.gather(*(self.owner_user_ids(group_id) for group_id in holding_groups)),
             asyncio.gather(*(self.group_eligibilities_of_group(group_id) for group_id in holding_groups)),
         )
         via_by_user: dict[str, dict[str, str]] = {}  # user id -> group id -> how the user comes by its roles
@@ -109,6 +124,9 @@ class RoleReads(GraphCalls):
                 via_by_user.setdefault(user_id, {})[group_id] = (
                     f"through eligible {access}ship of group {groups[group_id]}"
                 )
+        for group_id, user_ids in zip(holding_groups, owners, strict=True):
+            for user_id in user_ids:
+                via_by_user.setdefault(user_id, {})[group_id] = _OWNERSHIP.format(group=groups[group_id])
         for group_id, user_ids in zip(holding_groups, members, strict=True):
             for user_id in user_ids:
                 via_by_user.setdefault(user_id, {})[group_id] = f"through group {groups[group_id]}"
@@ -158,6 +176,20 @@ class RoleReads(GraphCalls):
             self._client.groups.by_group_id(group_id).transitive_members.graph_user,
             query,
             max_pages=max_pages,
+        )
+        return frozenset(
+            str(user["id"]).lower()
+            for page in pages
+            for user in _values(page)
+            if isinstance(user, dict) and user.get("id")
+        )
+
+    async def owner_user_ids(self, group_id: str) -> frozenset[str]:
+        """Object ids (lower case) of the group's owners who are users, every page (`GET /groups/{id}/owners`, cast
+        to users: Graph "List group owners", which needs GroupMember.Read.All; owners are limited to 100)."""
+        query = OwnerUserRequestBuilder.GraphUserRequestBuilderGetQueryParameters(select=["id"], top=999)
+        pages = await self._read_pages(
+            "read a group's owners", self._client.groups.by_group_id(group_id).owners.graph_user, query
         )
         return frozenset(
             str(user["id"]).lower()
@@ -229,6 +261,26 @@ class RoleReads(GraphCalls):
         pages = await self._read_pages(
             "read the user's role-assignable groups",
             self._user(user_id).transitive_member_of.graph_group,
+            query,
+            headers={"ConsistencyLevel": "eventual"},
+        )
+        groups = [group for page in pages for group in _values(page) if isinstance(group, dict) and group.get("id")]
+        return {str(group["id"]).lower(): str(group.get("displayName") or group["id"]) for group in groups}
+
+    async def owned_role_assignable_groups(self, user_id: str) -> dict[str, str]:
+        """The role-assignable groups the user owns: id → display name.
+
+        `GET /users/{id}/ownedObjects/microsoft.graph.group?$filter=isAssignableToRole eq true` (Graph "List
+        ownedObjects", user-list-ownedobjects). Filtering a directory-object relationship through an OData cast is
+        an advanced query ("Advanced query capabilities on Microsoft Entra ID objects", aad-advanced-queries): it
+        needs `ConsistencyLevel: eventual` and `$count=true`, sent here as for memberships.
+        """
+        query = OwnedGroupRequestBuilder.GraphGroupRequestBuilderGetQueryParameters(
+            filter="isAssignableToRole eq true", count=True, select=["id", "displayName"]
+        )
+        pages = await self._read_pages(
+            "read the user's owned role-assignable groups",
+            self._user(user_id).owned_objects.graph_group,
             query,
             headers={"ConsistencyLevel": "eventual"},
         )

@@ -27,10 +27,10 @@ from bot.domain.ports import Clock, Directory
 # How old the snapshot (and a batch of users) may be when a row is checked against it. The requester's operator
 # right is re-read at the same pace (bulk_row_runner.OPERATOR_RECHECK_SECONDS), so everything a run knows about the
 # world is at most 30 seconds old when a pass is created, except the current pass, which is read right before. A
-# snapshot costs a dozen requests in the demo tenant and in the benchmark's (policy, assignments, eligibilities,
-# role-assignable groups, two per role-holding group, one per protected or policy group): taken every 30 s at
-# Graph's write limit of 20 rows/s that is 0.02 requests per row, so a longer age (5 minutes would save 0.018) would
-# only widen the window in which a role granted mid-job goes unnoticed.
+# snapshot costs 15 requests in the demo tenant (policy, assignments, eligibilities, role-assignable groups, three
+# per role-holding group: members, owners, PIM for Groups eligibilities; one per protected or policy group): taken
+# every 30 s at Graph's write limit of 20 rows/s that is 0.025 requests per row, so a longer age (5 minutes would save
+# 0.02) would only widen the window in which a role granted mid-job goes unnoticed.
 SNAPSHOT_MAX_AGE = timedelta(seconds=30)
 # Graph limits an `in` filter to 15 values by default (Graph known issues: "Some limitations apply to query
 # parameters"); one user read asks for this many users.

@@ -95,6 +95,15 @@ class Tenant:
         wanted = group_id.lower()
         return tuple(user for user in self.users if wanted in self.transitive_group_ids(user.id))
 
+    def owned_groups(self, user_id: str) -> tuple[TenantGroup, ...]:
+        """The groups the user owns (directly: ownership is not inherited), in the tenant's order."""
+        return tuple(group for group in self.groups if user_id.lower() in group.owner_ids)
+
+    def group_owners(self, group_id: str) -> tuple[TenantUser, ...]:
+        """The group's owners, in the tenant's order (Graph's `/groups/{id}/owners`; users only in this sandbox)."""
+        group = self.group(group_id)
+        return tuple(user for user in self.users if group is not None and user.id in group.owner_ids)
+
     def role_definition(self, role_definition_id: str) -> RoleDefinition | None:
         return self._role_definitions_by_id.get(role_definition_id.lower())
 
@@ -173,6 +182,9 @@ class Tenant:
                     raise TenantFileError(f"{where}: the group lists itself as a member")
                 if member_id not in self._users_by_id and member_id not in self._groups_by_id:
                     raise TenantFileError(f"{where}: member '{member_id}' is neither a user nor a group")
+            for owner_id in group.owner_ids:
+                if owner_id not in self._users_by_id:
+                    raise TenantFileError(f"{where}: owner '{owner_id}' is not a user in this tenant")
             if group.id in self.transitive_group_ids(group.id):
                 raise TenantFileError(f"{where}: group nesting forms a cycle through this group")
 

@@ -29,6 +29,8 @@ from bot.sandbox.graph_json import (
 )
 from bot.sandbox.graph_role_handlers import (
     list_group_eligibility_instances,
+    list_group_owners,
+    list_owned_groups,
     list_role_assignments,
     list_role_eligibility_instances,
 )
@@ -68,6 +70,11 @@ def build_graph_router() -> GraphRouter:
     router.add("GET", "/groups/{group}/transitiveMembers", list_transitive_members)
     router.add("GET", "/groups/{group}/transitiveMembers/microsoft.graph.user", list_transitive_members)
     router.add("GET", "/groups/{group}/transitiveMembers/graph.user", list_transitive_members)
+    router.add("GET", "/users/{user}/ownedObjects/microsoft.graph.group", list_owned_groups)
+    router.add("GET", "/users/{user}/ownedObjects/graph.group", list_owned_groups)
+    router.add("GET", "/groups/{group}/owners", list_group_owners)
+    router.add("GET", "/groups/{group}/owners/microsoft.graph.user", list_group_owners)
+    router.add("GET", "/groups/{group}/owners/graph.user", list_group_owners)
     router.add("GET", "/roleManagement/directory/roleAssignments", list_role_assignments)
     router.add("GET", "/roleManagement/directory/roleEligibilityScheduleInstances", list_role_eligibility_instances)
     pim_groups = "/identityGovernance/privilegedAccess/group"

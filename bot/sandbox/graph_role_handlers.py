@@ -1,4 +1,5 @@
-"""Handlers for Graph's role and PIM endpoints: active role assignments, role eligibilities and PIM for Groups."""
+"""Handlers for Graph's role and PIM endpoints: active role assignments, role eligibilities and PIM for Groups, and
+the ownership reads (a user's owned groups, a group's owners): an owner of a role-holding group can add themselves."""
 
 from __future__ import annotations
 
@@ -6,8 +7,21 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from bot.sandbox.errors import MAX_IN_FILTER_VALUES, bad_request, pim_group_filter_required, premium_license_required
-from bot.sandbox.graph_json import group_eligibility_instance_json, role_assignment_json, role_eligibility_instance_json
+from bot.sandbox.errors import (
+    MAX_IN_FILTER_VALUES,
+    advanced_query_required,
+    bad_request,
+    pim_group_filter_required,
+    premium_license_required,
+    resource_not_found,
+)
+from bot.sandbox.graph_json import (
+    group_eligibility_instance_json,
+    group_json,
+    role_assignment_json,
+    role_eligibility_instance_json,
+    user_json,
+)
 from bot.sandbox.paging import page
 from bot.sandbox.routing import GraphRequest, GraphResponse, ok
 from bot.sandbox.state import SandboxState
@@ -16,6 +30,7 @@ _PRINCIPAL_FILTER = re.compile(r"principalId\s+eq\s+'(?P<principal_id>[^']*)'", 
 _PRINCIPAL_IN_FILTER = re.compile(r"principalId\s+in\s+\((?P<values>\s*'[^']*'(?:\s*,\s*'[^']*')*\s*)\)", re.IGNORECASE)
 _QUOTED = re.compile(r"'([^']*)'")
 _GROUP_FILTER = re.compile(r"groupId\s+eq\s+'(?P<group_id>[^']*)'", re.IGNORECASE)
+_ASSIGNABLE_FILTER = re.compile(r"\s*isAssignableToRole\s+eq\s+(?P<value>true|false)\s*", re.IGNORECASE)
 # Schedule instances always carry a start; eligibilities the tenant file gives none for started long ago.
 SCHEDULE_START = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -98,6 +113,42 @@ def list_group_eligibility_instances(state: SandboxState, request: GraphRequest,
             ]
         }
     )
+
+
+def list_owned_groups(state: SandboxState, request: GraphRequest, params: Params) -> GraphResponse:
+    """`GET /users/{id}/ownedObjects/microsoft.graph.group` (groups only in this sandbox): `$select`, paged.
+    `$filter=isAssignableToRole eq true|false` is an advanced query, as on memberships: it needs
+    `ConsistencyLevel: eventual` and `$count=true`."""
+    user = state.tenant.user(params["user"])
+    if user is None:
+        raise resource_not_found(params["user"])
+    groups = list(state.tenant.owned_groups(user.id))
+    filter_text = request.query.get("$filter")
+    counted = request.query.get("$count", "").lower() == "true"
+    eventual = request.headers.get("ConsistencyLevel", "").lower() == "eventual"
+    if (filter_text is not None or "$count" in request.query) and not (eventual and counted):
+        raise advanced_query_required()
+    if filter_text is not None:
+        matched = _ASSIGNABLE_FILTER.fullmatch(filter_text)
+        if matched is None:
+            raise bad_request(
+                f"The sandbox supports only $filter=isAssignableToRole eq true on ownedObjects; got '{filter_text}'."
+            )
+        wanted = matched["value"].lower() == "true"
+        groups = [group for group in groups if group.is_assignable_to_role == wanted]
+    rendered = [group_json(group, request.query.get("$select"), with_odata_type=True) for group in groups]
+    return ok(page(request, rendered, count=len(rendered) if counted else None))
+
+
+def list_group_owners(state: SandboxState, request: GraphRequest, params: Params) -> GraphResponse:
+    """`GET /groups/{id}/owners` and its cast `/microsoft.graph.user` (owners are users in this sandbox): `$select`,
+    paged ($top 1..999, default 100, then `@odata.nextLink`)."""
+    group = state.tenant.group(params["group"])
+    if group is None:
+        raise resource_not_found(params["group"])
+    select = request.query.get("$select")
+    owners = [user_json(user, select, with_odata_type=True) for user in state.tenant.group_owners(group.id)]
+    return ok(page(request, owners))
 
 
 def _principal_ids(filter_text: str, *, allow_in: bool, collection: str) -> list[str]:

@@ -179,19 +179,21 @@ def _parse_group(data: object, index: int) -> TenantGroup:
         data,
         f"groups[{index}]{label(data, 'displayName')}",
         required={"id", "displayName"},
-        optional={"description", "members", "isAssignableToRole"},
+        optional={"description", "members", "owners", "isAssignableToRole"},
     )
-    members: list[str] = []
-    for position, member in enumerate(fields.array("members")):
-        try:
-            members.append(str(uuid.UUID(str(member))))
-        except ValueError:
-            raise TenantFileError(f"{fields.where}: members[{position}] '{member}' is not a GUID") from None
+    ids: dict[str, list[str]] = {"members": [], "owners": []}
+    for key, found in ids.items():
+        for position, member in enumerate(fields.array(key)):
+            try:
+                found.append(str(uuid.UUID(str(member))))
+            except ValueError:
+                raise TenantFileError(f"{fields.where}: {key}[{position}] '{member}' is not a GUID") from None
     return TenantGroup(
         id=fields.guid("id"),
         display_name=fields.text("displayName"),
         description=fields.optional_text("description"),
-        member_ids=tuple(dict.fromkeys(members)),
+        member_ids=tuple(dict.fromkeys(ids["members"])),
+        owner_ids=tuple(dict.fromkeys(ids["owners"])),
         is_assignable_to_role=fields.flag("isAssignableToRole", default=False),
     )
 

@@ -115,6 +115,8 @@ class TenantGroup:
     display_name: str
     description: str | None = None
     member_ids: tuple[str, ...] = ()
+    # Owners may change the group's members, themselves included: an owner of a role-holding group is privileged.
+    owner_ids: tuple[str, ...] = ()
     # Only role-assignable groups can be given directory roles (Graph's isAssignableToRole, fixed at creation).
     is_assignable_to_role: bool = False
 

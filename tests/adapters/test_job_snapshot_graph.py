@@ -107,7 +107,8 @@ async def test_the_snapshot_gives_every_user_the_single_commands_verdict(graph: 
     assert seen == {
         None: 6,
         Rule.SELF_ISSUE: 1,
-        Rule.ROLE_HOLDER: 7,  # direct, via a group, unit-scoped (both ways), eligible, eligible via group, PIM group
+        # direct, via a group, unit-scoped (both ways), eligible, eligible via group, PIM group, owner of a group
+        Rule.ROLE_HOLDER: 8,
         Rule.PROTECTED_GROUP: 2,  # break-glass directly, Lynne through a nested group
         Rule.DISABLED: 1,
         Rule.GUEST: 1,
@@ -119,15 +120,16 @@ async def test_role_holders_name_each_role_as_the_per_user_read_does(graph: Grap
     holders = await graph.gateway.role_holders()
     for entry in tenant_data()["users"]:
         assert holders.get(entry["id"], ()) == await graph.gateway.directory_roles(entry["id"]), entry["id"]
-    assert len(holders) == 7
+    assert len(holders) == 8
 
 
 async def test_a_snapshot_costs_a_handful_of_requests_whatever_the_job(graph: Graph) -> None:
     """Policy, assignments, eligibilities, role-assignable groups; per role-holding group its members and PIM for
-    Groups eligibilities (3 groups); the members of the protected and the excluded group: 12 requests."""
+    Groups eligibilities and its owners (3 groups); the members of the protected and the excluded group: 15 requests
+    (12 before owners were read)."""
     before = await graph.served()
     await take_snapshot(graph.gateway, frozenset({PROTECTED}), datetime.now(UTC))
-    assert await graph.served() - before == 12
+    assert await graph.served() - before == 15
 
 
 async def test_users_are_read_fifteen_to_a_request_by_id_or_name(graph: Graph) -> None:

@@ -22,6 +22,8 @@ CASES = {
     "JohannaL@contoso.onmicrosoft.com": (
         "Helpdesk Administrator (through eligible membership of group Helpdesk Admins)"
     ),
+    # Owns the group without being in it: an owner can add themselves as a member at any time.
+    "PattiF@contoso.onmicrosoft.com": "Helpdesk Administrator (through ownership of group Helpdesk Admins)",
 }
 
 

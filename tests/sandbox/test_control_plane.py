@@ -86,7 +86,7 @@ async def test_state_reports_tenant_and_counters(http: ClientSession) -> None:
     state = await call(http, "GET", "/_sandbox/state")
 
     assert state.body["tenant"]["display_name"] == "Contoso (sandbox)"
-    assert state.body["tenant"]["users"] == 20
+    assert state.body["tenant"]["users"] == 21
     assert state.body["counters"]["requests_received"] == 1
 
 

@@ -178,7 +178,7 @@ def test_invalid_tenant_is_refused_naming_the_entry(
 
 def test_demo_tenant_loads(demo_tenant: Tenant) -> None:
     assert demo_tenant.display_name == "Contoso (sandbox)"
-    assert len(demo_tenant.users) == 20
+    assert len(demo_tenant.users) == 21  # Patti Fernandez (owner of Helpdesk Admins) was added
     assert demo_tenant.source_path == DEMO_TENANT_PATH
     adele = demo_tenant.user("adelev@contoso.onmicrosoft.com")
     assert adele is not None
