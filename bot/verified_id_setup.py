@@ -100,5 +100,5 @@ def build_verified_id(
         audit=audit,
         clock=clock,
     )
-    flow.register(VerificationMethod.VERIFIED_ID, VerifiedIdMethod(verifier))
+    flow.register(VerificationMethod.VERIFIED_ID, VerifiedIdMethod(verifier, requests, settings.default_timezone))
     return VerifiedIdParts(VerifiedIdEndpoint(verifier, flow), http, local_address)

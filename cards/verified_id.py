@@ -7,18 +7,24 @@ and face can answer it), yet it is only ever shown on the technician's private c
 
 from __future__ import annotations
 
+from datetime import datetime, tzinfo
+
 from microsoft_teams.cards.core import CardElement, Image, RichTextBlock, TextRun
 
 from bot.domain.verification import Verification, VerificationMethod
+from cards.formatting import local_and_utc
 from cards.passes import sentence
 from cards.qr_code import qr_data_uri
 
 SCANNED = "scanned"
 
 
-def verified_id_elements(verification: Verification) -> list[CardElement]:
+def verified_id_elements(
+    verification: Verification, *, valid_until: datetime | None = None, tz: tzinfo | None = None
+) -> list[CardElement]:
     """While pending and not yet scanned: the QR code to show the caller and the link to send them (the tracking card
-    says what to do with them, and that the caller opened the request once scanned)."""
+    says what to do with them, and that the caller opened the request once scanned), and until when the code works:
+    the service's request can run out before the verification's own deadline."""
     if verification.method is not VerificationMethod.VERIFIED_ID or not verification.is_pending:
         return []
     url = verification.external_url
@@ -32,4 +38,9 @@ def verified_id_elements(verification: Verification) -> list[CardElement]:
             subtle=True,
         ),
         RichTextBlock(id="verifiedIdLink", inlines=[TextRun(text=url, font_type="Monospace", size="Small")]),
+        *(
+            [sentence(f"The code works until {local_and_utc(valid_until, tz)}.", subtle=True)]
+            if valid_until is not None and tz is not None
+            else []
+        ),
     ]

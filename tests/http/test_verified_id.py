@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -100,6 +101,8 @@ async def start(bot: RunningBot, who: Person = LYNNE) -> str:
     assert qr is not None and qr["url"].startswith("data:image/png;base64,")
     assert link is not None and card_text(link).startswith("openid-vc://?request_uri=")
     assert card_text(link).endswith(request["request_id"])
+    expiry = sandbox_state_request(bot, request["request_id"]).expires_at.astimezone(ZoneInfo("Europe/Berlin"))
+    assert f"The code works until {expiry:%a %d %b %Y, %H:%M} (Europe/Berlin)" in card_text(card)
     assert sandbox_state_request(bot, request["request_id"]).requested[0].constraints[0].values == (who.upn,)
     return str(request["request_id"])
 
