@@ -18,22 +18,13 @@ from bot.domain.model import Caller, DirectoryUser, OnboardRequest, PassInfo
 from bot.domain.ports import AuditLog, Clock
 from bot.domain.reasons import clean_reason
 from bot.domain.service import AwaitingApproval, Issued, TapService, TargetCheck
-from bot.domain.verification import VerificationKind, VerificationNeeded, VerificationUse
-
-# Graph's @odata.type names of the two methods a new hire may already have.
-NEW_HIRE_METHOD_TYPES = frozenset(
-    {"#microsoft.graph.passwordAuthenticationMethod", "#microsoft.graph.temporaryAccessPassAuthenticationMethod"}
+from bot.domain.verification import (
+    FIRST_PASS_METHOD_TYPES,
+    METHOD_NAMES,
+    VerificationKind,
+    VerificationNeeded,
+    VerificationUse,
 )
-METHOD_NAMES = {
-    "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod": "Microsoft Authenticator",
-    "#microsoft.graph.phoneAuthenticationMethod": "a phone",
-    "#microsoft.graph.fido2AuthenticationMethod": "a security key",
-    "#microsoft.graph.windowsHelloForBusinessAuthenticationMethod": "Windows Hello",
-    "#microsoft.graph.emailAuthenticationMethod": "an email address",
-    "#microsoft.graph.softwareOathAuthenticationMethod": "an authenticator app code",
-    "#microsoft.graph.platformCredentialAuthenticationMethod": "a platform credential",
-    "#microsoft.graph.x509CertificateAuthenticationMethod": "a certificate",
-}
 
 
 @dataclass(frozen=True)
@@ -57,7 +48,11 @@ def onboarding_refusal(
             "report to you in Entra. Ask IT if the manager is wrong.",
         )
     others = sorted(
-        {METHOD_NAMES.get(kind, "another sign-in method") for kind in method_types if kind not in NEW_HIRE_METHOD_TYPES}
+        {
+            METHOD_NAMES.get(kind, "another sign-in method")
+            for kind in method_types
+            if kind not in FIRST_PASS_METHOD_TYPES
+        }
     )
     if others:
         return Refused(
