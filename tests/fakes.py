@@ -244,6 +244,20 @@ class MemoryApprovals:
         self.requests[decided.id] = decided
         return True
 
+    async def reopen_approval(self, decided: ApprovalRequest) -> bool:
+        current = self.requests.get(decided.id)
+        if current != decided:
+            return False
+        self.requests[decided.id] = replace(
+            decided,
+            status=ApprovalStatus.PENDING,
+            decided_by_id=None,
+            decided_by_name=None,
+            decided_at=None,
+            decision_note="",
+        )
+        return True
+
     async def set_approval_card(
         self, request_id: str, service_url: str, conversation_id: str, activity_id: str
     ) -> None:

@@ -92,6 +92,11 @@ class ApprovalStore(Protocol):
         """Stores the decision only if the request is still pending: exactly one decision ever wins."""
         ...
 
+    async def reopen_approval(self, decided: ApprovalRequest) -> bool:
+        """Undoes `decided` (back to pending, no decider) only if it is still exactly that decision: an approval
+        whose write could not be made with the approver's own rights (delegated mode) leaves the request open."""
+        ...
+
     async def set_approval_card(
         self, request_id: str, service_url: str, conversation_id: str, activity_id: str
     ) -> None: ...

@@ -39,6 +39,25 @@ class SqlApprovals:
             )
             return changed_one(result)
 
+    async def reopen_approval(self, decided: ApprovalRequest) -> bool:
+        async with self._db.session() as session:
+            result = await session.execute(
+                update(ApprovalRow)
+                .where(
+                    ApprovalRow.id == decided.id,
+                    ApprovalRow.status == decided.status.value,
+                    ApprovalRow.decided_by_id == decided.decided_by_id,
+                )
+                .values(
+                    status=ApprovalStatus.PENDING.value,
+                    decided_by_id=None,
+                    decided_by_name=None,
+                    decided_at=None,
+                    decision_note="",
+                )
+            )
+            return changed_one(result)
+
     async def set_approval_card(
         self, request_id: str, service_url: str, conversation_id: str, activity_id: str
     ) -> None:
