@@ -1,8 +1,9 @@
 """The Teams app manifest (schema v1.30) of tapbot, built from a few validated inputs.
 
 `ManifestSettings.create(...)` checks and normalises what an admin typed (the bot's app id, its host name, the
-package version, the display name, the developer links) and raises `ManifestInputError` with one sentence naming
-the bad value. `build_manifest(settings)` is a pure function from those settings to the manifest dict.
+package version, the display name, the developer links, and for delegated writes the App ID URI Teams signs users
+in to) and raises `ManifestInputError` with one sentence naming the bad value. `build_manifest(settings)` is a pure
+function from those settings to the manifest dict.
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ _SEMVER = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
 _HOST_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 _EXAMPLE_HOST = "tapbot.contoso.com"
 
+# Delegated writes (TAPBOT_GRAPH_WRITES=delegated): Teams single sign-on needs `webApplicationInfo` and the Bot
+# Framework token service's sign-in host among the valid domains (Teams docs, "Update app manifest for SSO").
+GRAPH_WRITES = ("application", "delegated")
+TOKEN_SERVICE_DOMAIN = "token.botframework.com"
+
 
 class ManifestInputError(ValueError):
     """An input the package cannot be built from; the message is one sentence that names it."""
@@ -60,6 +66,12 @@ class ManifestSettings:
     website_url: str
     privacy_url: str
     terms_url: str
+    # The App ID URI Teams asks an SSO token for (webApplicationInfo.resource); None: application writes, no SSO.
+    sso_resource: str | None = None
+
+    @property
+    def delegated(self) -> bool:
+        return self.sso_resource is not None
 
     @classmethod
     def create(
@@ -72,15 +84,28 @@ class ManifestSettings:
         website_url: str | None = None,
         privacy_url: str | None = None,
         terms_url: str | None = None,
+        graph_writes: str = "application",
+        sso_resource: str | None = None,
         labels: Mapping[str, str] | None = None,
     ) -> ManifestSettings:
         """Checks each value; the developer links default to pages on the bot's own host.
+
+        With `graph_writes="delegated"` the manifest enables Teams single sign-on for `sso_resource` (default
+        `api://botid-{app id}`); in application mode `sso_resource` is ignored.
 
         `labels` renames a field in error messages (`{"app_id": "--app-id"}`), so they name what the admin typed.
         """
         names = {**_LABELS, **(labels or {})}
         checked_app_id = parse_app_id(app_id, label=names["app_id"])
         host = parse_domain(domain, label=names["domain"])
+        delegated = parse_graph_writes(graph_writes, label=names["graph_writes"]) == "delegated"
+        resource = (
+            parse_sso_resource(
+                sso_resource or default_sso_resource(checked_app_id), checked_app_id, label=names["sso_resource"]
+            )
+            if delegated
+            else None
+        )
         return cls(
             app_id=checked_app_id,
             domain=host,
@@ -89,6 +114,7 @@ class ManifestSettings:
             website_url=parse_https_url(website_url or f"https://{host}/", label=names["website_url"]),
             privacy_url=parse_https_url(privacy_url or f"https://{host}/privacy", label=names["privacy_url"]),
             terms_url=parse_https_url(terms_url or f"https://{host}/terms", label=names["terms_url"]),
+            sso_resource=resource,
         )
 
 
@@ -100,6 +126,8 @@ _LABELS = {
     "website_url": "website URL",
     "privacy_url": "privacy URL",
     "terms_url": "terms of use URL",
+    "graph_writes": "graph writes",
+    "sso_resource": "SSO resource",
 }
 
 
@@ -148,6 +176,36 @@ def parse_domain(value: str, *, label: str = "domain") -> str:
             f"≤ 63 per label, ≤ {MAX_HOST_NAME} in all)."
         )
     return host
+
+
+def parse_graph_writes(value: str, *, label: str = "graph writes") -> str:
+    """How the bot writes passes: `application` (its own permission) or `delegated` (the technician's, by SSO)."""
+    text = value.strip().lower()
+    if text not in GRAPH_WRITES:
+        raise ManifestInputError(f"{label} {value!r} is neither application nor delegated.")
+    return text
+
+
+def default_sso_resource(app_id: str) -> str:
+    """The App ID URI Teams documents for a bot's single sign-on (TAPBOT_SSO_RESOURCE's default too)."""
+    return f"api://botid-{app_id}"
+
+
+def parse_sso_resource(value: str, app_id: str, *, label: str = "SSO resource") -> str:
+    """The App ID URI of the bot's app registration: `api://botid-{app id}` or `api://{host}/botid-{app id}`."""
+    text = value.strip()
+    expected = default_sso_resource(app_id)
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme.lower() != "api" or any(character.isspace() for character in text) or len(text) > MAX_URL:
+        raise ManifestInputError(
+            f"{label} {value!r} is not an App ID URI: use the one the app registration exposes, e.g. {expected}."
+        )
+    if not text.lower().endswith(f"botid-{app_id}") or parts.query or parts.fragment:
+        raise ManifestInputError(
+            f"{label} {value!r} does not end in botid-{app_id}: Teams signs users in to a bot only through the App "
+            f"ID URI of the bot's own app id ({expected}, or api://<host>/botid-{app_id})."
+        )
+    return text
 
 
 def parse_version(value: str, *, label: str = "version") -> str:
@@ -227,7 +285,12 @@ def build_manifest(settings: ManifestSettings) -> dict[str, Any]:
                 ],
             }
         ],
-        "validDomains": [settings.domain],
+        "validDomains": [settings.domain, *([TOKEN_SERVICE_DOMAIN] if settings.delegated else [])],
+        **(
+            {"webApplicationInfo": {"id": settings.app_id, "resource": settings.sso_resource}}
+            if settings.delegated
+            else {}
+        ),
         # The Add button installs the app for the person: the pass can only reach a requester who has it personally.
         "defaultInstallScope": "personal",
     }

@@ -1,10 +1,12 @@
 """Builds the Teams app package (the zip an admin uploads) from the bot's app id and host name.
 
     python -m manifest.build --app-id <guid> --domain <host> [--version 1.0.0] [--name tapbot] [--out dist/tapbot.zip]
+                             [--graph-writes application|delegated] [--sso-resource api://botid-<guid>]
 
 Every option can also come from the environment (the option wins): TAPBOT_MANIFEST_APP_ID (falling back to the
 bot's own CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CLIENTID), TAPBOT_MANIFEST_DOMAIN, TAPBOT_MANIFEST_VERSION,
-TAPBOT_MANIFEST_NAME, TAPBOT_MANIFEST_WEBSITE_URL, TAPBOT_MANIFEST_PRIVACY_URL, TAPBOT_MANIFEST_TERMS_URL.
+TAPBOT_MANIFEST_NAME, TAPBOT_MANIFEST_WEBSITE_URL, TAPBOT_MANIFEST_PRIVACY_URL, TAPBOT_MANIFEST_TERMS_URL, and the
+bot's own TAPBOT_GRAPH_WRITES and TAPBOT_SSO_RESOURCE (so a package built with the bot's settings matches its mode).
 A wrong or missing input exits with status 2 and one line naming it; the same inputs always give the same bytes.
 """
 
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from manifest import PACKAGE_DIR
-from manifest.app_manifest import DEFAULT_VERSION, ManifestInputError, ManifestSettings
+from manifest.app_manifest import DEFAULT_VERSION, GRAPH_WRITES, ManifestInputError, ManifestSettings
 from manifest.content import DEFAULT_SHORT_NAME
 from manifest.package import write_package
 
@@ -65,7 +67,17 @@ _PRIVACY_URL = _Option(
     "--privacy-url", ("TAPBOT_MANIFEST_PRIVACY_URL",), "privacy statement (default https://<domain>/privacy)"
 )
 _TERMS_URL = _Option("--terms-url", ("TAPBOT_MANIFEST_TERMS_URL",), "terms of use (default https://<domain>/terms)")
-# Keyed by the ManifestSettings field each option fills.
+_GRAPH_WRITES = _Option(
+    "--graph-writes",
+    ("TAPBOT_MANIFEST_GRAPH_WRITES", "TAPBOT_GRAPH_WRITES"),
+    f"{' or '.join(GRAPH_WRITES)}: delegated adds Teams single sign-on (webApplicationInfo) (default application)",
+)
+_SSO_RESOURCE = _Option(
+    "--sso-resource",
+    ("TAPBOT_MANIFEST_SSO_RESOURCE", "TAPBOT_SSO_RESOURCE"),
+    "with delegated writes: the App ID URI of the bot's app registration (default api://botid-<app id>)",
+)
+# Keyed by the argument of ManifestSettings.create each option fills.
 _OPTIONS = {
     "app_id": _APP_ID,
     "domain": _DOMAIN,
@@ -74,6 +86,8 @@ _OPTIONS = {
     "website_url": _WEBSITE_URL,
     "privacy_url": _PRIVACY_URL,
     "terms_url": _TERMS_URL,
+    "graph_writes": _GRAPH_WRITES,
+    "sso_resource": _SSO_RESOURCE,
 }
 
 
@@ -133,6 +147,8 @@ def settings_from(arguments: argparse.Namespace, env: Mapping[str, str]) -> Mani
         website_url=_value(found["website_url"]),
         privacy_url=_value(found["privacy_url"]),
         terms_url=_value(found["terms_url"]),
+        graph_writes=_value(found["graph_writes"]) or "application",
+        sso_resource=_value(found["sso_resource"]),
         labels={field: value.source for field, value in found.items() if value is not None},
     )
 
@@ -158,6 +174,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     digest = hashlib.sha256(data).hexdigest()
     print(f"wrote {out} ({len(data)} bytes, sha256 {digest})")
     print(f"  app id {settings.app_id}, domain {settings.domain}, version {settings.version}")
+    if settings.delegated:
+        print(f"  delegated writes: Teams single sign-on to {settings.sso_resource} (webApplicationInfo)")
     print("  upload it in the Teams admin center (Teams apps > Manage apps > Upload); see docs/app-package.md")
     return 0
 
