@@ -37,10 +37,21 @@ DEFAULT_CONNECTOR_HOSTS = (
     "smba.infra.gov.teams.microsoft.us",
     "smba.infra.dod.teams.microsoft.us",
 )
+DEFAULT_TOKEN_SERVICE_URL = "https://api.botframework.com"
+# The sandbox's bot has no registration; this app id stands for it wherever SSO needs one (state's msAppId, the App
+# ID URI api://botid-…). Same value as bot/sandbox/identity.py's.
+SANDBOX_BOT_APP_ID = "5a4db0b7-7e57-4f0b-9a47-0c0ffee0b07a"
 
 
 class SettingsError(ValueError):
     """A setting is missing or wrong; the message names the variable and what to do."""
+
+
+class GraphWrites(enum.StrEnum):
+    """Whose rights create and delete passes (TAPBOT_GRAPH_WRITES); reads are app-only either way."""
+
+    APPLICATION = "application"  # the bot's own application permission
+    DELEGATED = "delegated"  # the acting person's delegated token, through the bot's OAuth connection (issue 14)
 
 
 class GraphMode(enum.StrEnum):
@@ -133,6 +144,19 @@ class Settings:
     # TAPBOT_VELOCITY_LIMIT: passes one operator may issue in a rolling hour before an alert is raised and further
     # single passes need a second operator (issue 12 item 3).
     velocity_limit: int = 20
+    graph_writes: GraphWrites = GraphWrites.APPLICATION  # TAPBOT_GRAPH_WRITES
+    oauth_connection: str | None = None  # TAPBOT_OAUTH_CONNECTION: the Azure Bot's OAuth connection (delegated)
+    sso_resource: str = f"api://botid-{SANDBOX_BOT_APP_ID}"  # TAPBOT_SSO_RESOURCE: the App ID URI Teams' SSO uses
+    token_service_url: str = DEFAULT_TOKEN_SERVICE_URL  # TAPBOT_TOKEN_SERVICE_URL: the Bot Framework token service
+
+    @property
+    def delegated_writes(self) -> bool:
+        return self.graph_writes is GraphWrites.DELEGATED
+
+    @property
+    def sso_app_id(self) -> str:
+        """The app id SSO names (msAppId in the sign-in state): the bot's, or the sandbox's stand-in."""
+        return self.bot_client_id or SANDBOX_BOT_APP_ID
 
     @property
     def anonymous(self) -> bool:
@@ -180,6 +204,9 @@ class Settings:
             raise SettingsError(
                 "Set TAPBOT_OPERATOR_GROUP_ID to the object id of the Entra group whose members may issue passes."
             )
+        delegated = _delegated_settings(
+            reader, bot_client_id or SANDBOX_BOT_APP_ID, real=graph.mode not in (GraphMode.SANDBOX, GraphMode.ANONYMOUS)
+        )
         protected = reader.csv("TAPBOT_PROTECTED_GROUP_IDS")
         if not protected and "TAPBOT_PROTECTED_GROUP_IDS" not in env:
             protected = _strings(sandbox_defaults.get("protectedGroupIds"))
@@ -238,7 +265,39 @@ class Settings:
             verified_id=_verified_id_settings(reader, graph.mode),
             verification=_verification_rules(reader, env),
             velocity_limit=reader.integer("TAPBOT_VELOCITY_LIMIT", 20, minimum=1, maximum=100_000),
+            graph_writes=delegated[0],
+            oauth_connection=delegated[1],
+            sso_resource=delegated[2],
+            token_service_url=delegated[3],
         )
+
+
+def _delegated_settings(reader: _Reader, app_id: str, *, real: bool) -> tuple[GraphWrites, str | None, str, str]:
+    """TAPBOT_GRAPH_WRITES and what delegated writes need (issue 14): writes, connection, App ID URI, token service."""
+    raw = (reader.optional("TAPBOT_GRAPH_WRITES") or GraphWrites.APPLICATION.value).lower()
+    try:
+        writes = GraphWrites(raw)
+    except ValueError:
+        raise SettingsError(f"TAPBOT_GRAPH_WRITES={raw} is not one of: application, delegated.") from None
+    connection = reader.optional("TAPBOT_OAUTH_CONNECTION")
+    if connection is not None and (len(connection) > 200 or not connection.isprintable()):
+        raise SettingsError(
+            "TAPBOT_OAUTH_CONNECTION must be the name of the Azure Bot's OAuth connection setting, as shown under "
+            "Configuration, OAuth Connection Settings (printable, at most 200 characters)."
+        )
+    if writes is GraphWrites.DELEGATED and connection is None:
+        raise SettingsError(
+            "Set TAPBOT_OAUTH_CONNECTION to the name of the Azure Bot's OAuth connection that gives tapbot a Graph "
+            "token for the technician: TAPBOT_GRAPH_WRITES=delegated needs it."
+        )
+    resource = reader.optional("TAPBOT_SSO_RESOURCE") or f"api://botid-{app_id}"
+    if not re.fullmatch(r"(api|https)://[^\s/?#]+(/[^\s?#]*)?", resource):
+        raise SettingsError(
+            f"TAPBOT_SSO_RESOURCE={resource} is not an App ID URI such as api://botid-{app_id} (the Application ID "
+            "URI under Expose an API in the bot's app registration)."
+        )
+    service = _https_url(reader, "TAPBOT_TOKEN_SERVICE_URL", https=real) or DEFAULT_TOKEN_SERVICE_URL
+    return writes, connection, resource.rstrip("/"), service
 
 
 def _replica_name() -> str:

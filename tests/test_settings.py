@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from bot.adapters.graph import build_credential
-from bot.settings import DEMO_TENANT_FILE, GraphMode, Settings, SettingsError
+from bot.settings import DEMO_TENANT_FILE, SANDBOX_BOT_APP_ID, GraphMode, GraphWrites, Settings, SettingsError
 
 APP = "CONNECTIONS__SERVICE_CONNECTION__SETTINGS__CLIENTID"
 TENANT = "0f0e0d0c-0000-4000-8000-000000000001"
@@ -189,3 +189,59 @@ def test_follow_through_deletes_a_multi_use_pass_after_registration_unless_told_
     assert Settings.from_env({"TAPBOT_REVOKE_AFTER_REGISTRATION": "false"}).revoke_after_registration is False
     with pytest.raises(SettingsError, match="TAPBOT_REVOKE_AFTER_REGISTRATION"):
         Settings.from_env({"TAPBOT_REVOKE_AFTER_REGISTRATION": "sometimes"})
+
+
+def test_writes_are_the_applications_unless_delegated_is_chosen() -> None:
+    settings = Settings.from_env({})
+    assert settings.graph_writes is GraphWrites.APPLICATION and not settings.delegated_writes
+    assert settings.oauth_connection is None and settings.token_service_url == "https://api.botframework.com"
+    delegated = Settings.from_env(real_tenant(TAPBOT_GRAPH_WRITES="Delegated", TAPBOT_OAUTH_CONNECTION="tapbot-graph"))
+    assert delegated.delegated_writes and delegated.oauth_connection == "tapbot-graph"
+    assert delegated.sso_app_id == "bot-app-id" and delegated.sso_resource == "api://botid-bot-app-id"
+    assert delegated.token_service_url == "https://api.botframework.com"
+
+
+def test_the_sandbox_stands_in_its_own_app_id_for_single_sign_on() -> None:
+    settings = Settings.from_env({"TAPBOT_GRAPH_WRITES": "delegated", "TAPBOT_OAUTH_CONNECTION": "graph"})
+    assert settings.sso_app_id == SANDBOX_BOT_APP_ID == "5a4db0b7-7e57-4f0b-9a47-0c0ffee0b07a"
+    assert settings.sso_resource == f"api://botid-{SANDBOX_BOT_APP_ID}"
+
+
+def test_the_app_id_uri_and_the_token_service_can_be_named() -> None:
+    settings = Settings.from_env(
+        real_tenant(
+            TAPBOT_GRAPH_WRITES="delegated",
+            TAPBOT_OAUTH_CONNECTION="graph",
+            TAPBOT_SSO_RESOURCE="api://tapbot.contoso.com/botid-bot-app-id/",
+            TAPBOT_TOKEN_SERVICE_URL="https://europe.api.botframework.com/",
+        )
+    )
+    assert settings.sso_resource == "api://tapbot.contoso.com/botid-bot-app-id"
+    assert settings.token_service_url == "https://europe.api.botframework.com"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TAPBOT_GRAPH_WRITES": "user"}, "^TAPBOT_GRAPH_WRITES=user is not one of: application, delegated.$"),
+        (
+            {"TAPBOT_GRAPH_WRITES": "delegated"},
+            "^Set TAPBOT_OAUTH_CONNECTION .* TAPBOT_GRAPH_WRITES=delegated needs it.$",
+        ),
+        (
+            {"TAPBOT_GRAPH_WRITES": "delegated", "TAPBOT_OAUTH_CONNECTION": "graph\x07"},
+            "^TAPBOT_OAUTH_CONNECTION must be the name",
+        ),
+        ({"TAPBOT_SSO_RESOURCE": "botid-123"}, "^TAPBOT_SSO_RESOURCE=botid-123 is not an App ID URI"),
+        (
+            real_tenant(TAPBOT_TOKEN_SERVICE_URL="http://token.example.com"),
+            "^TAPBOT_TOKEN_SERVICE_URL=http://token.example.com must be an https address",
+        ),
+    ],
+)
+def test_bad_delegated_settings_stop_the_start_in_one_sentence_naming_the_variable(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(SettingsError, match=message) as caught:
+        Settings.from_env(env)
+    assert str(caught.value).endswith(".") and ". " not in str(caught.value), "one sentence"

@@ -46,7 +46,7 @@ from bot.adapters.graph_json import (
 from bot.adapters.graph_roles import RoleReads
 from bot.domain.errors import GraphRejected, GraphUnavailable, TapError, Throttled
 from bot.domain.follow_through import RegisteredMethod, UserMethods
-from bot.domain.model import DirectoryUser, IssuedPass, PassInfo, PassSecret, TapPolicy
+from bot.domain.model import Caller, DirectoryUser, IssuedPass, PassInfo, PassSecret, TapPolicy
 from bot.domain.ports import Clock
 
 logger = logging.getLogger(__name__)
@@ -260,6 +260,7 @@ class GraphGateway(RoleReads):
         start_at: datetime | None,
         replacing: PassInfo | None = None,
         max_throttle_wait: timedelta | None = None,
+        acting_as: Caller | None = None,
     ) -> IssuedPass:
         """Creates the pass with the SDK's automatic retry off, and decides retries itself.
 
@@ -337,7 +338,7 @@ class GraphGateway(RoleReads):
             )
             await self.delete_pass(user_id, current.method_id)
 
-    async def delete_pass(self, user_id: str, method_id: str) -> str | None:
+    async def delete_pass(self, user_id: str, method_id: str, *, acting_as: Caller | None = None) -> str | None:
         item = self._user(
             user_id
         ).authentication.temporary_access_pass_methods.by_temporary_access_pass_authentication_method_id(method_id)

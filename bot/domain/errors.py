@@ -38,6 +38,7 @@ class Rule(enum.StrEnum):
     VERIFICATION_NOT_USABLE = "verification_not_usable"  # used, expired, refused, or made for another pass
     NO_ATTESTER = "no_attester"  # nobody may confirm who the user is (no usable manager, no fallback approver)
     NOT_ATTESTER = "not_attester"  # someone other than the person asked pressed Confirm / This is not them
+    ENTRA_REFUSED = "entra_refused"  # delegated writes: Entra refused the write with the technician's own rights
 
 
 class Refused(TapError):
@@ -87,4 +88,29 @@ class GraphRejected(TapError):
 
     def __init__(self, user_message: str, request_id: str | None = None) -> None:
         super().__init__(user_message)
+        self.request_id = request_id
+
+
+class SignInRequired(TapError):
+    """A delegated write needs `user_id`'s own Graph token and none is available: nothing was sent.
+
+    The Teams edge answers with a sign-in card in that person's 1:1 chat and resumes the action after sign-in.
+    """
+
+    def __init__(self, user_id: str, user_message: str | None = None) -> None:
+        super().__init__(
+            user_message
+            or "Sign in to tapbot first: passes are written with your own Entra rights, and I have no sign-in of "
+            "yours to use. Nothing was changed."
+        )
+        self.user_id = user_id
+
+
+class EntraRefused(Refused):
+    """Entra refused a delegated write (403) with the acting person's own rights; the sentence names what they lack.
+
+    A `Refused` with rule `Rule.ENTRA_REFUSED`, so it is audited and answered like the bot's own refusals."""
+
+    def __init__(self, user_message: str, request_id: str | None = None) -> None:
+        super().__init__(Rule.ENTRA_REFUSED, user_message)
         self.request_id = request_id

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.domain.audit import AuditEvent
-from bot.domain.model import DirectoryUser, IssuedPass, PassInfo, TapPolicy
-from bot.domain.records import AuditEntry, PassCard, PersonalConversation, RedactionReason
+from bot.domain.model import Caller, DirectoryUser, IssuedPass, PassInfo, TapPolicy
+from bot.domain.records import AuditEntry, PassCard, PersonalConversation, RedactionReason, SignInWait, SignInWaitKind
 
 
 class Clock(Protocol):
@@ -77,12 +78,73 @@ class PassMethods(Protocol):
         start_at: datetime | None,
         replacing: PassInfo | None = None,
         max_throttle_wait: timedelta | None = None,
+        acting_as: Caller | None = None,
     ) -> IssuedPass:
-        """Creates a pass, replacing `replacing` (the user's current pass, if any). Never retried blindly."""
+        """Creates a pass, replacing `replacing` (the user's current pass, if any). Never retried blindly.
+
+        `acting_as`: whose rights make the write when writes are delegated (ignored in application mode). Raises
+        SignInRequired before sending anything when no token of theirs is available, EntraRefused on Entra's 403."""
         ...
 
-    async def delete_pass(self, user_id: str, method_id: str) -> str | None:
-        """Deletes the pass; returns Graph's request id. Deleting a pass that is already gone is not an error."""
+    async def delete_pass(self, user_id: str, method_id: str, *, acting_as: Caller | None = None) -> str | None:
+        """Deletes the pass; returns Graph's request id. Deleting a pass that is already gone is not an error.
+
+        `acting_as` as for `create_pass`."""
+        ...
+
+
+@dataclass(frozen=True)
+class DelegatedToken:
+    """A person's delegated Graph token, held in memory only; `repr` and `str` never show the value."""
+
+    user_id: str
+    value: str = field(repr=False)
+    expires_at: datetime
+
+
+class DelegatedTokens(Protocol):
+    """Delegated Graph tokens for the people on whose behalf passes are written (TAPBOT_GRAPH_WRITES=delegated).
+
+    Tokens live in memory only, keyed by the person's object id; the database keeps only how to ask the token service
+    for one (their channel account id), never a token."""
+
+    async def token_for(self, actor: Caller) -> DelegatedToken:
+        """A token for `actor` that is not about to expire. Raises SignInRequired when none can be had."""
+        ...
+
+    async def remember(
+        self, actor: Caller, channel_user_id: str, channel_id: str, token: str, expires_at: datetime
+    ) -> None:
+        """After a sign-in (exchange or verifyState): keeps the token in memory and saves how to get the next one."""
+        ...
+
+    def forget(self, user_id: str) -> None:
+        """Drops the cached token of `user_id` (Graph answered 401, or they signed out)."""
+        ...
+
+
+class SignInWaits(Protocol):
+    """Actions paused until a person signs in, and how the token service knows each person (no token ever)."""
+
+    async def save_sign_in_wait(self, wait: SignInWait) -> None:
+        """Saves the wait, or renews it (created_at, expires_at) when the same (user, kind, ref) already waits."""
+        ...
+
+    async def take_sign_in_waits(self, user_id: str, now: datetime) -> list[SignInWait]:
+        """The user's unexpired, unconsumed waits, oldest first, each consumed by this call: two replicas never both
+        get one."""
+        ...
+
+    async def drop_sign_in_waits(self, user_id: str, kind: SignInWaitKind, ref: str) -> None:
+        """Forgets the wait (the action was cancelled or done another way); nothing happens when there is none."""
+        ...
+
+    async def save_sign_in_user(self, user_id: str, channel_user_id: str, channel_id: str, at: datetime) -> None:
+        """How the token service knows `user_id` (their channel account id, e.g. 29:…, and the channel)."""
+        ...
+
+    async def sign_in_user(self, user_id: str) -> tuple[str, str] | None:
+        """(channel_user_id, channel_id) saved for `user_id`, or None."""
         ...
 
 

@@ -10,6 +10,26 @@ from dataclasses import dataclass
 from datetime import datetime
 
 
+class SignInWaitKind(enum.StrEnum):
+    """What to resume once a person signs in (issue 14, delegated writes): `ref` says which one."""
+
+    COMMAND = "command"  # ref: the canonical command text, run again as that person in their personal chat
+    VERIFICATION = "verification"  # ref: the verification id whose confirmed request is run again as the technician
+    BULK = "bulk"  # ref: the bulk job id, paused waiting for its requester's sign-in
+    APPROVAL = "approval"  # ref: the approval request id (and decision note, as the edge encodes it) for that approver
+
+
+@dataclass(frozen=True)
+class SignInWait:
+    """An action paused until `user_id` signs in; taken once, and only before `expires_at`. Never a token."""
+
+    user_id: str
+    kind: SignInWaitKind
+    ref: str
+    created_at: datetime
+    expires_at: datetime
+
+
 class RedactionReason(enum.StrEnum):
     HANDED_OVER = "handed_over"
     EXPIRED = "expired"

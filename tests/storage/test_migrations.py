@@ -144,12 +144,12 @@ async def test_data_survive_a_second_migration(store: SqlStore, store_url: str) 
 
 
 async def test_revisions_and_the_command(database_url: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert head_revision() == "0007"
+    assert head_revision() == "0008"
     assert await current_revision(database_url) is None
     status = await asyncio.to_thread(migrate_module.main, ["--url", database_url, "--status"])
     assert status == 1 and "at revision (none)" in capsys.readouterr().out
     assert await asyncio.to_thread(migrate_module.main, ["--url", database_url]) == 0
-    assert "migrated from (empty) to revision 0007" in capsys.readouterr().out
+    assert "migrated from (empty) to revision 0008" in capsys.readouterr().out
     assert await asyncio.to_thread(migrate_module.main, ["--url", database_url]) == 0
     assert "nothing to do" in capsys.readouterr().out
     assert await asyncio.to_thread(migrate_module.main, ["--url", database_url, "--status"]) == 0
@@ -185,6 +185,7 @@ async def test_a_database_made_before_migrations_is_adopted(database_url: str, s
     later += ("verifications", "verification_prompts")  # 0004
     later += ("security_channels",)  # 0006
     later += ("pass_watches",)  # 0007
+    later += ("sign_in_users", "sign_in_waits")  # 0008
     older = [name for name in Base.metadata.tables if name not in later]
     engine = create_async_engine(database_url)
     try:

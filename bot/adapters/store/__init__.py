@@ -15,6 +15,7 @@ aggregate, each the adapter behind a domain Protocol:
 - ``verified_id.py``: Verified ID presentation requests (``VerifiedIdRequests``)
 - ``pass_watches.py``: live passes the bot issued, watched by follow-through (``PassWatchStore``)
 - ``alerts.py``: the security channel and the velocity limit's counts (``SecurityChannelStore``, ``IssuedPassCounts``)
+- ``sign_ins.py``: actions waiting for a person's sign-in, and their channel account (``SignInWaits``); no token
 
 Nothing here ever holds a pass value: the tables have no column that could.
 """
@@ -35,6 +36,7 @@ from bot.adapters.store.pass_cards import SqlPassCards
 from bot.adapters.store.pass_watches import SqlPassWatches
 from bot.adapters.store.schema import Base
 from bot.adapters.store.sessions import SqlDatabase
+from bot.adapters.store.sign_ins import SqlSignIns
 from bot.adapters.store.target_locks import SqlTargetLocks
 from bot.adapters.store.verifications import SqlVerifications
 from bot.adapters.store.verified_id import SqlVerifiedIdRequests
@@ -50,6 +52,7 @@ __all__ = [
     "SqlPersonalConversations",
     "SqlProcessedActivities",
     "SqlSecurityAlerts",
+    "SqlSignIns",
     "SqlStore",
     "SqlTargetLocks",
     "SqlVerifications",
@@ -69,6 +72,7 @@ class SqlStore(
     SqlVerifications,
     SqlSecurityAlerts,
     SqlPassWatches,
+    SqlSignIns,
 ):
     """Every aggregate's store over one database, opened and closed once (the app and the tests use this one).
 

@@ -378,3 +378,31 @@ def requester_of(row: _RequesterColumns) -> Recipient:
         service_url=row.requester_service_url,
         bot_id=row.bot_id,
     )
+
+
+class SignInUserRow(Base):
+    """How the token service knows a person (issue 14, delegated writes, 0008): their channel account. Never a token."""
+
+    __tablename__ = "sign_in_users"
+
+    user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    channel_user_id: Mapped[str] = mapped_column(String(200))
+    channel_id: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class SignInWaitRow(Base):
+    """An action paused until its person signs in (0008): taken once, before it expires. Never a token."""
+
+    __tablename__ = "sign_in_waits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))
+    ref: Mapped[str] = mapped_column(Text)  # a command's canonical text, a verification, approval or job id
+    ref_key: Mapped[str] = mapped_column(String(64))  # sha256 of ref: unique per action whatever ref's length
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    consumed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ux_sign_in_waits_action", "user_id", "kind", "ref_key", unique=True),)
