@@ -10,8 +10,10 @@ from datetime import UTC, datetime, timedelta
 from bot.domain.approvals import ApprovalRequest, ApprovalsChannel, ApprovalStatus
 from bot.domain.audit import AuditEvent
 from bot.domain.bulk import BulkJob, JobStatus, JournalRow, RowState
+from bot.domain.errors import SignInRequired
 from bot.domain.model import (
     ALL_USERS,
+    Caller,
     DirectoryUser,
     IssuedPass,
     PassInfo,
@@ -157,7 +159,16 @@ class FakePasses:
     created: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     reads: int = 0  # current_pass calls
+    # Delegated writes: who acted for each create/delete ("create"/"delete", target, acting_as object id or None),
+    # and the people with no token (their writes raise SignInRequired before anything changes).
+    actors: list[tuple[str, str, str | None]] = field(default_factory=list)
+    signed_out: set[str] = field(default_factory=set)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def _act(self, write: str, target_id: str, acting_as: Caller | None) -> None:
+        if acting_as is not None and acting_as.object_id in self.signed_out:
+            raise SignInRequired(acting_as.object_id)
+        self.actors.append((write, target_id, acting_as.object_id if acting_as else None))
 
     async def current_pass(self, user_id: str) -> PassInfo | None:
         self.reads += 1
@@ -172,7 +183,9 @@ class FakePasses:
         start_at: datetime | None,
         replacing: PassInfo | None = None,
         max_throttle_wait: timedelta | None = None,
+        acting_as: Caller | None = None,
     ) -> IssuedPass:
+        self._act("create", user.object_id, acting_as)
         now = self.clock.now()
         start = start_at or now
         info = PassInfo(
@@ -188,7 +201,8 @@ class FakePasses:
         self.created.append(user.object_id)
         return IssuedPass(user=user, info=info, secret=PassSecret(f"Fake{len(self.created):04d}Pass"))
 
-    async def delete_pass(self, user_id: str, method_id: str) -> str | None:
+    async def delete_pass(self, user_id: str, method_id: str, *, acting_as: Caller | None = None) -> str | None:
+        self._act("delete", user_id, acting_as)
         current = self.passes.get(user_id)
         if current and current.method_id == method_id:
             del self.passes[user_id]
