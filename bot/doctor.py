@@ -23,6 +23,7 @@ from bot.adapters.store import Base
 from bot.doctor_credentials import BOT_AUTH_TYPES as BOT_AUTH_TYPES
 from bot.doctor_credentials import TOKEN_TIMEOUT_SECONDS, _bot_credential_problem, _bot_framework_token, _close
 from bot.doctor_credentials import token_roles as token_roles
+from bot.doctor_delegated import SignInResourceSource
 from bot.doctor_graph import REQUIRED_PERMISSIONS as REQUIRED_PERMISSIONS
 from bot.doctor_graph import CredentialFactory, GraphChecks
 from bot.doctor_report import Finding as Finding
@@ -41,11 +42,13 @@ BotTokenSource = Callable[[Settings], Awaitable[str]]
 
 @dataclass
 class Doctor(GraphChecks):
-    """Runs every check against the deployment `env` describes. The two token sources can be replaced in tests."""
+    """Runs every check against the deployment `env` describes. The token sources and the token service's answer
+    (delegated writes) can be replaced in tests."""
 
     env: Mapping[str, str]
     credential_factory: CredentialFactory = field(default=lambda settings: build_credential(settings.graph))
     bot_token: BotTokenSource | None = None
+    sign_in_resource: SignInResourceSource | None = None
     findings: list[Finding] = field(default_factory=list)
 
     async def diagnose(self) -> Report:
@@ -56,7 +59,8 @@ class Doctor(GraphChecks):
             return Report(tuple(self.findings))
         self.findings.append(Finding.ok("settings", f"Settings are complete ({_describe(settings)})."))
         registered = self._bot_registration(settings)
-        await self._bot_framework_token(settings, registered)
+        bot_token = await self._bot_framework_token(settings, registered)
+        await self._oauth_connection(settings, bot_token)
         credential = self._credential(settings)
         try:
             token_ok = await self._graph_token(settings, credential)
@@ -111,16 +115,17 @@ class Doctor(GraphChecks):
         )
         return True
 
-    async def _bot_framework_token(self, settings: Settings, registered: bool) -> None:
+    async def _bot_framework_token(self, settings: Settings, registered: bool) -> str | None:
+        """The bot's own Bot Framework token (kept for the token service check, never printed), or None."""
         if settings.anonymous:
             self._not_applicable("bot_token", "Bot Framework token: not applicable (no bot registration).")
-            return
+            return None
         if not registered:
             self._not_applicable("bot_token", "Bot Framework token: not tried (the registration is incomplete).")
-            return
+            return None
         source = self.bot_token or _bot_framework_token
         try:
-            await asyncio.wait_for(source(settings), TOKEN_TIMEOUT_SECONDS)
+            token = await asyncio.wait_for(source(settings), TOKEN_TIMEOUT_SECONDS)
         except Exception as error:
             logger.debug("bot token failed", exc_info=True)
             self._fail(
@@ -128,8 +133,9 @@ class Doctor(GraphChecks):
                 f"The bot registration could not obtain a Bot Framework token ({_reason(error)}): replies to Teams "
                 "would fail. Check the app id, tenant and secret or certificate of the Azure Bot.",
             )
-            return
+            return None
         self._ok("bot_token", "The bot registration obtains a Bot Framework token (replies to Teams can be sent).")
+        return token
 
     # --- the database -----------------------------------------------------------------------------------------
 
@@ -210,7 +216,13 @@ def _describe(settings: Settings) -> str:
     else:
         graph = f"Graph: tenant {settings.graph.tenant_id} at {settings.graph.base_url} with {mode.value}"
     database = make_url(settings.database_url).render_as_string(hide_password=True)
-    return f"{graph}; database {database}"
+    connection = settings.oauth_connection
+    writes = (
+        f"passes written with the technician's delegated rights through the OAuth connection '{connection}'"
+        if settings.delegated_writes
+        else "passes written with the bot's application permission"
+    )
+    return f"{graph}; {writes}; database {database}"
 
 
 async def diagnose(env: Mapping[str, str], **options: Any) -> Report:

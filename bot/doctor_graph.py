@@ -13,7 +13,8 @@ from azure.core.credentials_async import AsyncTokenCredential
 from bot.adapters.clock import SystemClock
 from bot.adapters.graph import GraphGateway, build_graph_client
 from bot.doctor_credentials import TOKEN_TIMEOUT_SECONDS, token_roles
-from bot.doctor_report import Checklist, _reason
+from bot.doctor_delegated import DelegatedChecks
+from bot.doctor_report import _reason
 from bot.domain.errors import GraphRejected, GraphUnavailable, TapError
 from bot.domain.model import ALL_USERS, TapPolicy
 from bot.settings import GraphMode, Settings
@@ -63,7 +64,7 @@ IMPLIED_BY = {
 CredentialFactory = Callable[[Settings], AsyncTokenCredential]
 
 
-class GraphChecks(Checklist):
+class GraphChecks(DelegatedChecks):
     """Doctor's Graph checks (`credential_factory` is the Doctor's field)."""
 
     credential_factory: CredentialFactory
@@ -111,7 +112,9 @@ class GraphChecks(Checklist):
             f"The Graph credential ({mode.value}) obtains a token for {settings.graph.scope} "
             f"(valid {minutes} more minutes; it grants: {granted}).",
         )
-        if WRITE_PERMISSION in roles:
+        if settings.delegated_writes:
+            self._no_standing_write(roles)
+        elif WRITE_PERMISSION in roles:
             self._ok(
                 "graph_write",
                 f"The token grants {WRITE_PERMISSION}: the bot can create and delete passes (least privilege).",
