@@ -130,6 +130,8 @@ def progress_card(progress: Progress) -> CardJson:
         else (f"about {round(progress.seconds_left)} s left" if progress.seconds_left is not None else "estimating…")
     )
     cancelling = job.status is JobStatus.CANCELLING
+    if job.status is JobStatus.WAITING_SIGN_IN:
+        return _paused_card(progress)
     return render(
         heading(
             f"Bulk {job.kind.value} from {job.file_name} (job {job.id}): {'cancelling' if cancelling else 'running'}"
@@ -151,8 +153,34 @@ def progress_card(progress: Progress) -> CardJson:
     )
 
 
+SIGN_IN_LAPSED = "Your sign-in to tapbot has lapsed; sign in again to continue"
+
+
+def _paused_card(progress: Progress) -> CardJson:
+    """The progress card of a run waiting for its requester's sign-in (delegated writes): why, how far, Cancel."""
+    job = progress.job
+    share = progress.done / progress.total if progress.total else 1.0
+    return render(
+        heading(f"Bulk {job.kind.value} from {job.file_name} (job {job.id}): paused"),
+        TextBlock(text=_bar(share), font_type="Monospace", wrap=False),
+        sentence(f"{SIGN_IN_LAPSED} — {progress.done} of {progress.total} done."),
+        _counts(progress.counts),
+        sentence(
+            "I sent you a sign-in card in this chat. Once you sign in, the job goes on from where it stopped; the rows "
+            "not yet written wait, nothing is written twice.",
+            subtle=True,
+        ),
+        actions=[ExecuteAction(title="Cancel", verb=verbs.BULK_CANCEL, data=JobButton(job.id).data())],
+    )
+
+
 def final_card(
-    job: BulkJob, counts: dict[RowState, int], failed: Sequence[JournalRow], *, can_export: bool
+    job: BulkJob,
+    counts: dict[RowState, int],
+    failed: Sequence[JournalRow],
+    *,
+    can_export: bool,
+    note: str | None = None,
 ) -> CardJson:
     title = {
         JobStatus.FINISHED: "finished",
@@ -163,6 +191,8 @@ def final_card(
         heading(f"Bulk {job.kind.value} from {job.file_name} (job {job.id}): {title}"),
         _counts(counts),
     ]
+    if note:
+        body.append(sentence(note))
     if failed:
         body.extend(_rows_with_reasons("Failed rows", failed))
     if job.kind is BulkKind.ISSUE and counts.get(RowState.DELIVERED):

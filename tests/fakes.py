@@ -328,8 +328,9 @@ class MemoryBulkStore:
             return False
         changes: dict[str, object] = {"status": status}
         if status is JobStatus.RUNNING:
-            changes["started_at"] = at
-        if status in (JobStatus.FINISHED, JobStatus.CANCELLED, JobStatus.DISCARDED):
+            changes["started_at"] = job.started_at or at
+            changes["finished_at"] = None
+        if status in (JobStatus.FINISHED, JobStatus.CANCELLED, JobStatus.DISCARDED, JobStatus.WAITING_SIGN_IN):
             changes["finished_at"] = at
         self.jobs[job_id] = replace(job, **changes)  # type: ignore[arg-type]
         return True
@@ -367,6 +368,9 @@ class MemoryBulkStore:
 
     async def active_jobs(self) -> list[BulkJob]:
         return [job for job in self.jobs.values() if job.status.active]
+
+    async def jobs_waiting_sign_in(self) -> list[BulkJob]:
+        return [job for job in self.jobs.values() if job.status is JobStatus.WAITING_SIGN_IN]
 
     async def claim_job(self, job_id: int, owner: str, now: datetime, lease: timedelta) -> bool:
         job = self.jobs.get(job_id)

@@ -36,6 +36,10 @@ class JobStatus(enum.StrEnum):
     AWAITING_APPROVAL = "awaiting_approval"
     RUNNING = "running"
     CANCELLING = "cancelling"
+    # Delegated writes: the requester's sign-in lapsed mid-run. No replica runs it (not `active`) until the requester
+    # signs in again (the sign-in resumes it) or cancels; nobody signing in, it is cancelled once it has waited as long
+    # as an approval request may (`BulkService.expire_waiting`).
+    WAITING_SIGN_IN = "waiting_sign_in"
     CANCELLED = "cancelled"
     FINISHED = "finished"
     DISCARDED = "discarded"  # the operator cancelled before it started
@@ -102,6 +106,12 @@ class BulkJob:
     approval_request_id: str | None = None
     reason: str = ""  # one reason for the whole file (the text the file came with); rows may give their own
 
+    @property
+    def paused_at(self) -> datetime | None:
+        """When a job waiting for its requester's sign-in stopped running (the journal keeps it as `finished_at`
+        while it waits: a run's end, for now)."""
+        return self.finished_at if self.status is JobStatus.WAITING_SIGN_IN else None
+
 
 @dataclass(frozen=True)
 class JournalRow:
@@ -157,6 +167,10 @@ class BulkSink(Protocol):
 
     async def finished(self, job: BulkJob, counts: dict[RowState, int]) -> None: ...
 
+    async def waiting_sign_in(self, progress: Progress) -> None:
+        """The run paused (`JobStatus.WAITING_SIGN_IN`): the requester's sign-in lapsed and must be renewed."""
+        ...
+
 
 class BulkStore(Protocol):
     async def create_job(self, job: BulkJob, rows: list[JournalRow]) -> BulkJob:
@@ -168,7 +182,10 @@ class BulkStore(Protocol):
     async def set_job_status(
         self, job_id: int, status: JobStatus, at: datetime, *, only_from: tuple[JobStatus, ...] = ()
     ) -> bool:
-        """Moves the job to `status` (only from the given statuses, when any): False if it was elsewhere."""
+        """Moves the job to `status` (only from the given statuses, when any): False if it was elsewhere.
+
+        RUNNING keeps the first start (a resumed run is the same job) and clears `finished_at`; an end and
+        WAITING_SIGN_IN set `finished_at` to `at`."""
         ...
 
     async def set_job_progress_card(
@@ -188,6 +205,10 @@ class BulkStore(Protocol):
     async def row_counts(self, job_id: int) -> dict[RowState, int]: ...
 
     async def active_jobs(self) -> list[BulkJob]: ...
+
+    async def jobs_waiting_sign_in(self) -> list[BulkJob]:
+        """Jobs paused for their requester's sign-in (`JobStatus.WAITING_SIGN_IN`), oldest first."""
+        ...
 
     async def claim_job(self, job_id: int, owner: str, now: datetime, lease: timedelta) -> bool: ...
 

@@ -10,6 +10,11 @@ resumed or adopted run) and then at most every OPERATOR_RECHECK_SECONDS; each ta
 command's rule on the run's JobSnapshot and the user as read in a batch, both at most SNAPSHOT_MAX_AGE old
 (job_snapshot.py; every run takes its own); and the target's current pass, read for every row under that user's
 lock right before the create.
+
+With delegated writes every row is written with the requester's own token. When none can be had any more
+(`SignInRequired`: their sign-in lapsed and the token service cannot renew it) nothing was sent for that row: it goes
+back to PENDING, the other workers stop at their next row, the passes already created are shown, and the job waits
+in WAITING_SIGN_IN, leased to nobody, until the requester signs in again (`BulkService.resume`).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from bot.domain.bulk import (
     RowState,
 )
 from bot.domain.eligibility import resolve_lifetime, resolve_one_time
-from bot.domain.errors import Refused, Rule, TapError, TargetBusy, Throttled
+from bot.domain.errors import Refused, Rule, SignInRequired, TapError, TargetBusy, Throttled
 from bot.domain.job_snapshot import Snapshots, UserReads
 from bot.domain.model import Caller, DirectoryUser, IssuedPass, PassInfo
 from bot.domain.ports import Clock, Directory, PassMethods
@@ -113,6 +118,7 @@ class RowRunner:
         self._users: UserReads | None = None
         self._right_checked_at: float | None = None
         self._right_lost = False
+        self._sign_in_lost = False
         self._caught_mid_create: set[int] = set()
 
     async def run(self) -> BulkJob:
@@ -140,6 +146,10 @@ class RowRunner:
                 for worker in workers:
                     worker.cancel()
         await self._flush_page()
+        if self._sign_in_lost and not self._right_lost and await self._pause():
+            paused = await self._store.job(job.id) or job
+            await self._sink.waiting_sign_in(self._progress(paused))
+            return paused
         final_status = JobStatus.CANCELLED if self._cancelled else JobStatus.FINISHED
         leftovers = await self._store.rows(job.id, (RowState.PENDING,))
         if self._right_lost:
@@ -176,7 +186,7 @@ class RowRunner:
 
     async def _worker(self) -> None:
         while not self._queue.empty():
-            if await self._cancel_requested() or self._right_lost:
+            if await self._cancel_requested() or self._right_lost or self._sign_in_lost:
                 return
             # Each Graph request of a row is admitted by the pacer (bulk lane, behind the technicians' commands); a new
             # row starts only while the pacer has no backlog of bulk requests, so rows (each holding its user's
@@ -218,6 +228,9 @@ class RowRunner:
                 return
         except (Throttled, TargetBusy):
             raise
+        except SignInRequired:
+            await self._wait_for_sign_in(row)
+            return
         except Refused as refusal:
             await self._auditor.record(
                 AuditAction.ISSUE,
@@ -313,10 +326,37 @@ class RowRunner:
             )
         except Throttled:
             raise
+        except SignInRequired:
+            await self._wait_for_sign_in(row)
+            return
         except TapError as error:
             await self._finish([revoking.moved(RowState.FAILED, reason=error.user_message)])
             return
         await self._finish([revoking.moved(RowState.REVOKED, pass_method_id=current.method_id, reason="")])
+
+    async def _wait_for_sign_in(self, row: JournalRow) -> None:
+        """The requester's token is gone: nothing was sent for this row, so it waits as it was (PENDING); the
+        workers stop taking rows and the run pauses once those in flight are done."""
+        self._sign_in_lost = True
+        await self._store.save_rows([row.moved(RowState.PENDING)])
+
+    async def _pause(self) -> bool:
+        """RUNNING → WAITING_SIGN_IN, audited; False when the requester cancelled meanwhile (the run then ends as a
+        cancelled one)."""
+        if self._cancelled or not await self._store.set_job_status(
+            self._job.id, JobStatus.WAITING_SIGN_IN, self._clock.now(), only_from=(JobStatus.RUNNING,)
+        ):
+            self._cancelled = True
+            return False
+        waiting = len(await self._store.rows(self._job.id, (RowState.PENDING,)))
+        await self._auditor.record(
+            self._job.kind.action,
+            AuditOutcome.NOTHING_TO_DO,
+            self._requester,
+            target=f"bulk job {self._job.id}",
+            detail=f"paused: the requester's sign-in lapsed; {waiting} rows wait for them to sign in again",
+        )
+        return True
 
     async def _retry_later(
         self, row: JournalRow, *, gave_up: str = "Microsoft Graph kept throttling; try again later."
@@ -370,16 +410,12 @@ class RowRunner:
             self._cancelled = job is not None and job.status is JobStatus.CANCELLING
         return self._cancelled
 
-    async def _report(self) -> None:
-        now = self._timing.monotonic()
-        if self._last_progress is not None and now - self._last_progress < PROGRESS_EVERY_SECONDS:
-            return
-        self._last_progress = now
-        elapsed = max(now - self._started, 1e-6)
+    def _progress(self, job: BulkJob) -> Progress:
+        elapsed = max(self._timing.monotonic() - self._started, 1e-6)
         rate = (self._done - self._done_at_start) / elapsed
         left = self._total - self._done
-        progress = Progress(
-            job=self._job,
+        return Progress(
+            job=job,
             counts=dict(self._counts),
             total=self._total,
             done=self._done,
@@ -387,6 +423,13 @@ class RowRunner:
             seconds_left=left / rate if rate > 0 else None,
             concurrency=self._in_flight,
         )
+
+    async def _report(self) -> None:
+        now = self._timing.monotonic()
+        if self._last_progress is not None and now - self._last_progress < PROGRESS_EVERY_SECONDS:
+            return
+        self._last_progress = now
+        progress = self._progress(self._job)
         try:
             await self._sink.progress(progress)
         except Exception:  # a progress card is news, not state: the run goes on

@@ -2,7 +2,8 @@
 
 A job is claimed with a lease in the store that its runner renews every third of the lease; a lease nobody renewed
 is taken over (`adopt`), after a restart or when the replica running it died. Losing the lease stops the run where
-it is; the journal lets whoever holds it next resume (`bulk_row_runner.py`).
+it is; the journal lets whoever holds it next resume (`bulk_row_runner.py`). A job waiting for its requester's
+sign-in is not active: nobody adopts it; the sign-in resumes it (`resume`).
 """
 
 from __future__ import annotations
@@ -73,6 +74,12 @@ class BulkRunner:
         if self._runs(job.id):
             return
         self._running[job.id] = asyncio.create_task(self._run_leased(job, sink), name=f"bulk-job-{job.id}")
+
+    async def resume(self, job: BulkJob, sink: BulkSink) -> None:
+        """Runs a job resumed after its requester's sign-in. Its paused run may still be ending here (showing the
+        sign-in card, giving its lease back): that one ends first."""
+        await self.wait(job.id)
+        self.start(job, sink)
 
     async def adopt(self, sink: BulkSink) -> int:
         """Runs every active job no live replica holds: after a restart, or when the replica running it died."""

@@ -11,6 +11,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TypeVar
 
 from bot.domain.alerts import AlertKind, AlertSink, SecurityAlert
@@ -18,7 +19,7 @@ from bot.domain.approval_desk import ApprovalDesk
 from bot.domain.approvals import ApprovalKind, ApprovalRequest
 from bot.domain.audit import AuditAction, AuditOutcome
 from bot.domain.auditing import Auditor, Subject
-from bot.domain.bulk import BulkJob, BulkKind, BulkStore, JobStatus, JournalRow, RowState
+from bot.domain.bulk import UNFINISHED_RUN_STATES, BulkJob, BulkKind, BulkStore, JobStatus, JournalRow, RowState
 from bot.domain.bulk_file import BulkFile, RequestedRow
 from bot.domain.commands import MAX_JOB_ID
 from bot.domain.eligibility import GRAPH_MAX_LIFETIME_MINUTES, resolve_lifetime, resolve_one_time, start_refusal
@@ -379,11 +380,14 @@ class BulkService:
     async def cancel(self, caller: Caller, job_id: int) -> BulkJob:
         job = await self._own_job(caller, job_id)
         now = self._clock.now()
+        if job.status is JobStatus.WAITING_SIGN_IN and await self._end_waiting(job, "Cancelled."):
+            job = await self._job(job_id)
         if job.status in (JobStatus.CHECKED, JobStatus.AWAITING_APPROVAL):
             await self._store.set_job_status(
                 job_id, JobStatus.DISCARDED, now, only_from=(JobStatus.CHECKED, JobStatus.AWAITING_APPROVAL)
             )
-        elif job.status is JobStatus.RUNNING:
+        elif job.status in (JobStatus.RUNNING, JobStatus.WAITING_SIGN_IN):
+            # Waiting, but resumed meanwhile (the status moved under us): the running job stops at its next row.
             await self._store.set_job_status(job_id, JobStatus.CANCELLING, now, only_from=(JobStatus.RUNNING,))
         await self._auditor.record(
             job.kind.action,
@@ -393,6 +397,66 @@ class BulkService:
             detail="cancelled by the requester",
         )
         return await self._job(job_id)
+
+    # --- a run paused for its requester's sign-in (delegated writes) -----------------------------------------
+
+    async def resume(self, caller: Caller, job_id: int) -> BulkJob | None:
+        """The requester signed in again: their paused job runs again (None when it no longer waits). Every rule is
+        checked again by the run, from its start, as for any run."""
+        job = await self._own_job(caller, job_id)
+        if job.status is not JobStatus.WAITING_SIGN_IN:
+            return None
+        if not await self._store.set_job_status(
+            job_id, JobStatus.RUNNING, self._clock.now(), only_from=(JobStatus.WAITING_SIGN_IN,)
+        ):
+            return None
+        pending = len(await self._store.rows(job_id, (RowState.PENDING,)))
+        await self._auditor.record(
+            job.kind.action,
+            AuditOutcome.SUCCEEDED,
+            caller,
+            target=f"bulk job {job.id}",
+            detail=f"resumed after the requester signed in again: {pending} rows",
+            reason=job.reason,
+        )
+        return await self._job(job_id)
+
+    @property
+    def sign_in_patience(self) -> timedelta:
+        """How long a paused job waits for its requester's sign-in: as long as an approval request waits for a
+        decision (TAPBOT_APPROVAL_REQUEST_HOURS, 24 by default); then it is cancelled."""
+        return self._desk.rules.request_lifetime
+
+    async def expire_waiting(self) -> list[BulkJob]:
+        """Housekeeping: cancels every job that has waited longer than `sign_in_patience` for its requester's
+        sign-in; returns them (the edge tells the requester)."""
+        now = self._clock.now()
+        ended: list[BulkJob] = []
+        for job in await self._store.jobs_waiting_sign_in():
+            if job.paused_at is None or now - job.paused_at < self.sign_in_patience:
+                continue
+            reason = f"Not run: you did not sign in again within {_duration(self.sign_in_patience)} of the pause."
+            if not await self._end_waiting(job, reason):
+                continue
+            await self._auditor.record(
+                job.kind.action,
+                AuditOutcome.NOTHING_TO_DO,
+                Caller(job.requester.object_id, job.requester.tenant_id, job.requester.name, job.requester),
+                target=f"bulk job {job.id}",
+                detail=f"cancelled: its requester did not sign in again within {_duration(self.sign_in_patience)}",
+            )
+            ended.append(await self._job(job.id))
+        return ended
+
+    async def _end_waiting(self, job: BulkJob, reason: str) -> bool:
+        """A paused job ends cancelled, its waiting rows with `reason`; False when it no longer waited."""
+        if not await self._store.set_job_status(
+            job.id, JobStatus.CANCELLED, self._clock.now(), only_from=(JobStatus.WAITING_SIGN_IN,)
+        ):
+            return False
+        waiting = await self._store.rows(job.id, UNFINISHED_RUN_STATES)
+        await self._store.save_rows([row.moved(RowState.CANCELLED, reason=reason) for row in waiting])
+        return True
 
     # --- what the Teams edge reads and remembers ----------------------------------------------------------
 
@@ -426,6 +490,15 @@ class BulkService:
         if job is None:
             raise UnknownJob(job_id)
         return job
+
+
+def _duration(span: timedelta) -> str:
+    """'24 hours', '1 hour', '90 minutes'."""
+    minutes = round(span.total_seconds() / 60)
+    if minutes % 60 == 0:
+        hours = minutes // 60
+        return "1 hour" if hours == 1 else f"{hours} hours"
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"
 
 
 def _storable(lifetime_minutes: int | None) -> int | None:

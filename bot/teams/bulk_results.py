@@ -98,6 +98,20 @@ class BulkResults:
         job = await self._bulk.job(progress.job.id) or progress.job
         await self._update_progress_card(job, progress_card(replace(progress, job=job)))
 
+    async def waiting_sign_in(self, progress: Progress) -> None:
+        """The run paused for the requester's sign-in: the progress card says so in place (a new one when it cannot
+        be updated), with the journal's counts; the sign-in card itself is the flow's (`BulkFlow`)."""
+        job = await self._bulk.job(progress.job.id) or progress.job
+        counts = await self._bulk.counts(job.id)
+        done = sum(count for state, count in counts.items() if state.final)
+        card = progress_card(replace(progress, job=job, counts=counts, done=done, total=sum(counts.values())))
+        if await self._update_progress_card(job, card):
+            return
+        try:
+            await self._delivery.send_to(job.requester, card_message(self._presentation.decorate(card)))
+        except DeliveryFailed as failure:
+            logger.warning("could not show that job %s is paused: %s", job.id, failure)
+
     async def finished(self, job: BulkJob, counts: dict[RowState, int]) -> None:
         telemetry.bulk_rows(job.kind.value, {state.value: rows for state, rows in counts.items()})
         if job.kind is BulkKind.REVOKE:

@@ -96,10 +96,13 @@ CLASSIFIERS: dict[str, Callable[[CardJson], bool]] = {
     "requests_card": lambda card: _any_text(card, lambda t: t in ("Pending requests", "Your requests")),
     "preflight_card": lambda card: _any_text(card, lambda t: bool(_BULK_HEADING.match(t)) and ": " not in t),
     "progress_card": lambda card: _any_text(
-        card, lambda t: bool(_BULK_HEADING.match(t)) and t.endswith((": running", ": cancelling"))
+        card, lambda t: bool(_BULK_HEADING.match(t)) and t.endswith((": running", ": cancelling", ": paused"))
     ),
     "final_card": lambda card: _any_text(
-        card, lambda t: bool(_BULK_HEADING.match(t)) and ": " in t and not t.endswith((": running", ": cancelling"))
+        card,
+        lambda t: (
+            bool(_BULK_HEADING.match(t)) and ": " in t and not t.endswith((": running", ": cancelling", ": paused"))
+        ),
     ),
     "results_page_card": lambda card: _any_text(card, lambda t: t.startswith("Passes, job ")),
     "people_choice_card": lambda card: any(element.get("verb") == verbs.CHOOSE_PERSON for element in _walk(card)),

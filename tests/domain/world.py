@@ -56,6 +56,7 @@ class Sink:
         self.refuse_pages = refuse_pages
         self.progress_reports: list[Progress] = []
         self.ends: list[dict[RowState, int]] = []
+        self.pauses: list[Progress] = []
 
     async def deliver_page(self, job: BulkJob, page: list[IssuedRow]) -> str | None:
         if self.raise_on_page:
@@ -70,6 +71,9 @@ class Sink:
 
     async def finished(self, job: BulkJob, counts: dict[RowState, int]) -> None:
         self.ends.append(counts)
+
+    async def waiting_sign_in(self, progress: Progress) -> None:
+        self.pauses.append(progress)
 
 
 class Stopwatch:

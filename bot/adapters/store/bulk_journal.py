@@ -44,9 +44,11 @@ class SqlBulkJournal:
     ) -> bool:
         values: dict[str, object] = {"status": status.value}
         if status is JobStatus.RUNNING:
-            values["started_at"] = at
-        if status in (JobStatus.FINISHED, JobStatus.CANCELLED, JobStatus.DISCARDED):
-            values["finished_at"] = at
+            # A run resumed after its requester's sign-in is the same job: it keeps its first start.
+            values["started_at"] = func.coalesce(BulkJobRow.started_at, at)
+            values["finished_at"] = None
+        if status in (JobStatus.FINISHED, JobStatus.CANCELLED, JobStatus.DISCARDED, JobStatus.WAITING_SIGN_IN):
+            values["finished_at"] = at  # while waiting: when it paused
         query = update(BulkJobRow).where(BulkJobRow.id == job_id)
         if only_from:
             query = query.where(BulkJobRow.status.in_([state.value for state in only_from]))
@@ -133,6 +135,15 @@ class SqlBulkJournal:
             select(BulkJobRow)
             .where(BulkJobRow.status.in_([JobStatus.RUNNING.value, JobStatus.CANCELLING.value]))
             .order_by(BulkJobRow.id)
+        )
+        async with self._db.session() as session:
+            return [_job(record) for record in (await session.scalars(query)).all()]
+
+    async def jobs_waiting_sign_in(self) -> list[BulkJob]:
+        query = (
+            select(BulkJobRow)
+            .where(BulkJobRow.status == JobStatus.WAITING_SIGN_IN.value)
+            .order_by(BulkJobRow.finished_at, BulkJobRow.id)
         )
         async with self._db.session() as session:
             return [_job(record) for record in (await session.scalars(query)).all()]
