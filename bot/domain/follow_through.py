@@ -17,6 +17,11 @@ What Graph can tell (and what it cannot):
 Graph's budget: only users with a live pass the bot issued are read, at most CHECKS_PER_ROUND per round, each at
 most once per RECHECK_AFTER, the longest-unchecked first; one list request per check (the list holds the pass).
 Every watch is claimed with a lease in SQL, so replicas never check or notify the same pass twice at once.
+
+With delegated writes the deletion is made with the rights of the pass's requester (who created it). When no token
+of theirs can be had (`SignInRequired`) the pass stays and they are told once that it is still live and how to
+revoke it; the watch keeps watching, so a later round deletes it once they have signed in again (the notice, already
+delivered, is not sent again).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Protocol
 
-from bot.domain.errors import TapError
+from bot.domain.errors import SignInRequired, TapError
 from bot.domain.model import Caller, PassInfo, UsabilityReason
 from bot.domain.pacer import Lane, lane
 from bot.domain.ports import Clock, PassMethods
@@ -262,9 +267,14 @@ class FollowThrough:
         found = new_strong_method(watch, read.methods)
         zone = self._zone_of(watch.timezone)
         if found is not None:
-            outcome = await self._after_registration(watch, ours, now, zone)
+            try:
+                outcome = await self._after_registration(watch, ours, now, zone)
+                state = WatchState.REGISTERED
+            except SignInRequired:
+                outcome = _still_live(watch, ours, now, zone)
+                state = WatchState.WATCHING  # the deletion is tried again next round; the notice goes once
             sentence = registered_sentence(watch, found, at=now, zone=zone, now=now, pass_outcome=outcome)
-            return CheckResult(WatchState.REGISTERED, known | strong_ids, seen_used, sentence)
+            return CheckResult(state, known | strong_ids, seen_used, sentence)
         if ours is None:
             # Deleted or replaced by someone (Graph keeps an expired pass listed until it is deleted): whoever did
             # it knows; a one-time pass seen used before it went is simply done.
@@ -296,9 +306,33 @@ class FollowThrough:
             await self._retirement.retire(
                 watch, current, f"deleted after the user registered their own sign-in method (pass {current.method_id})"
             )
+        except SignInRequired:
+            raise
         except TapError as error:
             return f"I could not delete their pass ({error.user_message}); revoke it if it is no longer needed."
         return "Their multi-use pass is no longer needed, so I deleted it."
+
+
+def _still_live(watch: PassWatch, ours: PassInfo | None, now: datetime, zone: tzinfo) -> str:
+    """The notice when the requester's token is gone: the pass is still live, and how to end it."""
+    until = (
+        local_time(ours.expires_at, zone, now).removeprefix("at ").removeprefix("on ")
+        if ours is not None
+        else local_time(watch.expires_at, zone, now).removeprefix("at ").removeprefix("on ")
+    )
+    return (
+        f"Their multi-use pass is still valid until {until}: I could not delete it, because passes are deleted with "
+        f"your own Entra rights and your sign-in to tapbot has lapsed. Revoke it with /tap revoke {_upn(watch)}, or "
+        "sign in to tapbot again and I will delete it at my next check."
+    )
+
+
+def _upn(watch: PassWatch) -> str:
+    """The user's principal name from the label people read ('Megan Bowen (megan@contoso.com)'), else their id."""
+    label = watch.target_label
+    if label.endswith(")") and "(" in label:
+        return label[label.rindex("(") + 1 : -1]
+    return label if "@" in label and " " not in label else watch.target_id
 
 
 class ZoneLookup(Protocol):
