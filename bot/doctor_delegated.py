@@ -13,9 +13,11 @@ own token is never printed.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -46,6 +48,16 @@ ESCALATION_PERMISSIONS = (
 )
 
 SignInResourceSource = Callable[[Settings, str], Awaitable[TokenOrSignInResourceResponse]]
+MAX_SERVICE_MESSAGE = 200
+
+
+class TokenServiceRefused(Exception):
+    """A non-success answer of the token service: its status and its own error message (never a token)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.message = message
 
 
 def method_write_permissions(roles: Iterable[str]) -> list[str]:
@@ -68,13 +80,45 @@ def doctor_activity(settings: Settings) -> Activity:
 
 
 async def sdk_sign_in_resource(settings: Settings, bot_token: str) -> TokenOrSignInResourceResponse:
-    """What the token service answers the bot for the configured connection, through the Agents SDK's client."""
+    """What the token service answers the bot for the configured connection, through the Agents SDK's client.
+
+    The SDK raises a bare status for an error; the service's own message (`{"error": {"code", "message"}}`) is
+    read from the answer on its way, so the doctor can say why.
+    """
     assert settings.oauth_connection is not None
-    client = UserTokenClient(settings.token_service_url, bot_token, app_id=settings.sso_app_id)
+    refusals: list[str] = []
+
+    async def keep_error_body(
+        _session: aiohttp.ClientSession, _context: SimpleNamespace, params: aiohttp.TraceRequestEndParams
+    ) -> None:
+        if params.response.status >= 300:
+            refusals.append(_service_message(await params.response.read()))
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_end.append(keep_error_body)
+    endpoint = settings.token_service_url.rstrip("/") + "/"
+    session = aiohttp.ClientSession(base_url=endpoint, trace_configs=[trace])
+    client = UserTokenClient(endpoint, bot_token, app_id=settings.sso_app_id, session=session)
     try:
         return await client.get_token_or_sign_in_resource(settings.oauth_connection, doctor_activity(settings))
+    except aiohttp.ClientResponseError as error:
+        raise TokenServiceRefused(error.status, refusals[-1] if refusals else "") from None
     finally:
         await client.close()
+
+
+def _service_message(body: bytes) -> str:
+    """The token service's error message, one short printable line ("" when it sent none)."""
+    try:
+        document = json.loads(body)
+        error = document.get("error") if isinstance(document, dict) else None
+        message = error.get("message") if isinstance(error, dict) else None
+        text = message if isinstance(message, str) else ""
+    except ValueError:
+        text = body.decode("utf-8", errors="replace")
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    line = "".join(character for character in line if character.isprintable())
+    return line if len(line) <= MAX_SERVICE_MESSAGE else line[: MAX_SERVICE_MESSAGE - 1] + "…"
 
 
 class DelegatedChecks(Checklist):
@@ -109,9 +153,12 @@ class DelegatedChecks(Checklist):
         source = self.sign_in_resource or sdk_sign_in_resource
         try:
             answer = await asyncio.wait_for(source(settings, bot_token), TOKEN_TIMEOUT_SECONDS)
+        except TokenServiceRefused as error:
+            self._fail(CHECK, _refusal(settings, name, error.status, error.message))
+            return
         except aiohttp.ClientResponseError as error:
             logger.debug("token service refused", exc_info=True)
-            self._fail(CHECK, _refusal(settings, name, error.status))
+            self._fail(CHECK, _refusal(settings, name, error.status, ""))
             return
         except Exception as error:
             logger.debug("token service unreachable", exc_info=True)
@@ -178,23 +225,24 @@ class DelegatedChecks(Checklist):
         )
 
 
-def _refusal(settings: Settings, name: str, status: int) -> str:
+def _refusal(settings: Settings, name: str, status: int, message: str) -> str:
     service = settings.token_service_url
+    answer = f"HTTP {status}: {message}" if message else f"HTTP {status}"
     if status in (401, 403):
         return (
-            f"The token service at {service} refused the bot's Bot Framework token (HTTP {status}) when asked about "
+            f"The token service at {service} refused the bot's Bot Framework token ({answer}) when asked about "
             f"the OAuth connection '{name}': the bot registration {settings.sso_app_id} must be the Azure Bot that "
             "holds the connection."
         )
     if status in (400, 404):
-        where = "" if service.rstrip("/") == DEFAULT_TOKEN_SERVICE_URL else f" (token service {service})"
+        where = "" if service.rstrip("/") == DEFAULT_TOKEN_SERVICE_URL else f" at {service}"
         return (
-            f"The token service does not know the OAuth connection '{name}' (HTTP {status}){where}: "
+            f"The token service{where} gives no sign-in for the OAuth connection '{name}' ({answer}): "
             "TAPBOT_OAUTH_CONNECTION must be the exact name of an OAuth connection setting of the Azure Bot "
             f"{settings.sso_app_id} (Configuration → OAuth Connection Settings)."
         )
     return (
-        f"The token service at {service} answered HTTP {status} about the OAuth connection '{name}': technicians "
+        f"The token service at {service} answered {answer} about the OAuth connection '{name}': technicians "
         "could not sign in. Try again; if it persists, check the Azure Bot's OAuth connection settings."
     )
 

@@ -155,7 +155,10 @@ async def test_an_unknown_connection_fails_naming_the_setting(
     report = await diagnose(delegated_env(database, TAPBOT_OAUTH_CONNECTION="tapbot-grpah"), token_service)
     finding = report.finding("oauth_connection")
     assert finding.mark is Mark.FAILED
-    assert f"does not know the OAuth connection 'tapbot-grpah' (HTTP {status})" in finding.sentence
+    assert (
+        f"gives no sign-in for the OAuth connection 'tapbot-grpah' (HTTP {status}: Could not find Connection "
+        "Setting with name 'tapbot-grpah')" in finding.sentence
+    )
     assert "TAPBOT_OAUTH_CONNECTION must be the exact name" in finding.sentence
     assert APP_ID in finding.sentence
     assert not report.healthy
