@@ -12,6 +12,7 @@ import signal
 import sys
 from pathlib import Path
 
+from bot.sandbox.identity import DEFAULT_GRAPH_TOKEN_MINUTES, DEFAULT_OAUTH_CONNECTIONS, SANDBOX_BOT_APP_ID
 from bot.sandbox.options import SandboxOptions
 from bot.sandbox.server import start_sandbox
 from bot.sandbox.tenant import DEMO_TENANT_PATH, Tenant, TenantFileError, load_tenant
@@ -35,6 +36,19 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--auth-method-window", type=float, default=10.0, help="its window in seconds")
     parser.add_argument(
         "--auth-method-writes-only", action="store_true", help="count only pass creations and deletions against it"
+    )
+    parser.add_argument(
+        "--bot-app-id", default=SANDBOX_BOT_APP_ID, help="the bot's app id for Teams SSO (App ID URI api://botid-ID)"
+    )
+    parser.add_argument(
+        "--oauth-connection",
+        action="append",
+        dest="oauth_connections",
+        default=None,
+        help=f"an OAuth connection name the token service knows (repeatable; default {DEFAULT_OAUTH_CONNECTIONS[0]})",
+    )
+    parser.add_argument(
+        "--graph-token-minutes", type=int, default=DEFAULT_GRAPH_TOKEN_MINUTES, help="delegated Graph token lifetime"
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser.parse_args(argv)
@@ -63,6 +77,9 @@ def build_options(arguments: argparse.Namespace) -> SandboxOptions:
         auth_method_limit=arguments.auth_method_limit,
         auth_method_window_s=arguments.auth_method_window,
         auth_method_writes_only=arguments.auth_method_writes_only,
+        bot_app_id=arguments.bot_app_id,
+        oauth_connections=tuple(arguments.oauth_connections or DEFAULT_OAUTH_CONNECTIONS),
+        graph_token_minutes=arguments.graph_token_minutes,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bot.sandbox.clock import SandboxClock
+from bot.sandbox.identity import DEFAULT_GRAPH_TOKEN_MINUTES, DEFAULT_OAUTH_CONNECTIONS, SANDBOX_BOT_APP_ID
 from bot.sandbox.throttle import TENANT_SIZE_UNITS, ThrottleSettings
 
 
@@ -34,6 +35,15 @@ class SandboxOptions:
 
     clock: SandboxClock = field(default_factory=SandboxClock)
 
+    bot_app_id: str = SANDBOX_BOT_APP_ID
+    """The bot's app id for Teams SSO (App ID URI api://botid-{it}) and its OAuth connections' client."""
+
+    oauth_connections: tuple[str, ...] = DEFAULT_OAUTH_CONNECTIONS
+    """The OAuth connection names the emulated token service knows (issue 14, delegated mode)."""
+
+    graph_token_minutes: int = DEFAULT_GRAPH_TOKEN_MINUTES
+    """Lifetime of the delegated Graph tokens the token service hands out (sandbox clock)."""
+
     def __post_init__(self) -> None:
         if self.latency_ms < 0:
             raise ValueError("latency_ms cannot be negative")
@@ -45,6 +55,12 @@ class SandboxOptions:
             raise ValueError("tenant_size must be S, M or L (or None to take it from the tenant)")
         if self.auth_method_limit is not None and self.auth_method_limit < 1:
             raise ValueError("auth_method_limit must be at least 1 (or None for no limit)")
+        if not self.bot_app_id.strip():
+            raise ValueError("bot_app_id cannot be empty")
+        if not self.oauth_connections or not all(name.strip() for name in self.oauth_connections):
+            raise ValueError("oauth_connections needs at least one non-empty connection name")
+        if self.graph_token_minutes < 1:
+            raise ValueError("graph_token_minutes must be at least 1")
 
     def throttle_settings(self) -> ThrottleSettings:
         return ThrottleSettings(

@@ -11,12 +11,14 @@ from types import TracebackType
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from bot.sandbox.access_log import PathOnlyAccessLogger
 from bot.sandbox.app_keys import GRAPH_ROUTER, REQUEST_IDS, SANDBOX_STATE, RequestIds
 from bot.sandbox.batch import serve_batch
 from bot.sandbox.control import CONTROL_PREFIX, setup_control_routes
 from bot.sandbox.errors import GraphError, default_code_for
 from bot.sandbox.graph_handlers import build_graph_router
 from bot.sandbox.http_responses import http_error, to_http_response
+from bot.sandbox.identity_routes import setup_identity_routes
 from bot.sandbox.options import SandboxOptions
 from bot.sandbox.routing import MALFORMED_BODY, GraphRequest, serve_graph_request
 from bot.sandbox.state import SandboxState
@@ -36,6 +38,7 @@ def create_sandbox_app(tenant: Tenant, options: SandboxOptions | None = None) ->
     app.router.add_route("*", GRAPH_PREFIX + "/{tail:.*}", graph_endpoint)
     setup_control_routes(app)
     setup_verified_id_routes(app, CONTROL_PREFIX)
+    setup_identity_routes(app, CONTROL_PREFIX)
     return app
 
 
@@ -136,7 +139,7 @@ async def start_sandbox(
 ) -> RunningSandbox:
     """Serves the tenant on host:port (0 picks a free port); ``.base_url`` is the Graph root to use."""
     app = create_sandbox_app(tenant, options)
-    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log_class=PathOnlyAccessLogger)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     try:

@@ -22,6 +22,8 @@ from aiohttp import web
 from bot.sandbox.app_keys import SANDBOX_STATE
 from bot.sandbox.errors import GraphError, bad_request, resource_not_found
 from bot.sandbox.http_responses import http_error, http_json
+from bot.sandbox.identity import JWT_BEARER_GRANT
+from bot.sandbox.identity_routes import obo_token_endpoint
 from bot.sandbox.verified_id import (
     OUTER_ERRORS,
     REQUEST_SERVICE_APP_ID,
@@ -71,6 +73,8 @@ def _emulator(request: web.Request) -> VerifiedIdEmulator:
 async def token_endpoint(request: web.Request) -> web.Response:
     emulator = _emulator(request)
     form = await request.post()
+    if form.get("grant_type") == JWT_BEARER_GRANT:  # on-behalf-of: the sandbox's identity side (issue 14)
+        return await obo_token_endpoint(request)
     if not emulator.knows_tenant(request.match_info["tenant"]):
         return _token_error(400, "invalid_request", 90002, f"Tenant '{request.match_info['tenant']}' not found.")
     if form.get("grant_type") != "client_credentials":
