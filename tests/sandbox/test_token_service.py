@@ -25,6 +25,7 @@ from microsoft_agents.activity import (
 from microsoft_agents.hosting.core.connector.client import UserTokenClient
 
 from bot.sandbox import RunningSandbox, SandboxOptions
+from bot.sandbox.__main__ import build_options, parse_arguments
 from bot.sandbox.clock import SandboxClock
 from bot.sandbox.identity import (
     JWT_BEARER_GRANT,
@@ -656,3 +657,14 @@ async def test_no_token_code_or_sign_in_id_reaches_the_sandboxs_logs(
     for value in secrets_seen:
         assert value not in caplog.text
     assert str(renewed.token) not in repr(identity.sessions)
+
+
+def test_the_cli_sets_the_identity_options() -> None:
+    options = build_options(
+        parse_arguments(["--oauth-connection", "a", "--oauth-connection", "b", "--graph-token-minutes", "10"])
+    )
+    assert options.oauth_connections == ("a", "b") and options.graph_token_minutes == 10
+    assert options.bot_app_id == SANDBOX_BOT_APP_ID
+    assert build_options(parse_arguments([])).oauth_connections == ("tapbot-graph",)
+    with pytest.raises(ValueError):
+        build_options(parse_arguments(["--graph-token-minutes", "0"]))
