@@ -166,11 +166,14 @@ def _paused_card(progress: Progress) -> CardJson:
         sentence(f"{SIGN_IN_LAPSED} — {progress.done} of {progress.total} done."),
         _counts(progress.counts),
         sentence(
-            "I sent you a sign-in card in this chat. Once you sign in, the job goes on from where it stopped; the rows "
-            "not yet written wait, nothing is written twice.",
+            "I sent you a sign-in card in this chat. Once you sign in, the job goes on from where it stopped: the rows "
+            "not yet written wait, none is written twice. Signed in some other way since? Press Resume.",
             subtle=True,
         ),
-        actions=[ExecuteAction(title="Cancel", verb=verbs.BULK_CANCEL, data=JobButton(job.id).data())],
+        actions=[
+            ExecuteAction(title="Resume", verb=verbs.BULK_RESUME, data=JobButton(job.id).data(), style="positive"),
+            ExecuteAction(title="Cancel", verb=verbs.BULK_CANCEL, data=JobButton(job.id).data()),
+        ],
     )
 
 

@@ -9,6 +9,7 @@ BULK_CONFIRM = "tap.bulkConfirm"
 BULK_CANCEL = "tap.bulkCancel"
 BULK_RETRY = "tap.bulkRetry"
 BULK_EXPORT = "tap.bulkExport"
+BULK_RESUME = "tap.bulkResume"  # a job paused for its requester's sign-in (delegated writes) goes on
 SUBMIT_FORM = "tap.submitForm"
 CHOOSE_PERSON = "tap.choosePerson"
 VERIFY_CONFIRM = "tap.verifyConfirm"  # the manager: "Confirm" (it is them)
@@ -26,6 +27,7 @@ ALL = frozenset(
         BULK_CANCEL,
         BULK_RETRY,
         BULK_EXPORT,
+        BULK_RESUME,
         SUBMIT_FORM,
         CHOOSE_PERSON,
         VERIFY_CONFIRM,

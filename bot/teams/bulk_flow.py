@@ -6,25 +6,35 @@ pages, the final card) is `bulk_results.py`; the results file is `bulk_export.py
 
 Every button names a job: only the operator who ran it may press it, in their personal chat. Refusals (`TapError`)
 and damaged button data are answered by `Turns` (turn.py).
+
+Delegated writes (issue 14): every row is written with the requester's own token. A run that loses it pauses
+(`JobStatus.WAITING_SIGN_IN`); its progress card says so and the requester gets a sign-in card in their 1:1 chat
+(`SignIns.ask_privately`, a `SignInWait` of kind `bulk` whose ref is the job id). Their sign-in resumes the job
+(`resume_after_sign_in`, registered with `SignIns.resumes`); so does the paused card's Resume button, for a sign-in
+made after the wait's 10 minutes (a run that still finds no token pauses again and sends a new card). Cancel works
+while it waits; housekeeping cancels a job that waited longer than `BulkService.sign_in_patience`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from microsoft_agents.activity import Activity, AdaptiveCardInvokeResponse
 from microsoft_agents.hosting.core.app.adaptive_card import factory
 
 from bot.domain.approvals import ApprovalRequest
-from bot.domain.bulk import BulkJob, BulkKind, JobStatus
+from bot.domain.bulk import BulkJob, BulkKind, IssuedRow, JobStatus, Progress, RowState
 from bot.domain.bulk_file import read_bulk_file
 from bot.domain.bulk_runner import BulkRunner
 from bot.domain.bulk_service import BulkService, Checked, Started, WaitingForApproval
-from bot.domain.ports import Clock, FileTransfers
+from bot.domain.model import Recipient
+from bot.domain.ports import Clock, FileTransfers, SignInWaits
 from bot.domain.reasons import split_reason
-from bot.domain.records import RedactionReason
+from bot.domain.records import RedactionReason, SignInWait, SignInWaitKind
 from bot.teams.bulk_export import BULK_RESULTS_OFFER as BULK_RESULTS_OFFER  # the offer kind agent.py routes
 from bot.teams.bulk_export import PERSONAL_ONLY, BulkExport
 from bot.teams.bulk_results import BulkResults
@@ -36,6 +46,20 @@ from cards.buttons import ConfirmJobButton, JobButton
 from cards.passes import heading, render, sentence
 
 FILE_DOWNLOAD = "application/vnd.microsoft.teams.file.download.info"
+logger = logging.getLogger(__name__)
+
+
+class SignInResumeRegistry(Protocol):
+    def register(self, kind: SignInWaitKind, handler: Callable[[Turn, SignInWait], Awaitable[None]]) -> None: ...
+
+
+class AsksSignInPrivately(Protocol):
+    """bot/teams/sign_in.py's `SignIns`, as a paused job uses it."""
+
+    @property
+    def resumes(self) -> SignInResumeRegistry: ...
+
+    async def ask_privately(self, recipient: Recipient, *, kind: SignInWaitKind, ref: str, what: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -78,6 +102,16 @@ class BulkFlow:
         self._clock = clock
         self._max_rows = max_rows
         self._announce = announce
+        self._sign_ins: AsksSignInPrivately | None = None
+        self._waits: SignInWaits | None = None
+        self._sink = _FlowSink(results, self._ask_sign_in)
+
+    def use_sign_in(self, sign_ins: AsksSignInPrivately, waits: SignInWaits) -> None:
+        """Delegated writes: a paused job asks its requester to sign in through `sign_ins`, and their sign-in
+        resumes it."""
+        self._sign_ins = sign_ins
+        self._waits = waits
+        sign_ins.resumes.register(SignInWaitKind.BULK, self.resume_after_sign_in)
 
     # --- a file arrives ------------------------------------------------------------------------------------
 
@@ -134,6 +168,7 @@ class BulkFlow:
         if not is_personal(turn.context.activity):
             return factory.message(PERSONAL_ONLY)
         job = await self._bulk.cancel(turn.facts.caller, button.job_id)
+        await self._forget_wait(job)
         if job.status is JobStatus.CANCELLING:
             return turn.card_answer(await self._results.first_progress_card(job))
         return turn.card_answer(final_card(job, await self._bulk.counts(job.id), [], can_export=False))
@@ -146,6 +181,33 @@ class BulkFlow:
         await self._send_preflight(turn, checked)
         retried = sum(checked.counts.values())
         return factory.message(f"I checked the {retried} failed rows again; confirm on the new card.")
+
+    async def on_resume(self, turn: Turn, data: object) -> AdaptiveCardInvokeResponse:
+        """The paused card's Resume: the job runs again as its requester (still without a token of theirs, it
+        pauses again and a new sign-in card comes). The card is updated by the run, not by this answer."""
+        button = JobButton.parse(data)
+        if not is_personal(turn.context.activity):
+            return factory.message(PERSONAL_ONLY)
+        return factory.message(await self._resume(turn, button.job_id))
+
+    async def resume_after_sign_in(self, turn: Turn, wait: SignInWait) -> None:
+        """`SignInResumes` handler, kind `bulk`: the requester signed in; their paused job goes on."""
+        try:
+            job_id = int(wait.ref)
+        except ValueError:
+            logger.warning("a bulk sign-in wait with a ref that is no job id")
+            return
+        await turn.reply_here(f"You're signed in. {await self._resume(turn, job_id)}")
+
+    async def _resume(self, turn: Turn, job_id: int) -> str:
+        job = await self._bulk.resume(turn.caller, job_id)  # the requester only (NotYourJob, UnknownJob)
+        if job is None:
+            current = await self._bulk.job(job_id)
+            state = current.status.value.replace("_", " ") if current else "gone"
+            return f"Bulk job {job_id} is not paused (it is {state}); nothing was changed."
+        await self._forget_wait(job)
+        await self._runner.resume(job, self._sink)
+        return f"Bulk job {job.id} goes on from where it stopped; its card above shows the progress."
 
     async def on_export(self, turn: Turn, data: object) -> AdaptiveCardInvokeResponse:
         return await self._export.on_export(turn, data)
@@ -165,11 +227,38 @@ class BulkFlow:
         return f"Bulk job {job.id} is running; the requester sees its progress in their personal chat."
 
     def start(self, job: BulkJob) -> None:
-        self._runner.start(job, self._results)
+        self._runner.start(job, self._sink)
 
     async def adopt(self) -> int:
-        """Runs every active job no live replica holds: after a restart, or when the replica running it died."""
-        return await self._runner.adopt(self._results)
+        """Housekeeping: runs every active job no live replica holds (after a restart, or when the replica running
+        it died), and cancels the jobs that waited too long for their requester's sign-in."""
+        adopted = await self._runner.adopt(self._sink)
+        await self.expire_waiting()
+        return adopted
+
+    async def expire_waiting(self) -> int:
+        """Jobs that waited longer than `BulkService.sign_in_patience` for their requester's sign-in end cancelled;
+        their card says why, and the requester is told."""
+        ended = await self._bulk.expire_waiting()
+        for job in ended:
+            await self._forget_wait(job)
+            await self._results.ended_unresumed(job, self._bulk.sign_in_patience)
+        return len(ended)
+
+    async def _ask_sign_in(self, job: BulkJob) -> None:
+        """The run paused: the requester gets a sign-in card privately; their sign-in resumes the job."""
+        if self._sign_ins is None:
+            logger.error("bulk job %s waits for its requester's sign-in, but no sign-in flow is set up", job.id)
+            return
+        sent = await self._sign_ins.ask_privately(
+            job.requester, kind=SignInWaitKind.BULK, ref=str(job.id), what=f"the rest of bulk job {job.id}"
+        )
+        if not sent:
+            logger.warning("bulk job %s: the sign-in card could not be sent; its card's Resume button remains", job.id)
+
+    async def _forget_wait(self, job: BulkJob) -> None:
+        if self._waits is not None and job.status is not JobStatus.WAITING_SIGN_IN:
+            await self._waits.drop_sign_in_waits(job.requester.object_id.lower(), SignInWaitKind.BULK, str(job.id))
 
     async def wait(self, job_id: int) -> None:
         await self._runner.wait(job_id)
@@ -190,3 +279,24 @@ class BulkFlow:
             )
         else:
             await self._results.post_progress_card(result.job)
+
+
+class _FlowSink:
+    """The running job's sink (`BulkSink`): `BulkResults`, and the sign-in card when the run pauses for it."""
+
+    def __init__(self, results: BulkResults, paused: Callable[[BulkJob], Awaitable[None]]) -> None:
+        self._results = results
+        self._paused = paused
+
+    async def deliver_page(self, job: BulkJob, page: list[IssuedRow]) -> str | None:
+        return await self._results.deliver_page(job, page)
+
+    async def progress(self, progress: Progress) -> None:
+        await self._results.progress(progress)
+
+    async def finished(self, job: BulkJob, counts: dict[RowState, int]) -> None:
+        await self._results.finished(job, counts)
+
+    async def waiting_sign_in(self, progress: Progress) -> None:
+        await self._results.waiting_sign_in(progress)
+        await self._paused(progress.job)

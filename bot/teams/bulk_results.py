@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import replace
+from datetime import timedelta
 
 from bot import telemetry
 from bot.domain.bulk import BulkJob, BulkKind, IssuedRow, Progress, RowState
@@ -134,6 +135,30 @@ class BulkResults:
             )
         else:
             message = card_message(self._presentation.decorate(card))
+        try:
+            await self._delivery.send_to(job.requester, message)
+        except DeliveryFailed as failure:
+            logger.warning("could not report the end of job %s: %s", job.id, failure)
+
+    async def ended_unresumed(self, job: BulkJob, patience: timedelta) -> None:
+        """A paused job nobody resumed was cancelled: its card says why, and the requester is told at the bottom of
+        the chat."""
+        counts = await self._bulk.counts(job.id)
+        not_run = counts.get(RowState.CANCELLED, 0)
+        hours = round(patience.total_seconds() / 3600, 2)
+        within = f"{hours:g} hour{'' if hours == 1 else 's'}"
+        note = (
+            f"Cancelled: you did not sign in again within {within} of the pause; {not_run} "
+            f"row{'' if not_run == 1 else 's'} were not run."
+        )
+        failed = await self._bulk.rows(job.id, (RowState.FAILED,))
+        card = final_card(job, counts, failed, can_export=self._vault.has(job.id), note=note)
+        updated = await self._update_progress_card(job, card)
+        message = (
+            text_message(f"{self._presentation.text_prefix}Bulk job {job.id}: {note}")
+            if updated
+            else card_message(self._presentation.decorate(card))
+        )
         try:
             await self._delivery.send_to(job.requester, message)
         except DeliveryFailed as failure:

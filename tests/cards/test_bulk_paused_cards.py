@@ -21,8 +21,8 @@ def test_a_paused_run_says_why_how_far_and_keeps_cancel() -> None:
     shown = texts(card)
     assert "Bulk issue from users.csv (job 7): paused" in shown
     assert "Your sign-in to tapbot has lapsed; sign in again to continue — 12 of 30 done." in shown
-    assert [action["verb"] for action in card["actions"]] == [verbs.BULK_CANCEL]
-    assert card["actions"][0]["data"]["jobId"] == 7
+    assert [action["verb"] for action in card["actions"]] == [verbs.BULK_RESUME, verbs.BULK_CANCEL]
+    assert [action["data"]["jobId"] for action in card["actions"]] == [7, 7]
     assert not any("rows/s" in text for text in shown), "no rate or time left while nothing runs"
 
 
