@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 import httpx
 from msgraph.generated.groups.item.group_item_request_builder import GroupItemRequestBuilder
@@ -29,6 +31,7 @@ from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph.graph_service_client import GraphServiceClient
 
 from bot.adapters.graph_calls import _Call
+from bot.adapters.graph_client import DelegatedAuthorization
 from bot.adapters.graph_client import build_credential as build_credential
 from bot.adapters.graph_client import build_graph_client as build_graph_client
 from bot.adapters.graph_client import load_response_models as load_response_models
@@ -43,11 +46,20 @@ from bot.adapters.graph_json import (
     _values,
     user_search_clauses,
 )
-from bot.adapters.graph_roles import RoleReads
-from bot.domain.errors import GraphRejected, GraphUnavailable, TapError, Throttled
+from bot.adapters.graph_roles import RefusalReads
+from bot.domain.entra_rights import PassWrite, refusal_sentence, unexplained_refusal
+from bot.domain.errors import (
+    EntraRefused,
+    GraphRejected,
+    GraphUnavailable,
+    Refused,
+    SignInRequired,
+    TapError,
+    Throttled,
+)
 from bot.domain.follow_through import RegisteredMethod, UserMethods
 from bot.domain.model import Caller, DirectoryUser, IssuedPass, PassInfo, PassSecret, TapPolicy
-from bot.domain.ports import Clock
+from bot.domain.ports import Clock, DelegatedToken, DelegatedTokens
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +86,12 @@ TAP_CONFIGURATION_TYPE = "#microsoft.graph.temporaryAccessPassAuthenticationMeth
 TAP_METHOD_TYPE = "#microsoft.graph.temporaryAccessPassAuthenticationMethod"
 
 
-class GraphGateway(RoleReads):
-    """Implements the domain's Directory and PassMethods ports over msgraph-sdk."""
+class GraphGateway(RefusalReads):
+    """Implements the domain's Directory and PassMethods ports over msgraph-sdk.
+
+    `delegated` (TAPBOT_GRAPH_WRITES=delegated): pass writes are sent with the acting person's own token instead of
+    the app's credential; reads stay app-only. None: every request is the app's, as before.
+    """
 
     def __init__(
         self,
@@ -83,10 +99,12 @@ class GraphGateway(RoleReads):
         clock: Clock,
         *,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        delegated: DelegatedTokens | None = None,
     ) -> None:
         self._client = client
         self._clock = clock
         self._sleep = sleep
+        self._delegated = delegated
 
     # --- Directory ----------------------------------------------------------------------------------------
 
@@ -269,19 +287,29 @@ class GraphGateway(RoleReads):
         since this attempt began is ours, with its value lost, and is deleted before trying again.
         """
         del max_throttle_wait  # how long a throttled create may wait is the pacer's lane's (graph_pacing.py)
+        token = await self._token_for(acting_as)  # before anything is sent: SignInRequired leaves nothing behind
         body = TemporaryAccessPassAuthenticationMethod(
             lifetime_in_minutes=lifetime_minutes, is_usable_once=one_time, start_date_time=start_at
         )
         methods = self._user(user.object_id).authentication.temporary_access_pass_methods
         last_request_id: str | None = None
-        for attempt in range(1, CREATE_ATTEMPTS + 1):
+        attempt = 0
+        refreshed = False
+        while attempt < CREATE_ATTEMPTS:
+            attempt += 1
             attempt_started = self._clock.now()
             call = _Call(no_retry=True)
             try:
-                created = await self._json(methods.to_post_request_information(body, call.configuration()))
+                created = await self._json(methods.to_post_request_information(body, _as(token, call.configuration())))
             except ODataError as error:
                 status = error.response_status_code or 0
                 last_request_id = _request_id(error)
+                if token is not None and status in (401, 403):
+                    # Refused before anything was written: a 401 is retried once with a fresh token.
+                    token = await self._after_refusal(error, token, acting_as, user, PassWrite.ISSUE, retried=refreshed)
+                    refreshed = True
+                    attempt -= 1
+                    continue
                 if status == 429:
                     # The pacer has already waited out Retry-After and sent it again as long as this lane may wait:
                     # another wait here would send requests the pacer did not plan.
@@ -315,7 +343,7 @@ class GraphGateway(RoleReads):
                     secret=PassSecret(secret),
                     graph_request_id=call.request_id,
                 )
-            await self._remove_orphan(user.object_id, attempt_started, replacing)
+            await self._remove_orphan(user.object_id, attempt_started, replacing, acting_as)
             await self._sleep(0.5 * attempt)
         raise GraphUnavailable(
             "Microsoft Graph did not confirm the new pass, so none was issued (nothing is left behind). "
@@ -323,7 +351,9 @@ class GraphGateway(RoleReads):
             last_request_id,
         )
 
-    async def _remove_orphan(self, user_id: str, attempt_started: datetime, replacing: PassInfo | None) -> None:
+    async def _remove_orphan(
+        self, user_id: str, attempt_started: datetime, replacing: PassInfo | None, acting_as: Caller | None
+    ) -> None:
         """Deletes a pass the failed attempt may have created: its value never reached us."""
         current = await self.current_pass(user_id)
         if current is None:
@@ -336,20 +366,92 @@ class GraphGateway(RoleReads):
                 user_id,
                 extra=_fields("create the pass", None, target_id=user_id),
             )
-            await self.delete_pass(user_id, current.method_id)
+            await self.delete_pass(user_id, current.method_id, acting_as=acting_as)
 
     async def delete_pass(self, user_id: str, method_id: str, *, acting_as: Caller | None = None) -> str | None:
+        token = await self._token_for(acting_as)
         item = self._user(
             user_id
         ).authentication.temporary_access_pass_methods.by_temporary_access_pass_authentication_method_id(method_id)
         call = _Call()
         try:
-            await item.delete(call.configuration())
+            try:
+                await item.delete(_as(token, call.configuration()))
+            except ODataError as error:
+                if token is None or error.response_status_code not in (401, 403):
+                    raise
+                target = DirectoryUser(object_id=user_id, user_principal_name=user_id, display_name="")
+                token = await self._after_refusal(error, token, acting_as, target, PassWrite.REVOKE)
+                call = _Call()
+                await item.delete(_as(token, call.configuration()))
         except ODataError as error:
             if error.response_status_code == 404:
                 return _request_id(error)
+            if token is not None and error.response_status_code in (401, 403):
+                target = DirectoryUser(object_id=user_id, user_principal_name=user_id, display_name="")
+                await self._after_refusal(error, token, acting_as, target, PassWrite.REVOKE, retried=True)
             raise _translate(error, "delete the pass") from None
         except httpx.HTTPError as error:
             raise _unavailable("delete the pass", error) from None
         logger.info("Graph deleted a pass", extra=_fields("delete the pass", call.request_id, target_id=user_id))
         return call.request_id
+
+    # --- Delegated writes (TAPBOT_GRAPH_WRITES=delegated) -------------------------------------------------------
+
+    async def _token_for(self, acting_as: Caller | None) -> DelegatedToken | None:
+        """The acting person's token for a write; None in application mode. Raises SignInRequired, sending nothing."""
+        if self._delegated is None:
+            return None
+        if acting_as is None:  # a write with nobody's rights: refused rather than made with the app's
+            logger.error("a pass write in delegated mode named nobody to act as; nothing was sent")
+            raise GraphRejected("This write has no person whose Entra rights to use, so nothing was changed.")
+        return await self._delegated.token_for(acting_as)
+
+    async def _after_refusal(
+        self,
+        error: ODataError,
+        token: DelegatedToken,
+        acting_as: Caller | None,
+        target: DirectoryUser,
+        write: PassWrite,
+        *,
+        retried: bool = False,
+    ) -> DelegatedToken:
+        """Graph refused a delegated write before writing. 401: the token is dropped and a fresh one returned for one
+        more try (a second 401 means a sign-in is needed). 403: EntraRefused with the sentence naming what the person
+        lacks, unless Graph's answer is one of the bot's own refusals (policy scope, guest, lifetime)."""
+        assert self._delegated is not None and acting_as is not None
+        status = error.response_status_code or 0
+        if status == 401:
+            self._delegated.forget(acting_as.object_id)
+            if retried:
+                raise SignInRequired(acting_as.object_id) from None
+            fresh = await self._delegated.token_for(acting_as)
+            if fresh.value == token.value:  # the token service still holds the token Graph refused
+                self._delegated.forget(acting_as.object_id)
+                raise SignInRequired(acting_as.object_id) from None
+            return fresh
+        translated = _translate(error, "create the pass" if write is PassWrite.ISSUE else "delete the pass")
+        if isinstance(translated, Refused):
+            raise translated from None
+        raise EntraRefused(await self._refusal_sentence(error, acting_as, target, write), _request_id(error)) from None
+
+    async def _refusal_sentence(
+        self, error: ODataError, acting_as: Caller, target: DirectoryUser, write: PassWrite
+    ) -> str:
+        code = (error.error.code if error.error else None) or None
+        request_id = _request_id(error)
+        try:
+            if not target.display_name:
+                target = await self.find_user(target.object_id) or target
+            facts = await self.refusal_facts(acting_as.object_id, target, write)
+        except TapError:  # the reads failed: Entra's refusal is still said, with its code
+            return unexplained_refusal(code, request_id)
+        return refusal_sentence(replace(facts, graph_code=code, request_id=request_id))
+
+
+def _as(token: DelegatedToken | None, configuration: Any) -> Any:
+    """The request's configuration, carrying the person's token when the write is delegated."""
+    if token is not None:
+        configuration.options.append(DelegatedAuthorization(token.value))
+    return configuration

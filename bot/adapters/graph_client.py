@@ -10,6 +10,7 @@ import httpx
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.identity.aio import CertificateCredential, ClientSecretCredential, ManagedIdentityCredential
 from kiota_abstractions.authentication import AnonymousAuthenticationProvider, AuthenticationProvider
+from kiota_abstractions.request_information import RequestInformation
 from kiota_abstractions.request_option import RequestOption
 from kiota_abstractions.serialization import Parsable, ParsableFactory
 from kiota_authentication_azure.azure_identity_authentication_provider import (
@@ -63,6 +64,47 @@ def load_response_models() -> None:
     ]
     for model, sample in samples:
         JsonParseNode(sample).get_object_value(model)
+
+
+class DelegatedAuthorization(RequestOption):
+    """A request option carrying the acting person's delegated Graph token for this one request (a pass write when
+    TAPBOT_GRAPH_WRITES=delegated). `repr` never shows it. It stays on the request, so a re-authentication (kiota's
+    claims-challenge retry) sends the same token again, never the app's."""
+
+    KEY = "tapbot.delegated_authorization"
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __repr__(self) -> str:
+        return "DelegatedAuthorization(<token hidden>)"
+
+    @staticmethod
+    def get_key() -> str:
+        return DelegatedAuthorization.KEY
+
+    @property
+    def header(self) -> str:
+        return f"Bearer {self._token}"
+
+
+class WritesAsTheirOwner(AuthenticationProvider):
+    """The app's own authentication for every request, except one carrying `DelegatedAuthorization`: that one is sent
+    with the person's token alone and never reaches the app's provider (whose bearer provider would keep an existing
+    Authorization header, but drops it and adds the app's token on a claims challenge)."""
+
+    def __init__(self, app: AuthenticationProvider) -> None:
+        self._app = app
+
+    async def authenticate_request(
+        self, request: RequestInformation, additional_authentication_context: dict[str, Any] | None = None
+    ) -> None:
+        option = request.request_options.get(DelegatedAuthorization.KEY)
+        if isinstance(option, DelegatedAuthorization):
+            request.headers.remove("Authorization")
+            request.headers.add("Authorization", option.header)
+            return
+        await self._app.authenticate_request(request, additional_authentication_context or {})
 
 
 def build_credential(settings: GraphSettings) -> AsyncTokenCredential:
@@ -122,7 +164,7 @@ def build_graph_client(
             handler.retry_on_status_codes = SDK_RETRY_STATUS_CODES
     middleware.append(GraphTelemetryHandler())
     http_client = GraphClientFactory.create_with_custom_middleware(middleware, client=http_client)
-    adapter = GraphRequestAdapter(auth_provider, client=http_client)
+    adapter = GraphRequestAdapter(WritesAsTheirOwner(auth_provider), client=http_client)
     # Without an explicit base URL, httpx's own base_url (with a trailing slash) would produce '//users'.
     adapter.base_url = base_url.rstrip("/")
     return GraphServiceClient(request_adapter=adapter), http_client

@@ -25,6 +25,9 @@ from msgraph.generated.role_management.directory.role_assignments.role_assignmen
 from msgraph.generated.role_management.directory.role_eligibility_schedule_instances.role_eligibility_schedule_instances_request_builder import (  # noqa: E501
     RoleEligibilityScheduleInstancesRequestBuilder,
 )
+from msgraph.generated.users.item.member_of.graph_administrative_unit.graph_administrative_unit_request_builder import (
+    GraphAdministrativeUnitRequestBuilder,
+)
 from msgraph.generated.users.item.owned_objects.graph_group.graph_group_request_builder import (
     GraphGroupRequestBuilder as OwnedGroupRequestBuilder,
 )
@@ -44,6 +47,8 @@ from bot.adapters.graph_json import (
     _role_name,
     _values,
 )
+from bot.domain.entra_rights import HeldRole, PassWrite, RefusalFacts
+from bot.domain.errors import TapError
 from bot.domain.model import DirectoryUser
 
 # `principalId in (...)` on roleAssignments, `id in (...)` on users: at most this many values per request. Graph
@@ -334,6 +339,81 @@ class RoleReads(GraphCalls):
                 access = str(instance.get("accessId") or "member")
                 found.append(GroupEligibility(str(group_id).lower(), str(name or group_id), access))
         return found
+
+
+class RefusalReads(RoleReads):
+    """App-only reads that explain Entra's 403 on a delegated pass write (bot/domain/entra_rights.py): read only then,
+    never before a write, so application mode and successful writes cost no request more."""
+
+    async def refusal_facts(self, person_id: str, target: DirectoryUser, write: PassWrite) -> RefusalFacts:
+        """The acting person's directory roles (active and eligible, theirs and their role-assignable groups', with
+        scope), the target's administrative units, and whether the target is privileged for an Authentication
+        Administrator (holds or could activate a role, or is a member or owner of a role-assignable group)."""
+        (groups, own_active, own_eligible), (units, target_roles, target_groups, target_owned) = await asyncio.gather(
+            asyncio.gather(
+                self.role_assignable_groups(person_id),
+                self.active_role_grants([person_id]),
+                self.eligible_role_grants(person_id),
+            ),
+            asyncio.gather(
+                self.administrative_units_of(target.object_id),
+                self.directory_roles(target.object_id),
+                self.role_assignable_groups(target.object_id),
+                self.owned_role_assignable_groups(target.object_id),
+            ),
+        )
+        group_ids = sorted(groups)
+        chunks = [group_ids[start : start + IN_FILTER_LIMIT] for start in range(0, len(group_ids), IN_FILTER_LIMIT)]
+        rounds = await asyncio.gather(
+            *(self.active_role_grants(chunk) for chunk in chunks),
+            *(self.eligible_role_grants(group_id) for group_id in group_ids),
+        )
+        grants = [*own_active, *own_eligible, *(grant for found in rounds for grant in found)]
+        roles = tuple(
+            HeldRole(grant.role_name, grant.directory_scope_id, active=not grant.eligible) for grant in grants
+        )
+        names = dict(units)
+        unknown = sorted({role.unit_id for role in roles if role.unit_id and role.unit_id not in names})
+        for unit_id, name in zip(unknown, await asyncio.gather(*(self.unit_name(u) for u in unknown)), strict=True):
+            names[unit_id] = name
+        privileged: str | None = None
+        if target_roles:
+            privileged = "holds an admin role"
+        elif target_groups:
+            privileged = f"is in the role-assignable group {sorted(target_groups.values())[0]}"
+        elif target_owned:
+            privileged = f"owns the role-assignable group {sorted(target_owned.values())[0]}"
+        return RefusalFacts(
+            write=write,
+            target_name=target.display_name or target.user_principal_name,
+            roles=roles,
+            target_unit_ids=frozenset(units),
+            unit_names=names,
+            target_privileged=privileged,
+        )
+
+    async def administrative_units_of(self, user_id: str) -> dict[str, str]:
+        """The administrative units the user is a member of: id (lower case) → display name
+        (`GET /users/{id}/memberOf/microsoft.graph.administrativeUnit`)."""
+        query = GraphAdministrativeUnitRequestBuilder.GraphAdministrativeUnitRequestBuilderGetQueryParameters(
+            select=["id", "displayName"]
+        )
+        pages = await self._read_pages(
+            "read the user's administrative units", self._user(user_id).member_of.graph_administrative_unit, query
+        )
+        units = [unit for page in pages for unit in _values(page) if isinstance(unit, dict) and unit.get("id")]
+        return {str(unit["id"]).lower(): str(unit.get("displayName") or unit["id"]) for unit in units}
+
+    async def unit_name(self, unit_id: str) -> str:
+        """An administrative unit's display name (`GET /directory/administrativeUnits/{id}`); its id when unread."""
+        item = self._client.directory.administrative_units.by_administrative_unit_id(unit_id)
+        try:
+            unit = await self._read_json(
+                "read an administrative unit", lambda call: item.to_get_request_information(call)
+            )
+        except TapError:
+            return unit_id
+        return str((unit or {}).get("displayName") or unit_id)
 
 
 def _grant(item: dict[str, Any], *, eligible: bool) -> RoleGrant:

@@ -1,0 +1,193 @@
+"""Delegated Graph tokens of the people passes are written for (TAPBOT_GRAPH_WRITES=delegated), from the Bot
+Framework token service through the bot's OAuth connection (``DelegatedTokens``).
+
+The Azure Bot's OAuth connection does the on-behalf-of exchange of a person's Teams SSO token and keeps their refresh
+token, so GetToken gives the bot a fresh Graph token for them at any time, inside their turn or not (a bulk run, a
+confirmed verification). The bot calls the token service with the Agents SDK's ``UserTokenClient`` and its own
+connector token (none when the sandbox runs without a registration).
+
+Tokens live only in this process's memory, keyed by the person's object id, until five minutes before they expire.
+The database keeps how to ask for one (the person's channel account id, ``sign_in_users``), never a token; nothing
+here logs, prints or raises a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+import aiohttp
+from microsoft_agents.activity import TokenResponse
+from microsoft_agents.hosting.core.connector.client import UserTokenClient
+
+from bot.domain.errors import GraphUnavailable, SignInRequired
+from bot.domain.model import Caller
+from bot.domain.ports import Clock, DelegatedToken
+
+logger = logging.getLogger(__name__)
+
+# A cached token is used until this long before it expires; later, a fresh one is asked for.
+EXPIRY_MARGIN = timedelta(minutes=5)
+TOKEN_SERVICE_TIMEOUT_SECONDS = 15.0
+BOT_FRAMEWORK_SCOPE = "https://api.botframework.com"
+
+BotToken = Callable[[], Awaitable[str]]
+
+
+class SignInUsers(Protocol):
+    """The part of the store this needs (``SignInWaits``' channel accounts)."""
+
+    async def save_sign_in_user(self, user_id: str, channel_user_id: str, channel_id: str, at: datetime) -> None: ...
+
+    async def sign_in_user(self, user_id: str) -> tuple[str, str] | None: ...
+
+
+class TokenServiceTokens:
+    """``DelegatedTokens`` over the Bot Framework token service (GetToken), cached in memory per person."""
+
+    def __init__(
+        self,
+        *,
+        users: SignInUsers,
+        connection: str,
+        endpoint: str,
+        app_id: str,
+        bot_token: BotToken,
+        clock: Clock,
+        margin: timedelta = EXPIRY_MARGIN,
+    ) -> None:
+        self._users = users
+        self._connection = connection
+        self._endpoint = endpoint.rstrip("/") + "/"
+        self._app_id = app_id
+        self._bot_token = bot_token
+        self._clock = clock
+        self._margin = margin
+        self._cache: dict[str, DelegatedToken] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def __repr__(self) -> str:
+        return f"TokenServiceTokens(connection={self._connection!r}, cached={len(self._cache)})"
+
+    @property
+    def connection(self) -> str:
+        """The OAuth connection's name (the edge's sign-in cards name it)."""
+        return self._connection
+
+    async def token_for(self, actor: Caller) -> DelegatedToken:
+        user_id = actor.object_id.lower()
+        cached = self._usable(user_id)
+        if cached is not None:
+            return cached
+        async with self._locks.setdefault(user_id, asyncio.Lock()):  # one GetToken per person at a time
+            cached = self._usable(user_id)
+            if cached is not None:
+                return cached
+            account = await self._users.sign_in_user(user_id)
+            if account is None:
+                raise SignInRequired(user_id)
+            channel_user_id, channel_id = account
+            response = await self._get_token(channel_user_id, channel_id)
+            if response is None or not response.token:
+                self._cache.pop(user_id, None)
+                raise SignInRequired(user_id)
+            token = DelegatedToken(user_id, response.token, self._expiry(response))
+            self._cache[user_id] = token
+            return token
+
+    async def remember(
+        self, actor: Caller, channel_user_id: str, channel_id: str, token: str, expires_at: datetime
+    ) -> None:
+        user_id = actor.object_id.lower()
+        await self._users.save_sign_in_user(user_id, channel_user_id, channel_id, self._clock.now())
+        if token:
+            self._cache[user_id] = DelegatedToken(user_id, token, expires_at)
+
+    def forget(self, user_id: str) -> None:
+        self._cache.pop(user_id.lower(), None)
+
+    def _usable(self, user_id: str) -> DelegatedToken | None:
+        token = self._cache.get(user_id)
+        if token is None:
+            return None
+        if token.expires_at - self._margin <= self._clock.now():
+            del self._cache[user_id]
+            return None
+        return token
+
+    async def _get_token(self, channel_user_id: str, channel_id: str) -> TokenResponse | None:
+        """GetToken for the person; None when the token service has no token for them (its 404)."""
+        what = "get your Entra sign-in from the Bot Framework token service"
+        try:
+            bot_token = await self._bot_token()
+        except Exception as error:  # MSAL and managed identity raise their own kinds; none may reach the person
+            logger.warning("no bot token for the token service (%s)", type(error).__name__)
+            raise _unavailable(what) from None
+        session = aiohttp.ClientSession(
+            base_url=self._endpoint, timeout=aiohttp.ClientTimeout(total=TOKEN_SERVICE_TIMEOUT_SECONDS)
+        )
+        try:
+            client = UserTokenClient(self._endpoint, bot_token, app_id=self._app_id, session=session)
+            response = await client.get_user_token(channel_user_id, self._connection, channel_id)
+        except aiohttp.ClientResponseError as error:
+            # Its message may carry the service's body: only the status is kept.
+            logger.warning("the token service answered %s to GetToken", error.status)
+            raise _unavailable(what, error.status) from None
+        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            logger.warning("the token service could not be reached (%s)", type(error).__name__)
+            raise _unavailable(what) from None
+        finally:
+            await session.close()
+        return response if response.token else None
+
+    def _expiry(self, response: TokenResponse) -> datetime:
+        """When the token ends: the token service's `expiration`, else the token's own `exp` (read, not verified:
+        only to know how long to keep it), else now (used for this write, never kept)."""
+        now = self._clock.now()
+        if response.expiration:
+            try:
+                parsed = datetime.fromisoformat(response.expiration.replace("Z", "+00:00"))
+            except ValueError:
+                parsed = None
+            if parsed is not None:
+                return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        expiry = _jwt_expiry(response.token or "")
+        return expiry if expiry is not None else now
+
+
+def _jwt_expiry(token: str) -> datetime | None:
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        return datetime.fromtimestamp(int(claims["exp"]), UTC)
+    except (ValueError, KeyError, TypeError, binascii.Error, OverflowError):
+        return None
+
+
+def _unavailable(what: str, status: int | None = None) -> GraphUnavailable:
+    answered = f" (it answered {status})" if status else ""
+    return GraphUnavailable(
+        f"I could not {what}{answered}, so nothing was changed. Try again in a minute; if it keeps failing, an "
+        "administrator can check the bot's OAuth connection with doctor."
+    )
+
+
+def bot_framework_token(connections: object | None) -> BotToken:
+    """The bot's own token for the token service, from the Agents SDK's default connection; an empty token when
+    there is no registration (the sandbox without one: its token service takes the bot on loopback as it is)."""
+
+    async def token() -> str:
+        if connections is None:
+            return ""
+        provider = connections.get_default_connection()  # type: ignore[attr-defined]
+        return str(await provider.get_access_token(BOT_FRAMEWORK_SCOPE, [f"{BOT_FRAMEWORK_SCOPE}/.default"]))
+
+    return token
