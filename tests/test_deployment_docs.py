@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import json
 import os
 import re
 import ssl
 import subprocess
 import sys
+import zipfile
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -321,3 +323,108 @@ def test_the_shell_commands_hold_no_bare_placeholder() -> None:
     for block in re.findall(r"```bash\n(.*?)\n```", GUIDE, re.DOTALL):
         unquoted = re.sub(r'"[^"]*"', '""', block)
         assert not re.search(r"<\s*[A-Za-z]", unquoted), block
+
+
+# --- delegated writes (issue 14) -----------------------------------------------------------------------------------
+
+TEAMS_CLIENTS = ("1fec8e78-bce4-4aaf-ab1b-5451cc387264", "5e3ce6c0-2b1f-4285-8d4b-75ee78787346")
+# The options `az bot authsetting create` defines (azure-cli, command_modules/botservice/_params.py), plus the common
+# resource ones: a flag outside this set fails in the reader's shell.
+AUTHSETTING_FLAGS = {
+    "--resource-group",
+    "-g",
+    "--name",
+    "-n",
+    "--setting-name",
+    "-c",
+    "--client-id",
+    "--client-secret",
+    "--provider-scope-string",
+    "--service",
+    "--parameters",
+    "--subscription",
+}
+
+
+def delegated_section() -> str:
+    return GUIDE.split("\n## Delegated writes: the technician's own rights\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_delegated_section_covers_registration_connection_manifest_settings_and_roles() -> None:
+    section = delegated_section()
+    for phrase in (
+        'api://botid-$APP_ID"',
+        "access_as_user",
+        *TEAMS_CLIENTS,
+        '\\"requestedAccessTokenVersion\\": 2',
+        "accessTokenAcceptedVersion",
+        "https://token.botframework.com/.auth/web/redirect",
+        "oauth2PermissionScopes[?value=='UserAuthenticationMethod.ReadWrite.All'].id",
+        '--api-permissions "$WRITE_SCOPE=Scope"',
+        "az ad app permission admin-consent",
+        "--service Aadv2",
+        'tokenExchangeUrl="api://botid-$APP_ID"',
+        "--graph-writes delegated",
+        "TAPBOT_GRAPH_WRITES=delegated",
+        "TAPBOT_OAUTH_CONNECTION=tapbot-graph",
+        "TAPBOT_SSO_RESOURCE",
+        "Authentication Administrator",
+        "Privileged Authentication Administrator",
+        "administrative unit",
+        "PIM",
+        "the approver",
+        "the job's requester",
+        "Remove-MgServicePrincipalAppRoleAssignment",
+        "doctor (section 9) adds two lines in delegated mode",
+    ):
+        assert phrase in section, phrase
+    # The reasoning behind the design is written down, not only the steps.
+    for reason in ("why does a service", "UserTokenClient", "on-behalf-of", "never in the database"):
+        assert reason in section, reason
+
+
+def test_the_oauth_connection_command_uses_only_options_the_cli_has() -> None:
+    command = re.search(r"az bot authsetting create (.*?)\n(?!\s)", delegated_section() + "\n", re.DOTALL)
+    assert command, "the section creates the OAuth connection with az bot authsetting create"
+    flags = set(re.findall(r"(?<![\w-])(--?[a-z][a-z-]*)", re.sub(r'"[^"]*"', '""', command.group(1))))
+    assert {"--setting-name", "--service", "--client-id", "--provider-scope-string", "--parameters"} <= flags
+    assert flags <= AUTHSETTING_FLAGS, flags - AUTHSETTING_FLAGS
+    assert "tapbot-graph" in command.group(1) and "tenantId=$TENANT" in command.group(1)
+
+
+def test_the_permission_table_of_each_mode_matches_the_doctor() -> None:
+    from bot.doctor_delegated import method_write_permissions
+
+    table = delegated_section().split("### Permissions in each mode", 1)[1].split("\n\n", 2)[1]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    writes = [row for row in rows if "**must not be held**" in row]
+    assert len(writes) == 1
+    assert method_write_permissions(re.findall(r"`([\w.-]+)`", writes[0].split("|")[1])) != []
+    reads = [row for row in rows if "required (section 4)" in row]
+    assert len(reads) == 1
+    read_permissions = set(re.findall(r"`([\w.-]+)`", reads[0].split("|")[1]))
+    assert method_write_permissions(read_permissions) == [], "delegated mode's app permissions are reads only"
+    assert read_permissions == {permission for permission in REQUIRED_PERMISSIONS if "ReadWrite" not in permission}
+
+
+def test_the_delegated_package_step_builds_a_package_with_single_sign_on(tmp_path: Path) -> None:
+    command = guide_block("app-package-delegated")
+    assert command.startswith("python -m manifest.build ")
+    shell = {'"$APP_ID"': APP_ID, '"$HOST"': "tapbot-abc123.westeurope.azurecontainerapps.io"}
+    for expression, value in shell.items():
+        assert expression in command, expression
+        command = command.replace(expression, value)
+    out = tmp_path / "tapbot.zip"
+    done = subprocess.run(
+        [sys.executable, "-m", "manifest.build", *command.split()[3:], "--out", str(out)],
+        cwd=PROJECT_DIR,
+        env={key: value for key, value in os.environ.items() if not key.startswith("TAPBOT_")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    with zipfile.ZipFile(out) as archive:
+        manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["webApplicationInfo"] == {"id": APP_ID, "resource": f"api://botid-{APP_ID}"}
+    assert "token.botframework.com" in manifest["validDomains"]
