@@ -116,7 +116,7 @@ def _service_message(body: bytes) -> str:
         text = message if isinstance(message, str) else ""
     except ValueError:
         text = body.decode("utf-8", errors="replace")
-    line = text.strip().splitlines()[0] if text.strip() else ""
+    line = text.strip().splitlines()[0].rstrip(". ") if text.strip() else ""  # it goes inside parentheses
     line = "".join(character for character in line if character.isprintable())
     return line if len(line) <= MAX_SERVICE_MESSAGE else line[: MAX_SERVICE_MESSAGE - 1] + "…"
 

@@ -23,6 +23,7 @@ from microsoft_agents.activity import TokenOrSignInResourceResponse
 from bot.adapters.store import SqlStore
 from bot.doctor import Doctor, Mark, Report, render
 from bot.doctor_delegated import DOCTOR_USER_ID, method_write_permissions, sdk_sign_in_resource
+from bot.sandbox.options import SandboxOptions
 from bot.sandbox.server import RunningSandbox, start_sandbox
 from bot.sandbox.tenant import load_tenant
 from bot.settings import DEMO_TENANT_FILE, SANDBOX_BOT_APP_ID, Settings
@@ -284,12 +285,27 @@ async def test_the_built_in_sandbox_in_delegated_mode(database: str) -> None:
     assert "built-in sandbox serves its own token service" in report.finding("oauth_connection").sentence
 
 
-async def test_a_stand_alone_sandbox_token_service_is_asked_without_a_bot_token(
-    database: str, token_service: FakeTokenService
+@pytest.mark.parametrize(
+    ("connection", "resource", "mark", "fragment"),
+    [
+        (CONNECTION, None, Mark.OK, f"offers single sign-on for api://botid-{SANDBOX_BOT_APP_ID}"),
+        (
+            "tapbot-grpah",
+            None,
+            Mark.FAILED,
+            "(HTTP 400: The bot has no OAuth connection named 'tapbot-grpah'): TAPBOT_OAUTH_CONNECTION must be",
+        ),
+        (CONNECTION, RESOURCE, Mark.FAILED, f"exchanges Teams tokens for api://botid-{SANDBOX_BOT_APP_ID}"),
+    ],
+    ids=["known", "unknown", "other-app-id-uri"],
+)
+async def test_against_a_stand_alone_sandbox_token_service(
+    database: str, connection: str, resource: str | None, mark: Mark, fragment: str
 ) -> None:
-    token_service.bot_token = None
-    token_service.connections[CONNECTION] = f"api://botid-{SANDBOX_BOT_APP_ID}"
-    sandbox: RunningSandbox = await start_sandbox(load_tenant(DEMO_TENANT_FILE))
+    """`python -m bot.sandbox` serves the token service at its root; the anonymous bot asks it without a token."""
+    sandbox: RunningSandbox = await start_sandbox(
+        load_tenant(DEMO_TENANT_FILE), SandboxOptions(oauth_connections=(CONNECTION,))
+    )
     try:
         env = {
             "TAPBOT_GRAPH_AUTH": "anonymous",
@@ -298,13 +314,15 @@ async def test_a_stand_alone_sandbox_token_service_is_asked_without_a_bot_token(
             "TAPBOT_OPERATOR_GROUP_ID": OPERATORS,
             "TAPBOT_DATABASE_URL": database,
             "TAPBOT_GRAPH_WRITES": "delegated",
-            "TAPBOT_OAUTH_CONNECTION": CONNECTION,
-            "TAPBOT_TOKEN_SERVICE_URL": token_service.url,
+            "TAPBOT_OAUTH_CONNECTION": connection,
+            "TAPBOT_TOKEN_SERVICE_URL": sandbox.root_url,
+            **({"TAPBOT_SSO_RESOURCE": resource} if resource else {}),
         }
         report = await Doctor(env).diagnose()
+        links = sandbox.state.identity.counters.sign_in_links
     finally:
         await sandbox.close()
-    assert report.finding("oauth_connection").mark is Mark.OK, render(report)
-    assert token_service.authorizations == [None]
-    state = json.loads(base64.b64decode(token_service.requests[0]["state"]))
-    assert state["msAppId"] == SANDBOX_BOT_APP_ID
+    finding = report.finding("oauth_connection")
+    assert finding.mark is mark, render(report)
+    assert fragment in finding.sentence
+    assert links == (0 if connection != CONNECTION else 1), "one sign-in link asked for, no token"
