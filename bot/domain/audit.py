@@ -32,6 +32,7 @@ class AuditOutcome(enum.StrEnum):
     FAILED = "failed"
     NEEDS_CONFIRMATION = "needs_confirmation"
     NOTHING_TO_DO = "nothing_to_do"
+    NEEDS_SIGN_IN = "needs_sign_in"  # delegated writes: the acting person must sign in first; nothing was written
 
 
 @dataclass(frozen=True)

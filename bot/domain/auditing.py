@@ -7,7 +7,16 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from bot.domain.audit import AuditAction, AuditEvent, AuditOutcome
-from bot.domain.errors import GraphRejected, GraphUnavailable, Refused, Rule, TapError, UserNotFound
+from bot.domain.errors import (
+    EntraRefused,
+    GraphRejected,
+    GraphUnavailable,
+    Refused,
+    Rule,
+    SignInRequired,
+    TapError,
+    UserNotFound,
+)
 from bot.domain.model import Caller, DirectoryUser, Evidence, PassInfo
 from bot.domain.ports import AuditLog, Clock
 from bot.domain.reasons import MAX_REASON_LENGTH, ReasonRefused, clean_reason
@@ -36,6 +45,7 @@ class Auditor:
         try:
             return await work()
         except Refused as refusal:
+            entra = isinstance(refusal, EntraRefused)  # Entra's own refusal: its sentence says which rule applied
             await self.record(
                 action,
                 AuditOutcome.REFUSED,
@@ -43,6 +53,19 @@ class Auditor:
                 user=subject.user,
                 target=subject.reference,
                 rule=refusal.rule,
+                graph_request_id=refusal.request_id if isinstance(refusal, EntraRefused) else None,
+                detail=refusal.user_message if entra else "",
+                reason=subject.reason,
+            )
+            raise
+        except SignInRequired as needed:
+            await self.record(
+                action,
+                AuditOutcome.NEEDS_SIGN_IN,
+                caller,
+                user=subject.user,
+                target=subject.reference,
+                detail=f"no delegated token for {needed.user_id}: sign-in asked; nothing was written",
                 reason=subject.reason,
             )
             raise

@@ -325,12 +325,17 @@ class TapService:
     async def policy(self, caller: Caller) -> TapPolicy:
         return await self._auditor.audited(AuditAction.POLICY, caller, Subject(None), lambda: self._policy(caller))
 
-    async def revoke_undelivered(self, caller: Caller, issued: IssuedPass, reason: str) -> None:
-        """Deletes a pass nobody received (delivery failed): a live pass no one has seen is pure risk."""
+    async def revoke_undelivered(
+        self, caller: Caller, issued: IssuedPass, reason: str, *, acting_as: Caller | None = None
+    ) -> None:
+        """Deletes a pass nobody received (delivery failed): a live pass no one has seen is pure risk. `acting_as`:
+        whose rights delete it when writes are delegated (the caller unless said otherwise: an approval's approver)."""
         request_id: str | None = None
         outcome = AuditOutcome.SUCCEEDED
         try:
-            request_id = await self._passes.delete_pass(issued.user.object_id, issued.info.method_id)
+            request_id = await self._passes.delete_pass(
+                issued.user.object_id, issued.info.method_id, acting_as=acting_as or caller
+            )
         except TapError:
             outcome = AuditOutcome.FAILED
             logger.exception("could not revoke an undelivered pass for user %s", issued.user.object_id)
@@ -399,10 +404,13 @@ class TapService:
         reason: str = "",
         evidence: Evidence | None = None,
         verification_id: str | None = None,
+        acting_as: Caller | None = None,
     ) -> IssuedPass:
         """Creates a pass whose rules were already checked (inside `target_lock`), and audits it.
 
         Graph's bounds are checked once more here, whoever the caller: a pass nobody could be shown is never made.
+        `acting_as`: whose rights make the write when writes are delegated: the requester unless said otherwise (an
+        approval's approver). Raises SignInRequired (nothing written, nothing audited here) when they have no token.
         """
         refusal = schedule_refusal(lifetime_minutes, start_at, self._clock.now())
         if refusal is not None:
@@ -414,6 +422,7 @@ class TapService:
             start_at=start_at,
             replacing=existing,
             max_throttle_wait=max_throttle_wait,
+            acting_as=acting_as or requester,
         )
         if existing is not None or evidence is not None:
             issued = IssuedPass(issued.user, issued.info, issued.secret, issued.graph_request_id, existing, evidence)
@@ -446,10 +455,18 @@ class TapService:
         return {group_id: name for group_id, name in zip(sorted(group_ids), names, strict=True) if name}
 
     async def revoke_checked_pass(
-        self, requester: Caller, user_id: str, current: PassInfo, *, detail: str, reason: str = ""
+        self,
+        requester: Caller,
+        user_id: str,
+        current: PassInfo,
+        *,
+        detail: str,
+        reason: str = "",
+        acting_as: Caller | None = None,
     ) -> None:
-        """Deletes a pass an authorised job decided to revoke, and audits it."""
-        request_id = await self._passes.delete_pass(user_id, current.method_id)
+        """Deletes a pass an authorised job decided to revoke, and audits it. `acting_as`: whose rights make the
+        delete when writes are delegated (the requester unless said otherwise)."""
+        request_id = await self._passes.delete_pass(user_id, current.method_id, acting_as=acting_as or requester)
         await self._auditor.record(
             AuditAction.REVOKE,
             AuditOutcome.SUCCEEDED,
@@ -578,7 +595,7 @@ class TapService:
                 AuditAction.REVOKE, AuditOutcome.NOTHING_TO_DO, caller, user=user, reason=subject.reason
             )
             return NothingToRevoke(user)
-        request_id = await self._passes.delete_pass(user.object_id, current.method_id)
+        request_id = await self._passes.delete_pass(user.object_id, current.method_id, acting_as=caller)
         await self._auditor.record(
             AuditAction.REVOKE,
             AuditOutcome.SUCCEEDED,
