@@ -94,7 +94,7 @@ class DecisionService:
         if not approve or request.kind is ApprovalKind.BULK:
             return Decided(decided)  # a bulk job starts from the Teams edge once approved
         try:
-            return Decided(decided, issued=await self._issue(decided))
+            return Decided(decided, issued=await self._issue(decided, decider))
         except TapError as error:
             await self._auditor.record(
                 AuditAction.DECISION,
@@ -107,16 +107,19 @@ class DecisionService:
             )
             return Decided(decided, not_issued=error.user_message)
 
-    async def _issue(self, request: ApprovalRequest) -> IssuedPass:
-        """Runs every rule again as of now (people move, roles change) and creates the pass."""
+    async def _issue(self, request: ApprovalRequest, approver: Caller) -> IssuedPass:
+        """Runs every rule again as of now (people move, roles change) and creates the pass, with the approver's own
+        rights when writes are delegated (they pressed the button; the requester's right to ask is checked here)."""
         requester = Caller(
             request.requester.object_id, request.requester.tenant_id, request.requester.name, request.requester
         )
         user = await self._tap.find_user(Subject(request.target_id))
         async with self._tap.target_lock(user):
-            return await self._issue_locked(request, requester, user)
+            return await self._issue_locked(request, requester, user, approver)
 
-    async def _issue_locked(self, request: ApprovalRequest, requester: Caller, user: DirectoryUser) -> IssuedPass:
+    async def _issue_locked(
+        self, request: ApprovalRequest, requester: Caller, user: DirectoryUser, approver: Caller
+    ) -> IssuedPass:
         if request.kind is ApprovalKind.ONBOARDING:
             # The manager must still be the new hire's manager, and the new hire still without other methods.
             await self._tap.require_known_caller(requester)
@@ -150,6 +153,7 @@ class DecisionService:
             reason=request.request_reason,
             evidence=evidence,
             verification_id=request.verification_id,
+            acting_as=approver,
         )
 
 
