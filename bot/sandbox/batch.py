@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 from multidict import CIMultiDict
@@ -36,7 +36,7 @@ async def serve_batch(state: SandboxState, router: GraphRouter, request: GraphRe
     try:
         if request.method != "POST":
             raise GraphError(405, "Request_BadRequest", "$batch accepts only POST.")
-        items = _parse_batch(request.json_object())
+        items = [_with_outer_authorization(item, request) for item in _parse_batch(request.json_object())]
     except GraphError as error:
         return error_response(request, error, state.clock.now())
 
@@ -64,6 +64,16 @@ async def _serve_item(
             response.headers["client-request-id"] = item.request.client_request_id
             return response
     return await serve_graph_request(state, router, item.request)
+
+
+def _with_outer_authorization(item: _BatchItem, outer: GraphRequest) -> _BatchItem:
+    """Graph runs every item with the $batch request's own token; an item's Authorization header is ignored."""
+    headers = CIMultiDict(item.request.headers)
+    headers.popall("Authorization", None)
+    authorization = next((value for name, value in outer.headers.items() if name.lower() == "authorization"), None)
+    if authorization is not None:
+        headers["Authorization"] = authorization
+    return replace(item, request=replace(item.request, headers=headers))
 
 
 def _item_json(item_id: str, response: GraphResponse) -> dict[str, object]:

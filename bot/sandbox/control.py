@@ -22,6 +22,7 @@ from bot.sandbox.graph_json import authentication_method_json
 from bot.sandbox.http_responses import http_error, http_json
 from bot.sandbox.passes import IssuedPass
 from bot.sandbox.registrations import REGISTRABLE_TYPES
+from bot.sandbox.role_control import setup_role_routes
 from bot.sandbox.state import SandboxState
 from bot.sandbox.tenant import TenantFileError, load_tenant
 
@@ -41,6 +42,7 @@ def setup_control_routes(app: web.Application) -> None:
     app.router.add_post(f"{CONTROL_PREFIX}/passes/{{user}}/use", use_pass)
     app.router.add_post(f"{CONTROL_PREFIX}/users/{{user}}/methods", register_method)
     setup_file_routes(app, CONTROL_PREFIX)
+    setup_role_routes(app, CONTROL_PREFIX)
 
 
 async def get_state(request: web.Request) -> web.Response:

@@ -12,6 +12,7 @@ from bot.sandbox.tenant_records import (
     ADMINISTRATIVE_UNIT_SCOPE_PREFIX,
     ALL_USERS_TARGET_ID,
     BUILT_IN_ROLE_DEFINITIONS,
+    DEFAULT_APPLICATION_PERMISSIONS,
     TENANT_SCOPE,
     AdministrativeUnit,
     GroupEligibility,
@@ -46,6 +47,8 @@ class Tenant:
     group_eligibilities: tuple[GroupEligibility, ...] = ()
     # Without Entra ID P2 (or ID Governance) Graph's PIM endpoints answer 400 AadPremiumLicenseRequired.
     pim_licensed: bool = True
+    # The Graph application permissions of the sandbox's app: an app-only write needs one that allows it.
+    application_permissions: tuple[str, ...] = DEFAULT_APPLICATION_PERMISSIONS
 
     _users_by_id: dict[str, TenantUser] = field(init=False, repr=False, compare=False)
     _users_by_upn: dict[str, TenantUser] = field(init=False, repr=False, compare=False)
@@ -131,6 +134,10 @@ class Tenant:
     def administrative_unit(self, unit_id: str) -> AdministrativeUnit | None:
         return next((unit for unit in self.administrative_units if unit.id == unit_id.lower()), None)
 
+    def administrative_units_of(self, user_id: str) -> tuple[AdministrativeUnit, ...]:
+        """The units the user is a member of, in the tenant's order."""
+        return tuple(unit for unit in self.administrative_units if user_id.lower() in unit.member_ids)
+
     def _check_role_grant(self, where: str, principal_id: str, role_definition_id: str, scope: str) -> None:
         group = self._groups_by_id.get(principal_id)
         if principal_id not in self._users_by_id and group is None:
@@ -197,6 +204,13 @@ class Tenant:
         other_ids = self._users_by_id.keys() | self._groups_by_id.keys()
         if len(set(unit_ids)) != len(unit_ids) or set(unit_ids) & other_ids:
             raise TenantFileError("administrativeUnits: ids must be unique across users, groups and units")
+        for index, unit in enumerate(self.administrative_units):
+            for member_id in unit.member_ids:
+                if member_id not in self._users_by_id:
+                    raise TenantFileError(
+                        f"administrativeUnits[{index}] ({unit.display_name}): member '{member_id}' is not a user "
+                        "in this tenant (the sandbox's units hold users only)"
+                    )
         grant_lists = (("roleAssignments", self.role_assignments), ("roleEligibilities", self.role_eligibilities))
         for kind, grants in grant_lists:
             seen: set[tuple[str, str, str]] = set()

@@ -7,7 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.sandbox.active_roles import state_assignments
 from bot.sandbox.clock import parse_graph_datetime
+from bot.sandbox.delegated_rights import authenticate, check_pass_write
 from bot.sandbox.errors import (
     advanced_query_required,
     bad_request,
@@ -33,7 +35,9 @@ from bot.sandbox.graph_role_handlers import (
     list_owned_groups,
     list_role_assignments,
     list_role_eligibility_instances,
+    list_role_eligibility_schedules,
 )
+from bot.sandbox.graph_unit_handlers import get_unit, list_member_of_units, list_unit_members, list_units
 from bot.sandbox.paging import page
 from bot.sandbox.passes import IssuedPass
 from bot.sandbox.registrations import with_created_date_time
@@ -77,6 +81,12 @@ def build_graph_router() -> GraphRouter:
     router.add("GET", "/groups/{group}/owners/graph.user", list_group_owners)
     router.add("GET", "/roleManagement/directory/roleAssignments", list_role_assignments)
     router.add("GET", "/roleManagement/directory/roleEligibilityScheduleInstances", list_role_eligibility_instances)
+    router.add("GET", "/roleManagement/directory/roleEligibilitySchedules", list_role_eligibility_schedules)
+    router.add("GET", "/users/{user}/memberOf/microsoft.graph.administrativeUnit", list_member_of_units)
+    router.add("GET", "/users/{user}/memberOf/graph.administrativeUnit", list_member_of_units)
+    router.add("GET", "/directory/administrativeUnits", list_units)
+    router.add("GET", "/directory/administrativeUnits/{unit}", get_unit)
+    router.add("GET", "/directory/administrativeUnits/{unit}/members", list_unit_members)
     pim_groups = "/identityGovernance/privilegedAccess/group"
     router.add("GET", f"{pim_groups}/eligibilityScheduleInstances", list_group_eligibility_instances)
     router.add("GET", "/users/{user}/authentication/methods", list_authentication_methods)
@@ -237,7 +247,9 @@ def get_pass(state: SandboxState, request: GraphRequest, params: Params) -> Grap
 
 
 def delete_pass(state: SandboxState, request: GraphRequest, params: Params) -> GraphResponse:
+    caller = authenticate(state, request)
     user = _user_or_404(state, params["user"])
+    check_pass_write(state, caller, user)
     if not state.passes.remove(user.id, params["method"]):
         raise pass_not_found(params["method"])
     return no_content()
@@ -251,7 +263,9 @@ class _PassRequest:
 
 
 def create_pass(state: SandboxState, request: GraphRequest, params: Params) -> GraphResponse:
+    caller = authenticate(state, request)
     user = _user_or_404(state, params["user"])
+    check_pass_write(state, caller, user)
     wanted = _read_pass_request(request.json_object())
     policy = state.tenant.tap_policy
     if user.is_guest:
@@ -343,11 +357,10 @@ def _roles_held(state: SandboxState, user: TenantUser) -> list[RoleDefinition]:
     """Tenant-wide active roles, as the activated directoryRole objects among memberships (scoped ones are not)."""
     principals = [user.id, *state.tenant.transitive_group_ids(user.id)]
     held: dict[str, RoleDefinition] = {}
-    for principal_id in principals:
-        for assignment in state.tenant.role_assignments_of(principal_id):
-            if assignment.directory_scope_id != TENANT_SCOPE:
-                continue
-            definition = state.tenant.role_definition(assignment.role_definition_id)
-            if definition is not None:
-                held[definition.id] = definition
+    for assignment in state_assignments(state, principals):
+        if assignment.directory_scope_id != TENANT_SCOPE:
+            continue
+        definition = state.tenant.role_definition(assignment.role_definition_id)
+        if definition is not None:
+            held[definition.id] = definition
     return list(held.values())

@@ -10,6 +10,7 @@ from bot.sandbox.clock import format_graph_datetime
 from bot.sandbox.errors import bad_request
 from bot.sandbox.passes import IssuedPass
 from bot.sandbox.tenant import (
+    AdministrativeUnit,
     AuthenticationMethod,
     GroupEligibility,
     RoleAssignment,
@@ -24,6 +25,7 @@ from bot.sandbox.tenant import (
 USER_ODATA_TYPE = "#microsoft.graph.user"
 GROUP_ODATA_TYPE = "#microsoft.graph.group"
 DIRECTORY_ROLE_ODATA_TYPE = "#microsoft.graph.directoryRole"
+ADMINISTRATIVE_UNIT_ODATA_TYPE = "#microsoft.graph.administrativeUnit"
 TAP_METHOD_ODATA_TYPE = "#microsoft.graph.temporaryAccessPassAuthenticationMethod"
 TAP_POLICY_ODATA_TYPE = "#microsoft.graph.temporaryAccessPassAuthenticationMethodConfiguration"
 
@@ -163,6 +165,52 @@ def role_eligibility_instance_json(
     if role_definition is not None:
         rendered["roleDefinition"] = role_definition_json(role_definition)
     return rendered
+
+
+def role_eligibility_schedule_json(
+    eligibility: RoleEligibility, role_definition: RoleDefinition | None, loaded_at: datetime
+) -> dict[str, object]:
+    """A unifiedRoleEligibilitySchedule: the eligibility's schedule (start, and when or whether it expires)."""
+    start = format_graph_datetime(eligibility.start or loaded_at)
+    expiration: dict[str, object] = (
+        {"type": "afterDateTime", "endDateTime": format_graph_datetime(eligibility.end), "duration": None}
+        if eligibility.end
+        else {"type": "noExpiration", "endDateTime": None, "duration": None}
+    )
+    rendered: dict[str, object] = {
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, eligibility.id)),
+        "principalId": eligibility.principal_id,
+        "roleDefinitionId": eligibility.role_definition_id,
+        "directoryScopeId": eligibility.directory_scope_id,
+        "appScopeId": None,
+        "createdUsing": str(uuid.uuid5(uuid.NAMESPACE_URL, eligibility.id)),
+        "createdDateTime": start,
+        "modifiedDateTime": None,
+        "status": "Provisioned",
+        "memberType": "Direct",
+        "scheduleInfo": {"startDateTime": start, "recurrence": None, "expiration": expiration},
+    }
+    if role_definition is not None:
+        rendered["roleDefinition"] = role_definition_json(role_definition)
+    return rendered
+
+
+def administrative_unit_json(
+    unit: AdministrativeUnit, select: str | None, with_odata_type: bool = False
+) -> dict[str, object]:
+    properties: dict[str, object] = {
+        "id": unit.id,
+        "deletedDateTime": None,
+        "displayName": unit.display_name,
+        "description": unit.description,
+        "isMemberManagementRestricted": unit.is_member_management_restricted,
+        "membershipRule": None,
+        "membershipRuleProcessingState": None,
+        "membershipType": None,
+        "visibility": None,
+    }
+    rendered = select_properties(properties, select, "microsoft.graph.administrativeUnit")
+    return {"@odata.type": ADMINISTRATIVE_UNIT_ODATA_TYPE, **rendered} if with_odata_type else rendered
 
 
 def group_eligibility_instance_json(

@@ -7,6 +7,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from bot.sandbox.active_roles import state_assignments
 from bot.sandbox.errors import (
     MAX_IN_FILTER_VALUES,
     advanced_query_required,
@@ -20,6 +21,7 @@ from bot.sandbox.graph_json import (
     group_json,
     role_assignment_json,
     role_eligibility_instance_json,
+    role_eligibility_schedule_json,
     user_json,
 )
 from bot.sandbox.paging import page
@@ -38,18 +40,20 @@ Params = Mapping[str, str]
 
 
 def list_role_assignments(state: SandboxState, request: GraphRequest, params: Params) -> GraphResponse:
-    """Active assignments at every scope; `principalId eq` or `principalId in (…)` match the principal itself only
-    (a group's members are not expanded, as in Graph). Without a filter: every assignment of the tenant. Paged."""
+    """Assignments active now at every scope: permanent ones, time-bound ones inside their window, and PIM
+    activations until they end. `principalId eq` or `principalId in (…)` match the principal itself only (a group's
+    members are not expanded, as in Graph). Without a filter: every active assignment of the tenant. Paged."""
     expand = request.query.get("$expand")
     if expand is not None and expand.strip().lower() != "roledefinition":
         raise bad_request("The sandbox supports only $expand=roleDefinition on roleAssignments.")
     filter_text = request.query.get("$filter")
     if filter_text is None:
-        assignments = state.tenant.role_assignments
+        assignments = state_assignments(state)
     else:
         principal_ids = _principal_ids(filter_text, allow_in=True, collection="roleAssignments")
+        in_force = state_assignments(state, principal_ids)
         assignments = tuple(
-            assignment for principal in principal_ids for assignment in state.tenant.role_assignments_of(principal)
+            assignment for principal in principal_ids for assignment in in_force if assignment.principal_id == principal
         )
     rendered = [
         role_assignment_json(
@@ -81,6 +85,36 @@ def list_role_eligibility_instances(state: SandboxState, request: GraphRequest, 
             SCHEDULE_START,
         )
         for item in eligibilities
+    ]
+    return ok(page(request, rendered))
+
+
+def list_role_eligibility_schedules(state: SandboxState, request: GraphRequest, params: Params) -> GraphResponse:
+    """PIM eligibility schedules (unifiedRoleEligibilitySchedule) that have not ended: in force now or starting later.
+    `principalId eq` only, as on the instances; `$expand=roleDefinition`. An activation does not consume the
+    eligibility: it stays listed while the role is active and after the activation ends."""
+    if not state.tenant.pim_licensed:
+        raise premium_license_required()
+    expand = request.query.get("$expand")
+    if expand is not None and expand.strip().lower() != "roledefinition":
+        raise bad_request("The sandbox supports only $expand=roleDefinition on roleEligibilitySchedules.")
+    now = state.clock.now()
+    filter_text = request.query.get("$filter")
+    wanted = None
+    if filter_text is not None:
+        [wanted] = _principal_ids(filter_text, allow_in=False, collection="roleEligibilitySchedules")
+    schedules = [
+        item
+        for item in state.tenant.role_eligibilities
+        if (item.end is None or now < item.end) and (wanted is None or item.principal_id == wanted)
+    ]
+    rendered = [
+        role_eligibility_schedule_json(
+            item,
+            state.tenant.role_definition(item.role_definition_id) if expand is not None else None,
+            SCHEDULE_START,
+        )
+        for item in schedules
     ]
     return ok(page(request, rendered))
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from bot.sandbox.active_roles import RoleActivations
 from bot.sandbox.clock import SandboxClock
 from bot.sandbox.faults import FaultInjector
+from bot.sandbox.identity import SandboxIdentity
 from bot.sandbox.options import SandboxOptions
 from bot.sandbox.passes import IssuedPass, PassStore, UsabilityReason
 from bot.sandbox.registrations import Registrations
@@ -43,10 +45,18 @@ class SandboxState:
         self.tenant = tenant
         self.passes = PassStore(tenant.seeded_passes)
         self.registrations = Registrations()  # methods users registered while the sandbox runs
+        self.role_activations = RoleActivations()  # PIM activations made through the control plane
         self.throttle = self._new_throttle()
         self.faults = FaultInjector()
         self.counters = SandboxCounters()
         self.verified_id = VerifiedIdEmulator(tenant, self.clock)  # the Verified ID Request Service
+        self.identity = SandboxIdentity(  # the token service and Entra's on-behalf-of (delegated mode)
+            tenant,
+            self.clock,
+            bot_app_id=options.bot_app_id,
+            oauth_connections=options.oauth_connections,
+            graph_token_minutes=options.graph_token_minutes,
+        )
 
     def reset(self, tenant: Tenant | None = None) -> None:
         """Back to the state right after start; ``tenant`` replaces the tenant (e.g. re-read from its file)."""
@@ -54,11 +64,13 @@ class SandboxState:
             self.tenant = tenant
         self.passes = PassStore(self.tenant.seeded_passes)
         self.registrations.clear()
+        self.role_activations.clear()
         self.faults.clear()
         self.counters = SandboxCounters()
         self.clock.reset()
         self.throttle = self._new_throttle()  # the clock moved back: start every window afresh
         self.verified_id.reset(self.tenant)
+        self.identity.reset(self.tenant)
 
     def _new_throttle(self) -> GraphThrottle:
         return GraphThrottle(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import cast
 
@@ -13,6 +14,7 @@ from bot.sandbox.tenant_records import (
     ADMINISTRATIVE_UNIT_SCOPE_PREFIX,
     ALL_USERS_TARGET_ID,
     AUTHENTICATION_METHOD_ODATA_TYPES,
+    DEFAULT_APPLICATION_PERMISSIONS,
     PASSWORD_METHOD_ID,
     TAP_ABSOLUTE_MAX_LIFETIME_MINUTES,
     TAP_ABSOLUTE_MIN_LIFETIME_MINUTES,
@@ -67,6 +69,7 @@ def parse_tenant(data: object, source_path: Path | None = None) -> Tenant:
             "groupEligibilities",
             "administrativeUnits",
             "pimLicensed",
+            "applicationPermissions",
             "temporaryAccessPasses",
             "tapbot",  # the bot's own settings for this tenant, read by bot.settings, not by the emulator
         },
@@ -103,7 +106,22 @@ def parse_tenant(data: object, source_path: Path | None = None) -> Tenant:
         role_eligibilities=role_eligibilities,
         group_eligibilities=group_eligibilities,
         pim_licensed=root.flag("pimLicensed", default=True),
+        application_permissions=_parse_application_permissions(root),
     )
+
+
+def _parse_application_permissions(root: Fields) -> tuple[str, ...]:
+    """The Graph application permissions (app roles) the sandbox's app holds; absent = the default set."""
+    if root.value("applicationPermissions") is None:
+        return DEFAULT_APPLICATION_PERMISSIONS
+    found: list[str] = []
+    for position, item in enumerate(root.array("applicationPermissions")):
+        if not isinstance(item, str) or not item.strip() or item != item.strip() or " " in item:
+            raise TenantFileError(
+                f"applicationPermissions[{position}]: expected a permission name like 'User.Read.All'"
+            )
+        found.append(item)
+    return tuple(dict.fromkeys(found))
 
 
 def _parse_user(data: object, index: int) -> TenantUser:
@@ -212,7 +230,7 @@ def _parse_role_assignment(data: object, index: int) -> RoleAssignment:
         data,
         f"roleAssignments[{index}]",
         required={"principalId", "roleDefinitionId"},
-        optional={"id", "directoryScopeId"},
+        optional={"id", "directoryScopeId", "startDateTime", "endDateTime"},
     )
     principal_id = fields.guid("principalId")
     role_definition_id = fields.guid("roleDefinitionId")
@@ -220,7 +238,17 @@ def _parse_role_assignment(data: object, index: int) -> RoleAssignment:
     default_id = role_assignment_id(role_definition_id, principal_id)
     if scope != TENANT_SCOPE:
         default_id = f"{default_id}-{scope.rsplit('/', 1)[-1]}"
-    return RoleAssignment(fields.optional_text("id") or default_id, principal_id, role_definition_id, scope)
+    start, end = _window(fields)
+    return RoleAssignment(
+        fields.optional_text("id") or default_id, principal_id, role_definition_id, scope, start=start, end=end
+    )
+
+
+def _window(fields: Fields) -> tuple[datetime | None, datetime | None]:
+    start, end = fields.optional_moment("startDateTime"), fields.optional_moment("endDateTime")
+    if start is not None and end is not None and end <= start:
+        raise TenantFileError(f"{fields.where}: endDateTime must be after startDateTime")
+    return start, end
 
 
 def _parse_role_eligibility(data: object, index: int) -> RoleEligibility:
@@ -237,13 +265,14 @@ def _parse_role_eligibility(data: object, index: int) -> RoleEligibility:
     default_id = f"{role_assignment_id(role_definition_id, principal_id)}-e"
     if scope != TENANT_SCOPE:
         default_id = f"{default_id}-{scope.rsplit('/', 1)[-1]}"
+    start, end = _window(fields)
     return RoleEligibility(
         id=fields.optional_text("id") or default_id,
         principal_id=principal_id,
         role_definition_id=role_definition_id,
         directory_scope_id=scope,
-        start=fields.optional_moment("startDateTime"),
-        end=fields.optional_moment("endDateTime"),
+        start=start,
+        end=end,
     )
 
 
@@ -270,8 +299,25 @@ def _parse_group_eligibility(data: object, index: int) -> GroupEligibility:
 
 
 def _parse_unit(data: object, index: int) -> AdministrativeUnit:
-    fields = Fields(data, f"administrativeUnits[{index}]{label(data, 'displayName')}", required={"id", "displayName"})
-    return AdministrativeUnit(fields.guid("id"), fields.text("displayName"))
+    fields = Fields(
+        data,
+        f"administrativeUnits[{index}]{label(data, 'displayName')}",
+        required={"id", "displayName"},
+        optional={"description", "members", "isMemberManagementRestricted"},
+    )
+    members: list[str] = []
+    for position, member in enumerate(fields.array("members")):
+        try:
+            members.append(str(uuid.UUID(str(member))))
+        except ValueError:
+            raise TenantFileError(f"{fields.where}: members[{position}] '{member}' is not a GUID") from None
+    return AdministrativeUnit(
+        fields.guid("id"),
+        fields.text("displayName"),
+        description=fields.optional_text("description"),
+        member_ids=tuple(dict.fromkeys(members)),
+        is_member_management_restricted=fields.flag("isMemberManagementRestricted", default=False),
+    )
 
 
 def _scope(fields: Fields) -> str:

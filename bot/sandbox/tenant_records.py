@@ -59,7 +59,28 @@ BUILT_IN_ROLE_DEFINITIONS: Mapping[str, str] = {
     "b0f54661-2d74-4c50-afa3-1ec803f12efe": "Billing Administrator",
     "f2ef992c-3afb-46b9-b7cf-a126ee74c451": "Global Reader",
     "88d8e3e3-8f55-4a1e-953a-9b9898b8876b": "Directory Readers",
+    "95e79109-95c0-4d8e-aee3-d01accf2d47b": "Guest Inviter",
+    "790c1fb9-7f7d-4f88-86a1-ef1f95c05c1b": "Message Center Reader",
+    "966707d0-3269-4727-9be2-8c3a10f19b9d": "Password Administrator",
+    "4a5d8f65-41da-4de4-8968-e035b65339cf": "Reports Reader",
+    "27460883-1df1-4691-b032-3b79643e5e63": "User Experience Success Manager",
+    "75934031-6c7e-415a-99d7-48dbd49e875e": "Usage Summary Reports Reader",
 }
+
+
+# The application permissions the sandbox's app holds when the tenant file does not list them: what
+# docs/deployment.md asks to grant, plus the broader write permission the bot's tests have always been given.
+DEFAULT_APPLICATION_PERMISSIONS: tuple[str, ...] = (
+    "UserAuthenticationMethod.ReadWrite.All",
+    "UserAuthMethod-TAP.ReadWrite.All",
+    "UserAuthMethod-TAP.Read.All",
+    "Policy.Read.AuthenticationMethod",
+    "User.Read.All",
+    "UserAuthenticationMethod.Read.All",
+    "GroupMember.Read.All",
+    "RoleManagement.Read.Directory",
+    "PrivilegedEligibilitySchedule.Read.AzureADGroup",
+)
 
 
 class TenantFileError(ValueError):
@@ -125,6 +146,12 @@ class TenantGroup:
 class AdministrativeUnit:
     id: str
     display_name: str
+    description: str | None = None
+    member_ids: tuple[str, ...] = ()
+    """Users only in this sandbox (Graph's units may also hold groups and devices)."""
+    # Restricted management: only roles assigned at the scope of such a unit may change its members (Entra:
+    # admin-units-restricted-management.md), not tenant-wide roles, not application permissions.
+    is_member_management_restricted: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,12 +163,20 @@ class RoleDefinition:
 
 @dataclass(frozen=True)
 class RoleAssignment:
-    """An active assignment (permanent, or a PIM eligibility that is activated right now)."""
+    """An active assignment: permanent, time-bound (`start`/`end`), or a PIM activation of an eligibility (always
+    time-bound). Outside its window it counts for nothing."""
 
     id: str
     principal_id: str
     role_definition_id: str
     directory_scope_id: str = TENANT_SCOPE
+    start: datetime | None = None
+    end: datetime | None = None
+    activated: bool = False
+    """Made by activating an eligibility (PIM), as opposed to assigned."""
+
+    def is_current(self, now: datetime) -> bool:
+        return (self.start is None or self.start <= now) and (self.end is None or now < self.end)
 
 
 @dataclass(frozen=True)
