@@ -11,7 +11,6 @@ from microsoft_agents.hosting.aiohttp import CloudAdapter
 from microsoft_agents.hosting.core import (
     AgentApplication,
     ApplicationOptions,
-    ChannelServiceClientFactoryBase,
     MemoryStorage,
     RestChannelServiceClientFactory,
     RouteRank,
@@ -22,7 +21,7 @@ from microsoft_agents.hosting.core.authorization import AgentAuthConfiguration, 
 from microsoft_agents.hosting.core.connector import ConnectorClientBase
 from microsoft_agents.hosting.core.connector.client import UserTokenClient
 
-from bot.settings import DEFAULT_CONNECTOR_HOSTS, Settings
+from bot.settings import DEFAULT_CONNECTOR_HOSTS, DEFAULT_TOKEN_SERVICE_URL, Settings
 from bot.teams.approval_flow import ApprovalFlow
 from bot.teams.audit_export import AUDIT_EXPORT_OFFER, AuditExportFlow
 from bot.teams.bulk_flow import BULK_RESULTS_OFFER, BulkFlow
@@ -32,6 +31,7 @@ from bot.teams.forms import FormFlow, FormSubmissions, is_people_search
 from bot.teams.handlers import TapHandlers, is_unhandled_card_action
 from bot.teams.message_action import MessageAction, is_message_action
 from bot.teams.people_flow import PersonChoices
+from bot.teams.sign_in import SignIns, is_sign_in_invoke, sign_in_off
 from bot.teams.trust import ConnectorHosts, UntrustedServiceUrl, channel_issuers
 from bot.teams.turn import Turns
 from bot.teams.verification_flow import VerificationFlow, verification_off
@@ -45,8 +45,15 @@ class TrustedClientFactory(RestChannelServiceClientFactory):
     `anonymous`: outbound calls carry no token (SandboxClientFactory).
     """
 
-    def __init__(self, connections: MsalConnectionManager, hosts: ConnectorHosts, *, anonymous: bool = False) -> None:
-        super().__init__(connections)
+    def __init__(
+        self,
+        connections: MsalConnectionManager,
+        hosts: ConnectorHosts,
+        *,
+        anonymous: bool = False,
+        token_service_url: str = DEFAULT_TOKEN_SERVICE_URL,
+    ) -> None:
+        super().__init__(connections, token_service_endpoint=token_service_url)
         self._hosts = hosts
         self._anonymous = anonymous
 
@@ -66,10 +73,21 @@ class TrustedClientFactory(RestChannelServiceClientFactory):
         )
 
     async def create_user_token_client(
-        self, context: TurnContext, claims_identity: ClaimsIdentity, use_anonymous: bool = False
+        self, context: TurnContext | None, claims_identity: ClaimsIdentity, use_anonymous: bool = False
     ) -> UserTokenClient:
-        return await super().create_user_token_client(
-            context, claims_identity, use_anonymous=use_anonymous or self._anonymous
+        """A token service client (delegated writes' sign-in, bot/teams/sign_in.py); `context` None outside a turn
+        (a bulk run asking its requester to sign in again), where the SDK's own method cannot go."""
+        anonymous = use_anonymous or self._anonymous
+        if context is not None or anonymous:
+            return await super().create_user_token_client(
+                context,  # type: ignore[arg-type]  # not read when anonymous
+                claims_identity,
+                use_anonymous=anonymous,
+            )
+        provider = self._connection_manager.get_token_provider(claims_identity, self._token_service_endpoint)
+        token = await provider.get_access_token(self._token_service_audience, claims_identity.get_token_scope())
+        return UserTokenClient(
+            app_id=claims_identity.get_app_id() or "", endpoint=self._token_service_endpoint, token=token
         )
 
 
@@ -79,9 +97,15 @@ class SandboxClientFactory(TrustedClientFactory):
     Without this the SDK builds authenticated claims for proactive calls and fails for lack of a tenant.
     """
 
-    def __init__(self, connections: MsalConnectionManager, hosts: ConnectorHosts | None = None) -> None:
+    def __init__(
+        self,
+        connections: MsalConnectionManager,
+        hosts: ConnectorHosts | None = None,
+        *,
+        token_service_url: str = DEFAULT_TOKEN_SERVICE_URL,
+    ) -> None:
         loopback = ConnectorHosts(DEFAULT_CONNECTOR_HOSTS, any_loopback=True)
-        super().__init__(connections, hosts or loopback, anonymous=True)
+        super().__init__(connections, hosts or loopback, anonymous=True, token_service_url=token_service_url)
 
 
 @dataclass(frozen=True)
@@ -89,18 +113,22 @@ class TeamsRuntime:
     adapter: CloudAdapter
     application: AgentApplication[TurnState]
     auth_configuration: AgentAuthConfiguration
-    client_factory: ChannelServiceClientFactoryBase
+    client_factory: TrustedClientFactory
     connector_hosts: ConnectorHosts
     channel_issuers: frozenset[str]
+    token_service_url: str = DEFAULT_TOKEN_SERVICE_URL  # the Bot Framework token service (delegated writes)
 
 
-def build_runtime(settings: Settings) -> TeamsRuntime:
+def build_runtime(settings: Settings, *, token_service_url: str | None = None) -> TeamsRuntime:
+    """`token_service_url`: the Bot Framework token service delegated writes sign in through (the sandbox's own
+    when it runs); default the setting TAPBOT_TOKEN_SERVICE_URL."""
     # In the sandbox, the Playground and the test connectors answer on loopback ports chosen at start.
     hosts = ConnectorHosts(settings.connector_hosts, any_loopback=settings.anonymous)
+    token_service = token_service_url or settings.token_service_url
     if settings.anonymous:
         auth = AgentAuthConfiguration(anonymous_allowed=True)
         connections = MsalConnectionManager(connections_configurations={"SERVICE_CONNECTION": auth})
-        factory: TrustedClientFactory = SandboxClientFactory(connections, hosts)
+        factory: TrustedClientFactory = SandboxClientFactory(connections, hosts, token_service_url=token_service)
     else:
         sdk_config: dict[str, Any] = load_configuration_from_env(dict(settings.bot_connection_env))
         connections = MsalConnectionManager(**sdk_config)
@@ -109,7 +137,7 @@ def build_runtime(settings: Settings) -> TeamsRuntime:
         # bot/teams/trust.py narrows it further to the channel's own issuer, keys and claims.
         auth.VALIDATE_ISSUER = True
         auth.ANONYMOUS_ALLOWED = False
-        factory = TrustedClientFactory(connections, hosts)
+        factory = TrustedClientFactory(connections, hosts, token_service_url=token_service)
     adapter = CloudAdapter(connection_manager=connections, channel_service_client_factory=factory)
     application = AgentApplication[TurnState](
         ApplicationOptions(
@@ -120,7 +148,7 @@ def build_runtime(settings: Settings) -> TeamsRuntime:
         ),
         connection_manager=connections,
     )
-    return TeamsRuntime(adapter, application, auth, factory, hosts, channel_issuers(auth.AUTHORITY))
+    return TeamsRuntime(adapter, application, auth, factory, hosts, channel_issuers(auth.AUTHORITY), token_service)
 
 
 def register_handlers(
@@ -137,6 +165,7 @@ def register_handlers(
     audit_export: AuditExportFlow,
     verifications: VerificationFlow | None = None,
     message_action: MessageAction | None = None,
+    sign_ins: SignIns | None = None,
 ) -> None:
     """The whole routing table: every activity the bot reacts to, and the card buttons. `turns` gives each of the
     bot's own handlers its `Turn` and answers their refusals."""
@@ -155,6 +184,7 @@ def register_handlers(
         verbs.BULK_CANCEL: turns.button(bulk.on_cancel),
         verbs.BULK_RETRY: turns.button(bulk.on_retry),
         verbs.BULK_EXPORT: turns.button(bulk.on_export),
+        verbs.BULK_RESUME: turns.button(bulk.on_resume),
     }
     if verifications is not None:
         buttons[verbs.VERIFY_CONFIRM] = turns.button(verifications.on_confirm)
@@ -178,6 +208,12 @@ def register_handlers(
     # The message action "Issue a Temporary Access Pass": its dialog's fetch and submit invokes.
     if message_action is not None:
         application.add_route(is_message_action, turns.activity(message_action.on_invoke), is_invoke=True)
+    # Delegated writes' sign-in (bot/teams/sign_in.py): Teams' single sign-on exchange, the sign-in page's verifyState
+    # and the client's failure. With application writes there is nothing to sign in to: a 400 and no token service.
+    if sign_ins is not None:
+        application.add_route(is_sign_in_invoke, turns.activity(sign_ins.on_invoke), is_invoke=True)
+    else:
+        application.add_route(is_sign_in_invoke, sign_in_off, is_invoke=True)
     # A card action no verb above can take (unknown verb, malformed value) gets a sentence, not a 400/501.
     application.add_route(is_unhandled_card_action, handlers.on_unknown_action, is_invoke=True, rank=RouteRank.FIRST)
     application.error(handlers.on_turn_error)

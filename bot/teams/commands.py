@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
 from bot.domain.commands import EXAMPLE_ISSUE, Command, CommandError, names_a_person_by_name, parse_command, target_of
+from bot.domain.errors import SignInRequired
 from bot.domain.ports import Clock, ProcessedActivities
 from bot.teams.bulk_flow import BulkFlow, attached_file
 from bot.teams.delivery import PrivateDelivery
@@ -87,11 +88,23 @@ class CommandRunner:
         handler = self._handlers.handler_for(command)
         if handler is None:
             raise LookupError(f"no handler for {type(command).__name__}")  # a test checks every type has one
-        await handler(turn, command)
+        try:
+            await handler(turn, command)
+        except SignInRequired as needed:
+            # Delegated writes: nothing was written; the caller gets a sign-in card privately and this command runs
+            # again, every rule checked again, once they have signed in (bot/teams/sign_in.py).
+            await turn.ask_sign_in(needed, command)
+
+
+class TakesSignInCodes(Protocol):
+    """The sandbox's sign-in by typed code (bot/teams/sign_in.py): True when the message was such a code."""
+
+    async def on_code(self, turn: Turn) -> bool: ...
 
 
 class TypedCommands:
-    """A message: a bulk file, or a typed command parsed and handed to the runner; a retried delivery is ignored."""
+    """A message: a bulk file, a sign-in code (sandbox), or a typed command parsed and handed to the runner; a
+    retried delivery is ignored."""
 
     def __init__(
         self,
@@ -102,7 +115,9 @@ class TypedCommands:
         store: ProcessedActivities,
         clock: Clock,
         presentation: Presentation,
+        sign_in_codes: TakesSignInCodes | None = None,
     ) -> None:
+        self._sign_in_codes = sign_in_codes
         self._runner = runner
         self._bulk = bulk
         self._delivery = delivery
@@ -118,6 +133,8 @@ class TypedCommands:
         attached = attached_file(turn.context.activity)
         if attached is not None:
             await self._bulk.on_file(turn, attached)
+            return
+        if self._sign_in_codes is not None and await self._sign_in_codes.on_code(turn):
             return
         try:
             command = parse_command(

@@ -28,7 +28,7 @@ from bot.domain.commands import (
     RevokeJobCommand,
     StatusCommand,
 )
-from bot.domain.errors import GraphUnavailable, TapError
+from bot.domain.errors import GraphUnavailable, SignInRequired, TapError
 from bot.domain.model import Caller
 from bot.domain.onboarding import OnboardingService
 from bot.domain.ports import Clock, PassCards
@@ -229,6 +229,10 @@ class TapHandlers:
         label = button.label
         try:
             result = await self._service.issue(turn.caller, button.request())
+        except SignInRequired as needed:  # delegated writes: the replacement runs once the presser has signed in
+            return turn.card_answer(
+                replace_settled_card(label, await turn.ask_sign_in(needed, IssueCommand(button.request())))
+            )
         except TapError as error:  # the question card is settled with the refusal, not left open
             return turn.card_answer(replace_settled_card(label, error.user_message))
         if isinstance(result, ReplaceNeeded):

@@ -75,7 +75,7 @@ class DialogTurn(Turn):
     @classmethod
     def of(cls, turn: Turn) -> DialogTurn:
         facts = replace(turn.facts, kind=ConversationKind.DIALOG)
-        return cls(turn.context, facts, turn.presentation, turn.delivery)
+        return cls(turn.context, facts, turn.presentation, turn.delivery, turn.sign_in)
 
     @property
     def closing(self) -> str:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from microsoft_agents.activity import Activity, AdaptiveCardInvokeResponse
 from microsoft_agents.hosting.core import TurnContext, TurnState
 from microsoft_agents.hosting.core.app.adaptive_card import factory
 
-from bot.domain.errors import TapError
+from bot.domain.commands import Command
+from bot.domain.errors import SignInRequired, TapError
 from bot.domain.model import Caller
 from bot.teams.activity import TurnFacts, turn_facts
 from bot.teams.delivery import INSTALL_ADVICE, DeliveryFailed, PrivateDelivery, card_message, text_message
@@ -32,12 +34,20 @@ SdkActivityHandler = Callable[[TurnContext, TurnState], Awaitable[None]]
 SdkButtonHandler = Callable[[TurnContext, TurnState, object], Awaitable[AdaptiveCardInvokeResponse]]
 
 
+class AsksSignIn(Protocol):
+    """Delegated writes (bot/teams/sign_in.py): sends the caller a sign-in card privately, and keeps `command` (if
+    any) to run again once they have signed in; returns one sentence for where they acted."""
+
+    async def ask(self, turn: Turn, needed: SignInRequired, command: Command | None = None) -> str: ...
+
+
 @dataclass(frozen=True)
 class Turn:
     context: TurnContext
     facts: TurnFacts
     presentation: Presentation
     delivery: PrivateDelivery
+    sign_in: AsksSignIn | None = None
 
     @property
     def caller(self) -> Caller:
@@ -51,6 +61,13 @@ class Turn:
     @property
     def is_personal(self) -> bool:
         return self.facts.is_personal
+
+    async def ask_sign_in(self, needed: SignInRequired, command: Command | None = None) -> str:
+        """The caller's own write needs their sign-in: the sign-in card goes to them privately. Anything else (no
+        sign-in flow, or someone else's sign-in) stays the refusal it is."""
+        if self.sign_in is None or needed.user_id.lower() != self.caller.object_id.lower() or not needed.user_id:
+            raise needed
+        return await self.sign_in.ask(self, needed, command)
 
     def card(self, card: CardJson) -> CardJson:
         """The card as this bot shows it (in the sandbox, with its banner)."""
@@ -97,13 +114,16 @@ class Turn:
 class Turns:
     """Makes each activity's `Turn`, and wraps handlers so that refusals are answered here."""
 
-    def __init__(self, *, presentation: Presentation, delivery: PrivateDelivery) -> None:
+    def __init__(
+        self, *, presentation: Presentation, delivery: PrivateDelivery, sign_in: AsksSignIn | None = None
+    ) -> None:
         self._presentation = presentation
         self._delivery = delivery
+        self._sign_in = sign_in
 
     def of(self, context: TurnContext) -> Turn:
         facts = turn_facts(context.activity, self._presentation.default_timezone)
-        return Turn(context, facts, self._presentation, self._delivery)
+        return Turn(context, facts, self._presentation, self._delivery, self._sign_in)
 
     def activity(self, handler: ActivityHandler) -> SdkActivityHandler:
         """A message (or other activity) handler: a refusal is told privately to the person who wrote."""
@@ -112,6 +132,8 @@ class Turns:
             turn = self.of(context)
             try:
                 await handler(turn)
+            except SignInRequired as needed:
+                await _sign_in_or_refusal(turn, needed)
             except TapError as refusal:
                 await turn.reply_privately(refusal.user_message)
 
@@ -126,7 +148,20 @@ class Turns:
                 return await handler(turn, data)
             except BadButtonData as bad:
                 return factory.message(bad.sentence)
+            except SignInRequired as needed:
+                try:
+                    return factory.message(await turn.ask_sign_in(needed))
+                except SignInRequired:
+                    return factory.message(needed.user_message)
             except TapError as refusal:
                 return factory.message(refusal.user_message)
 
         return on_action
+
+
+async def _sign_in_or_refusal(turn: Turn, needed: SignInRequired) -> None:
+    """A write of the caller's own that needs their sign-in (no command known here, so nothing resumes by itself)."""
+    try:
+        await turn.ask_sign_in(needed)
+    except SignInRequired:
+        await turn.reply_privately(needed.user_message)

@@ -55,9 +55,19 @@ def field_errors(word: str, **values: object) -> dict[str, str]:
 def test_every_row_is_one_word_with_its_own_aliases() -> None:
     words = [spec.word for spec in COMMANDS] + [alias for spec in COMMANDS for alias in spec.aliases]
     assert len(words) == len(set(words))
-    assert {"issue", "revoke", "status", "policy", "help", "onboard", "approvals", "alerts", "requests", "audit"} == {
-        spec.word for spec in COMMANDS
-    }
+    assert {
+        "issue",
+        "revoke",
+        "status",
+        "policy",
+        "help",
+        "onboard",
+        "approvals",
+        "alerts",
+        "requests",
+        "audit",
+        "signout",
+    } == {spec.word for spec in COMMANDS}
 
 
 @pytest.mark.parametrize("spec", COMMANDS, ids=lambda spec: spec.word)

@@ -21,6 +21,7 @@ from bot.domain.commands.command import (
     RequestsCommand,
     RevokeCommand,
     RevokeJobCommand,
+    SignOutCommand,
     StatusCommand,
 )
 from bot.domain.commands.examples import EXAMPLE_ISSUE, EXAMPLE_ISSUE_BY_NAME
@@ -64,6 +65,7 @@ __all__ = [
     "RequestsCommand",
     "RevokeCommand",
     "RevokeJobCommand",
+    "SignOutCommand",
     "StatusCommand",
     "command_from_fields",
     "command_spec",

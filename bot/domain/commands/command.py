@@ -73,6 +73,11 @@ class AuditExportCommand:
 
 
 @dataclass(frozen=True)
+class SignOutCommand:
+    """`/tap signout`: forget the technician's sign-in (delegated writes): the next write asks them to sign in."""
+
+
+@dataclass(frozen=True)
 class FormCommand:
     """`/tap`, `/tap issue` or `/tap onboard` without a user: open the form of that command."""
 
@@ -92,6 +97,7 @@ Command = (
     | RevokeJobCommand
     | AuditExportCommand
     | FormCommand
+    | SignOutCommand
 )
 
 

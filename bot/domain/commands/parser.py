@@ -29,6 +29,7 @@ from bot.domain.commands.command import (
     RequestsCommand,
     RevokeCommand,
     RevokeJobCommand,
+    SignOutCommand,
     StatusCommand,
 )
 from bot.domain.commands.examples import (
@@ -42,6 +43,7 @@ from bot.domain.commands.examples import (
     EXAMPLE_REQUESTS,
     EXAMPLE_REVOKE,
     EXAMPLE_REVOKE_JOB,
+    EXAMPLE_SIGN_OUT,
     EXAMPLE_STATUS,
 )
 from bot.domain.commands.words import (
@@ -91,6 +93,11 @@ def parse_policy(line: Line) -> Command:
 def parse_requests(line: Line) -> Command:
     _no_arguments(line, "requests", EXAMPLE_REQUESTS)
     return RequestsCommand()
+
+
+def parse_sign_out(line: Line) -> Command:
+    _no_arguments(line, "signout", EXAMPLE_SIGN_OUT)
+    return SignOutCommand()
 
 
 def _no_arguments(line: Line, word: str, example: str) -> None:

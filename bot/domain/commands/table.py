@@ -21,6 +21,7 @@ from bot.domain.commands.command import (
     RequestsCommand,
     RevokeCommand,
     RevokeJobCommand,
+    SignOutCommand,
     StatusCommand,
 )
 from bot.domain.commands.examples import (
@@ -33,6 +34,7 @@ from bot.domain.commands.examples import (
     EXAMPLE_POLICY,
     EXAMPLE_REQUESTS,
     EXAMPLE_REVOKE,
+    EXAMPLE_SIGN_OUT,
     EXAMPLE_STATUS,
 )
 from bot.domain.commands.parser import (
@@ -46,6 +48,7 @@ from bot.domain.commands.parser import (
     parse_policy,
     parse_requests,
     parse_revoke,
+    parse_sign_out,
     parse_status,
     split_line,
 )
@@ -160,6 +163,17 @@ COMMANDS: tuple[CommandSpec, ...] = (
         parse=parse_alerts,
         produces=(AlertsHereCommand,),
         menu=(("team", "here: operators make this channel the security channel that receives alerts"),),
+    ),
+    CommandSpec(
+        word="signout",
+        aliases=("sign-out", "logout"),
+        usage="/tap signout",
+        summary="Where passes are written with your own Entra rights: forget your sign-in; the next pass you issue "
+        "or revoke asks you to sign in again.",
+        example=EXAMPLE_SIGN_OUT,
+        parse=parse_sign_out,
+        produces=(SignOutCommand,),
+        menu=(),  # typed only: Teams' command menus stay as they are
     ),
     CommandSpec(
         word="help",

@@ -22,6 +22,7 @@ from bot.domain.commands.command import (
     RequestsCommand,
     RevokeCommand,
     RevokeJobCommand,
+    SignOutCommand,
     StatusCommand,
 )
 from bot.domain.commands.table import command_spec
@@ -97,6 +98,8 @@ def command_text(command: Command) -> str:
         return "/tap approvals here"
     if isinstance(command, AlertsHereCommand):
         return "/tap alerts here"
+    if isinstance(command, SignOutCommand):
+        return "/tap signout"
     raise TypeError(f"no text for {type(command).__name__}")
 
 
