@@ -11,6 +11,7 @@ from aiohttp import web
 
 from bot.adapters.graph import GraphGateway
 from bot.adapters.store import SqlStore
+from bot.adapters.user_tokens import TokenServiceTokens
 from bot.domain.approval_desk import ApprovalDesk
 from bot.domain.decisions import DecisionService
 from bot.domain.pacer import Pacer
@@ -48,6 +49,9 @@ class Components:
     readiness: ReadinessCache = field(default_factory=ReadinessCache)
     pacer: Pacer | None = None
     verified_id: VerifiedIdParts | None = None  # Verified ID's callback endpoint, when it is a verification method
+    # TAPBOT_GRAPH_WRITES=delegated: the people's own Graph tokens (in memory) and their channel accounts; None when
+    # the bot writes with its own permission.
+    delegated_tokens: TokenServiceTokens | None = None
 
 
 COMPONENTS = web.AppKey("components", Components)
