@@ -39,7 +39,8 @@ DEFAULT_CONNECTOR_HOSTS = (
 )
 DEFAULT_TOKEN_SERVICE_URL = "https://api.botframework.com"
 # The sandbox's bot has no registration; this app id stands for it wherever SSO needs one (state's msAppId, the App
-# ID URI api://botid-…). Same value as bot/sandbox/identity.py's.
+# ID URI api://botid-…). Same value as bot/sandbox/identity.py's (tests/test_settings.py checks it): importing it from
+# there would load the emulator, which imports this module, in every deployment.
 SANDBOX_BOT_APP_ID = "5a4db0b7-7e57-4f0b-9a47-0c0ffee0b07a"
 
 

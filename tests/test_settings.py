@@ -202,8 +202,10 @@ def test_writes_are_the_applications_unless_delegated_is_chosen() -> None:
 
 
 def test_the_sandbox_stands_in_its_own_app_id_for_single_sign_on() -> None:
+    from bot.sandbox.identity import SANDBOX_BOT_APP_ID as SANDBOXS_OWN  # settings cannot import the emulator
+
     settings = Settings.from_env({"TAPBOT_GRAPH_WRITES": "delegated", "TAPBOT_OAUTH_CONNECTION": "graph"})
-    assert settings.sso_app_id == SANDBOX_BOT_APP_ID == "5a4db0b7-7e57-4f0b-9a47-0c0ffee0b07a"
+    assert settings.sso_app_id == SANDBOX_BOT_APP_ID == SANDBOXS_OWN == "5a4db0b7-7e57-4f0b-9a47-0c0ffee0b07a"
     assert settings.sso_resource == f"api://botid-{SANDBOX_BOT_APP_ID}"
 
 
