@@ -204,6 +204,28 @@ class DelegatedChecks(Checklist):
             f"{expected} (asked for a sign-in resource, not for a token).",
         )
 
+    async def _sandbox_no_standing_write(self, settings: Settings) -> None:
+        """The built-in sandbox's app holds the tenant file's `applicationPermissions`: none may write, as for real."""
+        from bot.sandbox.tenant import load_tenant  # a real deployment never loads the emulator
+
+        assert settings.sandbox_tenant_file is not None
+        tenant = await asyncio.to_thread(load_tenant, settings.sandbox_tenant_file)
+        found = method_write_permissions(tenant.application_permissions)
+        if found:
+            self._fail(
+                "graph_write",
+                f"The sandbox tenant's app still holds {', '.join(found)} (applicationPermissions in "
+                f"{settings.sandbox_tenant_file}; when absent, the default list, which can write): with "
+                "TAPBOT_GRAPH_WRITES=delegated list only read permissions there, as a real deployment keeps only "
+                "reads.",
+            )
+            return
+        self._ok(
+            "graph_write",
+            "The sandbox tenant's app holds no permission to write sign-in methods: passes are written only with "
+            "the technician's own delegated rights (TAPBOT_GRAPH_WRITES=delegated).",
+        )
+
     def _no_standing_write(self, roles: frozenset[str]) -> None:
         """Delegated mode: the app-only token must grant no permission that writes a sign-in method."""
         found = method_write_permissions(roles)

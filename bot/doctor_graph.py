@@ -87,6 +87,9 @@ class GraphChecks(DelegatedChecks):
         if mode in (GraphMode.SANDBOX, GraphMode.ANONYMOUS):
             where = "the built-in sandbox tenant" if mode is GraphMode.SANDBOX else "a stand-alone sandbox"
             self._not_applicable("graph_token", f"Graph credential: not applicable ({where} needs no sign-in).")
+            if settings.delegated_writes and mode is GraphMode.SANDBOX:
+                await self._sandbox_no_standing_write(settings)
+                return True
             self._not_applicable(
                 "graph_write",
                 f"Permission to create and delete passes ({WRITE_PERMISSION} or {BROAD_WRITE_PERMISSION}): "

@@ -278,11 +278,25 @@ def test_which_permissions_count_as_writing_sign_in_methods() -> None:
     assert method_write_permissions(READS) == []
 
 
-async def test_the_built_in_sandbox_in_delegated_mode(database: str) -> None:
+async def test_the_built_in_sandbox_in_delegated_mode(database: str, tmp_path: Path) -> None:
+    """The sandbox's app holds its tenant file's applicationPermissions; the demo tenant's default list can write."""
     env = {"TAPBOT_DATABASE_URL": database, "TAPBOT_GRAPH_WRITES": "delegated", "TAPBOT_OAUTH_CONNECTION": CONNECTION}
     report = await Doctor(env).diagnose()
     assert report.finding("oauth_connection").mark is Mark.NOT_APPLICABLE
     assert "built-in sandbox serves its own token service" in report.finding("oauth_connection").sentence
+    finding = report.finding("graph_write")
+    assert finding.mark is Mark.FAILED
+    assert "UserAuthMethod-TAP.ReadWrite.All" in finding.sentence and "applicationPermissions" in finding.sentence
+
+    tenant = json.loads(DEMO_TENANT_FILE.read_text(encoding="utf-8"))
+    tenant["applicationPermissions"] = READS
+    reads_only = tmp_path / "reads-only.json"
+    reads_only.write_text(json.dumps(tenant), encoding="utf-8")
+    report = await Doctor({**env, "TAPBOT_SANDBOX_TENANT": str(reads_only)}).diagnose()
+    assert report.finding("graph_write").mark is Mark.OK
+    assert report.healthy, render(report)
+    application = await Doctor({"TAPBOT_DATABASE_URL": database, "TAPBOT_SANDBOX_TENANT": str(reads_only)}).diagnose()
+    assert application.finding("graph_write").mark is Mark.NOT_APPLICABLE, "application mode in the sandbox as before"
 
 
 @pytest.mark.parametrize(
