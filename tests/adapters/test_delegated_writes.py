@@ -52,6 +52,7 @@ class FakeGraph:
     units: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     unit_names: dict[str, str] = field(default_factory=dict)
     role_groups: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    orphan: bool = False  # a failed create that did make a pass: the read-back finds it (created just now)
 
     async def handle(self, request: web.Request) -> web.Response:
         path = request.path.removeprefix("/v1.0")
@@ -60,9 +61,15 @@ class FakeGraph:
             status = self.write_statuses.pop(0) if self.write_statuses else (201 if request.method == "POST" else 204)
             if status in (401, 403):
                 return web.json_response(FORBIDDEN, status=status, headers={"request-id": f"req-{len(self.seen)}"})
+            if status >= 500:
+                return web.json_response({"error": {"code": "serviceUnavailable", "message": "x"}}, status=status)
             if request.method == "DELETE":
+                self.orphan = False
                 return web.Response(status=204)
             return web.json_response(CREATED, status=201)
+        if request.method == "GET" and path.endswith("/temporaryAccessPassMethods"):
+            now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+            return _values([{**CREATED, "id": "orphan-1", "createdDateTime": now}] if self.orphan else [])
         principal = re.search(r"principalId eq '([^']+)'", request.query.get("$filter", ""))
         if path == "/roleManagement/directory/roleAssignments":
             return _values([a for a in self.assignments if principal and a["principalId"] == principal.group(1)])
@@ -307,3 +314,19 @@ async def test_a_403_the_roles_do_not_explain_says_entras_code(graph: FakeGraph)
     assert refusal.user_message == "Entra refused this write with your rights (accessDenied, request id req-1)."
     assert "Request Authorization failed" not in refusal.user_message
     assert json.dumps(FORBIDDEN)  # the raw message stays Graph's
+
+
+async def test_the_orphan_of_a_failed_create_is_deleted_with_the_same_persons_token(graph: FakeGraph) -> None:
+    graph.write_statuses = [503]
+    graph.orphan = True
+    gw, http = await gateway(graph, Tokens(["adele-graph-token"]))
+    try:
+        await create(gw)
+    finally:
+        await http.aclose()
+    assert [(method, auth) for method, _, auth in graph.writes] == [
+        ("POST", "Bearer adele-graph-token"),
+        ("DELETE", "Bearer adele-graph-token"),
+        ("POST", "Bearer adele-graph-token"),
+    ]
+    assert [auth for _, _, auth in graph.reads] == [f"Bearer {APP_TOKEN}"], "the read-back is the app's"
