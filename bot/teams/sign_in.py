@@ -59,7 +59,7 @@ from bot.domain.model import Caller, Recipient
 from bot.domain.ports import Clock, DelegatedTokens, ProcessedActivities, SignInWaits
 from bot.domain.records import SignInWait, SignInWaitKind
 from bot.teams.activity import object_id_of
-from bot.teams.delivery import DeliveryFailed, PrivateChat, PrivateDelivery, card_message, text_message
+from bot.teams.delivery import INSTALL_ADVICE, DeliveryFailed, PrivateChat, PrivateDelivery, card_message, text_message
 from bot.teams.presentation import Presentation
 from bot.teams.turn import Turn
 from cards.sign_in import OAUTH_CARD, magic_code_card, oauth_card
@@ -220,7 +220,12 @@ class SignIns:
         then = self._then(kind, ref, what)
         if kind is not None and ref is not None:
             await self._save_wait(caller.object_id, kind, ref)
-        chat = await self._delivery.private_chat(turn.facts.recipient, current=turn.facts)
+        try:
+            chat = await self._delivery.private_chat(turn.facts.recipient, current=turn.facts)
+        except DeliveryFailed as failure:
+            sentence = f"I couldn't send you the sign-in card privately ({failure}). {INSTALL_ADVICE}"
+            await turn.reply_here(sentence)
+            return sentence
         card = await self._sign_in_card(turn.context, turn.facts.recipient, chat)
         if card is None:  # the token service held a token for them after all (now kept): run what waited
             user = caller.object_id.lower()
