@@ -19,7 +19,7 @@ from bot.domain.follow_through import (
     PassWatchStore,
     follow_through_caller,
 )
-from bot.domain.model import PassInfo
+from bot.domain.model import Caller, PassInfo
 from bot.domain.ports import Clock
 from bot.domain.records import RedactionReason
 from bot.domain.service import TapService
@@ -31,14 +31,23 @@ logger = logging.getLogger(__name__)
 
 
 class RevokeAndHide:
-    """`PassRetirement`: the same delete as a revoke (audited by TapService), then every card of the pass hidden."""
+    """`PassRetirement`: the same delete as a revoke (audited by TapService), then every card of the pass hidden.
+
+    The audit row names tapbot, which decided it; with delegated writes the delete is made with the rights of the
+    pass's requester (who created it), and raises SignInRequired when no token of theirs can be had."""
 
     def __init__(self, *, service: TapService, redactor: CardRedactor) -> None:
         self._service = service
         self._redactor = redactor
 
     async def retire(self, watch: PassWatch, current: PassInfo, detail: str) -> None:
-        await self._service.revoke_checked_pass(follow_through_caller(), watch.target_id, current, detail=detail)
+        await self._service.revoke_checked_pass(
+            follow_through_caller(),
+            watch.target_id,
+            current,
+            detail=detail,
+            acting_as=Caller(watch.requester_id, "", ""),
+        )
         await self._redactor.redact_cards_of_pass(watch.pass_method_id, RedactionReason.REGISTERED, actor_id="tapbot")
 
 
