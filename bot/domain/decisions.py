@@ -10,7 +10,7 @@ from bot.domain.approvals import ApprovalKind, ApprovalRequest, ApprovalStatus, 
 from bot.domain.audit import AuditAction, AuditOutcome
 from bot.domain.auditing import Auditor, Subject
 from bot.domain.eligibility import resolve_lifetime, resolve_one_time
-from bot.domain.errors import Refused, Rule, TapError
+from bot.domain.errors import EntraRefused, Refused, Rule, SignInRequired, TapError
 from bot.domain.model import Caller, DirectoryUser, IssuedPass, PassInfo
 from bot.domain.onboarding import OnboardingService
 from bot.domain.ports import AuditLog, Clock
@@ -95,6 +95,21 @@ class DecisionService:
             return Decided(decided)  # a bulk job starts from the Teams edge once approved
         try:
             return Decided(decided, issued=await self._issue(decided, decider))
+        except (SignInRequired, EntraRefused) as error:
+            # Delegated writes: the approver's own rights make this write (decision 3 of issue 14). Without their
+            # sign-in, or with rights Entra refuses, nothing was written, so the approval is undone: the request
+            # stays pending, for this approver once signed in, or for another approver whose rights suffice.
+            if await self._store.reopen_approval(decided):
+                why = "the approver must sign in first" if isinstance(error, SignInRequired) else "Entra refused it"
+                await self._auditor.record(  # the refusal itself is audited by `decide` on its way out
+                    AuditAction.APPROVAL,
+                    AuditOutcome.NEEDS_CONFIRMATION,
+                    decider,
+                    target=request.target_label,
+                    detail=f"request {request.id} pending again: its approval wrote nothing ({why})",
+                    reason=request.request_reason,
+                )
+            raise
         except TapError as error:
             await self._auditor.record(
                 AuditAction.DECISION,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from microsoft_agents.activity import AdaptiveCardInvokeResponse
@@ -13,8 +14,9 @@ from microsoft_agents.hosting.core.app.adaptive_card import factory
 from bot.domain.approval_desk import ApprovalDesk
 from bot.domain.approvals import ApprovalKind, ApprovalRequest, ApprovalStatus
 from bot.domain.decisions import AlreadyClosed, Decided, DecisionService
-from bot.domain.errors import Refused, Rule
+from bot.domain.errors import EntraRefused, Refused, Rule, SignInRequired, TapError
 from bot.domain.model import Recipient
+from bot.domain.records import SignInWait, SignInWaitKind
 from bot.teams.delivery import DeliveryFailed, PrivateChat, PrivateDelivery, card_message, text_message
 from bot.teams.pass_delivery import PassDelivery
 from bot.teams.presentation import Presentation
@@ -27,6 +29,27 @@ logger = logging.getLogger(__name__)
 
 
 BulkApproved = Callable[[ApprovalRequest], Awaitable[str]]
+ResumeHandler = Callable[[Turn, SignInWait], Awaitable[None]]
+
+STILL_OPEN = "Nothing was written, and the request stays open for an approver whose rights allow it."
+
+
+class RegistersResumes(Protocol):
+    def register(self, kind: SignInWaitKind, handler: ResumeHandler) -> None: ...
+
+
+class AsksSignIn(Protocol):
+    """Delegated writes' sign-in at the Teams edge (bot/teams/sign_in.py `SignIns`), as the approval and verification
+    flows use it: a sign-in card with a wait of their own kind, and the registry of what runs after the sign-in."""
+
+    @property
+    def resumes(self) -> RegistersResumes: ...
+
+    async def ask_in_turn(
+        self, turn: Turn, *, kind: SignInWaitKind | None, ref: str | None, what: str | None = None
+    ) -> str: ...
+
+    async def ask_privately(self, recipient: Recipient, *, kind: SignInWaitKind, ref: str, what: str) -> bool: ...
 
 
 class ApprovalAnnouncer:
@@ -74,6 +97,7 @@ class ApprovalFlow:
         passes: PassDelivery,
         presentation: Presentation,
         on_bulk_approved: BulkApproved,
+        sign_in: AsksSignIn | None = None,
     ) -> None:
         self._desk = desk
         self._decisions = decisions
@@ -81,6 +105,11 @@ class ApprovalFlow:
         self._passes = passes
         self._presentation = presentation
         self._on_bulk_approved = on_bulk_approved
+        # Delegated writes (TAPBOT_GRAPH_WRITES=delegated): the approver's own rights make the pass an approval
+        # issues; one who is not signed in gets the sign-in card, and their approval runs again once signed in.
+        self._sign_in = sign_in
+        if sign_in is not None:
+            sign_in.resumes.register(SignInWaitKind.APPROVAL, self.resume_after_sign_in)
 
     async def on_approve(self, turn: Turn, data: object) -> AdaptiveCardInvokeResponse:
         return await self._decide(turn, data, approve=True)
@@ -95,6 +124,13 @@ class ApprovalFlow:
             result = await self._decisions.decide(
                 turn.facts.caller, button.request_id, approve=approve, note=button.note
             )
+        except SignInRequired as needed:
+            # Nothing was written and the request is still pending: the approval runs again after the sign-in.
+            return factory.message(await self._ask_sign_in(turn, needed, button.request_id, button.note))
+        except EntraRefused as refused:
+            # Entra said no to this approver's rights: another approver (a Privileged Authentication Administrator,
+            # or one whose role covers the user) can still approve, so the request stays open until it expires.
+            return factory.message(f"{refused.user_message} {STILL_OPEN}")
         except Refused as refusal:
             # Only the person who pressed sees this; the card stays as it is for everyone else.
             why = (
@@ -111,6 +147,51 @@ class ApprovalFlow:
         card = turn.card(decided_request_card(result.request, tz=tz, outcome=outcome))
         await self._update_channel_card(result.request, card)
         return factory.adaptive_card(card)  # type: ignore[arg-type]
+
+    # --- delegated writes: the approver's sign-in -------------------------------------------------------------
+
+    async def _ask_sign_in(self, turn: Turn, needed: SignInRequired, request_id: str, note: str) -> str:
+        """The approver's sign-in card, privately, with a wait (kind `approval`) that approves again after it."""
+        if self._sign_in is None or needed.user_id.lower() != turn.facts.caller.object_id.lower():
+            raise needed  # not this presser's own sign-in: `Turns.button` says the sentence
+        request = await self._desk.request(request_id)
+        label = request.target_label if request is not None else "this user"
+        return await self._sign_in.ask_in_turn(
+            turn,
+            kind=SignInWaitKind.APPROVAL,
+            ref=approval_ref(request_id, note),
+            what=f"your approval of the request for {label}",
+        )
+
+    async def resume_after_sign_in(self, turn: Turn, wait: SignInWait) -> None:
+        """The approver signed in: their approval runs again as of now (every rule, their rights, the request
+        still pending), with the note they wrote. The outcome goes where a button press would have put it: the
+        channel card and the requester; the approver reads it in their personal chat."""
+        request_id, note = read_approval_ref(wait.ref)
+        try:
+            result = await self._decisions.decide(turn.facts.caller, request_id, approve=True, note=note)
+        except SignInRequired as needed:
+            if self._sign_in is None or needed.user_id.lower() != turn.facts.caller.object_id.lower():
+                raise
+            await turn.reply_privately(await self._ask_sign_in(turn, needed, request_id, note))
+            return
+        except EntraRefused as refused:
+            await turn.reply_privately(f"Your approval was not applied: {refused.user_message} {STILL_OPEN}")
+            return
+        except TapError as refusal:
+            await turn.reply_privately(f"Your approval was not applied: {refusal.user_message}")
+            return
+        tz = self._presentation.default_timezone
+        if isinstance(result, AlreadyClosed):
+            await turn.reply_privately(
+                f"The request for {result.request.target_label} was already closed (decided by someone else, or "
+                "expired), so your approval was not applied."
+            )
+            return
+        outcome = await self._tell_requester(result)
+        card = self._presentation.decorate(decided_request_card(result.request, tz=tz, outcome=outcome))
+        await self._update_channel_card(result.request, card)
+        await turn.reply_privately(f"You approved the request for {result.request.target_label}. {outcome}")
 
     async def _tell_requester(self, decided: Decided) -> str:
         request = decided.request
@@ -167,6 +248,25 @@ class ApprovalFlow:
             await self._delivery.send_to(recipient, text_message(self._presentation.text_prefix + text))
         except DeliveryFailed as failure:
             logger.warning("could not tell %s about their request: %s", recipient.object_id, failure)
+
+
+def approval_ref(request_id: str, note: str) -> str:
+    """A sign-in wait's ref for an approval: the request and the approver's note (the note is theirs to give)."""
+    return json.dumps({"request": request_id, "note": note}, separators=(",", ":"))
+
+
+def read_approval_ref(ref: str) -> tuple[str, str]:
+    try:
+        value = json.loads(ref)
+    except ValueError:
+        value = None
+    if (
+        not isinstance(value, dict)
+        or not isinstance(request_id := value.get("request"), str)
+        or not isinstance(note := value.get("note", ""), str)
+    ):
+        raise TapError("I couldn't read which request your approval was for: press Approve on its card again.")
+    return request_id, note
 
 
 def requester_zone(request: ApprovalRequest, default: ZoneInfo) -> ZoneInfo:

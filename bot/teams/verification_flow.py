@@ -24,10 +24,11 @@ from microsoft_agents.activity import AdaptiveCardInvokeResponse
 from microsoft_agents.hosting.core.app.adaptive_card import factory
 from microsoft_teams.cards.core import CardElement
 
-from bot.domain.errors import Refused, Rule, TapError
+from bot.domain.errors import Refused, Rule, SignInRequired, TapError
 from bot.domain.model import Caller, Recipient
 from bot.domain.onboarding import OnboardingService
 from bot.domain.ports import Clock, PersonalConversations
+from bot.domain.records import SignInWait, SignInWaitKind
 from bot.domain.service import AwaitingApproval, Issued, ReplaceNeeded, TapService
 from bot.domain.verification import (
     Attesters,
@@ -39,7 +40,7 @@ from bot.domain.verification import (
     VerificationService,
     VerificationState,
 )
-from bot.teams.approval_flow import ApprovalAnnouncer
+from bot.teams.approval_flow import ApprovalAnnouncer, AsksSignIn
 from bot.teams.delivery import DeliveryFailed, PrivateChat, PrivateDelivery, card_message, text_message
 from bot.teams.pass_delivery import PassDelivery
 from bot.teams.presentation import Presentation
@@ -77,8 +78,14 @@ class VerificationFlow:
         presentation: Presentation,
         clock: Clock,
         conversations: PersonalConversations,
+        sign_in: AsksSignIn | None = None,
     ) -> None:
         self._conversations = conversations
+        # Delegated writes: the confirmed request is written with the technician's own rights; without their
+        # sign-in they get the sign-in card and the request runs once they have signed in.
+        self._sign_in = sign_in
+        if sign_in is not None:
+            sign_in.resumes.register(SignInWaitKind.VERIFICATION, self.resume_after_sign_in)
         self._service = service
         self._tap = tap
         self._onboarding = onboarding
@@ -267,6 +274,8 @@ class VerificationFlow:
                 result = await self._onboarding.onboard(requester, verification.onboard_request())
             else:
                 result = await self._tap.issue(requester, verification.pass_request())
+        except SignInRequired as needed:
+            return await self._ask_sign_in(verification, needed)
         except TapError as error:
             await self._tell(
                 verification.requester,
@@ -295,6 +304,50 @@ class VerificationFlow:
                 logger.warning("could not ask about replacing a pass: %s", failure)
             return f"{verification.target_label} received another pass meanwhile: answer the question below."
         return "A verification is needed again; start again."
+
+    # --- delegated writes: the technician's sign-in ---------------------------------------------------------
+
+    async def _ask_sign_in(self, verification: Verification, needed: SignInRequired) -> str:
+        """The write needs the technician's own token and the token service has none: nothing was written, the
+        verification stays confirmed (the write released it), and the technician, who may be anywhere but in this
+        turn (the manager's), gets the sign-in card in their 1:1 chat with a wait that runs the request again."""
+        label = verification.target_label
+        if self._sign_in is None or needed.user_id.lower() != verification.requester.object_id.lower():
+            await self._tell(verification.requester, f"{label} was verified, but no pass was issued: {needed}")
+            return f"No pass was issued: {needed.user_message}"
+        sent = await self._sign_in.ask_privately(
+            verification.requester,
+            kind=SignInWaitKind.VERIFICATION,
+            ref=verification.id,
+            what=f"the verified pass for {label}",
+        )
+        if not sent:
+            return (
+                f"{label} was verified, but passes are written with your own Entra rights and I couldn't send you a "
+                "sign-in card. Sign in from your personal chat with me; the verified request then runs."
+            )
+        return (
+            f"{label} was verified. Sign in to tapbot to issue the pass (passes are written with your own Entra "
+            "rights): the sign-in card is in our personal chat, and the pass follows once you have signed in."
+        )
+
+    async def resume_after_sign_in(self, turn: Turn, wait: SignInWait) -> None:
+        """The technician signed in: their verified request runs as if just confirmed (every rule again, the
+        verification consumed by the write), and the tracking card says how it ended."""
+        verification = await self._service.get(wait.ref)
+        if verification is None or verification.requester.object_id.lower() != turn.facts.caller.object_id.lower():
+            await turn.reply_privately("You're signed in. The verification that waited for it is gone; start again.")
+            return
+        if verification.state is not VerificationState.CONFIRMED:
+            await turn.reply_privately(
+                f"You're signed in, but the verification of {verification.target_label} is {verification.state.value}"
+                " now, so no pass was issued."
+            )
+            return
+        await turn.reply_privately(f"You're signed in: issuing the verified pass for {verification.target_label}.")
+        outcome = await self._issue(verification)
+        verification = await self._service.get(verification.id) or verification
+        await self._update_tracking(verification, outcome)
 
     # --- cards --------------------------------------------------------------------------------------------
 
