@@ -15,7 +15,7 @@ from bot.domain.approval_desk import ApprovalDesk
 from bot.domain.approvals import ApprovalKind, ApprovalRequest, ApprovalStatus
 from bot.domain.decisions import AlreadyClosed, Decided, DecisionService
 from bot.domain.errors import EntraRefused, Refused, Rule, SignInRequired, TapError
-from bot.domain.model import Recipient
+from bot.domain.model import Caller, Recipient
 from bot.domain.records import SignInWait, SignInWaitKind
 from bot.teams.delivery import DeliveryFailed, PrivateChat, PrivateDelivery, card_message, text_message
 from bot.teams.pass_delivery import PassDelivery
@@ -143,7 +143,7 @@ class ApprovalFlow:
         if isinstance(result, AlreadyClosed):
             closed = decided_request_card(result.request, tz=tz, outcome="This request was already closed.")
             return turn.card_answer(closed)
-        outcome = await self._tell_requester(result)
+        outcome = await self._tell_requester(result, turn.facts.caller)
         card = turn.card(decided_request_card(result.request, tz=tz, outcome=outcome))
         await self._update_channel_card(result.request, card)
         return factory.adaptive_card(card)  # type: ignore[arg-type]
@@ -188,12 +188,12 @@ class ApprovalFlow:
                 "expired), so your approval was not applied."
             )
             return
-        outcome = await self._tell_requester(result)
+        outcome = await self._tell_requester(result, turn.facts.caller)
         card = self._presentation.decorate(decided_request_card(result.request, tz=tz, outcome=outcome))
         await self._update_channel_card(result.request, card)
         await turn.reply_privately(f"You approved the request for {result.request.target_label}. {outcome}")
 
-    async def _tell_requester(self, decided: Decided) -> str:
+    async def _tell_requester(self, decided: Decided, approver: Caller) -> str:
         request = decided.request
         tz = requester_zone(request, self._presentation.default_timezone)
         who = request.decided_by_name or "an operator"
@@ -211,7 +211,8 @@ class ApprovalFlow:
                 f"{who} approved your request for {request.target_label}, but no pass was issued: {reason}",
             )
             return f"No pass was issued: {reason}"
-        undelivered = await self._passes.deliver(decided.issued, request.requester, tz)
+        # A pass the requester cannot be shown is deleted by whoever made it: the approver (delegated writes).
+        undelivered = await self._passes.deliver(decided.issued, request.requester, tz, acting_as=approver)
         if undelivered is not None:
             return (
                 f"The requester could not be reached privately ({undelivered.reason}), so the pass was revoked at once."

@@ -64,9 +64,13 @@ class PassDelivery:
         *,
         context: TurnContext | None = None,
         current: TurnFacts | None = None,
+        acting_as: Caller | None = None,
     ) -> Undelivered | None:
         """Shows the new pass on its private card. Whatever fails before the card is shown and recorded, the pass
-        is revoked: a pass is never left alive that no one was shown (or whose card could never be hidden)."""
+        is revoked: a pass is never left alive that no one was shown (or whose card could never be hidden).
+
+        `acting_as`: who created it, when not the recipient (an approver): with delegated writes their rights, which
+        just made the pass, delete it too."""
         card_id = str(uuid.uuid4())
         now = self._clock.now()
         requester = Caller(recipient.object_id, recipient.tenant_id, recipient.name, recipient)
@@ -76,11 +80,11 @@ class PassDelivery:
                 recipient, card_message(card), context=context, current=current
             )
         except DeliveryFailed as failure:
-            await self._service.revoke_undelivered(requester, issued, str(failure))
+            await self._service.revoke_undelivered(requester, issued, str(failure), acting_as=acting_as)
             return Undelivered(str(failure))
         except Exception:
             logger.exception("the card of a new pass for user %s could not be shown", issued.user.object_id)
-            await self._service.revoke_undelivered(requester, issued, CARD_FAILED)
+            await self._service.revoke_undelivered(requester, issued, CARD_FAILED, acting_as=acting_as)
             return Undelivered(CARD_FAILED)
         try:
             await self._store.save_pass_card(
@@ -103,7 +107,7 @@ class PassDelivery:
         except Exception:
             # Shown, but a card the bot cannot find again is never hidden: revoke the pass and take the card back.
             logger.exception("the card of a new pass for user %s could not be recorded", issued.user.object_id)
-            await self._service.revoke_undelivered(requester, issued, CARD_NOT_RECORDED)
+            await self._service.revoke_undelivered(requester, issued, CARD_NOT_RECORDED, acting_as=acting_as)
             if activity_id:
                 with contextlib.suppress(Exception):
                     await self._delivery.update(chat, activity_id, text_message(REVOKED_NOTE))

@@ -344,6 +344,32 @@ async def test_an_approver_without_the_role_is_told_why_and_the_request_stays_pe
         await stop_bot(bot)
 
 
+async def test_an_approved_pass_the_requester_cannot_be_shown_is_deleted_with_the_approvers_rights(
+    tmp_path: Path, pass_writes: list[PassWrite]
+) -> None:
+    """Alex (his role only eligible) cannot be reached privately any more: the pass Adele's approval made is deleted
+    at once, by Adele's rights that made it (Alex's own would be refused, and the pass would stay)."""
+    bot = await approval_bot(tmp_path)
+    try:
+        request_id = await long_pass_request(bot, ALEX)
+        await sign_in(bot, ADELE)
+        bot.connector.refuse_send_with = 403
+        bot.connector.refuse_create_with = 403
+        answer = await bot.press(ADELE, verbs.APPROVE, {"requestId": request_id}, kind="channel")
+        assert "so the pass was revoked at once" in card_text(answer["value"])
+        assert pass_writes == [
+            PassWrite(ADELE.object_id, MEGAN.object_id, 0),
+            PassWrite(ADELE.object_id, MEGAN.object_id, 0),
+        ]
+        assert await sandbox_passes(bot) == []
+        rows = await audit_rows(bot)
+        assert [row.outcome for row in rows if row.action == "revoke" and "delivery failed" in row.detail] == [
+            "succeeded"
+        ]
+    finally:
+        await stop_bot(bot)
+
+
 def minted_tokens(bot: RunningBot) -> list[str]:
     """Every token the sandbox's Entra signs from now on (Teams SSO tokens and Graph tokens alike)."""
     minted: list[str] = []
