@@ -119,6 +119,7 @@ class RowRunner:
         self._right_checked_at: float | None = None
         self._right_lost = False
         self._sign_in_lost = False
+        self.paused: Progress | None = None  # where the run stopped, when it paused for the requester's sign-in
         self._caught_mid_create: set[int] = set()
 
     async def run(self) -> BulkJob:
@@ -147,8 +148,11 @@ class RowRunner:
                     worker.cancel()
         await self._flush_page()
         if self._sign_in_lost and not self._right_lost and await self._pause():
+            # The sink hears of the pause from the caller (`BulkRunner`), once the lease is given back: the sign-in
+            # card it sends can resume the job at once (Teams exchanges the token as it shows the card), maybe on
+            # another replica.
             paused = await self._store.job(job.id) or job
-            await self._sink.waiting_sign_in(self._progress(paused))
+            self.paused = self._progress(paused)
             return paused
         final_status = JobStatus.CANCELLED if self._cancelled else JobStatus.FINISHED
         leftovers = await self._store.rows(job.id, (RowState.PENDING,))

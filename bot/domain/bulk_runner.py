@@ -14,7 +14,7 @@ import logging
 from datetime import timedelta
 
 from bot.domain.auditing import Auditor
-from bot.domain.bulk import BulkJob, BulkSink, BulkStore
+from bot.domain.bulk import BulkJob, BulkSink, BulkStore, Progress
 from bot.domain.bulk_row_runner import RowRunner, RunTiming
 from bot.domain.bulk_service import UnknownJob
 from bot.domain.pacer import Lane, lane
@@ -52,6 +52,13 @@ class BulkRunner:
     async def run(self, job_id: int, sink: BulkSink) -> BulkJob:
         """Runs (or resumes) a job to its end on this replica, without a lease. Safe to call again after a crash:
         the journal says where it was."""
+        job, paused = await self._execute(job_id, sink)
+        if paused is not None:
+            await sink.waiting_sign_in(paused)
+        return job
+
+    async def _execute(self, job_id: int, sink: BulkSink) -> tuple[BulkJob, Progress | None]:
+        """One run; with where it stopped when it paused for the requester's sign-in (the sink not told yet)."""
         job = await self._store.job(job_id)
         if job is None:
             raise UnknownJob(job_id)
@@ -67,7 +74,7 @@ class BulkRunner:
             timing=self._timing,
         )
         with lane(Lane.BULK):  # its Graph requests (and its workers', started inside) go through the bulk lane
-            return await runner.run()
+            return await runner.run(), runner.paused
 
     def start(self, job: BulkJob, sink: BulkSink) -> None:
         """Runs the job in the background under a lease, unless this replica already runs it."""
@@ -116,7 +123,7 @@ class BulkRunner:
         if not await self._claim(job.id):
             logger.info("bulk job %s is run by another replica", job.id)
             return
-        run = asyncio.create_task(self.run(job.id, sink), name=f"bulk-run-{job.id}")
+        run = asyncio.create_task(self._execute(job.id, sink), name=f"bulk-run-{job.id}")
         try:
             while not run.done():
                 await asyncio.wait({run}, timeout=self._lease.total_seconds() / 3)
@@ -133,3 +140,10 @@ class BulkRunner:
                 run.cancel()
                 await asyncio.wait({run})
             await asyncio.shield(self._store.release_job(job.id, self._replica))
+        paused = None if run.cancelled() or run.exception() is not None else run.result()[1]
+        if paused is not None:
+            # After the lease went back: the sign-in this asks for may resume the job on any replica at once.
+            try:
+                await sink.waiting_sign_in(paused)
+            except Exception:
+                logger.exception("bulk job %s paused, but its requester could not be told", job.id)

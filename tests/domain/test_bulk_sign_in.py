@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from bot.domain.audit import AuditOutcome
-from bot.domain.bulk import BulkKind, JobStatus, RowState
+from bot.domain.bulk import BulkKind, JobStatus, Progress, RowState
 from bot.domain.bulk_row_runner import NO_LONGER_OPERATOR
 from bot.domain.bulk_service import NotYourJob, Started
 from bot.domain.errors import SignInRequired
@@ -79,13 +79,29 @@ async def test_a_lapsed_sign_in_pauses_the_run_with_every_created_pass_shown_and
     assert paused_events == ["paused: the requester's sign-in lapsed; 23 rows wait for them to sign in again"]
 
 
+class LeaseWatchingSink(Sink):
+    """Records whether the job's lease was still held when the sink heard of the pause."""
+
+    def __init__(self, world: World) -> None:
+        super().__init__()
+        self.world = world
+        self.leases_at_pause: list[dict[int, object]] = []
+
+    async def waiting_sign_in(self, progress: Progress) -> None:
+        self.leases_at_pause.append(dict(self.world.jobs.leases))
+        await super().waiting_sign_in(progress)
+
+
 async def test_a_waiting_job_is_adopted_by_no_replica(world: World, crowd: list[DirectoryUser]) -> None:
     lapse_after(world, 3)
     job_id = await started(world, crowd[:10])
-    world.runner.start(world.jobs.jobs[job_id], Sink())
+    sink = LeaseWatchingSink(world)
+    world.runner.start(world.jobs.jobs[job_id], sink)
     await world.runner.wait(job_id)
     assert world.jobs.jobs[job_id].status is JobStatus.WAITING_SIGN_IN
     assert world.jobs.leases == {}, "the lease is given back when the run pauses"
+    # Given back before the sign-in card goes out: the sign-in it brings may resume the job on any replica at once.
+    assert sink.leases_at_pause == [{}] and sink.pauses[0].done == 3
     world.clock.advance(minutes=5)
     sign_in_again(world)  # even with a token available again, only the requester's sign-in resumes it
     assert await world.runner.adopt(Sink()) == 0

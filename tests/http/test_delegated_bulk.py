@@ -20,7 +20,7 @@ from bot.sandbox.generate import bulk_tenant, bulk_upns
 from bot.sandbox.tokens import UserClaims
 from bot.teams.sign_in import ASKED
 from cards import verbs
-from tests.harness.bot import ADELE, LEE, MEGAN, Person, RunningBot, sandbox_env, start_bot, stop_bot
+from tests.harness.bot import ADELE, ALEX, LEE, MEGAN, Person, RunningBot, sandbox_env, start_bot, stop_bot
 from tests.harness.connector import Sent
 from tests.harness.sign_in import SignInCard, delegated_env, identity, oauth_cards, token_exchange
 from tests.http.test_bulk import attach, csv_of, job_id_of, last_card, page_secrets, result_pages
@@ -294,3 +294,31 @@ async def test_follow_through_without_the_requesters_token_keeps_the_pass_and_sa
     assert [item["user_id"] for item in await sandbox_passes(bot)] == [MEGAN.object_id]
     assert writers == [ADELE.object_id]
     assert len(notices(bot)) == 1
+
+
+async def test_an_approved_run_writes_as_its_requester_and_waits_for_her_sign_in(tmp_path: Path) -> None:
+    tenant = tmp_path / "bulk-tenant.json"
+    tenant.write_text(json.dumps(bulk_tenant(4)), encoding="utf-8")
+    env = sandbox_env(tmp_path, TAPBOT_SANDBOX_TENANT=str(tenant), TAPBOT_APPROVAL_BULK_ROWS="3", **delegated_env())
+    bot = await start_bot(env)
+    try:
+        writers = graph_writers(bot)
+        await bot.say(ADELE, "<at>tapbot</at> tap approvals here", kind="channel")
+        job_id = await confirmed_job(bot, 4)
+        request = [sent.card for sent in bot.connector.sent if sent.conversation_id == "19:general@thread.tacv2"][-1]
+        assert request is not None
+        request_id = next(a["data"]["requestId"] for a in request["actions"] if a["verb"] == verbs.APPROVE)
+        # Alex approves; he writes nothing (the rows are Adele's), so he is not asked to sign in.
+        decided = await bot.press(ALEX, verbs.APPROVE, {"requestId": request_id}, kind="channel")
+        assert "is running" in card_text(decided["value"])
+        await settle(bot, job_id, JobStatus.WAITING_SIGN_IN)
+        assert await counts(bot, job_id) == {RowState.PENDING: 4} and await sandbox_passes(bot) == []
+        assert [card.sent.conversation_id for card in oauth_cards(bot.connector.sent)] == [bot.personal_chat_of(ADELE)]
+
+        status, _ = await token_exchange(bot, ADELE, sign_in_cards(bot)[0].exchange_id)
+        assert status == 200
+        await settle(bot, job_id, JobStatus.FINISHED)
+        assert await counts(bot, job_id) == {RowState.DELIVERED: 4}
+        assert writers == [ADELE.object_id] * 4
+    finally:
+        await stop_bot(bot)
