@@ -206,6 +206,7 @@ class BulkFlow:
             state = current.status.value.replace("_", " ") if current else "gone"
             return f"Bulk job {job_id} is not paused (it is {state}); nothing was changed."
         await self._forget_wait(job)
+        await self._results.resumed(job)
         await self._runner.resume(job, self._sink)
         return f"Bulk job {job.id} goes on from where it stopped; its card above shows the progress."
 

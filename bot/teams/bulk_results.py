@@ -140,6 +140,10 @@ class BulkResults:
         except DeliveryFailed as failure:
             logger.warning("could not report the end of job %s: %s", job.id, failure)
 
+    async def resumed(self, job: BulkJob) -> None:
+        """A paused job goes on: its card shows it running again before its first row (the run updates it later)."""
+        await self._update_progress_card(job, await self.first_progress_card(job))
+
     async def ended_unresumed(self, job: BulkJob, patience: timedelta) -> None:
         """A paused job nobody resumed was cancelled: its card says why, and the requester is told at the bottom of
         the chat."""

@@ -153,8 +153,11 @@ async def test_a_run_whose_sign_in_lapses_pauses_and_resumes_after_sign_in_with_
     assert "Cancel" in json.dumps([sent.card for sent in bot.connector.sent if sent.kind == "update"][-1])
 
     # Signed in again: the job finishes; every user got exactly one pass, each shown once.
+    updates_before = len(progress_updates(bot))
     status, _ = await token_exchange(bot, ADELE, second_card.exchange_id)
     assert status == 200
+    assert f"(job {job_id}): running" in progress_updates(bot)[updates_before], "the card is running again at once"
+    assert any(f"You're signed in. Bulk job {job_id} goes on from where it stopped" in sent.text for sent in chat(bot))
     job = await settle(bot, job_id, JobStatus.FINISHED)
     assert await counts(bot, job_id) == {RowState.DELIVERED: USERS}
     assert sorted(created) == sorted(set(created)) and len(created) == USERS, "no user's pass created twice"
