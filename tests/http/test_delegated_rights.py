@@ -314,6 +314,25 @@ async def test_an_approval_is_written_with_the_signed_in_approvers_rights(
         await stop_bot(bot)
 
 
+async def test_an_onboarding_approval_is_written_with_the_approvers_rights(
+    tmp_path: Path, pass_writes: list[PassWrite]
+) -> None:
+    """Megan Bowen, Lee Gu's manager, holds no role and never signs in: her onboarding request is written with the
+    rights of Adele, who approves it."""
+    bot = await approval_bot(tmp_path)
+    try:
+        await bot.say(ADELE, "<at>tapbot</at> tap approvals here", kind="channel")
+        await bot.say(MEGAN, f"/tap onboard {LEE.upn}")
+        [posted] = request_cards(bot)
+        await sign_in(bot, ADELE)
+        answer = await bot.press(ADELE, verbs.APPROVE, {"requestId": request_id_of(posted)}, kind="channel")
+        assert "sent privately to the requester" in card_text(answer["value"])
+        assert pass_writes == [PassWrite(ADELE.object_id, LEE.object_id, 0)]
+        assert len(pass_cards(bot, MEGAN)) == 1 and oauth_cards(bot.connector.sent) == []
+    finally:
+        await stop_bot(bot)
+
+
 async def test_an_approver_without_the_role_is_told_why_and_the_request_stays_pending(
     tmp_path: Path, pass_writes: list[PassWrite]
 ) -> None:
