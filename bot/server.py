@@ -24,6 +24,7 @@ from bot.adapters.downloads import FileTransfers
 from bot.adapters.graph import GraphGateway, build_graph_client, load_response_models
 from bot.adapters.graph_costs import graph_limits
 from bot.adapters.store import SqlStore
+from bot.adapters.user_tokens import TokenServiceTokens, bot_framework_token
 from bot.components import COMPONENTS, Components
 from bot.domain.alerts import AlertService, RefusalAlerts, VelocityLimit
 from bot.domain.approval_desk import ApprovalDesk
@@ -32,7 +33,7 @@ from bot.domain.audit_export import AuditExportService
 from bot.domain.bulk_row_runner import RunTiming
 from bot.domain.bulk_runner import BulkRunner
 from bot.domain.bulk_service import BulkService
-from bot.domain.commands import AlertsHereCommand, FormCommand
+from bot.domain.commands import AlertsHereCommand, FormCommand, SignOutCommand
 from bot.domain.decisions import DecisionService
 from bot.domain.follow_through import FollowThrough
 from bot.domain.onboarding import OnboardingDefaults, OnboardingService
@@ -42,7 +43,7 @@ from bot.domain.ports import Clock
 from bot.domain.service import AccessRules, TapService
 from bot.domain.verification import VerificationService
 from bot.settings import Settings
-from bot.teams.agent import build_runtime, register_handlers
+from bot.teams.agent import TeamsRuntime, build_runtime, register_handlers
 from bot.teams.alert_channel import ChannelAlertPoster, SecurityChannelCommand
 from bot.teams.approval_flow import ApprovalAnnouncer, ApprovalFlow
 from bot.teams.audit_export import AuditExportFlow
@@ -60,6 +61,7 @@ from bot.teams.pass_delivery import PassDelivery
 from bot.teams.people_flow import PeopleFlow, PersonChoices
 from bot.teams.presentation import Presentation
 from bot.teams.redaction import CardRedactor
+from bot.teams.sign_in import SignIns, SignInSettings, sign_out_off
 from bot.teams.turn import Turns
 from bot.teams.verification_flow import VerificationFlow
 from bot.verified_id_setup import build_verified_id
@@ -114,7 +116,14 @@ async def _start_sandbox(settings: Settings) -> RunningSandbox | None:
     from bot.sandbox.tenant import load_tenant
 
     assert settings.sandbox_tenant_file is not None
-    return await start_sandbox(await asyncio.to_thread(load_tenant, settings.sandbox_tenant_file))
+    tenant = await asyncio.to_thread(load_tenant, settings.sandbox_tenant_file)
+    if settings.oauth_connection is None:
+        return await start_sandbox(tenant)
+    from bot.sandbox.options import SandboxOptions
+
+    # Its token service knows the bot's OAuth connection and app id (delegated writes' sign-in, issue 14).
+    options = SandboxOptions(bot_app_id=settings.sso_app_id, oauth_connections=(settings.oauth_connection,))
+    return await start_sandbox(tenant, options)
 
 
 def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -> Components:
@@ -129,7 +138,11 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
     # One pacer for every Graph request of this process: interactive commands and bulk work share Graph's limits.
     pacer = Pacer(graph_limits())
     graph_client, http_client = build_graph_client(settings.graph, graph_base_url, pacer=pacer)
-    graph = GraphGateway(graph_client, clock)
+    # In the sandbox its own token service stands in for the Bot Framework's (delegated writes' sign-in).
+    runtime = build_runtime(settings, token_service_url=sandbox.root_url if sandbox is not None else None)
+    # TAPBOT_GRAPH_WRITES=delegated: pass writes carry the acting person's own token (None: the app's, as before).
+    tokens = _delegated_tokens(settings, runtime, store, clock)
+    graph = GraphGateway(graph_client, clock, delegated=tokens)
     approval_settings = settings.approvals
     desk = ApprovalDesk(
         store=store,
@@ -188,7 +201,6 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
     )
     decisions = DecisionService(tap=service, onboarding=onboarding, desk=desk, store=store, clock=clock, audit=audit)
 
-    runtime = build_runtime(settings)
     delivery = PrivateDelivery(
         outbound=Outbound(runtime.client_factory, app_id=settings.bot_client_id), conversations=store, clock=clock
     )
@@ -199,7 +211,8 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
         decorate=decorate,
         text_prefix=SANDBOX_TEXT_PREFIX if settings.sandbox else "",
     )
-    turns = Turns(presentation=presentation, delivery=delivery)
+    sign_ins = _sign_ins(settings, runtime, tokens, store, delivery, presentation, clock)
+    turns = Turns(presentation=presentation, delivery=delivery, sign_in=sign_ins)
     alerts.post_with(ChannelAlertPoster(delivery=delivery, presentation=presentation))
     redactor = CardRedactor(cards=store, audit=audit, delivery=delivery, clock=clock, decorate=decorate)
     passes = PassDelivery(
@@ -272,6 +285,7 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
         passes=passes,
         presentation=presentation,
         on_bulk_approved=bulk.approved,
+        sign_in=sign_ins,  # delegated writes: an approver's sign-in card, and their approval after it
     )
     verifications = (
         VerificationFlow(
@@ -284,6 +298,7 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
             presentation=presentation,
             clock=clock,
             conversations=store,
+            sign_in=sign_ins,  # delegated writes: the technician's sign-in card, and the verified pass after it
         )
         if verification is not None
         else None
@@ -325,10 +340,20 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
         handlers.command_handlers()
         .add(FormCommand, forms.open)
         .add(AlertsHereCommand, SecurityChannelCommand(alerts=alerts, service=service).on_alerts_here)
+        .add(SignOutCommand, sign_ins.on_sign_out if sign_ins is not None else sign_out_off)
     )
     runner = CommandRunner(handlers=command_handlers, people=PeopleFlow(finder=finder))
+    if sign_ins is not None:
+        sign_ins.run_commands_with(runner)  # a command that waited for its sign-in runs again, as if typed
+        bulk.use_sign_in(sign_ins, store)  # a bulk job paused for its requester's sign-in goes on after it
     messages = TypedCommands(
-        runner=runner, bulk=bulk, delivery=delivery, store=store, clock=clock, presentation=presentation
+        runner=runner,
+        bulk=bulk,
+        delivery=delivery,
+        store=store,
+        clock=clock,
+        presentation=presentation,
+        sign_in_codes=sign_ins,
     )
     register_handlers(
         runtime,
@@ -343,6 +368,7 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
         bulk=bulk,
         audit_export=audit_export,
         verifications=verifications,
+        sign_ins=sign_ins,
     )
     return Components(
         settings=settings,
@@ -367,11 +393,58 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
         ),
         verified_id=verified_id,
         pacer=pacer,
+        delegated_tokens=tokens,
     )
 
 
 def _as_is(card: CardJson) -> CardJson:
     return card
+
+
+def _delegated_tokens(
+    settings: Settings, runtime: TeamsRuntime, store: SqlStore, clock: Clock
+) -> TokenServiceTokens | None:
+    """The technicians' own Graph tokens, from the Bot Framework token service (None in application mode)."""
+    if not settings.delegated_writes or settings.oauth_connection is None:
+        return None
+    return TokenServiceTokens(
+        users=store,
+        connection=settings.oauth_connection,
+        endpoint=runtime.token_service_url,
+        app_id=settings.sso_app_id,
+        bot_token=bot_framework_token(None if settings.anonymous else runtime.application.connection_manager),
+        clock=clock,
+    )
+
+
+def _sign_ins(
+    settings: Settings,
+    runtime: TeamsRuntime,
+    tokens: TokenServiceTokens | None,
+    store: SqlStore,
+    delivery: PrivateDelivery,
+    presentation: Presentation,
+    clock: Clock,
+) -> SignIns | None:
+    """Delegated writes' sign-in at the Teams edge (bot/teams/sign_in.py); None when the bot writes with its own
+    permission (TAPBOT_GRAPH_WRITES=application)."""
+    if tokens is None or settings.oauth_connection is None:
+        return None
+    return SignIns(
+        settings=SignInSettings(
+            connection_name=settings.oauth_connection,
+            app_id=settings.sso_app_id,
+            allowed_tenant_ids=settings.allowed_tenant_ids,
+            typed_codes=settings.sandbox,  # the Playground renders no OAuthCard; Teams never needs a typed code
+        ),
+        clients=runtime.client_factory,
+        tokens=tokens,
+        waits=store,
+        processed=store,
+        delivery=delivery,
+        presentation=presentation,
+        clock=clock,
+    )
 
 
 # --- resources, opened when the app starts and closed in reverse order when it stops ------------------------
