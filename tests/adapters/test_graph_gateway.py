@@ -108,7 +108,8 @@ async def test_group_membership_is_transitive_and_chunked(graph: Graph) -> None:
 
 async def test_roles_and_policy(graph: Graph) -> None:
     assert await graph.gateway.directory_roles(ISAIAH.object_id) == ("Global Administrator",)
-    assert await graph.gateway.directory_roles(ADELE.object_id) == ()
+    assert await graph.gateway.directory_roles(ADELE.object_id) == ("Authentication Administrator",)
+    assert await graph.gateway.directory_roles(MEGAN.object_id) == ()
     policy = await graph.gateway.tap_policy()
     assert policy.enabled and policy.includes_everyone
     assert (policy.minimum_lifetime_minutes, policy.maximum_lifetime_minutes, policy.default_length) == (60, 480, 8)
@@ -204,7 +205,8 @@ async def test_roles_by_every_path(graph: Graph) -> None:
         HENRIETTA: ("Global Administrator (eligible in PIM)",),
         IRVIN: ("Security Administrator (eligible in PIM, through group Security Responders)",),
         JOHANNA: ("Helpdesk Administrator (through eligible membership of group Helpdesk Admins)",),
-        ADELE.object_id: (),
+        ADELE.object_id: ("Authentication Administrator",),
+        ALEX.object_id: ("Authentication Administrator (eligible in PIM)",),
         MEGAN.object_id: (),
     }
     for user_id, roles in expected.items():

@@ -192,7 +192,7 @@ async def test_channel_and_group_chat_answer_privately(open_teams: OpenTeams) ->
 
     await ui.open_channel("IT Department", "Helpdesk")
     since = len(pg.messages)
-    await ui.post(f"tap issue {ALEX}", mention=pg.bot_name)
+    await ui.post(f"tap issue {DIEGO}", mention=pg.bot_name)
     ack = await ui.see(SENT_PRIVATELY)
     private = await pg.wait_for_message(is_pass_card, since=since)
     assert private.conversation_type == "personal"
@@ -219,7 +219,7 @@ async def test_channel_and_group_chat_answer_privately(open_teams: OpenTeams) ->
     await ui.open_chat("Personal Chat")
     card = await ui.newest_pass_card()
     await expect(card.locator("#passValue")).to_have_text(secret)
-    await expect(card).to_contain_text("Temporary Access Pass for Alex Wilber")
+    await expect(card).to_contain_text("Temporary Access Pass for Diego Siciliani")
     await ui.screenshot("personal-chat-pass-from-channel", show=card)
     policy = await ui.card("Temporary Access Pass policy")
     await ui.screenshot("personal-chat-policy-from-group-chat", show=policy)

@@ -27,6 +27,7 @@ from tests.harness.bot import (
     ALEX,
     BREAKGLASS,
     DIEGO,
+    LEE,
     MEGAN,
     TENANT_ID,
     Person,
@@ -229,7 +230,7 @@ async def test_the_velocity_limit_trips_needs_a_second_operator_and_clears(
         assert DIEGO.object_id in {item["user_id"] for item in await sandbox_passes(bot)}
 
         bot.clock.offset += timedelta(minutes=61)  # the hour clears
-        await bot.say(ADELE, f"/tap issue {ALEX.upn} 1h")
+        await bot.say(ADELE, f"/tap issue {LEE.upn} 1h")
         assert len(delivered_secrets(bot)) == 4, "issued at once again"
         assert len(alert_cards(bot)) == 1
 

@@ -51,20 +51,20 @@ async def test_a_mention_in_a_channel_names_the_person_of_the_entity(bot: Runnin
 
 
 async def test_a_mention_whose_text_lies_names_whom_the_entity_names(bot: RunningBot) -> None:
-    adele = member(bot, ADELE)
+    diego = member(bot, DIEGO)
     await say_with_mentions(
         bot,
         ALEX,
         "<at>tapbot</at> issue <at>Megan Bowen</at> 2h",
-        [mention(adele, "<at>Megan Bowen</at>")],  # the text says Megan; Teams says the mention is Adele
+        [mention(diego, "<at>Megan Bowen</at>")],  # the text says Megan; Teams says the mention is Diego
         kind="groupChat",
     )
-    assert [item["user_id"] for item in await sandbox_passes(bot)] == [ADELE.object_id]
+    assert [item["user_id"] for item in await sandbox_passes(bot)] == [DIEGO.object_id]
     private = cards_in([sent for sent in bot.connector.sent if sent.kind == "send"])
     assert len(private) == 1
     text = card_text(private[0])
-    assert f"Temporary Access Pass for Adele Vance ({ADELE.upn})" in text and "Megan" not in text
-    assert bot.connector.member_lookups == [(GROUP, adele)]
+    assert f"Temporary Access Pass for Diego Siciliani ({DIEGO.upn})" in text and "Megan" not in text
+    assert bot.connector.member_lookups == [(GROUP, diego)]
 
 
 async def test_a_mention_teams_does_not_confirm_does_nothing(bot: RunningBot) -> None:

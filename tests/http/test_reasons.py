@@ -20,7 +20,7 @@ import pytest
 from bot.domain.bulk import RowState
 from bot.sandbox.generate import bulk_tenant, bulk_upns
 from cards import verbs
-from tests.harness.bot import ADELE, ALEX, MEGAN, RunningBot, sandbox_env, start_bot, stop_bot
+from tests.harness.bot import ADELE, ALEX, DIEGO, MEGAN, RunningBot, sandbox_env, start_bot, stop_bot
 from tests.http.test_audit_export import answer, consent_card, uploaded
 from tests.http.test_bulk import attach, job_id_of, last_card, run_to_end
 from tests.http.test_issue_flow import card_text, cards_in, sandbox_passes
@@ -74,9 +74,9 @@ async def test_without_settings_a_reason_is_optional_and_shown_in_status(bot: Ru
     assert "lost phone" not in str(await sandbox_passes(bot)), "the reason is the bot's record, not Graph's"
 
     # No reason at all is fine without the settings; status says none was given.
-    await bot.say(ADELE, f"/tap issue {ALEX.upn} 2h")
+    await bot.say(ADELE, f"/tap issue {DIEGO.upn} 2h")
     assert "handed it over" in str(cards_in(bot.connector.sent)[-1])
-    await bot.say(ADELE, f"/tap status {ALEX.upn}")
+    await bot.say(ADELE, f"/tap status {DIEGO.upn}")
     assert "Reason: \nNone given" in last_card_text(bot)
 
 
@@ -191,7 +191,7 @@ async def test_onboarding_obeys_the_rules_and_the_approval_carries_the_reason(ti
 
 async def test_the_audit_export_has_the_reason_with_formulas_neutralised(bot: RunningBot) -> None:
     await bot.say(ADELE, f'/tap issue {MEGAN.upn} 2h reason "=HYPERLINK(1) INC0012345"')
-    await bot.say(ADELE, f'/tap issue {ALEX.upn} 2h reason "+SUM(1) @x -y"')
+    await bot.say(ADELE, f'/tap issue {DIEGO.upn} 2h reason "+SUM(1) @x -y"')
     await bot.say(ADELE, "/tap audit export")
     consent = consent_card(bot)
     await answer(bot, ADELE, consent["content"]["acceptContext"])
@@ -202,7 +202,7 @@ async def test_the_audit_export_has_the_reason_with_formulas_neutralised(bot: Ru
         for record in records
         if record["action"] == "issue" and record["outcome"] == "succeeded"
     }
-    assert issued[ALEX.upn] == "'+SUM(1) @x -y"
+    assert issued[DIEGO.upn] == "'+SUM(1) @x -y"
     assert issued[MEGAN.upn].startswith("'=HYPERLINK(")
     assert all(not record["reason"].startswith(("=", "+", "-", "@")) for record in records)
 

@@ -165,16 +165,28 @@ async def test_this_is_not_them_blocks_the_request_tells_the_technician_and_rais
     assert await sandbox_passes(bot) == []
 
 
-async def test_the_manager_who_is_the_requester_cannot_vouch(bot: RunningBot) -> None:
-    """Alex Wilber reports to Adele: Adele cannot both ask for his pass and confirm it is him."""
-    await bot.say(ADELE, f"/tap issue {ALEX.upn}")
-    said = chat_of(bot, ADELE)[-1].text
-    assert "you are Alex Wilber's manager and the one asking" in said and "No pass was issued" in said
-    assert prompts(bot) == [] and await sandbox_passes(bot) == []
-    rows = await bot.components.store.audit_rows()
-    assert [(row.action, row.outcome, row.rule) for row in rows if row.outcome == "refused"] == [
-        ("verification", "refused", "no_attester")
+async def test_the_manager_who_is_the_requester_cannot_vouch(tmp_path: Path) -> None:
+    """Alex Wilber reports to Adele: Adele cannot both ask for his pass and confirm it is him. (In the demo tenant
+    Alex may activate Authentication Administrator, so the bot refuses him as a role holder first: this tenant
+    leaves the eligibility out.)"""
+    tenant = json.loads(DEMO_TENANT_FILE.read_text(encoding="utf-8"))
+    tenant["roleEligibilities"] = [
+        item for item in tenant["roleEligibilities"] if item["principalId"] != ALEX.object_id
     ]
+    path = tmp_path / "tenant.json"
+    path.write_text(json.dumps(tenant), encoding="utf-8")
+    bot = await start_bot(sandbox_env(tmp_path, TAPBOT_VERIFICATION="manager", TAPBOT_SANDBOX_TENANT=str(path)))
+    try:
+        await bot.say(ADELE, f"/tap issue {ALEX.upn}")
+        said = chat_of(bot, ADELE)[-1].text
+        assert "you are Alex Wilber's manager and the one asking" in said and "No pass was issued" in said
+        assert prompts(bot) == [] and await sandbox_passes(bot) == []
+        rows = await bot.components.store.audit_rows()
+        assert [(row.action, row.outcome, row.rule) for row in rows if row.outcome == "refused"] == [
+            ("verification", "refused", "no_attester")
+        ]
+    finally:
+        await stop_bot(bot)
 
 
 def tenant_where_joni_reports_to_nestor(tmp_path: Path) -> Path:

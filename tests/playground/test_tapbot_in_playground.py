@@ -62,7 +62,7 @@ async def test_operator_issues_hands_over_and_uses_a_channel(tapbot_endpoint: st
         assert secret not in str(answer) and "Hidden after hand-over" in card_text(answer["value"])
 
         since = len(pg.messages)
-        await pg.send_channel("tap issue AlexW@contoso.onmicrosoft.com")
+        await pg.send_channel("tap issue DiegoS@contoso.onmicrosoft.com")
         private = await pg.wait_for_message(is_pass_card, since=since)
         assert private.conversation_type == "personal"
         ack = await pg.wait_for_message(lambda m: "Sent to you privately" in (m.text or ""), since=since)

@@ -125,7 +125,7 @@ async def test_group_by_id(http: ClientSession) -> None:
 async def test_role_assignments_by_principal(http: ClientSession) -> None:
     path = "/v1.0/roleManagement/directory/roleAssignments"
     held = await call(http, "GET", f"{path}?$filter=principalId eq '{ISAIAH_ID}'&$expand=roleDefinition")
-    none = await call(http, "GET", f"{path}?$filter=principalId eq '{ADELE_ID}'")
+    none = await call(http, "GET", f"{path}?$filter=principalId eq '{MEGAN_ID}'")
 
     assert held.status == 200
     [assignment] = held.body["value"]

@@ -77,7 +77,7 @@ CASES: list[tuple[str, Mutation, str]] = [
     (
         "unknown role",
         lambda data: data["roleAssignments"].append({"principalId": LEE_ID, "roleDefinitionId": UNKNOWN_ID}),
-        f"roleAssignments[4]: roleDefinitionId '{UNKNOWN_ID}' is not a known role definition",
+        f"roleAssignments[5]: roleDefinitionId '{UNKNOWN_ID}' is not a known role definition",
     ),
     (
         "unknown role holder",
@@ -120,7 +120,7 @@ CASES: list[tuple[str, Mutation, str]] = [
         lambda data: data["roleAssignments"].append(
             {"principalId": SERVICE_DESK_ID, "roleDefinitionId": GLOBAL_ADMINISTRATOR_ROLE_ID}
         ),
-        "roleAssignments[4]: group 'Service Desk' is not role-assignable (set isAssignableToRole: true)",
+        "roleAssignments[5]: group 'Service Desk' is not role-assignable (set isAssignableToRole: true)",
     ),
     (
         "eligibility for a group that is not role-assignable",
@@ -160,7 +160,7 @@ CASES: list[tuple[str, Mutation, str]] = [
     (
         "the same eligibility twice",
         lambda data: data["roleEligibilities"].append(dict(data["roleEligibilities"][0])),
-        "roleEligibilities[2]: the same principal already has this role at this scope",
+        "roleEligibilities[3]: the same principal already has this role at this scope",
     ),
 ]
 
