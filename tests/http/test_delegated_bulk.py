@@ -24,6 +24,7 @@ from tests.harness.bot import ADELE, ALEX, LEE, MEGAN, Person, RunningBot, sandb
 from tests.harness.connector import Sent
 from tests.harness.sign_in import SignInCard, delegated_env, identity, oauth_cards, token_exchange
 from tests.http.test_bulk import attach, csv_of, job_id_of, last_card, page_secrets, result_pages
+from tests.http.test_buttons import HOSTILE_IDS, MESSAGE
 from tests.http.test_follow_through import STEP, advance, housekeeping, notices, register
 from tests.http.test_issue_flow import card_text, sandbox_passes
 
@@ -325,3 +326,21 @@ async def test_an_approved_run_writes_as_its_requester_and_waits_for_her_sign_in
         assert writers == [ADELE.object_id] * 4
     finally:
         await stop_bot(bot)
+
+
+async def test_the_resume_button_refuses_hostile_data_a_channel_and_jobs_that_do_not_wait(bot: RunningBot) -> None:
+    for value in HOSTILE_IDS:
+        answer = await bot.press(ADELE, verbs.BULK_RESUME, {"jobId": value})
+        assert answer["type"] == MESSAGE and "damaged" in answer["value"], (value, answer)
+    answer = await bot.press(ADELE, verbs.BULK_RESUME, {"jobId": 2**31 - 1})
+    assert answer["type"] == MESSAGE and "2147483647" in answer["value"]
+    job_id = await confirmed_job(bot, 2)
+    await settle(bot, job_id, JobStatus.WAITING_SIGN_IN)
+    answer = await bot.press(ADELE, verbs.BULK_RESUME, {"jobId": job_id}, kind="channel")
+    assert answer["type"] == MESSAGE and "personal chat" in answer["value"]
+    assert (await bot.components.bulk._bulk.job(job_id)).status is JobStatus.WAITING_SIGN_IN  # type: ignore[union-attr]
+    await attach(bot, "users.csv", csv_of(bulk_upns(2)))
+    checked = job_id_of(last_card(bot))
+    answer = await bot.press(ADELE, verbs.BULK_RESUME, {"jobId": checked})
+    assert "is not paused (it is checked); nothing was changed." in answer["value"]
+    assert await sandbox_passes(bot) == []
