@@ -106,6 +106,11 @@ def rights_data() -> dict[str, Any]:
             "roleDefinitionId": AUTHENTICATION_ADMINISTRATOR,
             "directoryScopeId": f"/administrativeUnits/{EXECUTIVES_UNIT_ID}",
         },
+        {
+            "principalId": LIDIA_ID,
+            "roleDefinitionId": PRIVILEGED_AUTHENTICATION_ADMINISTRATOR,
+            "directoryScopeId": f"/administrativeUnits/{PARIS_UNIT_ID}",
+        },
     ]
     return data
 
@@ -219,6 +224,15 @@ async def test_a_role_scoped_to_a_unit_covers_only_its_non_admin_members(
     assert (await create(graph, rights, GRADY_ID, LYNNE_ID)).status == 201  # in the unit, no role
     assert_denied(await create(graph, rights, GRADY_ID, MEGAN_ID))  # not in the unit
     assert_denied(await create(graph, rights, GRADY_ID, MIRIAM_ID))  # in the unit, but an admin
+
+
+async def test_a_privileged_authentication_administrator_of_a_unit_reaches_its_admins_too(
+    graph: ClientSession, rights: RunningSandbox
+) -> None:
+    """Lidia is Privileged Authentication Administrator for the Paris office: any member, none outside."""
+    assert (await create(graph, rights, LIDIA_ID, MIRIAM_ID)).status == 201  # an admin, in the unit
+    assert (await create(graph, rights, LIDIA_ID, LYNNE_ID)).status == 201
+    assert_denied(await create(graph, rights, LIDIA_ID, MEGAN_ID))
 
 
 async def test_a_restricted_unit_is_reached_only_by_a_role_scoped_to_it(
