@@ -140,6 +140,8 @@ def turn_summary(body: dict[str, Any]) -> str:
     if kind_of_activity == "message":
         words = clean_text(body.get("text") if isinstance(body.get("text"), str) else "").lstrip("/").split()
         what = " ".join(words[:2]) + (" …" if len(words) > 2 else "")
+        if len(words) == 1 and words[0].isdigit():  # a sign-in code typed in the sandbox (bot/teams/sign_in.py)
+            what = "(a number)"
         if not words:
             what = "sent a file" if body.get("attachments") else "(empty message)"
     elif kind_of_activity == "invoke":
