@@ -171,7 +171,10 @@ class BulkFlow:
         await self._forget_wait(job)
         if job.status is JobStatus.CANCELLING:
             return turn.card_answer(await self._results.first_progress_card(job))
-        return turn.card_answer(final_card(job, await self._bulk.counts(job.id), [], can_export=False))
+        # Cancelled before it ran, or while it waited for a sign-in (its delivered passes can still be exported).
+        failed = await self._bulk.rows(job.id, (RowState.FAILED,))
+        counts = await self._bulk.counts(job.id)
+        return turn.card_answer(final_card(job, counts, failed, can_export=self._results.can_export(job.id)))
 
     async def on_retry(self, turn: Turn, data: object) -> AdaptiveCardInvokeResponse:
         button = JobButton.parse(data)

@@ -140,6 +140,10 @@ class BulkResults:
         except DeliveryFailed as failure:
             logger.warning("could not report the end of job %s: %s", job.id, failure)
 
+    def can_export(self, job_id: int) -> bool:
+        """Whether this replica still holds the job's passes for the results file."""
+        return self._vault.has(job_id)
+
     async def resumed(self, job: BulkJob) -> None:
         """A paused job goes on: its card shows it running again before its first row (the run updates it later)."""
         await self._update_progress_card(job, await self.first_progress_card(job))

@@ -344,3 +344,21 @@ async def test_the_resume_button_refuses_hostile_data_a_channel_and_jobs_that_do
     answer = await bot.press(ADELE, verbs.BULK_RESUME, {"jobId": checked})
     assert "is not paused (it is checked); nothing was changed." in answer["value"]
     assert await sandbox_passes(bot) == []
+
+
+async def test_cancel_after_a_mid_run_pause_keeps_what_was_delivered_and_its_export(bot: RunningBot) -> None:
+    await bot.say(ADELE, f"/tap issue {MEGAN.upn} 2h")  # signs Adele in before the run, through a command's card
+    status, _ = await token_exchange(bot, ADELE, sign_in_cards(bot)[-1].exchange_id)
+    assert status == 200
+    created = lapse_after(bot, ADELE, 3)
+    job_id = await confirmed_job(bot, 5)
+    await settle(bot, job_id, JobStatus.WAITING_SIGN_IN)
+    delivered = (await counts(bot, job_id)).get(RowState.DELIVERED, 0)
+    assert delivered == len(created) >= 3 and delivered < 5
+
+    answer = await bot.press(ADELE, verbs.BULK_CANCEL, {"jobId": job_id})
+    text = card_text(answer["value"])
+    assert "cancelled" in text and f"/tap revoke job {job_id}" in text
+    assert "Send the results as an Excel file" in json.dumps(answer["value"])
+    assert await counts(bot, job_id) == {RowState.DELIVERED: delivered, RowState.CANCELLED: 5 - delivered}
+    assert len(await sandbox_passes(bot)) == delivered + 1
