@@ -97,6 +97,12 @@ class TokenServiceTokens:
             if response is None or not response.token:
                 self._cache.pop(user_id, None)
                 raise SignInRequired(user_id)
+            if not _is_for(response.token, user_id):
+                # The token service keeps what was signed in under this person's channel account, whoever signed in
+                # at the page (a code read out by someone else): never act with another person's rights.
+                logger.warning("the token service holds a token of someone else for %s; not used", user_id)
+                self._cache.pop(user_id, None)
+                raise SignInRequired(user_id)
             token = DelegatedToken(user_id, response.token, self._expiry(response))
             self._cache[user_id] = token
             return token
@@ -106,8 +112,13 @@ class TokenServiceTokens:
     ) -> None:
         user_id = actor.object_id.lower()
         await self._users.save_sign_in_user(user_id, channel_user_id, channel_id, self._clock.now())
-        if token:
-            self._cache[user_id] = DelegatedToken(user_id, token, expires_at)
+        if not token:
+            return
+        if not _is_for(token, user_id):  # a sign-in by someone else (see token_for): not kept, so never used
+            logger.warning("a sign-in for %s gave a token of someone else; not kept", user_id)
+            self._cache.pop(user_id, None)
+            return
+        self._cache[user_id] = DelegatedToken(user_id, token, expires_at)
 
     def forget(self, user_id: str) -> None:
         self._cache.pop(user_id.lower(), None)
@@ -161,15 +172,29 @@ class TokenServiceTokens:
         return expiry if expiry is not None else now
 
 
-def _jwt_expiry(token: str) -> datetime | None:
+def _jwt_claims(token: str) -> dict[str, object]:
+    """The token's claims, read without verifying (Graph verifies it); empty when it is not a readable JWT."""
     parts = token.split(".")
     if len(parts) != 3:
-        return None
+        return {}
     try:
         claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-        return datetime.fromtimestamp(int(claims["exp"]), UTC)
-    except (ValueError, KeyError, TypeError, binascii.Error, OverflowError):
+    except (ValueError, binascii.Error):
+        return {}
+    return claims if isinstance(claims, dict) else {}  # pyright: ignore[reportUnknownVariableType]
+
+
+def _jwt_expiry(token: str) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(_jwt_claims(token)["exp"]), UTC)  # type: ignore[call-overload]
+    except (ValueError, KeyError, TypeError, OverflowError):
         return None
+
+
+def _is_for(token: str, user_id: str) -> bool:
+    """Whether the Graph token is the person's own (its `oid`); deny by default when it cannot be read."""
+    oid = _jwt_claims(token).get("oid")
+    return isinstance(oid, str) and oid.strip().lower() == user_id
 
 
 def _unavailable(what: str, status: int | None = None) -> GraphUnavailable:

@@ -20,7 +20,7 @@ from tests.fakes import FixedClock
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 ADELE = Caller(object_id="Adele-Id", tenant_id="t", display_name="Adele Vance")
-TOKEN = "eyJ0eXAiOiJKV1QifQ.graph-token-for-adele.signature"
+TOKEN = "eyJ0eXAiOiJKV1QifQ.eyJvaWQiOiJhZGVsZS1pZCJ9.graph-token-for-adele-signature"  # claims: oid adele-id
 
 
 @dataclass
@@ -145,7 +145,8 @@ async def test_without_an_expiration_the_tokens_own_exp_says_how_long_to_keep_it
     import base64
     import json
 
-    claims = base64.urlsafe_b64encode(json.dumps({"exp": int((NOW + timedelta(minutes=30)).timestamp())}).encode())
+    expiry = int((NOW + timedelta(minutes=30)).timestamp())
+    claims = base64.urlsafe_b64encode(json.dumps({"oid": "adele-id", "exp": expiry}).encode())
     jwt = "eyJhbGciOiJub25lIn0." + claims.decode().rstrip("=") + ".sig"
     fake, endpoint = service
     fake.tokens[("29:adele", "tapbot-graph", "msteams")] = (jwt, None)
