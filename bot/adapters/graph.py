@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -80,6 +80,11 @@ CHECK_MEMBER_GROUPS_LIMIT = 20
 # How far Graph's clock may trail ours when deciding whether a pass found after an uncertain failure is ours.
 CLOCK_SKEW = timedelta(minutes=2)
 CREATE_ATTEMPTS = 3
+ORPHAN_LEFT_LIVE = (
+    "Microsoft Graph did not answer the creation of this user's pass, but made one, and I could not delete it with "
+    "your rights (your sign-in has lapsed or Entra refused). Nobody has seen its value, yet it works until {until}: "
+    "sign in and revoke it (/tap revoke), or ask an administrator to."
+)
 # Graph answers `$search` on directory objects only as an advanced query (concepts/aad-advanced-queries.md).
 EVENTUAL_CONSISTENCY = {"ConsistencyLevel": "eventual"}
 TAP_CONFIGURATION_TYPE = "#microsoft.graph.temporaryAccessPassAuthenticationMethodConfiguration"
@@ -366,7 +371,18 @@ class GraphGateway(RefusalReads):
                 user_id,
                 extra=_fields("create the pass", None, target_id=user_id),
             )
-            await self.delete_pass(user_id, current.method_id, acting_as=acting_as)
+            try:
+                await self.delete_pass(user_id, current.method_id, acting_as=acting_as)
+            except (SignInRequired, EntraRefused) as error:
+                # Raised on, either would read as "nothing was written" while the pass is live and nobody saw it.
+                logger.error(
+                    "could not delete the pass an uncertain create left for %s (%s); it stays live",
+                    user_id,
+                    type(error).__name__,
+                    extra=_fields("create the pass", None, target_id=user_id),
+                )
+                until = current.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+                raise GraphRejected(ORPHAN_LEFT_LIVE.format(until=until)) from None
 
     async def delete_pass(self, user_id: str, method_id: str, *, acting_as: Caller | None = None) -> str | None:
         token = await self._token_for(acting_as)

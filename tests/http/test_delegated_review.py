@@ -4,7 +4,10 @@ delegated token's binding to the person in the authenticated activity. A finding
 
 Finding 1 (fixed in bot/adapters/user_tokens.py): a Graph token the token service gave after a sign-in was kept and used
 for the caller without checking it was theirs, so a code from a sign-in made by someone else wrote with that person's
-Entra rights (Entra's audit naming them, tapbot's naming the caller)."""
+Entra rights (Entra's audit naming them, tapbot's naming the caller).
+Finding 2 (fixed in bot/adapters/graph.py): when the delete of an uncertain create's orphan needed a sign-in (or Entra
+refused it), SignInRequired escaped create_pass, read everywhere as "nothing written": the pass stayed live, unseen,
+and the technician read "Nothing was changed yet"."""
 
 from __future__ import annotations
 
@@ -13,14 +16,24 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.sandbox.tokens import UserClaims
 from bot.settings import SANDBOX_BOT_APP_ID
 from tests.harness.bot import ADELE, ALEX, LEE, MEGAN, RunningBot, sandbox_env, start_bot, stop_bot
-from tests.harness.sign_in import CONNECTION, delegated_env, identity, oauth_cards, sign_in_page_code, verify_state
+from tests.harness.sign_in import (
+    CONNECTION,
+    delegated_env,
+    identity,
+    oauth_cards,
+    sign_in_page_code,
+    token_exchange,
+    verify_state,
+)
 from tests.http.test_issue_flow import sandbox_passes
+from tests.http.test_resilience import CREATE_PATH, inject_fault
 
 
 @pytest.fixture
@@ -126,3 +139,41 @@ async def test_verify_state_code_and_tokens_are_not_logged_at_debug(
     logged = caplog.text + "".join(str(vars(record)) for record in caplog.records)
     for secret in (code, sign_in_id, *tokens):
         assert secret not in logged
+
+
+def lapse_when_created(bot: RunningBot, object_id: str) -> None:
+    """The person's sign-in lapses the moment the sandbox creates a pass (their later requests get 401, and the token
+    service has no session left to renew)."""
+    sandbox = bot.components.sandbox
+    assert sandbox is not None
+    state = sandbox.state
+    issue = state.passes.issue
+
+    def lapsing(*args: Any, **options: Any) -> Any:
+        issued = issue(*args, **options)
+        state.identity.lapse(object_id)
+        return issued
+
+    state.passes.issue = lapsing  # type: ignore[method-assign]
+
+
+async def test_an_uncertain_create_whose_sign_in_lapses_leaves_no_unseen_live_pass(delegated: RunningBot) -> None:
+    bot = delegated
+    await bot.say(ADELE, f"/tap issue {LEE.upn} 1h")
+    [card] = oauth_cards(bot.connector.sent)
+    assert (await token_exchange(bot, ADELE, card.exchange_id))[0] == 200
+    assert len(await sandbox_passes(bot)) == 1
+    await bot.say(ADELE, f"/tap revoke {LEE.upn}")
+    assert await sandbox_passes(bot) == []
+    # Graph creates Megan's pass but the answer is lost (503), and Adele's sign-in lapses at that moment.
+    await inject_fault(bot, method="POST", path_regex=CREATE_PATH, status=503, after_effect=True, count=1)
+    lapse_when_created(bot, ADELE.object_id)
+    bot.connector.clear()
+
+    await bot.say(ADELE, f"/tap issue {MEGAN.upn} 2h")
+
+    told = " ".join(bot.connector.texts())
+    live = await sandbox_passes(bot)
+    # Either no pass is left behind, or Adele is told it is live (never that nothing changed).
+    assert live == [] or ("Nothing was changed" not in told and "nothing was changed" not in told), told
+    assert live == [] or "I could not delete it with your rights" in told
