@@ -177,3 +177,29 @@ async def test_an_uncertain_create_whose_sign_in_lapses_leaves_no_unseen_live_pa
     # Either no pass is left behind, or Adele is told it is live (never that nothing changed).
     assert live == [] or ("Nothing was changed" not in told and "nothing was changed" not in told), told
     assert live == [] or "I could not delete it with your rights" in told
+
+
+CHANNEL = "19:general@thread.tacv2;messageid=1"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="review finding 3: bot/teams/sign_in.py ask_in_turn, when the token service turns out to hold a token "
+    "(GetTokenOrSignInResource answers one), runs every wait of the caller in the current turn: a command that "
+    "waited in the personal chat is announced and run in a channel thread",
+)
+async def test_waits_resumed_by_a_token_found_while_asking_run_in_the_personal_chat_only(
+    delegated: RunningBot,
+) -> None:
+    bot = delegated
+    # A command waits for Adele's sign-in in her personal chat; she then signs in somewhere the bot never heard of
+    # (the token service has her session, the bot's database has no channel account of hers).
+    await bot.say(ADELE, f"/tap issue {MEGAN.upn} 2h")
+    assert oauth_cards(bot.connector.sent)
+    identity(bot).exchange(ADELE.channel_id, CONNECTION, "msteams", identity(bot).teams_sso_token(ADELE.object_id))
+    bot.connector.clear()
+
+    await bot.say(ADELE, f"/tap issue {LEE.upn} 1h", kind="channel")
+
+    in_channel = " ".join(sent.text for sent in bot.connector.in_conversation(CHANNEL) if sent.text)
+    assert MEGAN.upn.lower() not in in_channel.lower(), in_channel
