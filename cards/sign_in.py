@@ -19,7 +19,7 @@ SIGN_IN_TITLE = "Sign in"
 SIGN_IN_TEXT = "Sign in to tapbot with your work account"
 
 
-def oauth_card(
+def oauth_attachment_content(
     *,
     connection_name: str,
     sign_in_link: str,
@@ -27,7 +27,9 @@ def oauth_card(
     token_post_resource: dict[str, Any] | None,
     text: str = SIGN_IN_TEXT,
 ) -> dict[str, Any]:
-    """The OAuthCard's content, keys as Teams reads them; the resources exactly as the token service gave them."""
+    """The OAuthCard's content, keys as Teams reads them; the resources exactly as the token service gave them.
+
+    Not an Adaptive Card (Teams draws it itself; the Playground not at all): tests/http/test_delegated.py checks it."""
     card: dict[str, Any] = {
         "text": text,
         "connectionName": connection_name,

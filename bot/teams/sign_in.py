@@ -62,7 +62,7 @@ from bot.teams.activity import object_id_of
 from bot.teams.delivery import INSTALL_ADVICE, DeliveryFailed, PrivateChat, PrivateDelivery, card_message, text_message
 from bot.teams.presentation import Presentation
 from bot.teams.turn import Turn
-from cards.sign_in import OAUTH_CARD, magic_code_card, oauth_card
+from cards.sign_in import OAUTH_CARD, magic_code_card, oauth_attachment_content
 
 logger = logging.getLogger(__name__)
 
@@ -293,7 +293,7 @@ class SignIns:
             raise SignInUnavailable()
         if self._settings.typed_codes:
             self._code_wanted[recipient.object_id.lower()] = self._clock.now() + SIGN_IN_WAIT
-        return oauth_card(
+        return oauth_attachment_content(
             connection_name=self._settings.connection_name,
             sign_in_link=resource.sign_in_link,
             token_exchange_resource=_camel(resource.token_exchange_resource),

@@ -117,6 +117,7 @@ CLASSIFIERS: dict[str, Callable[[CardJson], bool]] = {
     ),
     "attestation_card": lambda card: verbs.VERIFY_CONFIRM in _verbs(card),
     "alert_card": lambda card: _any_text(card, lambda t: t.startswith("Security alert: ")),
+    "magic_code_card": lambda card: _any_text(card, lambda t: "then type the 6-digit code here" in t),
     "attestation_settled_card": lambda card: (
         _any_text(card, lambda t: t.startswith("Is this really ")) and verbs.VERIFY_CONFIRM not in _verbs(card)
     ),

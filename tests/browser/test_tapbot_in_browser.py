@@ -8,6 +8,7 @@ screenshots to ``test-artifacts/screenshots/``. ``CARDS_BY_TEST`` lists the card
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
@@ -90,6 +91,7 @@ CARDS_BY_TEST: dict[str, set[str]] = {
         "pass_card",
     },
     "test_verified_id_with_face_check_tracks_the_caller": {"tracking_card", "pass_card"},
+    "test_sign_in_with_the_sandbox_sign_in_page_and_its_code": {"magic_code_card", "pass_card"},
 }
 
 _MOMENT = re.compile(
@@ -622,6 +624,51 @@ async def test_verified_id_with_face_check_tracks_the_caller(open_teams: OpenTea
 
     adele.check_card_sizes()
     assert_cards_shown("test_verified_id_with_face_check_tracks_the_caller", adele.kinds_shown())
+
+
+@pytest.mark.parametrize(
+    "tapbot_env", [{"TAPBOT_GRAPH_WRITES": "delegated", "TAPBOT_OAUTH_CONNECTION": "tapbot-graph"}], indirect=True
+)
+async def test_sign_in_with_the_sandbox_sign_in_page_and_its_code(open_teams: OpenTeams) -> None:
+    """Issue 14, delegated writes, as far as the Playground goes: it has no single sign-on, but it draws the
+    OAuthCard (Sign in, Redeem code). Sign in opens the sandbox token service's sign-in page in a window; its 6-digit
+    code, given to Redeem code (which the Playground posts into the chat as a message), signs Adele in, and the pass
+    she asked for, which nothing wrote before, arrives. The sandbox's own card opens the same page."""
+    adele = await open_teams(demo_config())
+    page = adele.page
+    since = len(adele.pg.messages)
+    await adele.send(f"/tap issue {MEGAN} 2h")
+    await adele.see("Sign in to tapbot first")
+    oauth = page.get_by_role("button", name="Redeem code")
+    await expect(oauth).to_be_visible()
+    sandbox_card = await adele.card("then type the 6-digit code here")
+    await adele.screenshot("sign-in-cards", show=sandbox_card)
+    [card_json] = [m.card for m in adele.pg.messages[since:] if m.card is not None and "6-digit" in str(m.card)]
+    sandbox = card_json["actions"][0]["url"].split("/api/oauth/", 1)[0]
+    # The sandbox's token service is on loopback; everything else stays offline (registered last, it runs first).
+    await adele.context.route(lambda url: url.startswith(sandbox + "/"), lambda route: route.continue_())
+
+    async with adele.context.expect_page() as opened:
+        await page.get_by_role("button", name="Sign in").first.click()  # the OAuthCard's
+    window = await opened.value
+    await expect(window.get_by_role("heading", name="Sign in")).to_be_visible()
+    await expect(window.get_by_text("Adele Vance")).to_be_visible()
+    await window.get_by_role("button", name="Continue").click()
+    code = (await window.locator("#magic-code").inner_text()).strip()
+    assert re.fullmatch(r"\d{6}", code), code
+    await window.close()
+    assert not [m for m in adele.pg.messages if is_pass_card(m)]
+
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept(code)))
+    await oauth.click()
+    secret = secret_of(await adele.pg.wait_for_message(is_pass_card, since=since))
+    card = await adele.newest_pass_card()
+    await expect(card.locator("#passValue")).to_have_text(secret)
+    await adele.see("You're signed in")
+    await adele.screenshot("signed-in-pass", show=card)
+
+    adele.check_card_sizes()
+    assert_cards_shown("test_sign_in_with_the_sandbox_sign_in_page_and_its_code", adele.kinds_shown())
 
 
 @pytest.mark.parametrize("bulk_users", [BULK_USERS], indirect=True)

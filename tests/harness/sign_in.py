@@ -48,9 +48,7 @@ def oauth_cards(sent: list[Sent]) -> list[SignInCard]:
     ]
 
 
-def sign_in_invoke(
-    bot: RunningBot, person: Person, name: str, value: dict[str, Any], **options: Any
-) -> dict[str, Any]:
+def sign_in_invoke(bot: RunningBot, person: Person, name: str, value: dict[str, Any], **options: Any) -> dict[str, Any]:
     activity = bot.activity(person, **options)
     activity.update({"type": "invoke", "name": name, "value": value})
     return activity
