@@ -435,7 +435,7 @@ def _sign_ins(
             connection_name=settings.oauth_connection,
             app_id=settings.sso_app_id,
             allowed_tenant_ids=settings.allowed_tenant_ids,
-            typed_codes=settings.sandbox,  # the Playground renders no OAuthCard; Teams never needs a typed code
+            typed_codes=settings.sandbox,  # the sandbox has no single sign-on; Teams never needs a typed code
         ),
         clients=runtime.client_factory,
         tokens=tokens,

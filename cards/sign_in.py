@@ -2,8 +2,9 @@
 
 The OAuthCard (`application/vnd.microsoft.card.oauth`) is not an Adaptive Card: Teams renders it itself, tries a
 silent single sign-on with its `tokenExchangeResource` first (the bot then gets `signin/tokenExchange`), and shows
-its Sign in button when that fails. The Agents Playground renders no OAuthCard, so the sandbox adds an Adaptive Card
-that opens the sign-in link and asks for the 6-digit code the sign-in page shows.
+its Sign in button when that fails. The sandbox has no single sign-on; it adds an Adaptive Card that opens the sign-in
+link and asks for the 6-digit code the sign-in page shows (the Agents Playground also draws the OAuthCard, whose
+Redeem code posts that code into the chat).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def oauth_attachment_content(
 ) -> dict[str, Any]:
     """The OAuthCard's content, keys as Teams reads them; the resources exactly as the token service gave them.
 
-    Not an Adaptive Card (Teams draws it itself; the Playground not at all): tests/http/test_delegated.py checks it."""
+    Not an Adaptive Card (Teams draws it itself, the Playground too): tests/http/test_delegated.py checks it."""
     card: dict[str, Any] = {
         "text": text,
         "connectionName": connection_name,

@@ -19,10 +19,11 @@ How it goes (design: ../notes/issue14.md decisions 4-7; facts: sso-obo.md):
 - What waited runs as the person who signed in, in their personal chat: kind `command` through the CommandRunner,
   every rule again; the other kinds through the handlers their flows register in `SignInResumes`. A wait lives 10
   minutes and is taken once.
-- The sandbox (where the Agents Playground renders no OAuthCard) adds an Adaptive Card that opens the sign-in link;
-  the page shows a 6-digit code the technician types in the chat (`on_code`). Teams never needs that code flow
-  (its client finishes the sign-in and sends verifyState), so a real deployment does not accept typed codes: one
-  way in fewer, and no code for anyone to be talked into typing.
+- The sandbox has no Teams single sign-on. The Agents Playground draws the OAuthCard (its Sign in opens the sandbox's
+  sign-in page, whose 6-digit code its Redeem code posts into the chat as a message); any other client gets the
+  sandbox's Adaptive Card that opens the same page. A message that is exactly that code signs the person in
+  (`on_code`). Teams never needs that code flow (its client finishes the sign-in and sends verifyState), so a real
+  deployment does not accept typed codes: one way in fewer, and no code for anyone to be talked into typing.
 
 No token value is logged, stored in SQL, put in a card, a sentence or an exception: tokens go from the token service's
 answer straight to `DelegatedTokens`.
@@ -304,7 +305,7 @@ class SignIns:
         activities = [
             Activity(type=ActivityTypes.message, attachments=[Attachment(content_type=OAUTH_CARD, content=card)])
         ]
-        if self._settings.typed_codes:  # the Playground renders no OAuthCard (sso-obo.md §6)
+        if self._settings.typed_codes:  # a client without the OAuthCard's sign-in can still open the page
             link = card["buttons"][0]["value"]
             activities.append(card_message(self._presentation.decorate(magic_code_card(link))))
         return activities

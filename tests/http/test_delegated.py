@@ -264,7 +264,7 @@ async def test_a_code_from_the_sign_in_page_typed_in_the_sandbox_chat_resumes(
     caplog.set_level(logging.DEBUG)
     await bot.say(ADELE, f"/tap issue {MEGAN.upn} 2h")
     card = await asked_to_sign_in(bot)
-    # The Playground renders no OAuthCard: the sandbox adds a card opening the same sign-in page.
+    # The sandbox has no single sign-on: it adds a card opening the same sign-in page.
     link_card = next(card for card in bot.connector.cards() if "then type the 6-digit code here" in card_text(card))
     assert link_card["actions"] == [{"type": "Action.OpenUrl", "title": "Sign in", "url": card.link}]
 
