@@ -61,8 +61,9 @@ from bot.domain.ports import Clock, DelegatedTokens, ProcessedActivities, SignIn
 from bot.domain.records import SignInWait, SignInWaitKind
 from bot.teams.activity import object_id_of
 from bot.teams.delivery import INSTALL_ADVICE, DeliveryFailed, PrivateChat, PrivateDelivery, card_message, text_message
+from bot.teams.message_action import DialogTurn
 from bot.teams.presentation import Presentation
-from bot.teams.turn import Turn
+from bot.teams.turn import SENT_PRIVATELY, Turn
 from cards.sign_in import OAUTH_CARD, magic_code_card, oauth_attachment_content
 
 logger = logging.getLogger(__name__)
@@ -235,10 +236,19 @@ class SignIns:
                 raise SignInRequired(user, TOKEN_NOT_USABLE)
             self._resuming.add(user)
             try:
-                await self._resume(turn, announce=False)
+                # What waited may have waited in the personal chat: it runs there, never announced or answered in a
+                # channel or group chat (as after an exchange, which Teams sends to the 1:1 chat).
+                private = None if turn.is_personal or isinstance(turn, DialogTurn) else DialogTurn.of(turn)
+                await self._resume(turn if private is None else private, announce=False)
             finally:
                 self._resuming.discard(user)
-            return "You were signed in already, so it ran."
+            if private is None:
+                return "You were signed in already, so it ran."
+            answered = SENT_PRIVATELY in private.notes
+            sentence = SENT_PRIVATELY if answered else f"I couldn't answer you privately. {INSTALL_ADVICE}"
+            if turn.context.activity.type == ActivityTypes.message:  # a button's answer is the returned sentence
+                await turn.reply_here(sentence)
+            return sentence
         activities = [turn.text(f"{ASKED} {then}"), *self._card_activities(card)]
         if not await turn.send_privately(*activities):
             return f"I couldn't send you the sign-in card privately. {then}"

@@ -7,7 +7,9 @@ for the caller without checking it was theirs, so a code from a sign-in made by 
 Entra rights (Entra's audit naming them, tapbot's naming the caller).
 Finding 2 (fixed in bot/adapters/graph.py): when the delete of an uncertain create's orphan needed a sign-in (or Entra
 refused it), SignInRequired escaped create_pass, read everywhere as "nothing written": the pass stayed live, unseen,
-and the technician read "Nothing was changed yet"."""
+and the technician read "Nothing was changed yet".
+Finding 3 (fixed in bot/teams/sign_in.py): waits resumed because the token service held a token when asked ran in
+the current turn, a channel's too; they now run in the person's personal chat only."""
 
 from __future__ import annotations
 
@@ -184,12 +186,6 @@ async def test_an_uncertain_create_whose_sign_in_lapses_leaves_no_unseen_live_pa
 CHANNEL = "19:general@thread.tacv2;messageid=1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review finding 3: bot/teams/sign_in.py ask_in_turn, when the token service turns out to hold a token "
-    "(GetTokenOrSignInResource answers one), runs every wait of the caller in the current turn: a command that "
-    "waited in the personal chat is announced and run in a channel thread",
-)
 async def test_waits_resumed_by_a_token_found_while_asking_run_in_the_personal_chat_only(
     delegated: RunningBot,
 ) -> None:
@@ -205,6 +201,7 @@ async def test_waits_resumed_by_a_token_found_while_asking_run_in_the_personal_c
 
     in_channel = " ".join(sent.text for sent in bot.connector.in_conversation(CHANNEL) if sent.text)
     assert MEGAN.upn.lower() not in in_channel.lower(), in_channel
+    assert len(await sandbox_passes(bot)) == 2  # both ran, as Adele, answered in her personal chat
 
 
 @pytest.mark.xfail(
