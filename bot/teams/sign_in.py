@@ -37,6 +37,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from dataclasses import replace as dataclass_replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -54,7 +55,7 @@ from microsoft_agents.hosting.core import TurnContext, TurnState
 from microsoft_agents.hosting.core.authorization import AuthenticationConstants, ClaimsIdentity
 from microsoft_agents.hosting.core.connector.client import UserTokenClient
 
-from bot.domain.commands import Command, CommandError, SignOutCommand, command_text, parse_command
+from bot.domain.commands import Command, CommandError, IssueCommand, SignOutCommand, command_text, parse_command
 from bot.domain.errors import SignInRequired, TapError
 from bot.domain.model import Caller, Recipient
 from bot.domain.ports import Clock, DelegatedTokens, ProcessedActivities, SignInWaits
@@ -77,6 +78,8 @@ SIGN_IN_WAIT = timedelta(minutes=10)
 EXCHANGE_MEMORY = timedelta(days=1)  # how long an exchange id stays known (Teams' duplicates come within seconds)
 UNKNOWN_EXPIRY_LIFETIME = timedelta(minutes=10)  # a token whose answer gave no readable expiration is kept this long
 MAGIC_CODE = re.compile(r"\d{6}")
+_METHOD_ID = re.compile(r"[A-Za-z0-9-]{1,64}")  # an authentication method's id (cards/buttons.py checks the same)
+_BOUND_PASS = "\nreplaces pass "  # typed and canonical texts hold no line break
 _FAILURE_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 MAX_ID_LENGTH = 256
 MAX_STATE_LENGTH = 1024
@@ -276,7 +279,9 @@ class SignIns:
         if what:
             return WILL_RUN.format(what=what)
         if kind is SignInWaitKind.COMMAND and ref:
-            return WILL_RUN.format(what=f"“{ref}”")
+            text, method_id = _command_of_ref(ref)
+            bound = " (replacing only the pass you were shown)" if method_id else ""
+            return WILL_RUN.format(what=f"“{text}”{bound}")
         return RUN_AGAIN
 
     async def _save_wait(self, user_id: str, kind: SignInWaitKind, ref: str) -> None:
@@ -503,17 +508,20 @@ class SignIns:
     async def _resume_command(self, turn: Turn, wait: SignInWait) -> None:
         if self._runner is None:
             raise LookupError("no command runner for sign-in waits")
+        text, method_id = _command_of_ref(wait.ref)
         try:
             command = parse_command(
-                wait.ref,
+                text,
                 now=self._clock.now(),
                 tz=turn.timezone,
                 default_start_hour=turn.presentation.default_start_hour,
             )
+            if method_id is not None:
+                command = _bound_to_pass(command, method_id)
         except CommandError:
-            await turn.reply_here(f"You're signed in. I couldn't read “{wait.ref}” again: type it once more.")
+            await turn.reply_here(f"You're signed in. I couldn't read “{text}” again: type it once more.")
             return
-        await turn.reply_here(f"You're signed in. Running “{wait.ref}” now.")
+        await turn.reply_here(f"You're signed in. Running “{text}” now.")
         await self._runner.run(turn, command)
 
     # --- /tap signout -------------------------------------------------------------------------------------------
@@ -605,10 +613,28 @@ async def _answer(context: TurnContext, status: int, body: dict[str, Any] | None
 
 
 def _command_ref(command: Command) -> str | None:
+    """What a wait of kind `command` keeps: the canonical text, plus the pass a Replace button was shown (the resumed
+    replace then replaces only that pass, as the button would have; the domain asks again when another is there)."""
     try:
-        return command_text(command)
+        text = command_text(command)
     except (TypeError, ValueError):  # a command with no text form cannot wait; the person runs it again
         return None
+    if isinstance(command, IssueCommand) and command.request.replace_method_id is not None:
+        return f"{text}{_BOUND_PASS}{command.request.replace_method_id}"
+    return text
+
+
+def _command_of_ref(ref: str) -> tuple[str, str | None]:
+    """(command text, the method id of the pass a Replace button was shown, if any): `_command_ref` undone."""
+    text, bound, method_id = ref.partition(_BOUND_PASS)
+    return (text, method_id) if bound else (text, None)
+
+
+def _bound_to_pass(command: Command, method_id: str) -> Command:
+    """The resumed command replaces only the pass the button was shown; anything else is not what was kept."""
+    if not isinstance(command, IssueCommand) or not command.request.replace or not _METHOD_ID.fullmatch(method_id):
+        raise CommandError("That is not a replace of one pass.", "/tap issue user@contoso.com replace")
+    return IssueCommand(dataclass_replace(command.request, replace_method_id=method_id))
 
 
 def _state_activity(recipient: Recipient, chat: PrivateChat) -> Activity:

@@ -204,12 +204,6 @@ async def test_waits_resumed_by_a_token_found_while_asking_run_in_the_personal_c
     assert len(await sandbox_passes(bot)) == 2  # both ran, as Adele, answered in her personal chat
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review finding 4: the Replace button binds the pass it was shown (replace_method_id), but the sign-in "
-    "wait keeps only command_text(...) ('... replace', bot/domain/commands/text.py), so the resume is a typed "
-    "replace: it silently kills a pass another technician handed over meanwhile",
-)
 async def test_the_replace_button_resumed_after_sign_in_replaces_only_the_pass_it_was_shown(
     delegated: RunningBot,
 ) -> None:
@@ -236,6 +230,28 @@ async def test_the_replace_button_resumed_after_sign_in_replaces_only_the_pass_i
     assert (await token_exchange(bot, ADELE, again.exchange_id))[0] == 200
 
     assert await sandbox_passes(bot) == [handed_over]  # not replaced: she is asked again about the pass there now
+    asked = [card for card in bot.connector.cards() if "actions" in card]
+    assert any(action["verb"] == "tap.confirmReplace" for card in asked for action in card["actions"])
+
+
+async def test_the_replace_button_resumed_after_sign_in_replaces_the_pass_it_was_shown(delegated: RunningBot) -> None:
+    bot = delegated
+    await bot.say(ADELE, f"/tap issue {MEGAN.upn} 2h")
+    [first] = oauth_cards(bot.connector.sent)
+    assert (await token_exchange(bot, ADELE, first.exchange_id))[0] == 200
+    [shown] = await sandbox_passes(bot)
+    await bot.say(ADELE, "/tap signout")
+    bot.connector.clear()
+    await bot.say(ADELE, f"/tap issue {MEGAN.upn} 3h")
+    question = next(card for card in bot.connector.cards() if "actions" in card)
+    data = next(action["data"] for action in question["actions"] if action["verb"] == "tap.confirmReplace")
+    await bot.press(ADELE, "tap.confirmReplace", data)
+    [again] = oauth_cards(bot.connector.sent)
+
+    assert (await token_exchange(bot, ADELE, again.exchange_id))[0] == 200
+
+    [replacement] = await sandbox_passes(bot)
+    assert replacement != shown  # the pass she was shown is still the one there: the resumed Replace replaced it
 
 
 async def test_a_refused_exchange_logs_no_sso_token_at_debug(
