@@ -112,6 +112,14 @@ SIGN_OUT_PARTLY = (
 TOKEN_NOT_USABLE = (
     "I have a sign-in of yours but couldn't use it, so nothing was changed. Type /tap signout, then try again."
 )
+SOMEONE_ELSES_ENDED = (
+    "The sign-in the token service held for your account was someone else's (another person signed in at a "
+    "sign-in link of yours), so I did not use it and ended it. "
+)
+SOMEONE_ELSES_KEPT = (
+    "The sign-in the token service holds for your account is someone else's, and I couldn't end it, so nothing was "
+    "changed. Type /tap signout, then try again."
+)
 RESUME_FAILED = (
     "Something went wrong on my side while running what waited for your sign-in. Run it again; if it keeps "
     "happening, tell IT and quote reference {reference}."
@@ -231,7 +239,7 @@ class SignIns:
             sentence = f"I couldn't send you the sign-in card privately ({failure}). {INSTALL_ADVICE}"
             await turn.reply_here(sentence)
             return sentence
-        card = await self._sign_in_card(turn.context, turn.facts.recipient, chat)
+        card, ended = await self._sign_in_card(turn.context, turn.facts.recipient, chat)
         if card is None:  # the token service held a token for them after all (now kept): run what waited
             user = caller.object_id.lower()
             if user in self._resuming:  # that token did not do either: no loop
@@ -252,7 +260,7 @@ class SignIns:
             if turn.context.activity.type == ActivityTypes.message:  # a button's answer is the returned sentence
                 await turn.reply_here(sentence)
             return sentence
-        activities = [turn.text(f"{ASKED} {then}"), *self._card_activities(card)]
+        activities = [turn.text(f"{ended}{ASKED} {then}"), *self._card_activities(card)]
         if not await turn.send_privately(*activities):
             return f"I couldn't send you the sign-in card privately. {then}"
         return ASKED_ELSEWHERE.format(then=then)
@@ -263,11 +271,15 @@ class SignIns:
         await self._save_wait(recipient.object_id, kind, ref)
         try:
             chat = await self._delivery.private_chat(recipient)
-            card = await self._sign_in_card(None, recipient, chat)
+            try:
+                card, ended = await self._sign_in_card(None, recipient, chat)
+            except SignInRequired as kept:  # someone else's session under their account that could not be ended
+                await self._delivery.send(chat, text_message(self._presentation.text_prefix + kept.user_message))
+                return False
             if card is None:
-                # A token is there after all: the next attempt of the caller's flow finds it (remembered above).
+                # A token of theirs is there after all: the next attempt of the caller's flow finds it (kept above).
                 return True
-            sentence = f"{ASKED} {self._then(kind, ref, what)}"
+            sentence = f"{ended}{ASKED} {self._then(kind, ref, what)}"
             for activity in (text_message(self._presentation.text_prefix + sentence), *self._card_activities(card)):
                 await self._delivery.send(chat, activity)
         except (DeliveryFailed, SignInUnavailable) as failure:
@@ -290,31 +302,53 @@ class SignIns:
 
     async def _sign_in_card(
         self, context: TurnContext | None, recipient: Recipient, chat: PrivateChat
-    ) -> dict[str, Any] | None:
-        """The OAuthCard's content from GetTokenOrSignInResource, for the person's 1:1 chat; None when the token
-        service answered with a token instead (kept, as after a sign-in)."""
+    ) -> tuple[dict[str, Any] | None, str]:
+        """(the OAuthCard's content from GetTokenOrSignInResource for the person's 1:1 chat, a sentence to put
+        before the usual one or ""). No card when the token service answered with a token of theirs instead (kept,
+        as after a sign-in).
+
+        A token of someone else's (they signed in at a link of this person's) is never used: the session is ended at
+        the token service, which then gives a sign-in link, and the sentence says why. It sits under this person's
+        own channel account, so ending it touches nobody else's sign-in; leaving it would give no link at all, and a
+        paused bulk job no way on but for its requester to find out about /tap signout. Raises SignInRequired
+        (SOMEONE_ELSES_KEPT) when it cannot be ended."""
         state_activity = _state_activity(recipient, chat)
+        ended = ""
+        foreign = False
         try:
             async with self._client(context) as client:
                 answer = await client.get_token_or_sign_in_resource(self._settings.connection_name, state_activity)
+                held = answer.token_response
+                if held is not None and held.token:
+                    if await self._remember(_caller_of(recipient), recipient.channel_account_id, held):
+                        return None, ""
+                    logger.warning("ending a token service session of someone else under %s", recipient.object_id)
+                    foreign = True
+                    await client.sign_out_user(
+                        recipient.channel_account_id, self._settings.connection_name, TEAMS_CHANNEL
+                    )
+                    answer = await client.get_token_or_sign_in_resource(self._settings.connection_name, state_activity)
+                    if answer.token_response is not None and answer.token_response.token:
+                        raise SignInRequired(recipient.object_id, SOMEONE_ELSES_KEPT)
+                    ended = SOMEONE_ELSES_ENDED
         except (aiohttp.ClientError, TimeoutError, ValueError) as error:
             logger.warning("the token service gave no sign-in resource (%s)", _failure_kind(error))
+            if foreign:
+                raise SignInRequired(recipient.object_id, SOMEONE_ELSES_KEPT) from None
             raise SignInUnavailable() from None
-        if answer.token_response is not None and answer.token_response.token:
-            await self._remember(_caller_of(recipient), recipient.channel_account_id, answer.token_response)
-            return None
         resource = answer.sign_in_resource
         if resource is None or not resource.sign_in_link:
             logger.warning("the token service answered without a sign-in link")
             raise SignInUnavailable()
         if self._settings.typed_codes:
             self._code_wanted[recipient.object_id.lower()] = self._clock.now() + SIGN_IN_WAIT
-        return oauth_attachment_content(
+        card = oauth_attachment_content(
             connection_name=self._settings.connection_name,
             sign_in_link=resource.sign_in_link,
             token_exchange_resource=_camel(resource.token_exchange_resource),
             token_post_resource=_camel(resource.token_post_resource),
         )
+        return card, ended
 
     def _card_activities(self, card: dict[str, Any]) -> list[Activity]:
         activities = [
@@ -407,7 +441,8 @@ class SignIns:
         if not response or not response.token:
             logger.info("token exchange for %s gave no token", facts.caller.object_id)
             return False
-        await self._remember(turn.caller, facts.caller_channel_id, response)
+        if not await self._remember(turn.caller, facts.caller_channel_id, response):
+            return False
         logger.info("%s signed in (token exchange)", facts.caller.object_id)
         return True
 
@@ -416,8 +451,7 @@ class SignIns:
         response = await self._get_token(turn, code=None)
         if response is None:
             return False
-        await self._remember(turn.caller, turn.facts.caller_channel_id, response)
-        return True
+        return await self._remember(turn.caller, turn.facts.caller_channel_id, response)
 
     async def _on_verify_state(self, turn: Turn, value: dict[str, Any]) -> None:
         code = _short_text(value.get("state"), MAX_STATE_LENGTH)
@@ -425,7 +459,9 @@ class SignIns:
         if response is None:
             await turn.reply_here(VERIFY_FAILED)
             return
-        await self._remember(turn.caller, turn.facts.caller_channel_id, response)
+        if not await self._remember(turn.caller, turn.facts.caller_channel_id, response):
+            await self._someone_elses_sign_in(turn)
+            return
         logger.info("%s signed in (verify state)", turn.caller.object_id)
         await self._resume(turn, announce=True)
 
@@ -437,6 +473,14 @@ class SignIns:
             f"Teams could not sign you in ({code}). Press Sign in on the card to sign in with the page instead; if "
             "that fails too, tell IT: tapbot's single sign-on may not be set up right."
         )
+
+    async def _someone_elses_sign_in(self, turn: Turn) -> None:
+        """A sign-in finished with someone else's token (they signed in at the caller's link): nothing runs; the
+        session is ended and a new card sent (`_sign_in_card`). What waited keeps waiting for the caller's own."""
+        try:
+            await self.ask_in_turn(turn, kind=None, ref=None, what="anything that waited for your sign-in")
+        except TapError as refusal:  # SignInRequired (could not be ended), SignInUnavailable
+            await turn.reply_here(refusal.user_message)
 
     def _refusal(self, turn: Turn) -> str | None:
         """Why this sign-in invoke is not acted on (a sentence), or None. Identity only from the activity."""
@@ -464,8 +508,10 @@ class SignIns:
         if response is None:
             await turn.reply_here(CODE_FAILED)
             return True
+        if not await self._remember(turn.caller, turn.facts.caller_channel_id, response):
+            await self._someone_elses_sign_in(turn)
+            return True
         self._code_wanted.pop(user, None)
-        await self._remember(turn.caller, turn.facts.caller_channel_id, response)
         logger.info("%s signed in (typed code)", user)
         await self._resume(turn, announce=True)
         return True
@@ -564,11 +610,14 @@ class SignIns:
             return None
         return response if response and response.token else None
 
-    async def _remember(self, caller: Caller, channel_user_id: str, response: TokenResponse) -> None:
+    async def _remember(self, caller: Caller, channel_user_id: str, response: TokenResponse) -> bool:
+        """Hands the token to `DelegatedTokens`; False when it is not the caller's own (someone else signed in at a
+        link of theirs): `DelegatedTokens` does not keep such a token, and nothing may run as if they had signed in."""
         token = response.token
         assert token  # callers checked
         expires_at = _expiration(response.expiration) or self._clock.now() + UNKNOWN_EXPIRY_LIFETIME
         await self._tokens.remember(caller, channel_user_id, TEAMS_CHANNEL, token, expires_at)
+        return _graph_token_is_for(token, caller)
 
 
 class _TokenClient:
@@ -672,6 +721,16 @@ def _token_is_for(sso_token: str, caller: Caller) -> bool:
         and object_id_of(claims.get("oid")) == caller.object_id.lower()
         and str(claims.get("tid", "")).lower() == caller.tenant_id.lower()
     )
+
+
+def _graph_token_is_for(token: str, caller: Caller) -> bool:
+    """The Graph token the token service gave is the caller's own (its `oid`), as `DelegatedTokens` checks before
+    keeping it. Read without verifying: Graph verifies it; this only tells whose sign-in it came from."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return False
+    return isinstance(claims, dict) and object_id_of(claims.get("oid")) == caller.object_id.lower()
 
 
 def _camel(resource: Any) -> dict[str, Any] | None:

@@ -22,7 +22,7 @@ from bot.teams.sign_in import ASKED
 from cards import verbs
 from tests.harness.bot import ADELE, ALEX, LEE, MEGAN, Person, RunningBot, sandbox_env, start_bot, stop_bot
 from tests.harness.connector import Sent
-from tests.harness.sign_in import SignInCard, delegated_env, identity, oauth_cards, token_exchange
+from tests.harness.sign_in import CONNECTION, SignInCard, delegated_env, identity, oauth_cards, token_exchange
 from tests.http.test_bulk import attach, csv_of, job_id_of, last_card, page_secrets, result_pages
 from tests.http.test_buttons import HOSTILE_IDS, MESSAGE
 from tests.http.test_follow_through import STEP, advance, housekeeping, notices, register
@@ -181,6 +181,27 @@ async def test_a_run_whose_sign_in_lapses_pauses_and_resumes_after_sign_in_with_
     assert await counts(bot, revoke_job) == {RowState.REVOKED: USERS}
     assert await sandbox_passes(bot) == []
     assert writers == [ADELE.object_id] * USERS
+
+
+async def test_a_run_whose_requesters_token_service_session_is_someone_elses_asks_her_to_sign_in(
+    bot: RunningBot,
+) -> None:
+    writers = graph_writers(bot)
+    ids = identity(bot)
+    # Alex signed in at a sign-in link of Adele's: the token service keeps his session under her channel account.
+    ids.exchange(ADELE.channel_id, CONNECTION, "msteams", ids.teams_sso_token(ALEX.object_id))
+    job_id = await confirmed_job(bot, 3)
+
+    await settle(bot, job_id, JobStatus.WAITING_SIGN_IN)
+
+    [card] = sign_in_cards(bot)  # not taken for a sign-in of hers: she gets a card, and is told why
+    assert any("someone else's" in sent.text and ASKED in sent.text for sent in chat(bot))
+    assert not [key for key in ids.sessions if key[0] == ADELE.channel_id], "his session under her account ended"
+    assert await sandbox_passes(bot) == [] and writers == []
+    status, _ = await token_exchange(bot, ADELE, card.exchange_id)
+    assert status == 200
+    await settle(bot, job_id, JobStatus.FINISHED)
+    assert len(await sandbox_passes(bot)) == 3 and set(writers) == {ADELE.object_id}
 
 
 async def test_cancel_while_waiting_ends_the_job_and_a_later_sign_in_runs_nothing(bot: RunningBot) -> None:

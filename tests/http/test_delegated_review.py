@@ -101,7 +101,11 @@ async def test_a_code_for_someone_elses_sign_in_does_not_give_the_caller_their_r
     assert status == 200
     assert ADELE.object_id not in callers  # no write ever carries Adele's token for Alex's action
     assert await sandbox_passes(bot) == []  # Lee got no pass from Alex with Adele's rights
-    assert "Type /tap signout" in bot.connector.texts()[-1]  # nothing changed, and he is told how to start over
+    # Nothing changed; that session under his account is ended and he gets a new card to sign in himself.
+    told = bot.connector.texts()[-1]
+    assert "someone else's" in told and "Nothing was changed" in told, told
+    assert len(oauth_cards(bot.connector.sent)) == 2
+    assert not [key for key in identity(bot).sessions if key[0] == f"29:{ALEX.object_id}"]
 
 
 async def test_a_token_service_session_of_someone_else_is_not_used_for_the_caller(delegated: RunningBot) -> None:
