@@ -6,9 +6,11 @@ token, so GetToken gives the bot a fresh Graph token for them at any time, insid
 confirmed verification). The bot calls the token service with the Agents SDK's ``UserTokenClient`` and its own
 connector token (none when the sandbox runs without a registration).
 
-Tokens live only in this process's memory, keyed by the person's object id, until five minutes before they expire.
-The database keeps how to ask for one (the person's channel account id, ``sign_in_users``), never a token; nothing
-here logs, prints or raises a token.
+Tokens live only in this process's memory, keyed by the person's object id, until five minutes before they expire,
+and only while the person's ``sign_in_users`` row is the one they were cached under: ``/tap signout`` on any replica
+deletes that row and a sign-in on another replica saves it anew, so every replica reads it (one SQL read per write)
+and drops its cached token when the row has gone or changed. The database keeps how to ask for one (the person's
+channel account id), never a token; nothing here logs, prints or raises a token.
 """
 
 from __future__ import annotations
@@ -47,6 +49,11 @@ class SignInUsers(Protocol):
 
     async def sign_in_user(self, user_id: str) -> tuple[str, str] | None: ...
 
+    async def signed_in_at(self, user_id: str) -> datetime | None:
+        """When the person's row was last saved (their last sign-in); None when there is none (never signed in, or
+        signed out since, on whichever replica)."""
+        ...
+
 
 class TokenServiceTokens:
     """``DelegatedTokens`` over the Bot Framework token service (GetToken), cached in memory per person."""
@@ -70,6 +77,7 @@ class TokenServiceTokens:
         self._clock = clock
         self._margin = margin
         self._cache: dict[str, DelegatedToken] = {}
+        self._since: dict[str, datetime] = {}  # the sign_in_users row's time each cached token was kept under
         self._locks: dict[str, asyncio.Lock] = {}
 
     def __repr__(self) -> str:
@@ -82,13 +90,14 @@ class TokenServiceTokens:
 
     async def token_for(self, actor: Caller) -> DelegatedToken:
         user_id = actor.object_id.lower()
-        cached = self._usable(user_id)
-        if cached is not None:
-            return cached
         async with self._locks.setdefault(user_id, asyncio.Lock()):  # one GetToken per person at a time
+            since = await self._users.signed_in_at(user_id)
             cached = self._usable(user_id)
-            if cached is not None:
+            if cached is not None and since is not None and self._since.get(user_id) == since:
                 return cached
+            self.forget(user_id)  # none, expiring, or kept before a sign-out or a newer sign-in (any replica)
+            if since is None:
+                raise SignInRequired(user_id)
             account = await self._users.sign_in_user(user_id)
             if account is None:
                 raise SignInRequired(user_id)
@@ -105,6 +114,7 @@ class TokenServiceTokens:
                 raise SignInRequired(user_id)
             token = DelegatedToken(user_id, response.token, self._expiry(response))
             self._cache[user_id] = token
+            self._since[user_id] = since
             return token
 
     async def remember(
@@ -116,12 +126,18 @@ class TokenServiceTokens:
             return
         if not _is_for(token, user_id):  # a sign-in by someone else (see token_for): not kept, so never used
             logger.warning("a sign-in for %s gave a token of someone else; not kept", user_id)
-            self._cache.pop(user_id, None)
+            self.forget(user_id)
+            return
+        since = await self._users.signed_in_at(user_id)  # as stored: what token_for compares with
+        if since is None:  # signed out meanwhile
+            self.forget(user_id)
             return
         self._cache[user_id] = DelegatedToken(user_id, token, expires_at)
+        self._since[user_id] = since
 
     def forget(self, user_id: str) -> None:
         self._cache.pop(user_id.lower(), None)
+        self._since.pop(user_id.lower(), None)
 
     def _usable(self, user_id: str) -> DelegatedToken | None:
         token = self._cache.get(user_id)

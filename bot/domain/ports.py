@@ -147,6 +147,10 @@ class SignInWaits(Protocol):
         """(channel_user_id, channel_id) saved for `user_id`, or None."""
         ...
 
+    async def forget_sign_in_user(self, user_id: str) -> None:
+        """`/tap signout`: drops what `save_sign_in_user` saved, so that every replica drops its cached token."""
+        ...
+
 
 class AuditLog(Protocol):
     async def record(self, event: AuditEvent) -> None: ...

@@ -582,8 +582,12 @@ class SignIns:
                 await client.sign_out_user(turn.facts.caller_channel_id, self._settings.connection_name, TEAMS_CHANNEL)
         except (aiohttp.ClientError, TimeoutError, ValueError) as error:
             logger.warning("sign-out at the token service failed for %s (%s)", caller.object_id, _failure_kind(error))
+            await self._waits.forget_sign_in_user(caller.object_id)
             await turn.reply_privately(SIGN_OUT_PARTLY)
             return
+        # After the token service's sign-out (else another replica could get a token again and save the row anew):
+        # every replica's DelegatedTokens finds the row gone and drops the token it has cached.
+        await self._waits.forget_sign_in_user(caller.object_id)
         logger.info("%s signed out", caller.object_id)
         await turn.reply_privately(SIGNED_OUT)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -28,6 +28,9 @@ GRADY = Person("f3ebd287-8aba-4215-a442-62511e3584a3", "GradyA@contoso.onmicroso
 MIRIAM = Person("0b8df986-914e-4a37-9b65-e000f7cd5fa3", "MiriamG@contoso.onmicrosoft.com", "Miriam Graham")
 
 
+SAVED_AT = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)  # when every saved account was saved (rows, in SQL)
+
+
 @dataclass
 class MemoryUsers:
     accounts: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -37,6 +40,9 @@ class MemoryUsers:
 
     async def sign_in_user(self, user_id: str) -> tuple[str, str] | None:
         return self.accounts.get(user_id)
+
+    async def signed_in_at(self, user_id: str) -> datetime | None:
+        return SAVED_AT if user_id in self.accounts else None
 
 
 @dataclass

@@ -49,6 +49,9 @@ class TokenService:
         return web.json_response(body)
 
 
+SAVED_AT = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)  # when every saved account was saved (rows, in SQL)
+
+
 @dataclass
 class MemoryUsers:
     accounts: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -58,6 +61,9 @@ class MemoryUsers:
 
     async def sign_in_user(self, user_id: str) -> tuple[str, str] | None:
         return self.accounts.get(user_id)
+
+    async def signed_in_at(self, user_id: str) -> datetime | None:
+        return SAVED_AT if user_id in self.accounts else None
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ the current turn, a channel's too; they now run in the person's personal chat on
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -22,9 +23,12 @@ from typing import Any
 
 import pytest
 
+from bot.adapters.user_tokens import TokenServiceTokens
+from bot.domain.errors import SignInRequired
+from bot.domain.model import Caller
 from bot.sandbox.tokens import UserClaims
 from bot.settings import SANDBOX_BOT_APP_ID
-from tests.harness.bot import ADELE, ALEX, LEE, MEGAN, RunningBot, sandbox_env, start_bot, stop_bot
+from tests.harness.bot import ADELE, ALEX, LEE, MEGAN, TENANT_ID, RunningBot, sandbox_env, start_bot, stop_bot
 from tests.harness.sign_in import (
     CONNECTION,
     delegated_env,
@@ -301,3 +305,33 @@ async def test_an_undelivered_pass_that_could_not_be_revoked_is_not_reported_rev
     told = " ".join(bot.connector.texts())
     # Either the pass is gone, or Adele is told it is live and to revoke it (never that nobody can use it).
     assert live == [] or ("nobody can use it" not in told and "revoke" in told.lower()), told
+
+
+def another_replica(bot: RunningBot) -> TokenServiceTokens:
+    """The DelegatedTokens of a second replica: the same database and token service, its own memory."""
+    tokens = bot.components.delegated_tokens
+    assert isinstance(tokens, TokenServiceTokens)
+    replica = copy.copy(tokens)
+    replica._cache = {}  # pyright: ignore[reportPrivateUsage]
+    replica._since = {}  # pyright: ignore[reportPrivateUsage]
+    replica._locks = {}  # pyright: ignore[reportPrivateUsage]
+    return replica
+
+
+async def test_sign_out_holds_on_every_replica(delegated: RunningBot) -> None:
+    bot = delegated
+    adele = Caller(ADELE.object_id, TENANT_ID, ADELE.name)
+    await bot.say(ADELE, f"/tap issue {MEGAN.upn} 2h")
+    [card] = oauth_cards(bot.connector.sent)
+    assert (await token_exchange(bot, ADELE, card.exchange_id))[0] == 200
+    replica = another_replica(bot)
+    assert (await replica.token_for(adele)).user_id == ADELE.object_id  # replica B writes with her token, cached
+    assert (await replica.token_for(adele)).user_id == ADELE.object_id
+
+    await bot.say(ADELE, "/tap signout")
+
+    assert "Signed out" in bot.connector.texts()[-1]
+    with pytest.raises(SignInRequired):  # replica B no longer writes as her, long before its token expires
+        await replica.token_for(adele)
+    with pytest.raises(SignInRequired):
+        await bot.components.delegated_tokens.token_for(adele)  # type: ignore[union-attr]

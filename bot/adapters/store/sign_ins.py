@@ -95,6 +95,16 @@ class SqlSignIns:
             row = await session.get(SignInUserRow, user_id.lower())
             return (row.channel_user_id, row.channel_id) if row else None
 
+    async def signed_in_at(self, user_id: str) -> datetime | None:
+        async with self._db.session() as session:
+            return await session.scalar(
+                select(SignInUserRow.updated_at).where(SignInUserRow.user_id == user_id.lower())
+            )
+
+    async def forget_sign_in_user(self, user_id: str) -> None:
+        async with self._db.session() as session:
+            await session.execute(delete(SignInUserRow).where(SignInUserRow.user_id == user_id.lower()))
+
 
 def _ref_key(ref: str) -> str:
     return hashlib.sha256(ref.encode()).hexdigest()
