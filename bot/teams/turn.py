@@ -151,8 +151,8 @@ class Turns:
             except SignInRequired as needed:
                 try:
                     return factory.message(await turn.ask_sign_in(needed))
-                except SignInRequired:
-                    return factory.message(needed.user_message)
+                except TapError as refusal:  # not theirs to sign in for, a token that would not do, no sign-in service
+                    return factory.message(refusal.user_message)
             except TapError as refusal:
                 return factory.message(refusal.user_message)
 
@@ -163,5 +163,5 @@ async def _sign_in_or_refusal(turn: Turn, needed: SignInRequired) -> None:
     """A write of the caller's own that needs their sign-in (no command known here, so nothing resumes by itself)."""
     try:
         await turn.ask_sign_in(needed)
-    except SignInRequired:
-        await turn.reply_privately(needed.user_message)
+    except TapError as refusal:  # not theirs to sign in for, a token that would not do, or no sign-in service
+        await turn.reply_privately(refusal.user_message)
