@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.sandbox.identity import SandboxIdentity
+from bot.sandbox.tokens import UserClaims
 from tests.harness.bot import Person, RunningBot
 from tests.harness.connector import Sent
 
@@ -23,6 +24,22 @@ def identity(bot: RunningBot) -> SandboxIdentity:
     sandbox = bot.components.sandbox
     assert sandbox is not None
     return sandbox.state.identity
+
+
+def graph_callers(bot: RunningBot) -> list[str]:
+    """Records whose delegated token each Graph request the sandbox checks carries (its own check, unchanged)."""
+    ids = identity(bot)
+    seen: list[str] = []
+    check = ids.graph_caller
+
+    def recording(header: str | None) -> UserClaims | None:
+        claims = check(header)
+        if claims is not None:
+            seen.append(claims.object_id)
+        return claims
+
+    ids.graph_caller = recording  # type: ignore[method-assign]
+    return seen
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from bot.sandbox.tokens import UserClaims
 from bot.settings import SANDBOX_BOT_APP_ID
 from bot.teams.sign_in import ASKED, NOT_DELEGATED, SIGNED_IN_NOTHING_WAITING, SIGNED_OUT
 from bot.teams.turn import SENT_PRIVATELY
@@ -26,6 +25,7 @@ from tests.harness.sign_in import (
     OAUTH_CARD,
     SignInCard,
     delegated_env,
+    graph_callers,
     identity,
     invoke,
     oauth_cards,
@@ -48,22 +48,6 @@ async def delegated(tmp_path: Path) -> AsyncIterator[RunningBot]:
         yield running
     finally:
         await stop_bot(running)
-
-
-def graph_callers(bot: RunningBot) -> list[str]:
-    """Records whose delegated token each Graph request the sandbox checks carries (its own check, unchanged)."""
-    ids = identity(bot)
-    seen: list[str] = []
-    check = ids.graph_caller
-
-    def recording(header: str | None) -> UserClaims | None:
-        claims = check(header)
-        if claims is not None:
-            seen.append(claims.object_id)
-        return claims
-
-    ids.graph_caller = recording  # type: ignore[method-assign]
-    return seen
 
 
 def pass_cards(sent: list[Sent]) -> list[dict[str, Any]]:

@@ -17,12 +17,19 @@ import pytest
 
 from bot.domain.bulk import BulkJob, JobStatus, RowState
 from bot.sandbox.generate import bulk_tenant, bulk_upns
-from bot.sandbox.tokens import UserClaims
 from bot.teams.sign_in import ASKED
 from cards import verbs
 from tests.harness.bot import ADELE, ALEX, LEE, MEGAN, Person, RunningBot, sandbox_env, start_bot, stop_bot
 from tests.harness.connector import Sent
-from tests.harness.sign_in import CONNECTION, SignInCard, delegated_env, identity, oauth_cards, token_exchange
+from tests.harness.sign_in import (
+    CONNECTION,
+    SignInCard,
+    delegated_env,
+    graph_callers,
+    identity,
+    oauth_cards,
+    token_exchange,
+)
 from tests.http.test_bulk import attach, csv_of, job_id_of, last_card, page_secrets, result_pages
 from tests.http.test_buttons import HOSTILE_IDS, MESSAGE
 from tests.http.test_follow_through import STEP, advance, housekeeping, notices, register
@@ -42,22 +49,6 @@ async def bot(tmp_path: Path) -> AsyncIterator[RunningBot]:
         yield running
     finally:
         await stop_bot(running)
-
-
-def graph_writers(bot: RunningBot) -> list[str]:
-    """Whose delegated token each Graph request the sandbox checks carries."""
-    ids = identity(bot)
-    seen: list[str] = []
-    check = ids.graph_caller
-
-    def recording(header: str | None) -> UserClaims | None:
-        claims = check(header)
-        if claims is not None:
-            seen.append(claims.object_id)
-        return claims
-
-    ids.graph_caller = recording  # type: ignore[method-assign]
-    return seen
 
 
 def lapse_after(bot: RunningBot, person: Person, creates: int) -> list[str]:
@@ -123,7 +114,7 @@ async def counts(bot: RunningBot, job_id: int) -> dict[RowState, int]:
 async def test_a_run_whose_sign_in_lapses_pauses_and_resumes_after_sign_in_with_every_pass_once(
     bot: RunningBot,
 ) -> None:
-    writers = graph_writers(bot)
+    writers = graph_callers(bot)
     created = lapse_after(bot, ADELE, LAPSE_AFTER)
     job_id = await confirmed_job(bot)
 
@@ -186,7 +177,7 @@ async def test_a_run_whose_sign_in_lapses_pauses_and_resumes_after_sign_in_with_
 async def test_a_run_whose_requesters_token_service_session_is_someone_elses_asks_her_to_sign_in(
     bot: RunningBot,
 ) -> None:
-    writers = graph_writers(bot)
+    writers = graph_callers(bot)
     ids = identity(bot)
     # Alex signed in at a sign-in link of Adele's: the token service keeps his session under her channel account.
     ids.exchange(ADELE.channel_id, CONNECTION, "msteams", ids.teams_sso_token(ALEX.object_id))
@@ -288,7 +279,7 @@ async def test_a_job_nobody_resumes_is_cancelled_after_the_request_lifetime_and_
 async def test_follow_through_without_the_requesters_token_keeps_the_pass_and_says_how_to_revoke_it(
     bot: RunningBot,
 ) -> None:
-    writers = graph_writers(bot)
+    writers = graph_callers(bot)
     await bot.say(ADELE, f"/tap issue {LEE.upn} 2h")
     status, _ = await token_exchange(bot, ADELE, sign_in_cards(bot)[-1].exchange_id)
     assert status == 200 and len(await sandbox_passes(bot)) == 1
@@ -327,7 +318,7 @@ async def test_an_approved_run_writes_as_its_requester_and_waits_for_her_sign_in
     env = sandbox_env(tmp_path, TAPBOT_SANDBOX_TENANT=str(tenant), TAPBOT_APPROVAL_BULK_ROWS="3", **delegated_env())
     bot = await start_bot(env)
     try:
-        writers = graph_writers(bot)
+        writers = graph_callers(bot)
         await bot.say(ADELE, "<at>tapbot</at> tap approvals here", kind="channel")
         job_id = await confirmed_job(bot, 4)
         request = [sent.card for sent in bot.connector.sent if sent.conversation_id == "19:general@thread.tacv2"][-1]
