@@ -185,6 +185,9 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
         pass_reasons=store,
         verification=verification,
         velocity=VelocityLimit(limit=settings.velocity_limit, counts=store, alerts=alerts, clock=clock),
+        # A pass nobody was shown that could not be deleted: kept for housekeeping to delete, and an alert.
+        undelivered=store,
+        alerts=alerts,
     )
     onboarding = OnboardingService(
         tap=service,
@@ -222,6 +225,7 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
         follow=FollowThrough(
             store=store,
             methods=graph,
+            pending_revokes=store,
             passes=graph,
             retirement=RevokeAndHide(service=service, redactor=redactor),
             clock=clock,

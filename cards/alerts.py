@@ -16,6 +16,7 @@ ALERT_TITLES = {
     AlertKind.PRIVILEGED_TARGET_REFUSED: "Pass refused for a privileged account",
     AlertKind.PROTECTED_TARGET_REFUSED: "Pass refused for a protected account",
     AlertKind.BULK_ABOVE_THRESHOLD: "Large bulk run started",
+    AlertKind.UNDELIVERED_PASS_LIVE: "A pass nobody was shown is still live",
 }
 
 

@@ -7,7 +7,8 @@ alert ever holds a pass value: its fields are who, for whom, when and a sentence
 
 Triggers raised here: `RefusalAlerts` (every audited refusal for a role holder or a protected account, whatever the
 path: typed, form, button, approval, bulk row) and `VelocityLimit` (more passes by one operator in a rolling hour
-than TAPBOT_VELOCITY_LIMIT, counted from the audit rows in SQL so every replica agrees).
+than TAPBOT_VELOCITY_LIMIT, counted from the audit rows in SQL so every replica agrees). TapService raises
+`undelivered_pass_live` itself when a pass whose card could not be shown could not be deleted either.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class AlertKind(enum.StrEnum):
     PRIVILEGED_TARGET_REFUSED = "privileged_target_refused"
     PROTECTED_TARGET_REFUSED = "protected_target_refused"
     BULK_ABOVE_THRESHOLD = "bulk_above_threshold"
+    UNDELIVERED_PASS_LIVE = "undelivered_pass_live"  # a pass nobody was shown could not be deleted: it is live
 
 
 @dataclass(frozen=True)

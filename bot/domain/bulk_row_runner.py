@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from bot.domain.audit import AuditAction, AuditOutcome
 from bot.domain.auditing import Auditor
@@ -389,11 +389,12 @@ class RowRunner:
         # Nobody saw these passes: revoke them at once.
         undelivered: list[JournalRow] = []
         for entry in page:
-            try:
-                await self._tap.revoke_undelivered(self._requester, entry.issued, failure)
+            left = await self._tap.revoke_undelivered(self._requester, entry.issued, failure)
+            if left is None:
                 reason = f"Could not be shown to you ({failure}); the pass was revoked."
-            except TapError:
-                reason = f"Could not be shown to you ({failure}) nor revoked: revoke it in the Entra admin center."
+            else:  # never reported revoked while it is live
+                until = left.info.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+                reason = f"Could not be shown to you ({failure}). {left.sentence(until)}"
             undelivered.append(entry.row.moved(RowState.FAILED, reason=reason))
         await self._finish(undelivered)
 

@@ -22,6 +22,10 @@ With delegated writes the deletion is made with the rights of the pass's request
 of theirs can be had (`SignInRequired`) the pass stays and they are told once that it is still live and how to
 revoke it; the watch keeps watching, so a later round deletes it once they have signed in again (the notice, already
 delivered, is not sent again).
+
+The same table keeps the passes nobody was shown that could not be deleted when their delivery failed
+(`REVOKE_PENDING`, written by TapService.revoke_undelivered): each round tries to delete them again, with the rights
+of whoever created them, until they are gone or expired. Nothing reports them revoked before Graph deleted them.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ RECHECK_AFTER = timedelta(minutes=5)
 LEASE = timedelta(minutes=2)
 """How long a replica holds a watch it claimed (a check or a notice); then another may take it over."""
 NOTICES_PER_ROUND = 50
+REVOKE_RETRY_AFTER = timedelta(minutes=1)
+"""How soon a pass nobody was shown, whose delete failed, is tried again (it is live: sooner than a check)."""
 
 # The strong methods a user registers for themselves (the reason a pass is handed out), by Graph's @odata.type.
 STRONG_METHODS: dict[str, str] = {
@@ -65,6 +71,7 @@ class WatchState(enum.StrEnum):
     EXPIRED_UNUSED = "expired_unused"
     USED = "used"  # a one-time pass seen as used, then expired: nothing to report
     ENDED = "ended"  # revoked or replaced before its expiry, by someone: nothing to report
+    REVOKE_PENDING = "revoke_pending"  # nobody was shown it and its delete failed: deleted again each round
 
 
 @dataclass(frozen=True)
@@ -151,6 +158,25 @@ class PassWatchStore(Protocol):
         ...
 
 
+class UndeliveredPasses(Protocol):
+    async def watch_undelivered(self, watch: PassWatch, now: datetime) -> None:
+        """Keeps a pass nobody was shown, whose delete failed, for housekeeping to delete (state REVOKE_PENDING).
+        `requester_id` is whoever created it: their rights delete it when writes are delegated."""
+        ...
+
+
+class PendingRevokes(UndeliveredPasses, Protocol):
+    async def claim_due_revokes(
+        self, holder: str, now: datetime, *, tried_before: datetime, limit: int, lease_until: datetime
+    ) -> list[PassWatch]:
+        """REVOKE_PENDING watches not tried since `tried_before`, each claimed atomically like a check."""
+        ...
+
+    async def save_revoke_attempt(self, pass_method_id: str, holder: str, now: datetime, state: WatchState) -> bool:
+        """Writes the attempt's outcome (REVOKE_PENDING again, or ENDED) and releases the lease."""
+        ...
+
+
 class PassRetirement(Protocol):
     async def retire(self, watch: PassWatch, current: PassInfo, detail: str) -> None:
         """Deletes the pass through the revoke path (audited) and hides its cards with the reason."""
@@ -212,6 +238,7 @@ class FollowThrough:
         *,
         store: PassWatchStore,
         methods: MethodReader,
+        pending_revokes: PendingRevokes | None = None,
         passes: PassMethods,
         retirement: PassRetirement,
         clock: Clock,
@@ -222,6 +249,7 @@ class FollowThrough:
         recheck_after: timedelta = RECHECK_AFTER,
     ) -> None:
         self._store = store
+        self._pending_revokes = pending_revokes
         self._methods = methods
         self._passes = passes
         self._retirement = retirement
@@ -256,6 +284,54 @@ class FollowThrough:
             if await self._store.save_check(watch.pass_method_id, self._holder, self._clock.now(), result):
                 checked += 1
         return checked
+
+    async def revoke_round(self) -> int:
+        """Tries again to delete each pass nobody was shown whose delete failed (TapService.revoke_undelivered);
+        returns how many are now gone (deleted here or by someone) or expired."""
+        if self._pending_revokes is None:
+            return 0
+        now = self._clock.now()
+        watches = await self._pending_revokes.claim_due_revokes(
+            self._holder,
+            now,
+            tried_before=now - REVOKE_RETRY_AFTER,
+            limit=self._checks_per_round,
+            lease_until=now + LEASE,
+        )
+        ended = 0
+        for watch in watches:
+            state = await self._revoke_again(watch)
+            saved = await self._pending_revokes.save_revoke_attempt(
+                watch.pass_method_id, self._holder, self._clock.now(), state
+            )
+            ended += saved and state is WatchState.ENDED
+        return ended
+
+    async def _revoke_again(self, watch: PassWatch) -> WatchState:
+        try:
+            with lane(Lane.BULK):
+                current = await self._passes.current_pass(watch.target_id)
+        except TapError as error:
+            logger.warning(
+                "could not read the pass of %s to delete it again: %s", watch.target_id, type(error).__name__
+            )
+            return WatchState.REVOKE_PENDING
+        if current is None or current.method_id != watch.pass_method_id or not current.is_live(self._clock.now()):
+            return WatchState.ENDED  # deleted or replaced by someone (audited there), or expired
+        try:
+            with lane(Lane.BULK):
+                await self._retirement.retire(
+                    watch, current, f"deleted by housekeeping: nobody was shown this pass (pass {current.method_id})"
+                )
+        except TapError as error:
+            logger.warning(
+                "the pass of %s that nobody was shown is still live: its delete failed again (%s); retrying later",
+                watch.target_id,
+                type(error).__name__,
+            )
+            return WatchState.REVOKE_PENDING
+        logger.info("deleted the pass of %s that nobody was shown", watch.target_id)
+        return WatchState.ENDED
 
     async def check(self, watch: PassWatch) -> CheckResult:
         read = await self._methods.methods_and_pass(watch.target_id)

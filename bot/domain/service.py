@@ -9,10 +9,10 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from bot.domain.alerts import VelocityLimit
+from bot.domain.alerts import AlertKind, AlertSink, SecurityAlert, VelocityLimit
 from bot.domain.audit import AuditAction, AuditOutcome
 from bot.domain.auditing import Auditor, Subject
 from bot.domain.eligibility import (
@@ -23,7 +23,8 @@ from bot.domain.eligibility import (
     start_refusal,
     target_refusal,
 )
-from bot.domain.errors import GraphUnavailable, Refused, Rule, TapError, TargetBusy, UserNotFound
+from bot.domain.errors import GraphUnavailable, Refused, Rule, SignInRequired, TapError, TargetBusy, UserNotFound
+from bot.domain.follow_through import PassWatch, UndeliveredPasses
 from bot.domain.model import Caller, DirectoryUser, Evidence, IssuedPass, PassInfo, PassRequest, TapPolicy
 from bot.domain.ports import AuditLog, Clock, Directory, PassMethods, TargetLocks
 from bot.domain.reasons import NO_REASON_RULES, PassReasons, ReasonRules, clean_reason
@@ -47,6 +48,9 @@ TARGET_LOCK_POLL_SECONDS = 0.1
 # afresh when they write. A refusal and a target's eligibility are never cached. Graph itself refuses a pass the
 # policy no longer allows, so a just-changed policy is at worst explained with the old numbers.
 DEFAULT_CACHE_WINDOW = timedelta(seconds=0)
+# The delete of a pass nobody was shown is tried once more after a transient failure (Graph 5xx, timeout,
+# throttling): deleting is idempotent (a pass already gone is no error). A refusal or a missing sign-in is not.
+UNDELIVERED_RETRY_PAUSE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -130,6 +134,39 @@ RevokeResult = Revoked | NothingToRevoke
 
 
 @dataclass(frozen=True)
+class LeftLive:
+    """A pass nobody was shown (its delivery failed) that could not be deleted either: it is live until deleted or
+    expired. `why` is why the delete failed, for people to read. Never the pass value."""
+
+    user: DirectoryUser
+    info: PassInfo
+    why: str
+    shown_to_requester: bool = False  # its card was shown and taken back (it could not be recorded)
+    retrying: bool = False  # housekeeping keeps trying to delete it
+    alerted: bool = False
+
+    def sentence(self, until: str) -> str:
+        """What the requester must know, `until` being the expiry as they read times."""
+        shown = (
+            "Its value was only on your card, which I took back"
+            if self.shown_to_requester
+            else "Its value was not shown to anyone"
+        )
+        then = []
+        if self.retrying:
+            then.append("I keep trying to delete it until it is gone or expired")
+        if self.alerted:
+            then.append("the security team was alerted")
+        after = f" {'; '.join(then).capitalize()}." if then else ""
+        return (
+            f"I could not delete it either ({self.why}): the pass for {self.user.label} still exists and is valid "
+            f"until {until}. {shown}. Remove it now: type /tap revoke {self.user.user_principal_name}, or delete it "
+            f"in the Entra admin center (Users, {self.user.display_name or self.user.user_principal_name}, "
+            f"Authentication methods).{after}"
+        )
+
+
+@dataclass(frozen=True)
 class PassStatus:
     user: DirectoryUser
     current: PassInfo | None
@@ -154,7 +191,11 @@ class TapService:
         pass_reasons: PassReasons | None = None,
         verification: VerificationService | None = None,
         velocity: VelocityLimit | None = None,
+        undelivered: UndeliveredPasses | None = None,
+        alerts: AlertSink | None = None,
     ) -> None:
+        self._undelivered = undelivered
+        self._alerts = alerts
         self._velocity = velocity
         self._verification = verification
         self._reasons = reasons
@@ -326,33 +367,129 @@ class TapService:
         return await self._auditor.audited(AuditAction.POLICY, caller, Subject(None), lambda: self._policy(caller))
 
     async def revoke_undelivered(
-        self, caller: Caller, issued: IssuedPass, reason: str, *, acting_as: Caller | None = None
-    ) -> None:
+        self,
+        caller: Caller,
+        issued: IssuedPass,
+        reason: str,
+        *,
+        acting_as: Caller | None = None,
+        timezone: str = "UTC",
+        shown_to_requester: bool = False,
+    ) -> LeftLive | None:
         """Deletes a pass nobody received (delivery failed): a live pass no one has seen is pure risk. `acting_as`:
-        whose rights delete it when writes are delegated (the caller unless said otherwise: an approval's approver)."""
-        request_id: str | None = None
-        outcome = AuditOutcome.SUCCEEDED
+        whose rights delete it when writes are delegated (the caller unless said otherwise: an approval's approver);
+        never the app's. None once deleted. When it cannot be deleted, it is never reported revoked: the audit row
+        says it is live, a security alert is raised, housekeeping keeps trying (follow_through.revoke_round), and
+        the returned LeftLive says what the requester must be told."""
+        deleter = acting_as or caller
         try:
-            request_id = await self._passes.delete_pass(
-                issued.user.object_id, issued.info.method_id, acting_as=acting_as or caller
-            )
-        except TapError:
-            outcome = AuditOutcome.FAILED
-            logger.exception("could not revoke an undelivered pass for user %s", issued.user.object_id)
+            request_id = await self._delete_undelivered(issued, deleter)
+        except TapError as error:
+            return await self._left_live(caller, deleter, issued, reason, error, timezone, shown_to_requester)
         await self._auditor.record(
             AuditAction.REVOKE,
-            outcome,
+            AuditOutcome.SUCCEEDED,
             caller,
             user=issued.user,
             pass_info=issued.info,
             graph_request_id=request_id,
             detail=f"revoked because delivery failed: {reason}",
         )
-        if outcome is AuditOutcome.FAILED:
-            raise GraphUnavailable(
-                "The pass could not be delivered and I could not revoke it either. "
-                f"Revoke it now in the Entra admin center for {issued.user.label}."
+        return None
+
+    async def _delete_undelivered(self, issued: IssuedPass, deleter: Caller) -> str | None:
+        for attempt in (1, 2):
+            try:
+                return await self._passes.delete_pass(issued.user.object_id, issued.info.method_id, acting_as=deleter)
+            except GraphUnavailable as error:
+                if attempt == 2:
+                    raise
+                logger.warning(
+                    "the delete of an undelivered pass for user %s failed (%s); trying once more",
+                    issued.user.object_id,
+                    type(error).__name__,
+                )
+                await asyncio.sleep(UNDELIVERED_RETRY_PAUSE_SECONDS)
+        raise AssertionError("unreachable")
+
+    async def _left_live(
+        self,
+        caller: Caller,
+        deleter: Caller,
+        issued: IssuedPass,
+        reason: str,
+        error: TapError,
+        timezone: str,
+        shown_to_requester: bool,
+    ) -> LeftLive:
+        user, info = issued.user, issued.info
+        why = _why_not_deleted(error, None if deleter.object_id == caller.object_id else deleter)
+        until = info.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        logger.error(
+            "an undelivered pass for user %s could not be deleted (%s); it stays live until %s",
+            user.object_id,
+            type(error).__name__,
+            until,
+        )
+        retrying = await self._keep_for_housekeeping(deleter, issued, timezone)
+        seen = "its value was only on the requester's card, taken back" if shown_to_requester else "shown to nobody"
+        then = "housekeeping retries the delete" if retrying else "it could not be kept for housekeeping"
+        try:  # the requester must still be told when SQL is what failed (a card that could not be recorded)
+            await self._auditor.record(
+                AuditAction.REVOKE,
+                AuditOutcome.FAILED,
+                caller,
+                user=user,
+                pass_info=info,
+                graph_request_id=getattr(error, "request_id", None),
+                detail=f"NOT revoked: delivery failed ({reason}) and the delete failed ({why}); the pass stays live "
+                f"until {until} ({seen}); {then}",
             )
+        except Exception:
+            logger.exception("could not audit the undelivered, undeleted pass of user %s", user.object_id)
+        alerted = False
+        if self._alerts is not None:
+            who = caller.display_name or caller.object_id
+            await self._alerts.raise_alert(
+                SecurityAlert(
+                    kind=AlertKind.UNDELIVERED_PASS_LIVE,
+                    at=self._clock.now(),
+                    actor_id=caller.object_id,
+                    actor_label=caller.display_name,
+                    target_id=user.object_id,
+                    target_label=user.label,
+                    summary=f"A Temporary Access Pass for {user.label} that {who} asked for could not be shown to "
+                    f"them ({reason}) and could not be deleted ({why}). It is valid until {until} unless deleted "
+                    f"(/tap revoke {user.user_principal_name}, or the Entra admin center). "
+                    + ("tapbot keeps trying to delete it." if retrying else "tapbot will not try again."),
+                    tenant_id=caller.tenant_id,
+                )
+            )
+            alerted = True
+        return LeftLive(user, info, why, shown_to_requester, retrying, alerted)
+
+    async def _keep_for_housekeeping(self, deleter: Caller, issued: IssuedPass, timezone: str) -> bool:
+        if self._undelivered is None:
+            return False
+        info = issued.info
+        watch = PassWatch(
+            pass_method_id=info.method_id,
+            target_id=issued.user.object_id,
+            target_label=issued.user.label,
+            requester_id=deleter.object_id,  # whose rights delete it (who created it)
+            timezone=timezone,
+            service_url="",  # the requester's 1:1 chat could not be reached: nothing is sent there
+            conversation_id="",
+            one_time=info.one_time,
+            start_at=info.start_at,
+            expires_at=info.expires_at,
+        )
+        try:
+            await self._undelivered.watch_undelivered(watch, self._clock.now())
+        except Exception:
+            logger.exception("could not keep the undelivered pass of user %s for housekeeping", issued.user.object_id)
+            return False
+        return True
 
     # --- the work ------------------------------------------------------------------------------------------
 
@@ -639,6 +776,21 @@ def _replace_confirmed(request: PassRequest, existing: PassInfo) -> bool:
     if request.replace_method_id is not None:
         return request.replace_method_id == existing.method_id
     return request.replace
+
+
+def _why_not_deleted(error: TapError, deleter: Caller | None) -> str:
+    """Why the delete of a pass failed, in words that never say "nothing was changed" (the pass exists). `deleter`:
+    whose rights the delete used, when not the person told (an approver)."""
+    if isinstance(error, SignInRequired):
+        whose = "your" if deleter is None else f"{deleter.display_name or 'its maker'}'s"
+        return (
+            f"passes are deleted with the Entra rights of whoever made them, and {whose} sign-in to tapbot had lapsed"
+        )
+    if isinstance(error, Refused):
+        return f"Entra refused the delete: {error.user_message}"
+    if isinstance(error, GraphUnavailable):
+        return "Microsoft Graph failed to answer the delete, twice"
+    return "Microsoft Graph refused the delete"
 
 
 def _replacement_note(existing: PassInfo | None) -> str:

@@ -214,8 +214,8 @@ class ApprovalFlow:
         # A pass the requester cannot be shown is deleted by whoever made it: the approver (delegated writes).
         undelivered = await self._passes.deliver(decided.issued, request.requester, tz, acting_as=approver)
         if undelivered is not None:
-            return (
-                f"The requester could not be reached privately ({undelivered.reason}), so the pass was revoked at once."
+            return f"The requester could not be reached privately ({undelivered.reason})" + undelivered.outcome(
+                tz, revoked=", so the pass was revoked at once."
             )
         await self._message(request.requester, f"{who} approved your request for {request.target_label}.{note}")
         return "The pass was sent privately to the requester."

@@ -74,8 +74,9 @@ class FollowThroughFlow:
         self._holder = holder
 
     async def round(self) -> int:
-        """Housekeeping: checks the due watches, then delivers every notice not yet delivered (this round's and
-        those Teams refused before)."""
+        """Housekeeping: deletes again the passes nobody was shown whose delete failed (first: they are live), checks
+        the due watches, then delivers every notice not yet delivered (this round's and those Teams refused before)."""
+        await self._follow.revoke_round()
         await self._follow.check_round()
         return await self.deliver_notices()
 

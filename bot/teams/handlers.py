@@ -182,9 +182,10 @@ class TapHandlers:
             issued, facts.recipient, facts.timezone, context=turn.context, current=facts
         )
         if undelivered is not None:
+            # Said where they acted: the 1:1 chat is what failed. A pass that could not be deleted is said to be live.
             await turn.reply_here(
-                f"I couldn't deliver the pass for {issued.user.label} privately ({undelivered.reason}), so I "
-                f"revoked it right away and nobody can use it. {INSTALL_ADVICE}",
+                f"I couldn't deliver the pass for {issued.user.label} privately ({undelivered.reason})"
+                f"{undelivered.outcome(turn.timezone)} {INSTALL_ADVICE}",
             )
             return
         if not turn.is_personal:

@@ -11,6 +11,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import tzinfo
 from zoneinfo import ZoneInfo
 
 from microsoft_agents.hosting.core import TurnContext
@@ -18,10 +19,11 @@ from microsoft_agents.hosting.core import TurnContext
 from bot.domain.model import Caller, IssuedPass, Recipient
 from bot.domain.ports import Clock, PassCards
 from bot.domain.records import PassCard, RedactionReason
-from bot.domain.service import TapService
+from bot.domain.service import LeftLive, TapService
 from bot.teams.activity import TurnFacts
 from bot.teams.delivery import DeliveryFailed, PrivateDelivery, card_message, text_message
 from bot.teams.redaction import CardRedactor
+from cards.formatting import local_and_utc
 from cards.passes import CardJson, pass_card
 
 logger = logging.getLogger(__name__)
@@ -29,13 +31,26 @@ logger = logging.getLogger(__name__)
 CARD_FAILED = "its card could not be shown"
 CARD_NOT_RECORDED = "its card could not be recorded"
 REVOKED_NOTE = "This pass was revoked right away: its card could not be recorded, so it could never be hidden."
+TAKEN_BACK_NOTE = (
+    "This pass was taken off this card: its card could not be recorded, so it could never be hidden. It could not be "
+    "deleted either: see my message about it."
+)
 
 
 @dataclass(frozen=True)
 class Undelivered:
-    """The pass could not reach the requester and was revoked; `reason` is safe to show."""
+    """The pass could not reach the requester and was revoked, or, when `left_live` says so, could not be deleted
+    either (it is live). `reason` is safe to show."""
 
     reason: str
+    left_live: LeftLive | None = None
+
+    def outcome(self, tz: tzinfo, *, revoked: str = ", so I revoked it right away and nobody can use it.") -> str:
+        """What became of the pass, to follow the sentence saying it was not delivered: `revoked`, or that it is
+        live and how to remove it."""
+        if self.left_live is None:
+            return revoked
+        return ". " + self.left_live.sentence(local_and_utc(self.left_live.info.expires_at, tz))
 
 
 class PassDelivery:
@@ -80,12 +95,16 @@ class PassDelivery:
                 recipient, card_message(card), context=context, current=current
             )
         except DeliveryFailed as failure:
-            await self._service.revoke_undelivered(requester, issued, str(failure), acting_as=acting_as)
-            return Undelivered(str(failure))
+            left = await self._service.revoke_undelivered(
+                requester, issued, str(failure), acting_as=acting_as, timezone=tz.key
+            )
+            return Undelivered(str(failure), left)
         except Exception:
             logger.exception("the card of a new pass for user %s could not be shown", issued.user.object_id)
-            await self._service.revoke_undelivered(requester, issued, CARD_FAILED, acting_as=acting_as)
-            return Undelivered(CARD_FAILED)
+            left = await self._service.revoke_undelivered(
+                requester, issued, CARD_FAILED, acting_as=acting_as, timezone=tz.key
+            )
+            return Undelivered(CARD_FAILED, left)
         try:
             await self._store.save_pass_card(
                 PassCard(
@@ -107,11 +126,14 @@ class PassDelivery:
         except Exception:
             # Shown, but a card the bot cannot find again is never hidden: revoke the pass and take the card back.
             logger.exception("the card of a new pass for user %s could not be recorded", issued.user.object_id)
-            await self._service.revoke_undelivered(requester, issued, CARD_NOT_RECORDED, acting_as=acting_as)
-            if activity_id:
+            left = await self._service.revoke_undelivered(
+                requester, issued, CARD_NOT_RECORDED, acting_as=acting_as, timezone=tz.key, shown_to_requester=True
+            )
+            if activity_id:  # the card is taken back either way; it says revoked only when it was
                 with contextlib.suppress(Exception):
-                    await self._delivery.update(chat, activity_id, text_message(REVOKED_NOTE))
-            return Undelivered(CARD_NOT_RECORDED)
+                    note = REVOKED_NOTE if left is None else TAKEN_BACK_NOTE
+                    await self._delivery.update(chat, activity_id, text_message(note))
+            return Undelivered(CARD_NOT_RECORDED, left)
         try:
             if issued.replaced is not None:
                 await self._redactor.redact_cards_of_pass(

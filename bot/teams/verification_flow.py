@@ -285,8 +285,8 @@ class VerificationFlow:
         if isinstance(result, Issued):
             undelivered = await self._passes.deliver(result.issued, verification.requester, tz)
             if undelivered is not None:
-                return (
-                    f"The pass could not be shown to you privately ({undelivered.reason}), so it was revoked at once."
+                return f"The pass could not be shown to you privately ({undelivered.reason})" + undelivered.outcome(
+                    tz, revoked=", so it was revoked at once."
                 )
             return PASS_SENT
         if isinstance(result, AwaitingApproval):

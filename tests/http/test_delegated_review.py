@@ -281,12 +281,6 @@ async def test_a_refused_exchange_logs_no_sso_token_at_debug(
     assert sso not in logged and sso.rsplit(".", 1)[-1] not in logged
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="review finding 5: TapService.revoke_undelivered (bot/domain/service.py:328) swallows the delete's "
-    "TapError (here SignInRequired: the sign-in lapsed as the pass was made); the pass stays live and unseen and "
-    "the technician is only told to install the app and run the command again",
-)
 async def test_an_undelivered_pass_that_could_not_be_revoked_is_not_reported_revoked(delegated: RunningBot) -> None:
     bot = delegated
     await bot.say(ADELE, f"/tap issue {LEE.upn} 1h")

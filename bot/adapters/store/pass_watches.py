@@ -118,6 +118,51 @@ class SqlPassWatches:
     async def release_notice(self, pass_method_id: str, holder: str) -> None:
         await self._release(pass_method_id, holder)
 
+    async def watch_undelivered(self, watch: PassWatch, now: datetime) -> None:
+        values: dict[str, object] = {
+            "pass_method_id": watch.pass_method_id,
+            "target_id": watch.target_id,
+            "target_label": watch.target_label,
+            "requester_id": watch.requester_id,
+            "timezone": watch.timezone,
+            "service_url": watch.service_url,
+            "conversation_id": watch.conversation_id,
+            "one_time": watch.one_time,
+            "start_at": watch.start_at,
+            "expires_at": watch.expires_at,
+            "enrolled_at": now,
+            "state": WatchState.REVOKE_PENDING.value,
+            "checked_at": now,  # the delete that just failed counts as the first try
+            "seen_used": False,
+        }
+        async with self._db.session() as session:
+            await session.execute(self._db.upsert(PassWatchRow, values))
+
+    async def claim_due_revokes(
+        self, holder: str, now: datetime, *, tried_before: datetime, limit: int, lease_until: datetime
+    ) -> list[PassWatch]:
+        due = and_(
+            PassWatchRow.state == WatchState.REVOKE_PENDING.value,
+            or_(PassWatchRow.checked_at.is_(None), PassWatchRow.checked_at < tried_before),
+            _free(now),
+        )
+        query = (
+            select(PassWatchRow.pass_method_id)
+            .where(due)
+            .order_by(PassWatchRow.checked_at.is_not(None), PassWatchRow.checked_at, PassWatchRow.enrolled_at)
+            .limit(limit * 2)
+        )
+        return await self._claim(query, due, holder, lease_until, limit)
+
+    async def save_revoke_attempt(self, pass_method_id: str, holder: str, now: datetime, state: WatchState) -> bool:
+        async with self._db.session() as session:
+            outcome = await session.execute(
+                update(PassWatchRow)
+                .where(PassWatchRow.pass_method_id == pass_method_id, PassWatchRow.lease_holder == holder)
+                .values(state=state.value, checked_at=now, lease_holder=None, lease_until=None)
+            )
+            return changed_one(outcome)
+
     async def pass_watch(self, pass_method_id: str) -> PassWatch | None:
         async with self._db.session() as session:
             row = await session.get(PassWatchRow, pass_method_id)
