@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from bot.domain.audit import AuditOutcome
-from bot.domain.bulk import BulkKind, JobStatus, RowState
+from bot.domain.bulk import BulkJob, BulkKind, IssuedRow, JobStatus, RowState
 from bot.domain.bulk_row_runner import MAX_THROTTLED_ATTEMPTS, NO_LONGER_OPERATOR, PAGE_SIZE
 from bot.domain.bulk_service import Started
 from bot.domain.errors import Throttled
@@ -216,3 +216,22 @@ async def test_start_leaves_a_job_another_replica_holds(world: World) -> None:
     world.runner.start(world.jobs.jobs[job_id], Sink())
     await world.runner.wait(job_id)
     assert world.passes.created == [] and world.jobs.jobs[job_id].status is JobStatus.RUNNING
+
+
+async def test_a_page_whose_passes_cannot_be_deleted_either_says_they_are_live(world: World) -> None:
+    job_id = await started(world, STAFF[:2])
+
+    class LapsingSink(Sink):
+        async def deliver_page(self, job: BulkJob, page: list[IssuedRow]) -> str | None:
+            world.passes.signed_out.add(ADELE.object_id)  # her sign-in lapses as the page fails: no delete works
+            return "the app is not installed for you"
+
+    await world.runner.run(job_id, LapsingSink())
+
+    rows = await world.jobs.rows(job_id)
+    assert len(world.passes.passes) == 2
+    for row in rows:
+        assert row.state is RowState.FAILED and "the pass was revoked" not in row.reason
+        assert "still exists and is valid until" in row.reason and "/tap revoke" in row.reason
+        assert "Its value was not shown to anyone" in row.reason
+    assert world.events(AuditOutcome.FAILED) == ["revoke:None", "revoke:None"]  # audited live, never revoked
