@@ -1,6 +1,6 @@
 """Security review of delegated writes (issue 14), through the real /api/messages: attacks on the sign-in edge and the
-delegated token's binding to the person in the authenticated activity. A finding not fixed yet is marked
-`xfail(strict=True)`: the lead flips it when the fix lands.
+delegated token's binding to the person in the authenticated activity. Every finding is fixed; each test failed before
+its fix.
 
 Finding 1 (fixed in bot/adapters/user_tokens.py): a Graph token the token service gave after a sign-in was kept and used
 for the caller without checking it was theirs, so a code from a sign-in made by someone else wrote with that person's
@@ -9,7 +9,12 @@ Finding 2 (fixed in bot/adapters/graph.py): when the delete of an uncertain crea
 refused it), SignInRequired escaped create_pass, read everywhere as "nothing written": the pass stayed live, unseen,
 and the technician read "Nothing was changed yet".
 Finding 3 (fixed in bot/teams/sign_in.py): waits resumed because the token service held a token when asked ran in
-the current turn, a channel's too; they now run in the person's personal chat only."""
+the current turn, a channel's too; they now run in the person's personal chat only.
+Finding 4 (fixed in bot/teams/sign_in.py): the Replace button's wait kept only the command's text, so the command
+resumed after sign-in replaced whatever pass the user held by then; it now carries the pass the question showed.
+Finding 5 (fixed in bot/domain/service.py, follow-through's housekeeping): a pass that could not be delivered and whose
+delete then failed (a lapsed sign-in, a Graph failure) was reported revoked; the requester is now told it is live and
+how to remove it, an alert is raised, and housekeeping deletes it with its creator's rights."""
 
 from __future__ import annotations
 
