@@ -52,6 +52,12 @@ def playground_config(
     }
 
 
+def others_for(current_user: str) -> tuple[str, ...]:
+    """The five demo people besides ``current_user``: another typist (``--as DiegoS@…``) swaps places with Adele."""
+    candidates = (*DEFAULT_DEMO_USERS, DEFAULT_DEMO_CURRENT_USER)
+    return tuple(upn for upn in candidates if upn.lower() != current_user.lower())[:5]
+
+
 def _person(tenant: Tenant, reference: str) -> TenantUser:
     user = tenant.user(reference)
     if user is None:
@@ -79,7 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the file here instead of standard output")
     arguments = parser.parse_args(argv)
     try:
-        config = playground_config(load_tenant(arguments.tenant), arguments.current_user)
+        config = playground_config(
+            load_tenant(arguments.tenant), arguments.current_user, others_for(arguments.current_user)
+        )
     except ValueError as error:
         print(f"playground config: {error}", file=sys.stderr)
         return 2
