@@ -38,6 +38,15 @@ def banner(settings: Settings, sandbox: RunningSandbox | None = None) -> str:
             f"*** sandbox file host: POST {control}/files, PUT {control}/uploads/<name> ***",
             f"*** sandbox Verified ID wallet: {control}/verifiedid/requests (scan, present, decline, expire) ***",
         ]
+    if settings.delegated_writes:
+        lines.append(
+            f"*** pass writes: DELEGATED, with each technician's own Entra rights "
+            f"(OAuth connection {settings.oauth_connection}) ***"
+        )
+        if sandbox is not None:
+            lines.append(f"*** sandbox PIM: POST {sandbox.control_url}/roles/activate (see README) ***")
+    else:
+        lines.append("*** pass writes: APPLICATION, with the bot's own Graph permission ***")
     if settings.anonymous:
         lines += [
             "*** UNAUTHENTICATED: no bot app id is configured, so /api/messages accepts requests without a ***",
