@@ -12,7 +12,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from bot.domain.alerts import AlertKind, AlertSink, SecurityAlert
 from bot.domain.approval_desk import ApprovalDesk
@@ -21,6 +21,7 @@ from bot.domain.audit import AuditAction, AuditOutcome
 from bot.domain.auditing import Auditor, Subject
 from bot.domain.bulk import UNFINISHED_RUN_STATES, BulkJob, BulkKind, BulkStore, JobStatus, JournalRow, RowState
 from bot.domain.bulk_file import BulkFile, RequestedRow
+from bot.domain.bulk_row_runner import MAX_WORKERS
 from bot.domain.commands import MAX_JOB_ID
 from bot.domain.eligibility import GRAPH_MAX_LIFETIME_MINUTES, resolve_lifetime, resolve_one_time, start_refusal
 from bot.domain.errors import GraphUnavailable, Refused, Rule, TapError, Throttled
@@ -30,12 +31,14 @@ from bot.domain.pacer import Lane, lane
 from bot.domain.ports import AuditLog, Clock, Directory, PassMethods
 from bot.domain.reasons import MAX_REASON_LENGTH, clean_reason
 from bot.domain.service import TapService
-from bot.domain.throttle import AdaptiveLimiter
 
 T = TypeVar("T")
 U = TypeVar("U")
 
-MAX_THROTTLED_CHECKS = 12  # a preflight check waits out this many 429s before the file is refused
+MAX_THROTTLED_CHECKS = 12  # a preflight step waits out this many Throttled before the file is refused
+# Rows checked at once (a file of thousands is not thousands of coroutines at once): as many as a run works on. The
+# pacer (bulk lane, behind the technicians' commands) decides when each of their Graph requests goes.
+MAX_CONCURRENT_CHECKS = MAX_WORKERS
 
 
 @dataclass(frozen=True)
@@ -90,8 +93,10 @@ class BulkService:
         clock: Clock,
         audit: AuditLog,
         alerts: AlertSink | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._alerts = alerts
+        self._sleep = sleep  # waits out a Throttled step's Retry-After; tests pass a fake
         self._tap = tap
         self._directory = directory
         self._passes = passes
@@ -125,10 +130,9 @@ class BulkService:
         rules = self._tap.reason_rules
         if reason:
             rules.check(reason)  # a reason given for the whole file must itself be acceptable
-        limiter = AdaptiveLimiter(initial=8)
         snapshots = Snapshots(self._directory, self._tap.protected_group_ids, self._clock)
         if kind is BulkKind.ISSUE:
-            await _patiently(limiter, snapshots.current)  # refuses the file when it cannot be read
+            await self._patiently(snapshots.current)  # refuses the file when it cannot be read
         job_stub = BulkJob(
             id=0,
             kind=kind,
@@ -143,7 +147,7 @@ class BulkService:
         checker = self._check_issue_row if kind is BulkKind.ISSUE else self._check_revoke_row
         # Rows whose reason is refused are refused before any Graph read, like the single command.
         problems = {row.line: rules.problem(row.request_reason) for row in drafts}
-        users = await self._read_users([row.target for row in drafts if problems[row.line] is None], limiter)
+        users = await self._read_users([row.target for row in drafts if problems[row.line] is None])
 
         async def check(row: JournalRow) -> JournalRow:
             problem = problems[row.line]
@@ -154,7 +158,7 @@ class BulkService:
             user = users.get(row.target.lower())
             if user is None:
                 return row.moved(RowState.NOT_FOUND, reason="No such user in this tenant.")
-            return await _patiently(limiter, lambda: checker(caller, row, user, snapshots))
+            return await self._patiently(lambda: checker(caller, row, user, snapshots))
 
         checked = await _each(drafts, check)
         checked += [
@@ -208,16 +212,25 @@ class BulkService:
             caller, job.kind, _file_of(failed), f"retry of job {job.id}", job.timezone, reason=job.reason
         )
 
-    async def _read_users(self, references: list[str], limiter: AdaptiveLimiter) -> dict[str, DirectoryUser]:
+    async def _read_users(self, references: list[str]) -> dict[str, DirectoryUser]:
         """The rows' users, USERS_PER_READ to a Graph request: keyed by reference lower-cased, missing when none."""
         unique = list(dict.fromkeys(reference.lower() for reference in references))
         chunks = [unique[start : start + USERS_PER_READ] for start in range(0, len(unique), USERS_PER_READ)]
         found: dict[str, DirectoryUser] = {}
-        for answer in await _each_of(
-            chunks, lambda chunk: _patiently(limiter, lambda: self._directory.find_users(chunk))
-        ):
+        for answer in await _each(chunks, lambda chunk: self._patiently(lambda: self._directory.find_users(chunk))):
             found.update(answer)
         return found
+
+    async def _patiently(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Runs one Graph-bound step; Throttled (the pacer's lane gave up waiting, or Graph kept answering 429
+        after the pacer's own retries) is waited out for its Retry-After and the step tried again, a bounded number
+        of times, instead of failing the row."""
+        for _ in range(MAX_THROTTLED_CHECKS):
+            try:
+                return await work()
+            except Throttled as throttled:
+                await self._sleep(max(0.0, throttled.retry_after_seconds))
+        raise GraphUnavailable("Microsoft Graph kept throttling the checks; try the file again in a few minutes.")
 
     async def _check_issue_row(
         self, caller: Caller, row: JournalRow, user: DirectoryUser, snapshots: Snapshots
@@ -554,26 +567,14 @@ def _file_of(rows: list[JournalRow], *, with_options: bool = True) -> BulkFile:
     )
 
 
-async def _each(items: list[T], work: Callable[[T], Awaitable[T]]) -> list[T]:
-    return list(await asyncio.gather(*(work(item) for item in items)))
+async def _each(items: list[T], work: Callable[[T], Awaitable[U]]) -> list[U]:
+    """`work` on every item, at most MAX_CONCURRENT_CHECKS at a time; the results in the items' order."""
+    results: list[U | None] = [None] * len(items)
+    next_index = iter(range(len(items)))
 
+    async def worker() -> None:
+        for index in next_index:  # shared: each index is taken by one worker
+            results[index] = await work(items[index])
 
-async def _each_of(items: list[T], work: Callable[[T], Awaitable[U]]) -> list[U]:
-    return list(await asyncio.gather(*(work(item) for item in items)))
-
-
-async def _patiently(limiter: AdaptiveLimiter, work: Callable[[], Awaitable[T]]) -> T:
-    """Runs one Graph-bound step under the limiter, waiting out throttling instead of failing the row."""
-    for _ in range(MAX_THROTTLED_CHECKS):
-        await limiter.acquire()
-        try:
-            result = await work()
-        except Throttled as throttled:
-            await limiter.release(throttled_for=throttled.retry_after_seconds)
-            continue
-        except GraphUnavailable:
-            await limiter.release()
-            raise
-        await limiter.release()
-        return result
-    raise GraphUnavailable("Microsoft Graph kept throttling the checks; try the file again in a few minutes.")
+    await asyncio.gather(*(worker() for _ in range(min(MAX_CONCURRENT_CHECKS, len(items)))))
+    return cast(list[U], results)

@@ -3,6 +3,7 @@ operator, approval, cancel. The run itself is tests/domain/test_bulk_run.py."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import timedelta
 
@@ -12,9 +13,17 @@ from bot.domain.approvals import ApprovalKind, ApprovalRules
 from bot.domain.audit import AuditAction, AuditOutcome
 from bot.domain.bulk import BulkKind, JobStatus, RowState
 from bot.domain.bulk_file import BulkFile, Duplicate, RequestedRow, RowProblem
-from bot.domain.bulk_service import JobNotWaiting, NothingToRetry, NotYourJob, Started, UnknownJob, WaitingForApproval
+from bot.domain.bulk_service import (
+    MAX_CONCURRENT_CHECKS,
+    JobNotWaiting,
+    NothingToRetry,
+    NotYourJob,
+    Started,
+    UnknownJob,
+    WaitingForApproval,
+)
 from bot.domain.errors import GraphUnavailable, Refused, Rule, Throttled
-from bot.domain.model import DirectoryUser, PassRequest, UserType
+from bot.domain.model import DirectoryUser, PassInfo, PassRequest, UserType
 from tests.domain.world import ADELE, ALEX, MEGAN, STAFF, Sink, World, caller, rows_for
 from tests.fakes import PROTECTED
 
@@ -128,6 +137,39 @@ async def test_preflight_waits_out_throttling_and_gives_up_with_a_sentence(world
     with pytest.raises(GraphUnavailable) as unavailable:
         await world.bulk.check_file(caller(ADELE), BulkKind.ISSUE, file_of(rows_for(STAFF[:1])), "u.csv", "UTC")
     assert "kept throttling the checks" in unavailable.value.user_message
+
+
+async def test_preflight_checks_at_most_the_cap_at_once_and_retries_a_throttled_step_after_its_retry_after(
+    world: World,
+) -> None:
+    many = [
+        world.directory.add(DirectoryUser(f"f{n:07d}-0000-0000-0000-000000000000", f"many{n}@contoso.test", f"M {n}"))
+        for n in range(MAX_CONCURRENT_CHECKS * 2 + 5)
+    ]
+    read_pass = world.passes.current_pass
+    seen = {"in_flight": 0, "peak": 0, "reads": 0}
+    throttled_once: set[str] = set()
+
+    async def slow_and_once_throttled(user_id: str) -> PassInfo | None:
+        seen["in_flight"] += 1
+        seen["peak"] = max(seen["peak"], seen["in_flight"])
+        try:
+            for _ in range(3):  # lets every other check that may start now start
+                await asyncio.sleep(0)
+            if user_id == many[7].object_id and user_id not in throttled_once:
+                throttled_once.add(user_id)
+                raise Throttled(7)  # the pacer's lane gave up waiting: Retry-After 7 s
+            seen["reads"] += 1
+            return await read_pass(user_id)
+        finally:
+            seen["in_flight"] -= 1
+
+    world.passes.current_pass = slow_and_once_throttled  # type: ignore[method-assign]
+    checked = await world.bulk.check_file(caller(ADELE), BulkKind.ISSUE, file_of(rows_for(many)), "u.csv", "UTC")
+    assert checked.counts == {RowState.READY: len(many)}
+    assert seen["peak"] == MAX_CONCURRENT_CHECKS, "never more row checks at once than the cap, and the cap is used"
+    assert world.stopwatch.slept == [7], "the throttled step waited out its Retry-After once, then went again"
+    assert seen["reads"] == len(many) and throttled_once == {many[7].object_id}
 
 
 async def test_revoking_a_job_checks_the_users_it_delivered_to(world: World) -> None:

@@ -145,6 +145,7 @@ class World:
             desk=self.desk,
             clock=self.clock,
             audit=self.audit,
+            sleep=self.stopwatch.sleep,
         )
         self.runner = BulkRunner(
             tap=self.tap,
