@@ -576,5 +576,10 @@ async def _each(items: list[T], work: Callable[[T], Awaitable[U]]) -> list[U]:
         for index in next_index:  # shared: each index is taken by one worker
             results[index] = await work(items[index])
 
-    await asyncio.gather(*(worker() for _ in range(min(MAX_CONCURRENT_CHECKS, len(items)))))
+    workers = [asyncio.ensure_future(worker()) for _ in range(min(MAX_CONCURRENT_CHECKS, len(items)))]
+    try:
+        await asyncio.gather(*workers)
+    finally:
+        for task in workers:  # one step failed the file (or the turn ended): the others stop too
+            task.cancel()
     return cast(list[U], results)

@@ -172,6 +172,27 @@ async def test_preflight_checks_at_most_the_cap_at_once_and_retries_a_throttled_
     assert seen["reads"] == len(many) and throttled_once == {many[7].object_id}
 
 
+async def test_a_step_that_fails_the_file_stops_the_other_row_checks(world: World) -> None:
+    never = asyncio.Event()
+    stopped: list[str] = []
+
+    async def down_for_one(user_id: str) -> PassInfo | None:
+        if user_id == STAFF[0].object_id:
+            raise GraphUnavailable("Microsoft Graph is unavailable right now.")
+        try:
+            await never.wait()
+        except asyncio.CancelledError:
+            stopped.append(user_id)
+            raise
+        return None
+
+    world.passes.current_pass = down_for_one  # type: ignore[method-assign]
+    with pytest.raises(GraphUnavailable):
+        await world.bulk.check_file(caller(ADELE), BulkKind.ISSUE, file_of(rows_for(STAFF)), "u.csv", "UTC")
+    await asyncio.sleep(0)
+    assert sorted(stopped) == sorted(user.object_id for user in STAFF[1:]), "no check goes on for a refused file"
+
+
 async def test_revoking_a_job_checks_the_users_it_delivered_to(world: World) -> None:
     issued = await world.checked_job(rows_for(STAFF[:3]))
     assert isinstance(await world.bulk.confirm(caller(ADELE), issued, replace_existing=False), Started)
