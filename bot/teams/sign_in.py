@@ -1,7 +1,7 @@
 """Sign-in for delegated writes (issue 14) at the Teams edge: the sign-in card, the `signin/*` invokes, the actions
 that wait for a sign-in, and `/tap signout`.
 
-How it goes (design: ../notes/issue14.md decisions 4-7; facts: sso-obo.md):
+How it goes (the design and whose rights count: docs/deployment.md, "Delegated writes"; facts: sso-obo.md):
 - A write with the technician's own rights finds no token of theirs: the Graph adapter raises `SignInRequired`
   before sending anything. In the technician's own turn (`Turn.ask_sign_in`: typed command, name choice, form
   submit, Replace button, message action) `SignIns.ask` saves a `SignInWait` (kind `command`, the canonical command
