@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -33,6 +34,10 @@ INSTALL_ADVICE = (
     "Open Teams, search Apps for tapbot and choose Add (for me), then run the command again. "
     "Until then I can't send you anything privately."
 )
+# How long this process trusts that the store already holds a person's 1:1 chat, without reading it again on
+# every turn; bounded so that a chat another replica saved in between is taken up again within minutes.
+KNOWN_CHAT_TRUST = timedelta(minutes=10)
+KNOWN_CHATS_KEPT = 10_000
 
 
 class DeliveryFailed(Exception):
@@ -113,19 +118,31 @@ class PrivateDelivery:
         self._outbound = outbound
         self._store = conversations
         self._clock = clock
+        # object id -> (the chat the store holds, when this process last read or wrote it there)
+        self._known: dict[str, tuple[PersonalConversation, datetime]] = {}
 
     async def remember_personal_chat(self, facts: TurnFacts) -> None:
         if not facts.is_personal or not facts.caller.object_id or not facts.service_url:
             return
+        now = self._clock.now()
+        remembered = self._known.get(facts.caller.object_id)
+        if remembered and _same_chat(remembered[0], facts) and now - remembered[1] < KNOWN_CHAT_TRUST:
+            return  # one SQL transaction less per turn: the store held this very chat moments ago
         known = await self._store.personal_conversation(facts.caller.object_id)
-        if known and known.conversation_id == facts.conversation_id and known.service_url == facts.service_url:
+        if known and _same_chat(known, facts):
+            self._remember(known, now)
             return
-        await self._store.save_personal_conversation(
-            PersonalConversation(
-                facts.caller.object_id, facts.caller.tenant_id, facts.service_url, facts.conversation_id
-            ),
-            self._clock.now(),
+        conversation = PersonalConversation(
+            facts.caller.object_id, facts.caller.tenant_id, facts.service_url, facts.conversation_id
         )
+        await self._store.save_personal_conversation(conversation, now)
+        self._remember(conversation, now)
+
+    def _remember(self, conversation: PersonalConversation, at: datetime) -> None:
+        self._known.pop(conversation.user_id, None)
+        self._known[conversation.user_id] = (conversation, at)
+        if len(self._known) > KNOWN_CHATS_KEPT:
+            del self._known[next(iter(self._known))]  # the one remembered longest ago
 
     async def private_chat(
         self, recipient: Recipient, *, current: TurnFacts | None = None, fresh: bool = False
@@ -148,10 +165,11 @@ class PrivateDelivery:
             raise DeliveryFailed(_refusal_reason(error.status)) from None
         except (aiohttp.ClientError, TimeoutError, ValueError) as error:
             raise DeliveryFailed(f"Teams could not be reached ({type(error).__name__}).") from None
-        await self._store.save_personal_conversation(
-            PersonalConversation(recipient.object_id, recipient.tenant_id, recipient.service_url, conversation_id),
-            self._clock.now(),
+        conversation = PersonalConversation(
+            recipient.object_id, recipient.tenant_id, recipient.service_url, conversation_id
         )
+        await self._store.save_personal_conversation(conversation, self._clock.now())
+        self._remember(conversation, self._clock.now())
         return PrivateChat(recipient.service_url, conversation_id)
 
     async def send(
@@ -221,3 +239,7 @@ def _refusal_reason(status: int) -> str:
     if status == 429:
         return "Teams is rate-limiting messages right now."
     return f"Teams answered {status} when I tried to write to you privately."
+
+
+def _same_chat(known: PersonalConversation, facts: TurnFacts) -> bool:
+    return known.conversation_id == facts.conversation_id and known.service_url == facts.service_url
