@@ -171,6 +171,7 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
     service = TapService(
         directory=graph,
         passes=graph,
+        target_reads=graph,
         audit=audit,
         clock=clock,
         access=AccessRules(

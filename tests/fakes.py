@@ -24,6 +24,7 @@ from bot.domain.model import (
     UsabilityReason,
 )
 from bot.domain.people import name_fits
+from bot.domain.ports import Directory, PassMethods, TargetReading
 from bot.domain.service import AccessRules, ApprovalGate, TapService
 
 TENANT = "11111111-1111-1111-1111-111111111111"
@@ -71,6 +72,7 @@ def tap_service(
         locks=locks,
         approval_gate=approval_gate,
         lock_wait=timedelta(0),
+        target_reads=FakeTargetReads(directory, passes),
     )
 
 
@@ -208,6 +210,24 @@ class FakePasses:
             del self.passes[user_id]
         self.deleted.append(user_id)
         return "request-delete"
+
+
+@dataclass
+class FakeTargetReads:
+    """The target's reads together (GraphGateway sends them as one `$batch`), from the fake directory and passes, so
+    that their counters and any test's changes to them hold; `readings` counts the calls."""
+
+    directory: Directory
+    passes: PassMethods
+    readings: int = 0
+
+    async def target_reading(self, user_id: str, group_ids: Iterable[str]) -> TargetReading:
+        self.readings += 1
+        return TargetReading(
+            await self.directory.directory_roles(user_id),
+            await self.directory.member_groups(user_id, group_ids),
+            await self.passes.current_pass(user_id),
+        )
 
 
 @dataclass

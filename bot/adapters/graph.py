@@ -30,6 +30,7 @@ from msgraph.generated.users.item.user_item_request_builder import UserItemReque
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph.graph_service_client import GraphServiceClient
 
+from bot.adapters.graph_batch import BATCH_LIMIT, BatchItem, SendAlone, send_batch, single_page
 from bot.adapters.graph_calls import _Call
 from bot.adapters.graph_client import DelegatedAuthorization
 from bot.adapters.graph_client import build_credential as build_credential
@@ -46,7 +47,7 @@ from bot.adapters.graph_json import (
     _values,
     user_search_clauses,
 )
-from bot.adapters.graph_roles import RefusalReads
+from bot.adapters.graph_roles import RefusalReads, grants, group_eligibilities, group_names
 from bot.domain.entra_rights import PassWrite, refusal_sentence, unexplained_refusal
 from bot.domain.errors import (
     EntraRefused,
@@ -59,7 +60,7 @@ from bot.domain.errors import (
 )
 from bot.domain.follow_through import RegisteredMethod, UserMethods
 from bot.domain.model import Caller, DirectoryUser, IssuedPass, PassInfo, PassSecret, TapPolicy
-from bot.domain.ports import Clock, DelegatedToken, DelegatedTokens
+from bot.domain.ports import Clock, DelegatedToken, DelegatedTokens, TargetReading
 
 logger = logging.getLogger(__name__)
 
@@ -173,6 +174,67 @@ class GraphGateway(RefusalReads):
             found.update(str(group_id) for group_id in _values(response))
         return frozenset(found)
 
+    async def target_reading(self, user_id: str, group_ids: Iterable[str]) -> TargetReading:
+        """The target's roles (`directory_roles`' first round), its group check and its current pass as one `$batch`:
+        one round trip instead of seven, Graph and the pacer counting each item on its own. An item Graph did not
+        answer with a single page (an error, a 429, more pages) is sent again as the single request, so its errors,
+        retries and paging are exactly that request's; a group-held role's second round follows as before."""
+        wanted = sorted(set(group_ids))
+        chunks = [
+            wanted[start : start + CHECK_MEMBER_GROUPS_LIMIT]
+            for start in range(0, len(wanted), CHECK_MEMBER_GROUPS_LIMIT)
+        ]
+        reads = self.first_round_reads(user_id)
+        if len(reads) + 1 + len(chunks) > BATCH_LIMIT:
+            role_names, existing, member_groups = await asyncio.gather(
+                self.directory_roles(user_id), self.current_pass(user_id), self.member_groups(user_id, wanted)
+            )
+            return TargetReading(role_names, member_groups, existing)
+        items = [BatchItem(name, read.first_request()) for name, read in reads.items()]
+        items.append(
+            BatchItem("pass", self._current_pass_builder(user_id).to_get_request_information(_Call().configuration()))
+        )
+        for index, chunk in enumerate(chunks):
+            post = self._user(user_id).check_member_groups.to_post_request_information(
+                CheckMemberGroupsPostRequestBody(group_ids=chunk), _Call().configuration()
+            )
+            items.append(BatchItem(f"groups{index}", post, {"groupIds": chunk}))
+        answers = await send_batch(self, "read the user's roles, groups and pass", items)
+
+        async def pages(name: str) -> list[dict[str, Any]]:
+            read = reads[name]
+            try:
+                return [single_page(answers.get(name), read.what, pim=read.pim)]
+            except SendAlone:
+                return await read.pages(self)
+
+        async def current() -> PassInfo | None:
+            try:
+                methods = _values(single_page(answers.get("pass"), "read the user's pass"))
+            except SendAlone:
+                return await self.current_pass(user_id)
+            return _pass_info(methods[0]) if methods else None
+
+        async def member_of(index: int, chunk: list[str]) -> set[str]:
+            try:
+                page = single_page(answers.get(f"groups{index}"), "check group membership")
+            except SendAlone:
+                return set(await self.member_groups(user_id, chunk))
+            return {str(group_id) for group_id in _values(page)}
+
+        (member_pages, owned_pages, active_pages, eligible_pages, group_pages), existing, found = await asyncio.gather(
+            asyncio.gather(*(pages(name) for name in ("memberOf", "owned", "active", "eligible", "groupEligible"))),
+            current(),
+            asyncio.gather(*(member_of(index, chunk) for index, chunk in enumerate(chunks))),
+        )
+        role_names = await self.roles_through_groups(
+            group_names(member_pages),
+            group_names(owned_pages),
+            [*grants(active_pages, eligible=False), *grants(eligible_pages, eligible=True)],
+            group_eligibilities(group_pages),
+        )
+        return TargetReading(role_names, frozenset(group for groups in found for group in groups), existing)
+
     async def group_name(self, group_id: str) -> str | None:
         query = GroupItemRequestBuilder.GroupItemRequestBuilderGetQueryParameters(select=["id", "displayName"])
         try:
@@ -268,8 +330,11 @@ class GraphGateway(RefusalReads):
 
     # --- PassMethods --------------------------------------------------------------------------------------
 
+    def _current_pass_builder(self, user_id: str) -> Any:
+        return self._user(user_id).authentication.temporary_access_pass_methods
+
     async def current_pass(self, user_id: str) -> PassInfo | None:
-        builder = self._user(user_id).authentication.temporary_access_pass_methods
+        builder = self._current_pass_builder(user_id)
         response = await self._read_json("read the user's pass", lambda call: builder.to_get_request_information(call))
         methods = _values(response)
         return _pass_info(methods[0]) if methods else None

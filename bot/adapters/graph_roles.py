@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from kiota_abstractions.request_information import RequestInformation
 from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
 from msgraph.generated.groups.item.owners.graph_user.graph_user_request_builder import (
     GraphUserRequestBuilder as OwnerUserRequestBuilder,
@@ -36,7 +38,7 @@ from msgraph.generated.users.item.transitive_member_of.graph_group.graph_group_r
 )
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
-from bot.adapters.graph_calls import MAX_PAGES, GraphCalls, TooManyPages
+from bot.adapters.graph_calls import MAX_PAGES, GraphCalls, TooManyPages, _Call, _Pager
 from bot.adapters.graph_json import (
     TENANT_SCOPE,
     GroupEligibility,
@@ -82,6 +84,16 @@ class RoleReads(GraphCalls):
             self.eligible_role_grants(user_id),
             self.group_eligibilities(user_id),
         )
+        return await self.roles_through_groups(member_of, owned, [*own_active, *own_eligible], group_eligibilities)
+
+    async def roles_through_groups(
+        self,
+        member_of: Mapping[str, str],
+        owned: Mapping[str, str],
+        own_grants: Sequence[RoleGrant],
+        group_eligibilities: Sequence[GroupEligibility],
+    ) -> tuple[str, ...]:
+        """`directory_roles`' second round, from what its first round found."""
         via: dict[str, str] = {}  # group id -> how the user comes by its roles
         for eligibility in group_eligibilities:
             via[eligibility.group_id] = f"through eligible {eligibility.access}ship of group {eligibility.group_name}"
@@ -95,8 +107,18 @@ class RoleReads(GraphCalls):
             *(self.active_role_grants(chunk) for chunk in chunks),
             *(self.eligible_role_grants(group_id) for group_id in group_ids),
         )
-        grants = [*own_active, *own_eligible, *(grant for found in rounds for grant in found)]
+        grants = [*own_grants, *(grant for found in rounds for grant in found)]
         return _labels(grants, via)
+
+    def first_round_reads(self, user_id: str) -> dict[str, _Read]:
+        """The reads of `directory_roles`' first round, by name, as requests the SDK builds (for one `$batch`)."""
+        return {
+            "memberOf": self._role_assignable_groups_read(user_id),
+            "owned": self._owned_role_assignable_groups_read(user_id),
+            "active": self._active_role_grants_read([user_id]),
+            "eligible": self._eligible_role_grants_read(user_id),
+            "groupEligible": self._group_eligibilities_read(user_id),
+        }
 
     async def role_holders(self) -> dict[str, tuple[str, ...]]:
         """Every user who holds or could activate a directory role, by any path, read tenant-wide: user id (lower
@@ -260,17 +282,18 @@ class RoleReads(GraphCalls):
 
         Filtering memberships is an advanced query: Graph wants `ConsistencyLevel: eventual` and `$count=true`.
         """
+        return group_names(await self._role_assignable_groups_read(user_id).pages(self))
+
+    def _role_assignable_groups_read(self, user_id: str) -> _Read:
         query = GraphGroupRequestBuilder.GraphGroupRequestBuilderGetQueryParameters(
             filter="isAssignableToRole eq true", count=True, select=["id", "displayName"]
         )
-        pages = await self._read_pages(
+        return _Read(
             "read the user's role-assignable groups",
             self._user(user_id).transitive_member_of.graph_group,
             query,
             headers={"ConsistencyLevel": "eventual"},
         )
-        groups = [group for page in pages for group in _values(page) if isinstance(group, dict) and group.get("id")]
-        return {str(group["id"]).lower(): str(group.get("displayName") or group["id"]) for group in groups}
 
     async def owned_role_assignable_groups(self, user_id: str) -> dict[str, str]:
         """The role-assignable groups the user owns: id → display name.
@@ -280,65 +303,101 @@ class RoleReads(GraphCalls):
         an advanced query ("Advanced query capabilities on Microsoft Entra ID objects", aad-advanced-queries): it
         needs `ConsistencyLevel: eventual` and `$count=true`, sent here as for memberships.
         """
+        return group_names(await self._owned_role_assignable_groups_read(user_id).pages(self))
+
+    def _owned_role_assignable_groups_read(self, user_id: str) -> _Read:
         query = OwnedGroupRequestBuilder.GraphGroupRequestBuilderGetQueryParameters(
             filter="isAssignableToRole eq true", count=True, select=["id", "displayName"]
         )
-        pages = await self._read_pages(
+        return _Read(
             "read the user's owned role-assignable groups",
             self._user(user_id).owned_objects.graph_group,
             query,
             headers={"ConsistencyLevel": "eventual"},
         )
-        groups = [group for page in pages for group in _values(page) if isinstance(group, dict) and group.get("id")]
-        return {str(group["id"]).lower(): str(group.get("displayName") or group["id"]) for group in groups}
 
     async def active_role_grants(self, principal_ids: Sequence[str]) -> list[RoleGrant]:
         """Active role assignments (permanent or activated in PIM) of these principals themselves, at any scope."""
+        return grants(await self._active_role_grants_read(principal_ids).pages(self), eligible=False)
+
+    def _active_role_grants_read(self, principal_ids: Sequence[str]) -> _Read:
         quoted = ", ".join(f"'{_odata_literal(principal_id)}'" for principal_id in principal_ids)
         query = RoleAssignmentsRequestBuilder.RoleAssignmentsRequestBuilderGetQueryParameters(
             filter=f"principalId in ({quoted})" if len(principal_ids) > 1 else f"principalId eq {quoted}",
             expand=["roleDefinition"],
         )
-        pages = await self._read_pages(
-            "read directory role assignments", self._client.role_management.directory.role_assignments, query
-        )
-        return [_grant(assignment, eligible=False) for page in pages for assignment in _values(page)]
+        return _Read("read directory role assignments", self._client.role_management.directory.role_assignments, query)
 
     async def eligible_role_grants(self, principal_id: str) -> list[RoleGrant]:
         """The principal's PIM eligibilities in force now (none in a tenant without PIM licences)."""
+        return grants(await self._eligible_role_grants_read(principal_id).pages(self), eligible=True)
+
+    def _eligible_role_grants_read(self, principal_id: str) -> _Read:
         query = RoleEligibilityScheduleInstancesRequestBuilder.RoleEligibilityScheduleInstancesRequestBuilderGetQueryParameters(  # noqa: E501
             filter=f"principalId eq '{_odata_literal(principal_id)}'", expand=["roleDefinition"]
         )
-        pages = await self._read_pages(
+        return _Read(
             "read eligible directory roles",
             self._client.role_management.directory.role_eligibility_schedule_instances,
             query,
             pim=True,
         )
-        return [_grant(instance, eligible=True) for page in pages for instance in _values(page)]
 
     async def group_eligibilities(self, user_id: str) -> list[GroupEligibility]:
         """PIM for Groups: groups whose membership or ownership the user may activate at will."""
+        return group_eligibilities(await self._group_eligibilities_read(user_id).pages(self))
+
+    def _group_eligibilities_read(self, user_id: str) -> _Read:
         query = EligibilityScheduleInstancesRequestBuilder.EligibilityScheduleInstancesRequestBuilderGetQueryParameters(
             filter=f"principalId eq '{_odata_literal(user_id)}'", expand=["group"]
         )
-        pages = await self._read_pages(
+        return _Read(
             "read eligible group memberships",
             self._client.identity_governance.privileged_access.group.eligibility_schedule_instances,
             query,
             pim=True,
         )
-        found: list[GroupEligibility] = []
-        for page in pages:
-            for instance in _values(page):
-                group_id = instance.get("groupId")
-                if not group_id:
-                    continue
-                group = instance.get("group")
-                name = group.get("displayName") if isinstance(group, dict) else None
-                access = str(instance.get("accessId") or "member")
-                found.append(GroupEligibility(str(group_id).lower(), str(name or group_id), access))
-        return found
+
+
+def group_eligibilities(pages: Sequence[dict[str, Any]]) -> list[GroupEligibility]:
+    found: list[GroupEligibility] = []
+    for page in pages:
+        for instance in _values(page):
+            group_id = instance.get("groupId")
+            if not group_id:
+                continue
+            group = instance.get("group")
+            name = group.get("displayName") if isinstance(group, dict) else None
+            access = str(instance.get("accessId") or "member")
+            found.append(GroupEligibility(str(group_id).lower(), str(name or group_id), access))
+    return found
+
+
+def group_names(pages: Sequence[dict[str, Any]]) -> dict[str, str]:
+    groups = [group for page in pages for group in _values(page) if isinstance(group, dict) and group.get("id")]
+    return {str(group["id"]).lower(): str(group.get("displayName") or group["id"]) for group in groups}
+
+
+def grants(pages: Sequence[dict[str, Any]], *, eligible: bool) -> list[RoleGrant]:
+    return [_grant(item, eligible=eligible) for page in pages for item in _values(page)]
+
+
+@dataclass(frozen=True)
+class _Read:
+    """One collection read: what it is for (the error sentences), the builder, query and headers the SDK makes the
+    request from, and whether Graph's "no PIM licence" answer means an empty collection."""
+
+    what: str
+    builder: _Pager
+    query: Any
+    headers: Mapping[str, str] | None = None
+    pim: bool = False
+
+    async def pages(self, calls: GraphCalls) -> list[dict[str, Any]]:
+        return await calls._read_pages(self.what, self.builder, self.query, headers=self.headers, pim=self.pim)
+
+    def first_request(self) -> RequestInformation:
+        return self.builder.to_get_request_information(_Call().configuration(self.query, self.headers))
 
 
 class RefusalReads(RoleReads):

@@ -64,6 +64,25 @@ class Directory(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class TargetReading:
+    """What the rules about a target read besides the user: its directory roles (each saying how it is held), which
+    of the asked groups it is in, and its current pass."""
+
+    role_names: tuple[str, ...]
+    member_group_ids: frozenset[str]
+    current_pass: PassInfo | None
+
+
+class TargetReads(Protocol):
+    """The target's independent reads together, in as few round trips as the directory allows (Graph: one `$batch`)."""
+
+    async def target_reading(self, user_id: str, group_ids: Iterable[str]) -> TargetReading:
+        """The same facts as `Directory.directory_roles`, `Directory.member_groups` and `PassMethods.current_pass`,
+        with the same errors."""
+        ...
+
+
 class PassMethods(Protocol):
     """The user's Temporary Access Pass method: at most one per user."""
 

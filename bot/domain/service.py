@@ -26,7 +26,7 @@ from bot.domain.eligibility import (
 from bot.domain.errors import GraphUnavailable, Refused, Rule, SignInRequired, TapError, TargetBusy, UserNotFound
 from bot.domain.follow_through import PassWatch, UndeliveredPasses
 from bot.domain.model import Caller, DirectoryUser, Evidence, IssuedPass, PassInfo, PassRequest, TapPolicy
-from bot.domain.ports import AuditLog, Clock, Directory, PassMethods, TargetLocks
+from bot.domain.ports import AuditLog, Clock, Directory, PassMethods, TargetLocks, TargetReading, TargetReads
 from bot.domain.reasons import NO_REASON_RULES, PassReasons, ReasonRules, clean_reason
 from bot.domain.verification import VerificationKind, VerificationNeeded, VerificationService, VerificationUse
 
@@ -193,7 +193,10 @@ class TapService:
         velocity: VelocityLimit | None = None,
         undelivered: UndeliveredPasses | None = None,
         alerts: AlertSink | None = None,
+        target_reads: TargetReads | None = None,
     ) -> None:
+        # None: the target's roles, groups and pass are read by the Directory and PassMethods calls one by one.
+        self._target_reads = target_reads
         self._undelivered = undelivered
         self._alerts = alerts
         self._velocity = velocity
@@ -511,20 +514,30 @@ class TapService:
         self, requester: Caller, user_read: Awaitable[DirectoryUser | None], user_id: str, policy: TapPolicy
     ) -> tuple[DirectoryUser | None, TargetCheck | None]:
         interesting_groups = self._access.protected_group_ids | policy.target_group_ids
-        user, role_names, existing, member_groups = await asyncio.gather(
-            user_read,
-            self._directory.directory_roles(user_id),
-            self._passes.current_pass(user_id),
-            self._directory.member_groups(user_id, interesting_groups),
-        )
+        if self._target_reads is not None:
+            reading = self._target_reads.target_reading(user_id, interesting_groups)
+        else:
+            reading = self._target_reading(user_id, interesting_groups)
+        user, read = await asyncio.gather(user_read, reading)
         if user is None:
             return None, None
         refusal = target_refusal(
-            requester, TargetFacts(user, role_names, member_groups), policy, self._access.protected_group_ids
+            requester,
+            TargetFacts(user, read.role_names, read.member_group_ids),
+            policy,
+            self._access.protected_group_ids,
         )
         if refusal is not None:
             raise refusal
-        return user, TargetCheck(policy, existing)
+        return user, TargetCheck(policy, read.current_pass)
+
+    async def _target_reading(self, user_id: str, group_ids: frozenset[str]) -> TargetReading:
+        role_names, existing, member_groups = await asyncio.gather(
+            self._directory.directory_roles(user_id),
+            self._passes.current_pass(user_id),
+            self._directory.member_groups(user_id, group_ids),
+        )
+        return TargetReading(role_names, member_groups, existing)
 
     async def create_checked_pass(
         self,

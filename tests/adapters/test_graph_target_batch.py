@@ -1,0 +1,125 @@
+"""The target's eligibility reads as one Graph `$batch` (GraphGateway.target_reading), against the sandbox: the same
+facts as the single requests, in one HTTP round trip, and an item Graph refused fails or recovers exactly as its
+single request would."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.adapters.clock import SystemClock
+from bot.adapters.graph import GraphGateway, build_graph_client
+from bot.domain.errors import GraphRejected, GraphUnavailable
+from bot.sandbox.faults import parse_fault_rule
+from bot.sandbox.server import RunningSandbox, start_sandbox
+from bot.sandbox.tenant import parse_tenant
+from bot.settings import DEMO_TENANT_FILE, GraphMode, GraphSettings
+
+DEMO = json.loads(DEMO_TENANT_FILE.read_text(encoding="utf-8"))
+LEE = "9d3562ea-aefc-4b97-9721-5e506d279f43"  # demo: an ordinary member, no role
+PATTI = "c41e7b52-3d8f-4a6e-9b1c-7e2d5f0a9c36"  # demo: owner of "Helpdesk Admins" (a role through a group)
+GROUP_IDS = [str(group["id"]) for group in DEMO["groups"]]
+
+
+@dataclass
+class Graph:
+    gateway: GraphGateway
+    sandbox: RunningSandbox
+    sent: list[str]  # "METHOD path" of every HTTP request the bot's client sent
+
+    def fault(self, path_regex: str, status: int, **more: Any) -> None:
+        self.sandbox.state.faults.add(parse_fault_rule({"path_regex": path_regex, "status": status, **more}))
+
+
+@pytest.fixture
+async def graph() -> AsyncIterator[Graph]:
+    sandbox = await start_sandbox(parse_tenant(DEMO))
+    client, http = build_graph_client(GraphSettings(GraphMode.SANDBOX, timeout_seconds=5), sandbox.base_url)
+    sent: list[str] = []
+
+    async def record(request: httpx.Request) -> None:
+        sent.append(f"{request.method} {request.url.path}")
+
+    http.event_hooks["request"].append(record)
+    try:
+        yield Graph(GraphGateway(client, SystemClock()), sandbox, sent)
+    finally:
+        await http.aclose()
+        await sandbox.close()
+
+
+async def test_every_demo_user_reads_the_same_facts_as_the_single_requests(graph: Graph) -> None:
+    readings = []
+    for user in DEMO["users"]:
+        user_id = str(user["id"])
+        reading = await graph.gateway.target_reading(user_id, GROUP_IDS)
+        readings.append(reading)
+        assert reading.role_names == await graph.gateway.directory_roles(user_id), user_id
+        assert reading.member_group_ids == await graph.gateway.member_groups(user_id, GROUP_IDS), user_id
+        assert reading.current_pass == await graph.gateway.current_pass(user_id), user_id
+    # The demo tenant has role holders, group members and a live pass: the comparison is not between empty answers.
+    assert any(reading.role_names for reading in readings)
+    assert any(reading.member_group_ids for reading in readings)
+
+
+async def test_an_ordinary_user_costs_one_round_trip(graph: Graph) -> None:
+    reading = await graph.gateway.target_reading(LEE, GROUP_IDS)
+    assert reading.role_names == ()
+    assert graph.sent == ["POST /v1.0/$batch"]
+    before = graph.sandbox.state.counters.requests_served
+    await graph.gateway.directory_roles(LEE)
+    await graph.gateway.member_groups(LEE, GROUP_IDS)
+    await graph.gateway.current_pass(LEE)
+    assert len(graph.sent) == 1 + graph.sandbox.state.counters.requests_served - before > 1 + 1
+
+
+async def test_a_role_held_through_a_group_is_read_in_a_second_round(graph: Graph) -> None:
+    reading = await graph.gateway.target_reading(PATTI, GROUP_IDS)
+    assert reading.role_names == ("Helpdesk Administrator (through ownership of group Helpdesk Admins)",)
+    assert graph.sent[0] == "POST /v1.0/$batch"
+    assert len(graph.sent) > 1  # the group's assignments and eligibilities, as directory_roles reads them
+
+
+async def test_a_refused_item_raises_the_single_requests_error(graph: Graph) -> None:
+    graph.fault(r"/roleManagement/directory/roleAssignments$", 403)  # this once: the batch's item
+    with pytest.raises(GraphRejected) as batched:
+        await graph.gateway.target_reading(LEE, GROUP_IDS)
+    assert graph.sent == ["POST /v1.0/$batch"]  # mapped from the item's answer, not asked again
+    assert "Request id: unknown" not in str(batched.value)
+    graph.fault(r"/roleManagement/directory/roleAssignments$", 403)
+    with pytest.raises(GraphRejected) as single:
+        await graph.gateway.directory_roles(LEE)
+    assert _without_request_id(batched.value) == _without_request_id(single.value)
+    assert "read directory role assignments" in str(batched.value)
+
+
+async def test_a_failing_pass_read_raises_the_single_requests_error(graph: Graph) -> None:
+    graph.fault(r"/authentication/temporaryAccessPassMethods$", 503, count=None)
+    with pytest.raises(GraphUnavailable) as batched:
+        await graph.gateway.target_reading(LEE, GROUP_IDS)
+    with pytest.raises(GraphUnavailable) as single:
+        await graph.gateway.current_pass(LEE)
+    assert str(batched.value) == str(single.value)
+
+
+async def test_a_throttled_item_is_sent_again_on_its_own(graph: Graph) -> None:
+    graph.fault(r"/checkMemberGroups$", 429, retry_after_s=0)
+    reading = await graph.gateway.target_reading(LEE, GROUP_IDS)
+    assert reading.member_group_ids == await graph.gateway.member_groups(LEE, GROUP_IDS)
+    assert graph.sent[:2] == ["POST /v1.0/$batch", f"POST /v1.0/users/{LEE}/checkMemberGroups"]
+
+
+async def test_no_pim_licence_in_an_item_means_no_eligibility_without_another_request(graph: Graph) -> None:
+    graph.fault(r"/roleEligibilityScheduleInstances$", 400, code="AadPremiumLicenseRequired")
+    reading = await graph.gateway.target_reading(LEE, GROUP_IDS)
+    assert reading.role_names == ()
+    assert graph.sent == ["POST /v1.0/$batch"]
+
+
+def _without_request_id(error: Exception) -> str:
+    return str(error).split("Request id:")[0]
