@@ -119,21 +119,22 @@ class TokenServiceTokens:
 
     async def remember(
         self, actor: Caller, channel_user_id: str, channel_id: str, token: str, expires_at: datetime
-    ) -> None:
+    ) -> bool:
         user_id = actor.object_id.lower()
         await self._users.save_sign_in_user(user_id, channel_user_id, channel_id, self._clock.now())
         if not token:
-            return
+            return True
         if not _is_for(token, user_id):  # a sign-in by someone else (see token_for): not kept, so never used
             logger.warning("a sign-in for %s gave a token of someone else; not kept", user_id)
             self.forget(user_id)
-            return
+            return False
         since = await self._users.signed_in_at(user_id)  # as stored: what token_for compares with
         if since is None:  # signed out meanwhile
             self.forget(user_id)
-            return
+            return True
         self._cache[user_id] = DelegatedToken(user_id, token, expires_at)
         self._since[user_id] = since
+        return True
 
     def forget(self, user_id: str) -> None:
         self._cache.pop(user_id.lower(), None)

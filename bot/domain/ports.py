@@ -133,8 +133,10 @@ class DelegatedTokens(Protocol):
 
     async def remember(
         self, actor: Caller, channel_user_id: str, channel_id: str, token: str, expires_at: datetime
-    ) -> None:
-        """After a sign-in (exchange or verifyState): keeps the token in memory and saves how to get the next one."""
+    ) -> bool:
+        """After a sign-in (exchange or verifyState): keeps the token in memory and saves how to get the next one.
+        False when the token is someone else's (they signed in at a link of the actor's): not kept, and nothing may
+        run as if the actor had signed in."""
         ...
 
     def forget(self, user_id: str) -> None:

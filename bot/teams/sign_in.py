@@ -620,8 +620,7 @@ class SignIns:
         token = response.token
         assert token  # callers checked
         expires_at = _expiration(response.expiration) or self._clock.now() + UNKNOWN_EXPIRY_LIFETIME
-        await self._tokens.remember(caller, channel_user_id, TEAMS_CHANNEL, token, expires_at)
-        return _graph_token_is_for(token, caller)
+        return await self._tokens.remember(caller, channel_user_id, TEAMS_CHANNEL, token, expires_at)
 
 
 class _TokenClient:
@@ -725,16 +724,6 @@ def _token_is_for(sso_token: str, caller: Caller) -> bool:
         and object_id_of(claims.get("oid")) == caller.object_id.lower()
         and str(claims.get("tid", "")).lower() == caller.tenant_id.lower()
     )
-
-
-def _graph_token_is_for(token: str, caller: Caller) -> bool:
-    """The Graph token the token service gave is the caller's own (its `oid`), as `DelegatedTokens` checks before
-    keeping it. Read without verifying: Graph verifies it; this only tells whose sign-in it came from."""
-    try:
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
-        return False
-    return isinstance(claims, dict) and object_id_of(claims.get("oid")) == caller.object_id.lower()
 
 
 def _camel(resource: Any) -> dict[str, Any] | None:

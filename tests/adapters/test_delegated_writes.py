@@ -124,7 +124,7 @@ class Tokens:
 
     async def remember(
         self, actor: Caller, channel_user_id: str, channel_id: str, token: str, expires_at: datetime
-    ) -> None:
+    ) -> bool:
         raise AssertionError("not used here")
 
     def forget(self, user_id: str) -> None:
