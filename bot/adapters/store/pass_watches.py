@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Select, and_, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from bot.adapters.store.schema import PassCardRow, PassWatchRow
@@ -67,14 +67,7 @@ class SqlPassWatches:
             or_(PassWatchRow.checked_at.is_(None), PassWatchRow.checked_at < checked_before),
             _free(now),
         )
-        query = (
-            select(PassWatchRow.pass_method_id)
-            .where(due)
-            # Never checked first, then the longest-unchecked.
-            .order_by(PassWatchRow.checked_at.is_not(None), PassWatchRow.checked_at, PassWatchRow.enrolled_at)
-            .limit(limit * 2)
-        )
-        return await self._claim(query, due, holder, lease_until, limit)
+        return await self._claim(_least_recently_checked(due, limit), due, holder, lease_until, limit)
 
     async def save_check(self, pass_method_id: str, holder: str, now: datetime, result: CheckResult) -> bool:
         async with self._db.session() as session:
@@ -146,13 +139,7 @@ class SqlPassWatches:
             or_(PassWatchRow.checked_at.is_(None), PassWatchRow.checked_at < tried_before),
             _free(now),
         )
-        query = (
-            select(PassWatchRow.pass_method_id)
-            .where(due)
-            .order_by(PassWatchRow.checked_at.is_not(None), PassWatchRow.checked_at, PassWatchRow.enrolled_at)
-            .limit(limit * 2)
-        )
-        return await self._claim(query, due, holder, lease_until, limit)
+        return await self._claim(_least_recently_checked(due, limit), due, holder, lease_until, limit)
 
     async def save_revoke_attempt(self, pass_method_id: str, holder: str, now: datetime, state: WatchState) -> bool:
         async with self._db.session() as session:
@@ -197,6 +184,17 @@ class SqlPassWatches:
                 .where(PassWatchRow.pass_method_id == pass_method_id, PassWatchRow.lease_holder == holder)
                 .values(lease_holder=None, lease_until=None)
             )
+
+
+def _least_recently_checked(condition: ColumnElement[bool], limit: int) -> Select[str]:
+    """Candidates to claim: never checked (or tried) first, then the longest-unchecked; twice `limit`, since another
+    replica may claim some of them first."""
+    return (
+        select(PassWatchRow.pass_method_id)
+        .where(condition)
+        .order_by(PassWatchRow.checked_at.is_not(None), PassWatchRow.checked_at, PassWatchRow.enrolled_at)
+        .limit(limit * 2)
+    )
 
 
 def _free(now: datetime) -> ColumnElement[bool]:
