@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -39,15 +38,6 @@ from tests.http.test_issue_flow import card_text, sandbox_passes
 from tests.http.test_message_action import closing, submit
 
 SSO_RESOURCE = f"api://botid-{SANDBOX_BOT_APP_ID}"
-
-
-@pytest.fixture
-async def delegated(tmp_path: Path) -> AsyncIterator[RunningBot]:
-    running = await start_bot(sandbox_env(tmp_path, **delegated_env()))
-    try:
-        yield running
-    finally:
-        await stop_bot(running)
 
 
 def pass_cards(sent: list[Sent]) -> list[dict[str, Any]]:

@@ -22,8 +22,6 @@ import base64
 import copy
 import json
 import logging
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,12 +29,11 @@ import pytest
 from bot.adapters.user_tokens import TokenServiceTokens
 from bot.domain.errors import SignInRequired
 from bot.domain.model import Caller
-from bot.sandbox.tokens import UserClaims
 from bot.settings import SANDBOX_BOT_APP_ID
-from tests.harness.bot import ADELE, ALEX, LEE, MEGAN, TENANT_ID, RunningBot, sandbox_env, start_bot, stop_bot
+from tests.harness.bot import ADELE, ALEX, LEE, MEGAN, TENANT_ID, RunningBot
 from tests.harness.sign_in import (
     CONNECTION,
-    delegated_env,
+    graph_callers,
     identity,
     oauth_cards,
     sign_in_page_code,
@@ -45,31 +42,6 @@ from tests.harness.sign_in import (
 )
 from tests.http.test_issue_flow import sandbox_passes
 from tests.http.test_resilience import CREATE_PATH, inject_fault
-
-
-@pytest.fixture
-async def delegated(tmp_path: Path) -> AsyncIterator[RunningBot]:
-    running = await start_bot(sandbox_env(tmp_path, **delegated_env()))
-    try:
-        yield running
-    finally:
-        await stop_bot(running)
-
-
-def graph_callers(bot: RunningBot) -> list[str]:
-    """Whose delegated token each pass write the sandbox's Graph checks carries."""
-    ids = identity(bot)
-    seen: list[str] = []
-    check = ids.graph_caller
-
-    def recording(header: str | None) -> UserClaims | None:
-        claims = check(header)
-        if claims is not None:
-            seen.append(claims.object_id)
-        return claims
-
-    ids.graph_caller = recording  # type: ignore[method-assign]
-    return seen
 
 
 def someone_elses_sign_in_link(bot: RunningBot, *, state_user: str, signs_in: str) -> str:
