@@ -329,15 +329,21 @@ class VerificationService:
 
     # --- the gate: TapService and OnboardingService ask ---------------------------------------------------
 
-    async def requirement(self, user: DirectoryUser, *, first_pass_known: bool = False) -> str | None:
+    async def requirement(
+        self, user: DirectoryUser, *, first_pass_known: bool = False, methods: tuple[str, ...] | None = None
+    ) -> str | None:
         """Why a pass for `user` needs a verification now (a sentence), or None. Read afresh at every write.
 
         `first_pass_known`: the caller already checked that the user has nothing but a password (onboarding).
+        `methods`: the odata types of the user's sign-in methods (as `sign_in_methods` returns them), when the
+        caller has just read them for this write; given, no second Graph read is made.
         """
         if not self._rules.enabled:
             return None
         if not first_pass_known:
-            others = recovery_methods(await self._directory.sign_in_methods(user.object_id))
+            if methods is None:
+                methods = await self._directory.sign_in_methods(user.object_id)
+            others = recovery_methods(methods)
             if others:
                 return (
                     f"{user.label} already has {', '.join(others)}, so this is a recovery pass: someone must "
@@ -347,11 +353,11 @@ class VerificationService:
             return f"{user.label} gets a first pass, and this organisation verifies the person for those too."
         return None
 
-    async def bulk_refusal(self, user: DirectoryUser) -> Refused | None:
+    async def bulk_refusal(self, user: DirectoryUser, *, methods: tuple[str, ...] | None = None) -> Refused | None:
         """A bulk row for a user who needs a verification is refused: a bulk run cannot have each person vouched
         for (nobody is on the phone for fifty users at once), and a recovery pass without one is exactly the hole
         verification closes. Checked in the preflight and again when the row is issued."""
-        why = await self.requirement(user)
+        why = await self.requirement(user, methods=methods)
         if why is None:
             return None
         return Refused(
