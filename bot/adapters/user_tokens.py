@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 # A cached token is used until this long before it expires; later, a fresh one is asked for.
 EXPIRY_MARGIN = timedelta(minutes=5)
 TOKEN_SERVICE_TIMEOUT_SECONDS = 15.0
+UNKNOWN_EXPIRY_LIFETIME = timedelta(minutes=10)  # a sign-in's token with no readable expiry is kept this long
 BOT_FRAMEWORK_SCOPE = "https://api.botframework.com"
 
 BotToken = Callable[[], Awaitable[str]]
@@ -112,13 +113,15 @@ class TokenServiceTokens:
                 logger.warning("the token service holds a token of someone else for %s; not used", user_id)
                 self._cache.pop(user_id, None)
                 raise SignInRequired(user_id)
-            token = DelegatedToken(user_id, response.token, self._expiry(response))
+            # Without a readable expiry the token serves this write and is not kept.
+            expires_at = _expires_at(response.expiration, response.token) or self._clock.now()
+            token = DelegatedToken(user_id, response.token, expires_at)
             self._cache[user_id] = token
             self._since[user_id] = since
             return token
 
     async def remember(
-        self, actor: Caller, channel_user_id: str, channel_id: str, token: str, expires_at: datetime
+        self, actor: Caller, channel_user_id: str, channel_id: str, token: str, expiration: str | None
     ) -> bool:
         user_id = actor.object_id.lower()
         await self._users.save_sign_in_user(user_id, channel_user_id, channel_id, self._clock.now())
@@ -132,6 +135,7 @@ class TokenServiceTokens:
         if since is None:  # signed out meanwhile
             self.forget(user_id)
             return True
+        expires_at = _expires_at(expiration, token) or self._clock.now() + UNKNOWN_EXPIRY_LIFETIME
         self._cache[user_id] = DelegatedToken(user_id, token, expires_at)
         self._since[user_id] = since
         return True
@@ -174,19 +178,18 @@ class TokenServiceTokens:
             await session.close()
         return response if response.token else None
 
-    def _expiry(self, response: TokenResponse) -> datetime:
-        """When the token ends: the token service's `expiration`, else the token's own `exp` (read, not verified:
-        only to know how long to keep it), else now (used for this write, never kept)."""
-        now = self._clock.now()
-        if response.expiration:
-            try:
-                parsed = datetime.fromisoformat(response.expiration.replace("Z", "+00:00"))
-            except ValueError:
-                parsed = None
-            if parsed is not None:
-                return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-        expiry = _jwt_expiry(response.token or "")
-        return expiry if expiry is not None else now
+
+def _expires_at(expiration: str | None, token: str) -> datetime | None:
+    """When the token ends: the token service's `expiration` (ISO 8601; without an offset, UTC), else the token's own
+    `exp` (read, not verified: only to know how long to keep it); None when neither can be read."""
+    if expiration:
+        try:
+            moment = datetime.fromisoformat(expiration.replace("Z", "+00:00"))
+        except ValueError:
+            moment = None
+        if moment is not None:
+            return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return _jwt_expiry(token)
 
 
 def _jwt_claims(token: str) -> dict[str, object]:

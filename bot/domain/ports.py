@@ -132,9 +132,10 @@ class DelegatedTokens(Protocol):
         ...
 
     async def remember(
-        self, actor: Caller, channel_user_id: str, channel_id: str, token: str, expires_at: datetime
+        self, actor: Caller, channel_user_id: str, channel_id: str, token: str, expiration: str | None
     ) -> bool:
         """After a sign-in (exchange or verifyState): keeps the token in memory and saves how to get the next one.
+        `expiration` is the token service's, as it answered (the implementation reads it, or the token's own).
         False when the token is someone else's (they signed in at a link of the actor's): not kept, and nothing may
         run as if the actor had signed in."""
         ...

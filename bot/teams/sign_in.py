@@ -76,7 +76,6 @@ SIGN_IN_FAILURE = "signin/failure"
 SIGN_IN_INVOKES = frozenset({TOKEN_EXCHANGE, VERIFY_STATE, SIGN_IN_FAILURE})
 SIGN_IN_WAIT = timedelta(minutes=10)
 EXCHANGE_MEMORY = timedelta(days=1)  # how long an exchange id stays known (Teams' duplicates come within seconds)
-UNKNOWN_EXPIRY_LIFETIME = timedelta(minutes=10)  # a token whose answer gave no readable expiration is kept this long
 MAGIC_CODE = re.compile(r"\d{6}")
 _METHOD_ID = re.compile(r"[A-Za-z0-9-]{1,64}")  # an authentication method's id (cards/buttons.py checks the same)
 _BOUND_PASS = "\nreplaces pass "  # typed and canonical texts hold no line break
@@ -619,8 +618,7 @@ class SignIns:
         link of theirs): `DelegatedTokens` does not keep such a token, and nothing may run as if they had signed in."""
         token = response.token
         assert token  # callers checked
-        expires_at = _expiration(response.expiration) or self._clock.now() + UNKNOWN_EXPIRY_LIFETIME
-        return await self._tokens.remember(caller, channel_user_id, TEAMS_CHANNEL, token, expires_at)
+        return await self._tokens.remember(caller, channel_user_id, TEAMS_CHANNEL, token, response.expiration)
 
 
 class _TokenClient:
@@ -731,16 +729,6 @@ def _camel(resource: Any) -> dict[str, Any] | None:
         return None
     dumped = resource.model_dump(mode="json", by_alias=True, exclude_none=True)
     return dumped or None
-
-
-def _expiration(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
 
 
 def _short_text(value: object, limit: int) -> str:

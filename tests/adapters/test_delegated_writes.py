@@ -123,7 +123,7 @@ class Tokens:
         return DelegatedToken(actor.object_id, self.queue[0], datetime.now(UTC) + timedelta(hours=1))
 
     async def remember(
-        self, actor: Caller, channel_user_id: str, channel_id: str, token: str, expires_at: datetime
+        self, actor: Caller, channel_user_id: str, channel_id: str, token: str, expiration: str | None
     ) -> bool:
         raise AssertionError("not used here")
 

@@ -140,7 +140,7 @@ async def test_remember_keeps_the_token_in_memory_and_only_the_channel_account_i
     fake, endpoint = service
     users = MemoryUsers()
     holder = tokens(endpoint, users, FixedClock(NOW))
-    assert await holder.remember(ADELE, "29:adele", "msteams", TOKEN, NOW + timedelta(hours=1))
+    assert await holder.remember(ADELE, "29:adele", "msteams", TOKEN, (NOW + timedelta(hours=1)).isoformat())
     assert users.accounts == {"adele-id": ("29:adele", "msteams")}
     assert (await holder.token_for(ADELE)).value == TOKEN and fake.calls == []
 

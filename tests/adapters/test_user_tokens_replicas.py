@@ -45,7 +45,7 @@ async def test_a_sign_out_on_one_replica_holds_on_the_other(service: tuple[Token
     fake.tokens[KEY] = (TOKEN, (NOW + timedelta(hours=1)).isoformat())
     clock = FixedClock(NOW)
     first, second = replica(endpoint, store, clock), replica(endpoint, store, clock)
-    await first.remember(ADELE, "29:adele", "msteams", TOKEN, NOW + timedelta(hours=1))
+    await first.remember(ADELE, "29:adele", "msteams", TOKEN, (NOW + timedelta(hours=1)).isoformat())
     assert (await first.token_for(ADELE)).value == TOKEN and fake.calls == []  # kept at the sign-in
     assert (await second.token_for(ADELE)).value == TOKEN and len(fake.calls) == 1
     assert (await second.token_for(ADELE)).value == TOKEN and len(fake.calls) == 1, "cached: no GetToken"
@@ -72,7 +72,8 @@ async def test_a_newer_sign_in_on_one_replica_replaces_the_others_cached_token(
     await second.token_for(ADELE)
     assert len(fake.calls) == 1
     clock.advance(minutes=1)
-    await first.remember(ADELE, "29:adele", "msteams", TOKEN, NOW + timedelta(hours=1))  # signed out and in again
+    # signed out and in again
+    await first.remember(ADELE, "29:adele", "msteams", TOKEN, (NOW + timedelta(hours=1)).isoformat())
 
     await second.token_for(ADELE)
 

@@ -33,7 +33,9 @@ async def test_a_sign_in_that_gave_someone_elses_token_is_not_kept(
     users = MemoryUsers()
     holder = tokens(endpoint, users, FixedClock(NOW))
     with caplog.at_level(logging.DEBUG):
-        assert not await holder.remember(ADELE, "29:adele", "msteams", ALEX_TOKEN, NOW + timedelta(hours=1))
+        assert not await holder.remember(
+            ADELE, "29:adele", "msteams", ALEX_TOKEN, (NOW + timedelta(hours=1)).isoformat()
+        )
         with pytest.raises(SignInRequired):  # the token service holds nothing for her: no token of hers anywhere
             await holder.token_for(ADELE)
     assert ALEX_TOKEN not in caplog.text
