@@ -1,8 +1,10 @@
 """50 operators at once, issuing and revoking through the real HTTP endpoint; then the same while a bulk job runs.
 
-The sandbox runs in its own process (so the CPU time measured here is the bot's, plus the test connector and the
-HTTP client that play Teams), with Graph's published identity-and-access limits for its tenant size and
-`--latency-ms` per request. Each operator works on their own user: issue, then revoke, `--rounds` times. The second
+The bot runs in a process of its own (bench/bot_process.py: the real app factory, the same settings), the sandbox in
+another, with Graph's published identity-and-access limits for its tenant size and `--latency-ms` per request; the
+HTTP client and the recording Bot Connector that play Teams stay in this one. `bot CPU` is the bot process's
+(user + system time of all its threads, from /proc, before and after the phase); this process's CPU (the harness) is
+printed apart. Each operator works on their own user: issue, then revoke, `--rounds` times. The second
 phase starts a `--bulk-rows` bulk issue job (requested by another operator) and runs the same load while it runs.
 
     python -m bench.load [--operators 50] [--rounds 4] [--bulk-rows 1000] [--latency-ms 0]
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import resource
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -23,11 +24,11 @@ from typing import Any
 
 import aiohttp
 
-from bench.bulk_issue import pacer_summary
-from bench.external_sandbox import anonymous_env, external_sandbox, warmed_up
+from bench.bot_process import RemoteBot, Usage, bot_process
+from bench.external_sandbox import anonymous_env, external_sandbox
 from bot.sandbox.generate import bulk_tenant, bulk_upns, operator_upns, user_id
 from cards import verbs
-from tests.harness.bot import ADELE, Person, RunningBot, ShiftableClock, start_bot, stop_bot
+from tests.harness.bot import ADELE, Person
 
 
 @dataclass
@@ -35,14 +36,15 @@ class Phase:
     timings: list[float] = field(default_factory=list[float])
     errors: list[str] = field(default_factory=list[str])
     seconds: float = 0.0
-    cpu_seconds: float = 0.0
+    cpu_seconds: float = 0.0  # the bot process's
+    harness_cpu_seconds: float = 0.0  # this process's: the HTTP client and the recording connector
 
     def p(self, share: float) -> float:
         ordered = sorted(self.timings)
         return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))] if ordered else 0.0
 
 
-async def operators_at_once(bot: RunningBot, operators: list[Person], targets: list[str], rounds: int) -> Phase:
+async def operators_at_once(bot: RemoteBot, operators: list[Person], targets: list[str], rounds: int) -> Phase:
     phase = Phase()
 
     async def operator(index: int) -> None:
@@ -62,14 +64,15 @@ async def operators_at_once(bot: RunningBot, operators: list[Person], targets: l
                 if not chat or expected not in str(chat[-1].activity):
                     phase.errors.append(f"{text}: {str(chat[-1].activity)[:200] if chat else 'no answer'}")
 
-    cpu_started, started = time.process_time(), time.perf_counter()
+    bot_cpu, harness_cpu, started = bot.usage().cpu_seconds, time.process_time(), time.perf_counter()
     await asyncio.gather(*(operator(index) for index in range(len(operators))))
     phase.seconds = time.perf_counter() - started
-    phase.cpu_seconds = time.process_time() - cpu_started
+    phase.cpu_seconds = bot.usage().cpu_seconds - bot_cpu
+    phase.harness_cpu_seconds = time.process_time() - harness_cpu
     return phase
 
 
-async def start_bulk_job(bot: RunningBot, base_url: str, upns: list[str]) -> Any:
+async def start_bulk_job(bot: RemoteBot, base_url: str, upns: list[str]) -> Any:
     root = base_url.removesuffix("/v1.0")
     data = ("userPrincipalName\n" + "\n".join(upns) + "\n").encode()
     async with (
@@ -102,12 +105,7 @@ async def main(arguments: argparse.Namespace) -> None:
     async with external_sandbox(tenant, *sandbox_arguments) as base_url:
         with tempfile.TemporaryDirectory() as directory:
             env = anonymous_env(base_url, Path(directory), TAPBOT_BULK_MAX_ROWS=str(arguments.bulk_rows + 10))
-            ready_started = time.perf_counter()
-            bot = await start_bot(env, clock=ShiftableClock())
-            bot.connector.validate_cards = False  # the harness's schema check is not the bot's work
-            try:
-                await warmed_up(bot)
-                ready_ms = (time.perf_counter() - ready_started) * 1000
+            async with bot_process(env) as bot:
                 operators = [Person(user_id(upn), upn, upn.split("@")[0]) for upn in operator_upns(count)]
                 upns = bulk_upns(count + arguments.bulk_rows)
                 targets, bulk_rows = upns[:count], upns[count:]
@@ -117,14 +115,12 @@ async def main(arguments: argparse.Namespace) -> None:
                 if arguments.bulk_rows:
                     job_id = await start_bulk_job(bot, base_url, bulk_rows)
                     during = await operators_at_once(bot, operators, targets, arguments.rounds)
-                    counts = await bot.components.bulk._bulk.counts(job_id)
-                    bulk_state = ", ".join(f"{state.value} {n}" for state, n in counts.items())
-                paced = pacer_summary(bot.components.pacer)
-            finally:
-                await stop_bot(bot)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                    counts = await bot.bulk_counts(job_id)
+                    bulk_state = ", ".join(f"{state} {n}" for state, n in counts.items())
+                end = bot.usage()  # before the pacer's summary loads its code into the bot's process
+                paced = await bot.pacer_summary()
     commands = len(alone.timings)
-    print(f"bot ready (warm-up done) in {ready_ms:.0f} ms; process max RSS {rss:.0f} MiB")
+    print(start_line(bot, end))
     print(
         f"{count} operators x {arguments.rounds} rounds of issue + revoke: {commands} commands in "
         f"{alone.seconds:.1f} s; p50 {alone.p(0.5):.0f} ms, p99 {alone.p(0.99):.0f} ms"
@@ -137,6 +133,10 @@ async def main(arguments: argparse.Namespace) -> None:
         )
     if paced:
         print(paced)
+    print(
+        f"CPU per command without the bulk job: bot process {alone.cpu_seconds / commands * 1000:.1f} ms, "
+        f"this process (client and connector playing Teams) {alone.harness_cpu_seconds / commands * 1000:.1f} ms"
+    )
     errors = alone.errors + during.errors
     if errors:
         print(f"first error: {errors[0]}")
@@ -144,6 +144,15 @@ async def main(arguments: argparse.Namespace) -> None:
         f"load: {commands / alone.seconds:.0f} commands/s, p99 {alone.p(0.99):.0f} ms, "
         f"during bulk p99 {during.p(0.99):.0f} ms, bot CPU {alone.cpu_seconds / commands * 1000:.1f} ms per command, "
         f"errors {len(errors)}"
+    )
+
+
+def start_line(bot: RemoteBot, end: Usage) -> str:
+    imports, started, ready = (bot.reported[name] for name in ("imports_ms", "started_ms", "ready_ms"))
+    return (
+        f"bot process: ready {bot.ready_ms:.0f} ms after its spawn (imports {imports} ms, app start "
+        f"{started - imports} ms, warm-up {ready - started} ms; without the imports {ready - imports} ms); "
+        f"peak RSS {bot.ready_usage.peak_rss_mib:.0f} MiB after warm-up, {end.peak_rss_mib:.0f} MiB at the end"
     )
 
 

@@ -1,6 +1,10 @@
-"""Where one `/tap issue` spends the bot's CPU: cProfile over N issue + revoke rounds, the sandbox in another process.
+"""Where one `/tap issue` spends the bot's CPU: cProfile over N issue + revoke rounds (the issues profiled).
 
-Prints CPU per command (process time) and the share of it per package (by each function's own time).
+The bot runs in a process of its own (bench/bot_process.py: the real app factory, the same settings as before) and
+cProfile runs there, switched on and off by this process around each issue; the sandbox runs in a third process, the
+HTTP client and the recording Bot Connector that play Teams in this one. Prints the share of the profiled CPU per
+package (by each function's own time), the bot process's CPU per issue and per revoke from /proc (first N rounds
+without the profiler, then N with it), its peak RSS and time to ready.
 
     python -m bench.profile_issue [--rounds 40] [--top 15]
 """
@@ -9,15 +13,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
 import pstats
 import tempfile
-import time
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.external_sandbox import anonymous_env, external_sandbox, warmed_up
-from tests.harness.bot import ADELE, MEGAN, start_bot, stop_bot
+from bench.bot_process import RemoteBot, Usage, bot_process
+from bench.external_sandbox import anonymous_env, external_sandbox
+from tests.harness.bot import ADELE, MEGAN
 
 GROUPS = (
     ("jsonschema", "test harness"),
@@ -36,6 +40,7 @@ GROUPS = (
     ("/bot/", "tapbot"),
     ("/cards/", "tapbot"),
     ("/tests/", "test harness"),
+    ("/bench/", "benchmark control"),
     ("asyncio", "asyncio"),
     ("/json/", "json"),
 )
@@ -48,28 +53,57 @@ def group_of(filename: str) -> str:
     return "other (stdlib, builtins)"
 
 
-async def run(rounds: int, profiler: cProfile.Profile) -> tuple[float, int]:
+@dataclass
+class Measured:
+    """The bot process's CPU (from /proc, every thread) while it handled the issues and the revokes."""
+
+    issues: float = 0.0
+    revokes: float = 0.0
+    profiled_issues: float = 0.0
+    start: str = ""
+    errors: list[str] = field(default_factory=list[str])
+
+
+async def command(bot: RemoteBot, text: str, expected: str, measured: Measured) -> float:
+    """Sends one command and returns the bot process's CPU seconds from its arrival to its answer."""
+    before = bot.usage().cpu_seconds
+    await bot.say(ADELE, text)
+    cpu = bot.usage().cpu_seconds - before
+    chat = bot.connector.in_conversation(bot.personal_chat_of(ADELE))
+    if not chat or expected not in str(chat[-1].activity):
+        measured.errors.append(f"{text}: {str(chat[-1].activity)[:200] if chat else 'no answer'}")
+    return cpu
+
+
+async def run(rounds: int, stats_file: Path, timer: str) -> Measured:
+    measured = Measured()
+    issue, revoke = (f"/tap issue {MEGAN.upn} 2h", "handed it over"), (f"/tap revoke {MEGAN.upn}", "Revoked")
     async with external_sandbox(None) as base_url:
         with tempfile.TemporaryDirectory() as directory:
-            bot = await start_bot(anonymous_env(base_url, Path(directory)))
-            bot.connector.validate_cards = False  # the harness's card schema check is not the bot's work
-            try:
-                await warmed_up(bot)
+            async with bot_process(anonymous_env(base_url, Path(directory)), profile_timer=timer) as bot:
                 for _ in range(3):  # warm every path once
-                    await bot.say(ADELE, f"/tap issue {MEGAN.upn} 2h")
-                    await bot.say(ADELE, f"/tap revoke {MEGAN.upn}")
-                cpu_started = time.process_time()
-                profiler.enable()
+                    await command(bot, *issue, measured)
+                    await command(bot, *revoke, measured)
+                for _ in range(rounds):  # the CPU an issue costs without the profiler
+                    measured.issues += await command(bot, *issue, measured)
+                    measured.revokes += await command(bot, *revoke, measured)
                 for _ in range(rounds):
-                    await bot.say(ADELE, f"/tap issue {MEGAN.upn} 2h")
-                    profiler.disable()
-                    await bot.say(ADELE, f"/tap revoke {MEGAN.upn}")
-                    profiler.enable()
-                profiler.disable()
-                cpu = time.process_time() - cpu_started
-            finally:
-                await stop_bot(bot)
-    return cpu, rounds
+                    await bot.profile(True)
+                    measured.profiled_issues += await command(bot, *issue, measured)
+                    await bot.profile(False)
+                    await command(bot, *revoke, measured)
+                measured.start = start_line(bot, bot.usage())
+                await bot.dump_profile(stats_file)
+    return measured
+
+
+def start_line(bot: RemoteBot, end: Usage) -> str:
+    imports, started, ready = (bot.reported[name] for name in ("imports_ms", "started_ms", "ready_ms"))
+    return (
+        f"bot process: ready {bot.ready_ms:.0f} ms after its spawn (imports {imports} ms, app start "
+        f"{started - imports} ms, warm-up {ready - started} ms; without the imports {ready - imports} ms); "
+        f"peak RSS {bot.ready_usage.peak_rss_mib:.0f} MiB after warm-up, {end.peak_rss_mib:.0f} MiB at the end"
+    )
 
 
 def main() -> None:
@@ -77,23 +111,42 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--callers", default=None, help="also print who calls functions matching this")
+    parser.add_argument(
+        "--timer",
+        choices=("cpu", "wall"),
+        default="cpu",
+        help="cProfile's clock in the bot process: the event loop thread's CPU time (default), or wall time as "
+        "before (which counts epoll's waits for Graph's answers as the loop's own time)",
+    )
     arguments = parser.parse_args()
-    profiler = cProfile.Profile()
-    asyncio.run(run(arguments.rounds, profiler))
-    stats = pstats.Stats(profiler)
+    with tempfile.TemporaryDirectory() as directory:
+        stats_file = Path(directory) / "issue.pstats"
+        measured = asyncio.run(run(arguments.rounds, stats_file, arguments.timer))
+        stats = pstats.Stats(str(stats_file))
     by_group: dict[str, float] = defaultdict(float)
     raw = stats.stats  # type: ignore[attr-defined]
     for (filename, _line, _name), (_cc, _nc, own, _cum, _callers) in raw.items():
         by_group[group_of(filename)] += own
     total = sum(by_group.values())
     per_command = total / arguments.rounds * 1000
-    print(f"/tap issue, {arguments.rounds} commands profiled (revokes between them not profiled)")
+    print(
+        f"/tap issue, {arguments.rounds} commands profiled in the bot's process by {arguments.timer} time "
+        "(revokes between them not profiled)"
+    )
     for group, seconds in sorted(by_group.items(), key=lambda item: -item[1]):
         print(f"  {group:28s} {seconds / arguments.rounds * 1000:6.1f} ms  {seconds / total:5.1%}")
     print("top functions by own time:")
     stats.sort_stats("tottime").print_stats(arguments.top)
     if arguments.callers:
         stats.print_callers(arguments.callers)
+    print(measured.start)
+    print(
+        f"bot process CPU (/proc, every thread): {measured.issues / arguments.rounds * 1000:.1f} ms per /tap issue "
+        f"and {measured.revokes / arguments.rounds * 1000:.1f} ms per /tap revoke without the profiler, "
+        f"{measured.profiled_issues / arguments.rounds * 1000:.1f} ms per /tap issue with it"
+    )
+    if measured.errors:
+        print(f"{len(measured.errors)} commands not answered as expected; first: {measured.errors[0]}")
     print(f"profile: {per_command:.1f} ms of profiled CPU per /tap issue (cProfile overhead included)")
 
 
