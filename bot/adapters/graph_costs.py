@@ -130,15 +130,17 @@ def _shape(segments: list[str]) -> str:
     return "/".join(shaped)
 
 
-def _batch_charges(body: bytes | None) -> dict[str, int]:
-    total: dict[str, int] = {}
+def batch_item_charges(body: bytes | None) -> list[tuple[str, dict[str, int]]] | None:
+    """Each item of a `$batch` body with what it counts toward (its id, as Graph answers it), in the body's order;
+    None for a body that is not a batch's."""
     try:
         parsed = json.loads(body or b"{}")
     except ValueError:
-        return {RESOURCE_UNITS: 1}
+        return None
     requests = parsed.get("requests") if isinstance(parsed, dict) else None
     if not isinstance(requests, list):
-        return {RESOURCE_UNITS: 1}
+        return None
+    items: list[tuple[str, dict[str, int]]] = []
     for item in cast(list[Any], requests):
         if not isinstance(item, dict):
             continue
@@ -146,6 +148,13 @@ def _batch_charges(body: bytes | None) -> dict[str, int]:
         url = str(entry.get("url") or "")
         path, _, query_text = url.partition("?")
         query = {name: value for name, _, value in (part.partition("=") for part in query_text.split("&") if part)}
-        for name, amount in request_charges(str(entry.get("method") or "GET"), path, query).items():
+        items.append((str(entry.get("id")), request_charges(str(entry.get("method") or "GET"), path, query)))
+    return items
+
+
+def _batch_charges(body: bytes | None) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for _, charges in batch_item_charges(body) or []:
+        for name, amount in charges.items():
             total[name] = total.get(name, 0) + amount
     return total or {RESOURCE_UNITS: 1}

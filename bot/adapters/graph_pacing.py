@@ -20,11 +20,15 @@ span). For each request it
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Any, cast
+
 import httpx
 
-from bot.adapters.graph_costs import APP_WRITES, RESOURCE_UNITS, TENANT_WRITES, request_charges
+from bot.adapters.graph_costs import APP_WRITES, RESOURCE_UNITS, TENANT_WRITES, batch_item_charges, request_charges
 from bot.domain.errors import Throttled
-from bot.domain.pacer import Lane, Overdue, Pacer, current_lane
+from bot.domain.pacer import ItemAnswer, Lane, Overdue, Pacer, current_lane
 
 PRIORITY_HEADER = "x-ms-throttle-priority"
 PRIORITY = {Lane.INTERACTIVE: "high", Lane.BULK: "low"}
@@ -34,6 +38,7 @@ MAX_THROTTLE_WAIT_S = {Lane.INTERACTIVE: 5.0, Lane.BULK: 30.0}
 MAX_PACED_RETRIES = 3
 DEFAULT_RETRY_AFTER_S = 5.0
 _VERSIONS = ("/v1.0/", "/beta/")
+_ITEM_429 = re.compile(rb'"status"\s*:\s*429\b')
 
 
 class PacedTransport(httpx.AsyncBaseTransport):
@@ -44,8 +49,15 @@ class PacedTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         which = current_lane()
         request.headers[PRIORITY_HEADER] = PRIORITY[which]
-        body = request.content if request.method.upper() == "POST" and _graph_path(request) == "$batch" else None
-        charges = request_charges(request.method, _graph_path(request), dict(request.url.params.items()), body)
+        path = _graph_path(request)
+        items = batch_item_charges(request.content) if request.method.upper() == "POST" and path == "$batch" else None
+        if items:
+            charges: dict[str, int] = {}
+            for _, item_charges in items:
+                for name, amount in item_charges.items():
+                    charges[name] = charges.get(name, 0) + amount
+        else:
+            charges = request_charges(request.method, path, dict(request.url.params.items()))
         waited = 0.0
         attempt = 0
         while True:
@@ -61,7 +73,16 @@ class PacedTransport(httpx.AsyncBaseTransport):
                 raise
             if response.status_code != 429:
                 percentage = _float(response.headers.get("x-ms-throttle-limit-percentage"))
-                self.pacer.answered(ticket, limit_percentage=percentage)
+                if not items or not 200 <= response.status_code < 300:
+                    self.pacer.answered(ticket, limit_percentage=percentage)
+                    return response
+                try:
+                    response, refusals = await _item_refusals(request, response)
+                except BaseException:
+                    self.pacer.answered(ticket, limit_percentage=percentage)  # Graph had the batch: it counts
+                    raise
+                answers = [_item_answer(item_charges, refusals.get(item_id)) for item_id, item_charges in items]
+                self.pacer.answered_batch(ticket, answers, limit_percentage=percentage)
                 return response
             retry_after = _float(response.headers.get("retry-after"))
             retry_after = DEFAULT_RETRY_AFTER_S if retry_after is None else max(0.0, retry_after)
@@ -80,6 +101,55 @@ class PacedTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+async def _item_refusals(
+    request: httpx.Request, response: httpx.Response
+) -> tuple[httpx.Response, dict[str, httpx.Headers]]:
+    """The headers of each `$batch` item Graph answered 429, by item id, and the response to hand on (read here, its
+    body kept for the SDK). Graph evaluates each item against its limits on its own and answers a refused item 429,
+    with its own Retry-After, inside a batch answered 200 ("Combine multiple HTTP requests using JSON batching",
+    https://learn.microsoft.com/graph/json-batching; the sandbox does the same). Only a body naming a 429 is parsed."""
+    raw = b"".join([part async for part in response.aiter_raw()])
+    await response.aclose()
+    kept = httpx.Response(
+        response.status_code,
+        headers=response.headers,
+        stream=httpx.ByteStream(raw),
+        request=request,
+        extensions=response.extensions,
+    )
+    content = kept.read()  # decoded as the SDK will read it (gzip), from the bytes kept
+    if _ITEM_429.search(content) is None:
+        return kept, {}
+    try:
+        answer = json.loads(content)
+    except ValueError:
+        return kept, {}
+    responses = answer.get("responses") if isinstance(answer, dict) else None
+    refusals: dict[str, httpx.Headers] = {}
+    for entry in cast(list[Any], responses) if isinstance(responses, list) else []:
+        if isinstance(entry, dict) and cast(dict[str, Any], entry).get("status") == 429:
+            fields = cast(dict[str, Any], entry)
+            headers = fields.get("headers")
+            refusals[str(fields.get("id"))] = httpx.Headers(
+                {str(name): str(value) for name, value in cast(dict[str, Any], headers).items()}
+                if isinstance(headers, dict)
+                else {}
+            )
+    return kept, refusals
+
+
+def _item_answer(charges: dict[str, int], refusal: httpx.Headers | None) -> ItemAnswer:
+    if refusal is None:
+        return ItemAnswer(charges)
+    retry_after = _float(refusal.get("retry-after"))
+    return ItemAnswer(
+        charges,
+        throttled=True,
+        retry_after_s=DEFAULT_RETRY_AFTER_S if retry_after is None else max(0.0, retry_after),
+        scope=tuple(_scope_dimensions(refusal.get("x-ms-throttle-scope"))),
+    )
 
 
 def _graph_path(request: httpx.Request) -> str:

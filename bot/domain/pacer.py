@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -167,6 +167,14 @@ class Dimension:
                 self._used -= amount
                 return
 
+    def settle(self, at: float, amount: int, now: float, kept: int) -> None:
+        """A `$batch` answered: of the `amount` admitted at `at`, the `kept` Graph accepted count from the answer on
+        (as `restamp`), the items it refused against nothing (as `refund`)."""
+        self.refund(at, amount)
+        if kept > 0:
+            self._entries.append((now, kept))
+            self._used += kept
+
     def restamp(self, at: float, amount: int, now: float) -> None:
         """Counts an accepted request from its answer on: Graph counted it on arrival, somewhere between admission
         and answer, so the window seen from here ends no earlier than Graph's (a request that left late, from a
@@ -231,6 +239,18 @@ class Ticket:
     charges: dict[str, int]
     at: float
     used_before: dict[str, int]
+
+
+@dataclass(frozen=True)
+class ItemAnswer:
+    """Graph's answer to one item of a `$batch` (Graph evaluates each item against its limits on its own and answers
+    the batch 200 with a 429 per refused item): what the item counted toward, whether it was refused, the item's
+    Retry-After and the dimensions its `x-ms-throttle-scope` names."""
+
+    charges: Mapping[str, int]
+    throttled: bool = False
+    retry_after_s: float | None = None
+    scope: tuple[str, ...] = ()
 
 
 @dataclass
@@ -343,24 +363,68 @@ class Pacer:
         self._in_flight[ticket.lane] -= 1
         charged = [self._dimensions[name] for name in ticket.charges]
         if throttled:
-            self.stats.throttled += 1
             for dimension in charged:
                 dimension.refund(ticket.at, ticket.charges[dimension.name])
-            named = {name for name in scope if name in ticket.charges}
-            unpublished = [d for d in charged if d.limit.published is None]
-            culprits = [d for d in charged if d.name in named] if named else unpublished or charged
-            for dimension in culprits:
-                dimension.throttled(now, retry_after_s or 0.0, ticket.used_before[dimension.name])
+            self._refused(now, ticket.charges, ticket.used_before, retry_after_s, scope)
         else:
             for dimension in charged:
                 dimension.restamp(ticket.at, ticket.charges[dimension.name], now)
                 dimension.accepted()
-            if limit_percentage is not None and limit_percentage > LIMIT_PERCENTAGE_THRESHOLD:
-                reported = [d for d in charged if d.limit.reported]
-                if reported:
-                    fullest = max(reported, key=lambda d: d.used(now) / (d.ceiling() or 1.0))
-                    fullest.reported(now, limit_percentage)
+            self._reported(now, charged, limit_percentage)
         self._poke()
+
+    def answered_batch(
+        self, ticket: Ticket, items: Sequence[ItemAnswer], *, limit_percentage: float | None = None
+    ) -> None:
+        """Graph answered an admitted `$batch` (not refused as a whole), item by item (`items`: each item's charges
+        summing to the ticket's). An accepted item counts as an accepted request; a refused one as a refused request:
+        it counts against nothing, its Retry-After closes the dimensions it names (or the unpublished ones it counted
+        toward) before it is sent again on its own, and the items of the batch ahead of it that Graph accepted count
+        as admitted before it when a limit is learned."""
+        now = self._clock()
+        self._in_flight[ticket.lane] -= 1
+        kept = {name: 0 for name in ticket.charges}
+        refused: list[tuple[ItemAnswer, dict[str, int]]] = []
+        for item in items:
+            charges = {name: amount for name, amount in item.charges.items() if name in kept and amount > 0}
+            if item.throttled:
+                refused.append((item, {name: ticket.used_before[name] + kept[name] for name in charges}))
+                continue
+            for name, amount in charges.items():
+                kept[name] += amount
+                self._dimensions[name].accepted()
+        for name, amount in ticket.charges.items():
+            self._dimensions[name].settle(ticket.at, amount, now, min(amount, kept[name]))
+        for item, before in refused:
+            charges = {name: amount for name, amount in item.charges.items() if name in before}
+            self._refused(now, charges, before, item.retry_after_s, item.scope)
+        self._reported(now, [self._dimensions[name] for name in ticket.charges], limit_percentage)
+        self._poke()
+
+    def _refused(
+        self,
+        now: float,
+        charges: Mapping[str, int],
+        used_before: Mapping[str, int],
+        retry_after_s: float | None,
+        scope: Iterable[str],
+    ) -> None:
+        """A request Graph answered 429: its Retry-After closes the dimensions its scope names, else the unpublished
+        ones it counted toward, else all it counted toward; those learn from how full they were before it."""
+        self.stats.throttled += 1
+        charged = [self._dimensions[name] for name in charges]
+        named = {name for name in scope if name in charges}
+        unpublished = [d for d in charged if d.limit.published is None]
+        culprits = [d for d in charged if d.name in named] if named else unpublished or charged
+        for dimension in culprits:
+            dimension.throttled(now, retry_after_s or 0.0, used_before[dimension.name])
+
+    def _reported(self, now: float, charged: Sequence[Dimension], limit_percentage: float | None) -> None:
+        if limit_percentage is not None and limit_percentage > LIMIT_PERCENTAGE_THRESHOLD:
+            reported = [d for d in charged if d.limit.reported]
+            if reported:
+                fullest = max(reported, key=lambda d: d.used(now) / (d.ceiling() or 1.0))
+                fullest.reported(now, limit_percentage)
 
     def _wait_of(self, waiter: _Waiter, now: float) -> float:
         wait = 0.0
