@@ -5,6 +5,7 @@ part)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from msgraph.generated.users.item.transitive_member_of.graph_group.graph_group_r
 )
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
+from bot.adapters.graph_batch import BATCH_LIMIT, BatchItem, ItemAnswer, SendAlone, send_batch, single_page
 from bot.adapters.graph_calls import MAX_PAGES, GraphCalls, TooManyPages, _Call, _Pager
 from bot.adapters.graph_json import (
     TENANT_SCOPE,
@@ -60,6 +62,7 @@ IN_FILTER_LIMIT = 15
 MEMBER_PAGES = 20
 # How an active owner of a role-holding group comes by its roles: an owner can add themselves as a member.
 _OWNERSHIP = "through ownership of group {group}"
+_ACTIVE, _ELIGIBLE = "groupsActive", "groupsEligible"  # names of `_group_grant_reads`' reads
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -93,22 +96,47 @@ class RoleReads(GraphCalls):
         own_grants: Sequence[RoleGrant],
         group_eligibilities: Sequence[GroupEligibility],
     ) -> tuple[str, ...]:
-        """`directory_roles`' second round, from what its first round found."""
-        via: dict[str, str] = {}  # group id -> how the user comes by its roles
-        for eligibility in group_eligibilities:
-            via[eligibility.group_id] = f"through eligible {eligibility.access}ship of group {eligibility.group_name}"
-        for group_id, group_name in owned.items():
-            via[group_id] = _OWNERSHIP.format(group=group_name)
-        for group_id, group_name in member_of.items():
-            via[group_id] = f"through group {group_name}"
-        group_ids = sorted(via)
-        chunks = [group_ids[start : start + IN_FILTER_LIMIT] for start in range(0, len(group_ids), IN_FILTER_LIMIT)]
-        rounds = await asyncio.gather(
-            *(self.active_role_grants(chunk) for chunk in chunks),
-            *(self.eligible_role_grants(group_id) for group_id in group_ids),
+        """`directory_roles`' second round, from what its first round found: its reads in one `$batch`."""
+        via = _group_via(member_of, owned, group_eligibilities)
+        found = await self.batched_pages("read the roles of the user's groups", self._group_grant_reads(via))
+        return _labels([*own_grants, *_round_grants(found)], via)
+
+    def _group_grant_reads(self, group_ids: Iterable[str], prefix: str = "") -> dict[str, _Read]:
+        """The groups' own role grants, all independent reads: active assignments (`principalId in`, 15 groups at a
+        time) and eligibilities (one read per group: `in` is not supported there); named for `_round_grants`."""
+        ordered = sorted(group_ids)
+        reads: dict[str, _Read] = {}
+        for index, start in enumerate(range(0, len(ordered), IN_FILTER_LIMIT)):
+            reads[f"{prefix}{_ACTIVE}{index}"] = self._active_role_grants_read(ordered[start : start + IN_FILTER_LIMIT])
+        for index, group_id in enumerate(ordered):
+            reads[f"{prefix}{_ELIGIBLE}{index}"] = self._eligible_role_grants_read(group_id)
+        return reads
+
+    async def batched_pages(self, what: str, reads: Mapping[str, _Read]) -> dict[str, list[dict[str, Any]]]:
+        """Independent collection reads in as few round trips as Graph allows: `$batch`es of up to 20 items, sent
+        together (Graph and the pacer still count each item). Each item ends as its single read would: its page,
+        the single request's domain error for a refusal, or, for an item throttled, answered 503/504 or paged, the
+        single read itself (graph_batch.single_page). A lone read is simply sent."""
+        names = list(reads)
+        if len(names) <= 1:
+            return {name: await reads[name].pages(self) for name in names}
+        chunks = [names[start : start + BATCH_LIMIT] for start in range(0, len(names), BATCH_LIMIT)]
+        sent = await asyncio.gather(
+            *(
+                send_batch(self, what, [BatchItem(name, reads[name].first_request()) for name in chunk])
+                for chunk in chunks
+            )
         )
-        grants = [*own_grants, *(grant for found in rounds for grant in found)]
-        return _labels(grants, via)
+        answers = {name: answer for found in sent for name, answer in found.items()}
+
+        async def pages(name: str) -> list[dict[str, Any]]:
+            read = reads[name]
+            try:
+                return [single_page(answers.get(name), read.what, pim=read.pim)]
+            except SendAlone:
+                return await read.pages(self)
+
+        return dict(zip(names, await asyncio.gather(*(pages(name) for name in names)), strict=True))
 
     def first_round_reads(self, user_id: str) -> dict[str, _Read]:
         """The reads of `directory_roles`' first round, by name, as requests the SDK builds (for one `$batch`)."""
@@ -359,6 +387,36 @@ class RoleReads(GraphCalls):
         )
 
 
+def _group_via(
+    member_of: Mapping[str, str], owned: Mapping[str, str], group_eligibilities: Sequence[GroupEligibility]
+) -> dict[str, str]:
+    """Group id → how the user comes by the group's roles (a membership over an ownership over an eligibility)."""
+    via: dict[str, str] = {}
+    for eligibility in group_eligibilities:
+        via[eligibility.group_id] = f"through eligible {eligibility.access}ship of group {eligibility.group_name}"
+    for group_id, group_name in owned.items():
+        via[group_id] = _OWNERSHIP.format(group=group_name)
+    for group_id, group_name in member_of.items():
+        via[group_id] = f"through group {group_name}"
+    return via
+
+
+def _round_grants(found: Mapping[str, Sequence[dict[str, Any]]], prefix: str = "") -> list[RoleGrant]:
+    """The grants `_group_grant_reads` (named with `prefix`) read: assignments active, eligibilities eligible."""
+    return [
+        grant
+        for name, pages in found.items()
+        if name.startswith(prefix)
+        for grant in grants(pages, eligible=name[len(prefix) :].startswith(_ELIGIBLE))
+        if name[len(prefix) :].startswith((_ACTIVE, _ELIGIBLE))
+    ]
+
+
+def _unit_names(pages: Sequence[dict[str, Any]]) -> dict[str, str]:
+    units = [unit for page in pages for unit in _values(page) if isinstance(unit, dict) and unit.get("id")]
+    return {str(unit["id"]).lower(): str(unit.get("displayName") or unit["id"]) for unit in units}
+
+
 def group_eligibilities(pages: Sequence[dict[str, Any]]) -> list[GroupEligibility]:
     found: list[GroupEligibility] = []
     for page in pages:
@@ -408,33 +466,46 @@ class RefusalReads(RoleReads):
         """The acting person's directory roles (active and eligible, theirs and their role-assignable groups', with
         scope), the target's administrative units, and whether the target is privileged for an Authentication
         Administrator (holds or could activate a role, or is a member or owner of a role-assignable group)."""
-        (groups, own_active, own_eligible), (units, target_roles, target_groups, target_owned) = await asyncio.gather(
-            asyncio.gather(
-                self.role_assignable_groups(person_id),
-                self.active_role_grants([person_id]),
-                self.eligible_role_grants(person_id),
-            ),
-            asyncio.gather(
-                self.administrative_units_of(target.object_id),
-                self.directory_roles(target.object_id),
-                self.role_assignable_groups(target.object_id),
-                self.owned_role_assignable_groups(target.object_id),
-            ),
+        # First round, one batch: the person's groups and own grants, the target's administrative units and the
+        # first round of the target's roles (which holds its role-assignable groups, member and owner). Second
+        # round, one batch: the grants of the person's groups and of the target's.
+        target_first = self.first_round_reads(target.object_id)
+        found = await self.batched_pages(
+            "read the roles behind Entra's refusal",
+            {
+                "person:groups": self._role_assignable_groups_read(person_id),
+                "person:active": self._active_role_grants_read([person_id]),
+                "person:eligible": self._eligible_role_grants_read(person_id),
+                "target:units": self._administrative_units_read(target.object_id),
+                **{f"target:{name}": read for name, read in target_first.items()},
+            },
         )
-        group_ids = sorted(groups)
-        chunks = [group_ids[start : start + IN_FILTER_LIMIT] for start in range(0, len(group_ids), IN_FILTER_LIMIT)]
-        rounds = await asyncio.gather(
-            *(self.active_role_grants(chunk) for chunk in chunks),
-            *(self.eligible_role_grants(group_id) for group_id in group_ids),
+        groups = group_names(found["person:groups"])
+        target_groups = group_names(found["target:memberOf"])
+        target_owned = group_names(found["target:owned"])
+        target_via = _group_via(target_groups, target_owned, group_eligibilities(found["target:groupEligible"]))
+        second = await self.batched_pages(
+            "read the roles behind Entra's refusal",
+            {**self._group_grant_reads(groups, "person:"), **self._group_grant_reads(target_via, "target:")},
         )
-        grants = [*own_active, *own_eligible, *(grant for found in rounds for grant in found)]
-        roles = tuple(
-            HeldRole(grant.role_name, grant.directory_scope_id, active=not grant.eligible) for grant in grants
+        target_roles = _labels(
+            [
+                *grants(found["target:active"], eligible=False),
+                *grants(found["target:eligible"], eligible=True),
+                *_round_grants(second, "target:"),
+            ],
+            target_via,
         )
+        units = _unit_names(found["target:units"])
+        held = [
+            *grants(found["person:active"], eligible=False),
+            *grants(found["person:eligible"], eligible=True),
+            *_round_grants(second, "person:"),
+        ]
+        roles = tuple(HeldRole(grant.role_name, grant.directory_scope_id, active=not grant.eligible) for grant in held)
         names = dict(units)
         unknown = sorted({role.unit_id for role in roles if role.unit_id and role.unit_id not in names})
-        for unit_id, name in zip(unknown, await asyncio.gather(*(self.unit_name(u) for u in unknown)), strict=True):
-            names[unit_id] = name
+        names.update(zip(unknown, await self.unit_names(unknown), strict=True))
         privileged: str | None = None
         if target_roles:
             privileged = "holds an admin role"
@@ -454,14 +525,15 @@ class RefusalReads(RoleReads):
     async def administrative_units_of(self, user_id: str) -> dict[str, str]:
         """The administrative units the user is a member of: id (lower case) → display name
         (`GET /users/{id}/memberOf/microsoft.graph.administrativeUnit`)."""
+        return _unit_names(await self._administrative_units_read(user_id).pages(self))
+
+    def _administrative_units_read(self, user_id: str) -> _Read:
         query = GraphAdministrativeUnitRequestBuilder.GraphAdministrativeUnitRequestBuilderGetQueryParameters(
             select=["id", "displayName"]
         )
-        pages = await self._read_pages(
+        return _Read(
             "read the user's administrative units", self._user(user_id).member_of.graph_administrative_unit, query
         )
-        units = [unit for page in pages for unit in _values(page) if isinstance(unit, dict) and unit.get("id")]
-        return {str(unit["id"]).lower(): str(unit.get("displayName") or unit["id"]) for unit in units}
 
     async def unit_name(self, unit_id: str) -> str:
         """An administrative unit's display name (`GET /directory/administrativeUnits/{id}`); its id when unread."""
@@ -473,6 +545,36 @@ class RefusalReads(RoleReads):
         except TapError:
             return unit_id
         return str((unit or {}).get("displayName") or unit_id)
+
+    async def unit_names(self, unit_ids: Sequence[str]) -> list[str]:
+        """`unit_name` of each unit, the reads in `$batch`es (they are independent); an item throttled, answered
+        503/504 or otherwise unfit is read on its own, a refused one leaves the unit's id, as `unit_name` does."""
+        if len(unit_ids) <= 1:
+            return [await self.unit_name(unit_id) for unit_id in unit_ids]
+        what = "read an administrative unit"
+        units = self._client.directory.administrative_units
+        answers: dict[str, ItemAnswer] = {}
+        for start in range(0, len(unit_ids), BATCH_LIMIT):
+            items = [
+                BatchItem(
+                    f"unit{index}",
+                    units.by_administrative_unit_id(unit_id).to_get_request_information(_Call().configuration()),
+                )
+                for index, unit_id in enumerate(unit_ids[start : start + BATCH_LIMIT], start)
+            ]
+            with contextlib.suppress(TapError):  # each unit is then read on its own
+                answers.update(await send_batch(self, what, items))
+
+        async def name(index: int, unit_id: str) -> str:
+            try:
+                unit = single_page(answers.get(f"unit{index}"), what)
+            except SendAlone:
+                return await self.unit_name(unit_id)
+            except TapError:
+                return unit_id
+            return str(unit.get("displayName") or unit_id)
+
+        return list(await asyncio.gather(*(name(index, unit_id) for index, unit_id in enumerate(unit_ids))))
 
 
 def _grant(item: dict[str, Any], *, eligible: bool) -> RoleGrant:
