@@ -2,11 +2,12 @@
 start, not the test client, the recording Bot Connector and the card checks that play Teams in the benchmark's
 process.
 
-`python -m bench.bot_process --settings <file.json>` builds the app with the real factory (`bot.server.create_app`)
-from the settings in the file (the same environment mapping the in-process harness gives `Settings.from_env`),
-serves it on 127.0.0.1 on a free port, waits for the start-up warm-up and prints one line to stdout:
-`BOT_READY url=<bot url> control=<control url> imports_ms=<n> started_ms=<n> ready_ms=<n>` (milliseconds since this
-module began, before its imports). The bot's replies go to the connector its activities name (`serviceUrl`): the
+`python -m bench.bot_process --settings <file.json> [--loop app|asyncio|uvloop]` builds the app with the real factory
+(`bot.server.create_app`) from the settings in the file (the same environment mapping the in-process harness gives
+`Settings.from_env`), serves it on 127.0.0.1 on a free port on the event loop `python app.py` uses (or the one
+named), waits for the start-up warm-up and prints one line to stdout: `BOT_READY url=<bot url> control=<control url>
+loop=<asyncio|uvloop> imports_ms=<n> started_ms=<n> ready_ms=<n>` (milliseconds since this module began, before its
+imports). The bot's replies go to the connector its activities name (`serviceUrl`): the
 benchmark's recording connector.
 
 The control server (another port in the same process, never part of the bot's app) is the benchmark's only way in:
@@ -33,7 +34,7 @@ import os  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-from collections.abc import AsyncIterator  # noqa: E402
+from collections.abc import AsyncIterator, Callable  # noqa: E402
 from contextlib import asynccontextmanager  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
 
 PROJECT = Path(__file__).resolve().parent.parent
 READY_PREFIX = "BOT_READY "
+LOOPS = ("app", "asyncio", "uvloop")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -132,9 +134,10 @@ async def serve(settings_file: Path, profile_timer: str, imports_ms: int) -> Non
     await web.TCPSite(control, "127.0.0.1", 0).start()
     bot_url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     control_url = f"http://127.0.0.1:{control.addresses[0][1]}"
+    loop_name = type(loop).__module__.split(".")[0]  # asyncio or uvloop
     print(
-        f"{READY_PREFIX}url={bot_url} control={control_url} imports_ms={imports_ms} started_ms={started_ms} "
-        f"ready_ms={ready_ms}",
+        f"{READY_PREFIX}url={bot_url} control={control_url} loop={loop_name} imports_ms={imports_ms} "
+        f"started_ms={started_ms} ready_ms={ready_ms}",
         flush=True,
     )
     try:
@@ -148,10 +151,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="the bot alone, for a benchmark (see bench/bot_process.py)")
     parser.add_argument("--settings", type=Path, required=True, help="JSON object: the bot's settings environment")
     parser.add_argument("--profile-timer", choices=("cpu", "wall"), default="cpu", help="cProfile's clock")
+    parser.add_argument("--loop", choices=LOOPS, default="app", help="the event loop (app: what app.py runs)")
     arguments = parser.parse_args()
     import bot.server  # noqa: F401 - the app's imports, timed apart from its start
 
-    asyncio.run(serve(arguments.settings, arguments.profile_timer, since_start_ms()))
+    factory = loop_factory(arguments.loop)
+    imports_ms = since_start_ms()
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve(arguments.settings, arguments.profile_timer, imports_ms))
+
+
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    if name == "asyncio":
+        return asyncio.new_event_loop
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    import app  # the loop `python app.py` serves on, in versions that choose one
+
+    return getattr(app, "event_loop", asyncio.new_event_loop)
 
 
 # --- the benchmark's side -----------------------------------------------------------------------------------------
@@ -184,6 +203,7 @@ class RemoteBot:
 
     url: str
     control_url: str
+    loop: str  # the event loop the bot runs on: asyncio or uvloop
     pid: int
     connector: RecordingConnector
     session: aiohttp.ClientSession
@@ -194,6 +214,16 @@ class RemoteBot:
 
     def usage(self) -> Usage:
         return process_usage(self.pid)
+
+    def start_summary(self, end: Usage) -> str:
+        """Time to ready and peak RSS; `end` is the usage read last (before anything loads bench code into it)."""
+        imports, started, ready = (self.reported[name] for name in ("imports_ms", "started_ms", "ready_ms"))
+        return (
+            f"bot process ({self.loop} loop): ready {self.ready_ms:.0f} ms after its spawn (imports {imports} ms, "
+            f"app start {started - imports} ms, warm-up {ready - started} ms; without the imports "
+            f"{ready - imports} ms); peak RSS {self.ready_usage.peak_rss_mib:.0f} MiB after warm-up, "
+            f"{end.peak_rss_mib:.0f} MiB at the end"
+        )
 
     async def post(self, activity: dict[str, Any], headers: dict[str, str] | None = None) -> aiohttp.ClientResponse:
         async with self.session.post(f"{self.url}/api/messages", json=activity, headers=headers or {}) as response:
@@ -259,7 +289,7 @@ class RemoteBot:
 
 @asynccontextmanager
 async def bot_process(
-    env: dict[str, str], *, profile_timer: str = "cpu", start_timeout: float = 120
+    env: dict[str, str], *, loop: str = "app", profile_timer: str = "cpu", start_timeout: float = 120
 ) -> AsyncIterator[RemoteBot]:
     """Starts the bot with these settings in a process of its own, with a recording connector in this one."""
     from tests.harness.connector import RecordingConnector
@@ -279,6 +309,8 @@ async def bot_process(
             str(settings),
             "--profile-timer",
             profile_timer,
+            "--loop",
+            loop,
             cwd=PROJECT,
             stdout=asyncio.subprocess.PIPE,
             stderr=log,
@@ -297,6 +329,7 @@ async def bot_process(
             yield RemoteBot(
                 values["url"],
                 values["control"],
+                values["loop"],
                 process.pid,
                 connector,
                 session,

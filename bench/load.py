@@ -7,7 +7,7 @@ HTTP client and the recording Bot Connector that play Teams stay in this one. `b
 printed apart. Each operator works on their own user: issue, then revoke, `--rounds` times. The second
 phase starts a `--bulk-rows` bulk issue job (requested by another operator) and runs the same load while it runs.
 
-    python -m bench.load [--operators 50] [--rounds 4] [--bulk-rows 1000] [--latency-ms 0]
+    python -m bench.load [--operators 50] [--rounds 4] [--bulk-rows 1000] [--latency-ms 0] [--loop app]
 
 Last line: `load: <n> commands/s, p99 <ms> ms, during bulk p99 <ms> ms, bot CPU <ms> ms per command, errors <n>`.
 """
@@ -24,7 +24,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.bot_process import RemoteBot, Usage, bot_process
+from bench.bot_process import LOOPS, RemoteBot, bot_process
 from bench.external_sandbox import anonymous_env, external_sandbox
 from bot.sandbox.generate import bulk_tenant, bulk_upns, operator_upns, user_id
 from cards import verbs
@@ -105,7 +105,7 @@ async def main(arguments: argparse.Namespace) -> None:
     async with external_sandbox(tenant, *sandbox_arguments) as base_url:
         with tempfile.TemporaryDirectory() as directory:
             env = anonymous_env(base_url, Path(directory), TAPBOT_BULK_MAX_ROWS=str(arguments.bulk_rows + 10))
-            async with bot_process(env) as bot:
+            async with bot_process(env, loop=arguments.loop) as bot:
                 operators = [Person(user_id(upn), upn, upn.split("@")[0]) for upn in operator_upns(count)]
                 upns = bulk_upns(count + arguments.bulk_rows)
                 targets, bulk_rows = upns[:count], upns[count:]
@@ -120,7 +120,7 @@ async def main(arguments: argparse.Namespace) -> None:
                 end = bot.usage()  # before the pacer's summary loads its code into the bot's process
                 paced = await bot.pacer_summary()
     commands = len(alone.timings)
-    print(start_line(bot, end))
+    print(bot.start_summary(end))
     print(
         f"{count} operators x {arguments.rounds} rounds of issue + revoke: {commands} commands in "
         f"{alone.seconds:.1f} s; p50 {alone.p(0.5):.0f} ms, p99 {alone.p(0.99):.0f} ms"
@@ -147,19 +147,11 @@ async def main(arguments: argparse.Namespace) -> None:
     )
 
 
-def start_line(bot: RemoteBot, end: Usage) -> str:
-    imports, started, ready = (bot.reported[name] for name in ("imports_ms", "started_ms", "ready_ms"))
-    return (
-        f"bot process: ready {bot.ready_ms:.0f} ms after its spawn (imports {imports} ms, app start "
-        f"{started - imports} ms, warm-up {ready - started} ms; without the imports {ready - imports} ms); "
-        f"peak RSS {bot.ready_usage.peak_rss_mib:.0f} MiB after warm-up, {end.peak_rss_mib:.0f} MiB at the end"
-    )
-
-
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--operators", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--bulk-rows", type=int, default=1000)
     parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--loop", choices=LOOPS, default="app", help="the bot's event loop (app: what app.py runs)")
     asyncio.run(main(parser.parse_args()))

@@ -6,7 +6,7 @@ HTTP client and the recording Bot Connector that play Teams in this one. Prints 
 package (by each function's own time), the bot process's CPU per issue and per revoke from /proc (first N rounds
 without the profiler, then N with it), its peak RSS and time to ready.
 
-    python -m bench.profile_issue [--rounds 40] [--top 15]
+    python -m bench.profile_issue [--rounds 40] [--top 15] [--timer cpu|wall] [--loop app|asyncio|uvloop]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.bot_process import RemoteBot, Usage, bot_process
+from bench.bot_process import LOOPS, RemoteBot, bot_process
 from bench.external_sandbox import anonymous_env, external_sandbox
 from tests.harness.bot import ADELE, MEGAN
 
@@ -75,12 +75,13 @@ async def command(bot: RemoteBot, text: str, expected: str, measured: Measured) 
     return cpu
 
 
-async def run(rounds: int, stats_file: Path, timer: str) -> Measured:
+async def run(rounds: int, stats_file: Path, timer: str, loop: str) -> Measured:
     measured = Measured()
     issue, revoke = (f"/tap issue {MEGAN.upn} 2h", "handed it over"), (f"/tap revoke {MEGAN.upn}", "Revoked")
     async with external_sandbox(None) as base_url:
         with tempfile.TemporaryDirectory() as directory:
-            async with bot_process(anonymous_env(base_url, Path(directory)), profile_timer=timer) as bot:
+            env = anonymous_env(base_url, Path(directory))
+            async with bot_process(env, loop=loop, profile_timer=timer) as bot:
                 for _ in range(3):  # warm every path once
                     await command(bot, *issue, measured)
                     await command(bot, *revoke, measured)
@@ -92,18 +93,9 @@ async def run(rounds: int, stats_file: Path, timer: str) -> Measured:
                     measured.profiled_issues += await command(bot, *issue, measured)
                     await bot.profile(False)
                     await command(bot, *revoke, measured)
-                measured.start = start_line(bot, bot.usage())
+                measured.start = bot.start_summary(bot.usage())
                 await bot.dump_profile(stats_file)
     return measured
-
-
-def start_line(bot: RemoteBot, end: Usage) -> str:
-    imports, started, ready = (bot.reported[name] for name in ("imports_ms", "started_ms", "ready_ms"))
-    return (
-        f"bot process: ready {bot.ready_ms:.0f} ms after its spawn (imports {imports} ms, app start "
-        f"{started - imports} ms, warm-up {ready - started} ms; without the imports {ready - imports} ms); "
-        f"peak RSS {bot.ready_usage.peak_rss_mib:.0f} MiB after warm-up, {end.peak_rss_mib:.0f} MiB at the end"
-    )
 
 
 def main() -> None:
@@ -111,6 +103,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--callers", default=None, help="also print who calls functions matching this")
+    parser.add_argument("--loop", choices=LOOPS, default="app", help="the bot's event loop (app: what app.py runs)")
     parser.add_argument(
         "--timer",
         choices=("cpu", "wall"),
@@ -121,7 +114,7 @@ def main() -> None:
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         stats_file = Path(directory) / "issue.pstats"
-        measured = asyncio.run(run(arguments.rounds, stats_file, arguments.timer))
+        measured = asyncio.run(run(arguments.rounds, stats_file, arguments.timer, arguments.loop))
         stats = pstats.Stats(str(stats_file))
     by_group: dict[str, float] = defaultdict(float)
     raw = stats.stats  # type: ignore[attr-defined]
