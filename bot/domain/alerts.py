@@ -283,11 +283,19 @@ class VelocityLimit:
         self._alerts = alerts
         self._clock = clock
 
-    async def exceeded(self, caller: Caller, user: DirectoryUser) -> bool:
-        """Whether this operator's next pass needs a second operator; raises the window's alert the first time."""
+    async def issued_in_window(self, caller: Caller) -> int:
+        """The passes this operator created in the last hour (what `exceeded` compares with the limit)."""
+        return await self._counts.passes_issued_by(caller.object_id, self._clock.now() - VELOCITY_WINDOW)
+
+    async def exceeded(self, caller: Caller, user: DirectoryUser, *, issued: int | None = None) -> bool:
+        """Whether this operator's next pass needs a second operator; raises the window's alert the first time.
+
+        `issued`: `issued_in_window` as the caller read it moments ago (TapService reads it with the user's lock, in
+        the same transaction); None reads it now."""
         now = self._clock.now()
         since = now - VELOCITY_WINDOW
-        issued = await self._counts.passes_issued_by(caller.object_id, since)
+        if issued is None:
+            issued = await self._counts.passes_issued_by(caller.object_id, since)
         if issued < self.limit:
             return False
         if not await self._counts.alerts_raised(AlertKind.VELOCITY.value, caller.object_id, since):

@@ -22,6 +22,8 @@ Nothing here ever holds a pass value: the tables have no column that could.
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
+
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.adapters.database import DatabaseSettings, TokenCredential
@@ -90,6 +92,10 @@ class SqlStore(
     @property
     def engine(self) -> AsyncEngine:
         return self._db.engine
+
+    def together(self) -> AbstractAsyncContextManager[None]:
+        """The domain's Transactions port: the store calls made inside share one transaction (sessions.py)."""
+        return self._db.together()
 
     async def create_schema(self) -> MigrationResult:
         """Migrates the database to this version's schema (bot/adapters/migrations); a no-op when it is there."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from sqlalchemy import event, inspect, text
@@ -17,6 +18,11 @@ from sqlalchemy.sql.expression import Executable
 from bot.adapters.database import DatabaseSettings, TokenCredential, create_engine
 from bot.adapters.migrate import MigrationResult, migrate_engine
 from bot.adapters.store.schema import Base
+
+# The transaction `SqlDatabase.together` opened: the database, the task that opened it, and its session.
+_shared: ContextVar[tuple[SqlDatabase, asyncio.Task[object] | None, AsyncSession] | None] = ContextVar(
+    "tapbot_shared_transaction", default=None
+)
 
 
 class SqlDatabase:
@@ -57,13 +63,40 @@ class SqlDatabase:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """One transaction: committed when the block ends, rolled back when it raises."""
+        """One transaction: committed when the block ends, rolled back when it raises. Inside `together`, the
+        transaction it opened (this block then commits nothing itself)."""
+        joined = self._joined()
+        if joined is not None:
+            yield joined
+            return
         if self._sqlite_turn is None:
             async with self._sessions() as session, session.begin():
                 yield session
             return
         async with self._sqlite_turn, self._sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def together(self) -> AsyncIterator[None]:
+        """The store calls this task makes inside the block, one after another, share one transaction: committed
+        when the block ends (durable once it has), rolled back when it raises. Only store calls belong inside: on
+        SQLite the process's other transactions wait for the block. A task started inside gets its own transactions.
+        Nested blocks join the outer one."""
+        if self._joined() is not None:
+            yield
+            return
+        async with self.session() as session:
+            token = _shared.set((self, asyncio.current_task(), session))
+            try:
+                yield
+            finally:
+                _shared.reset(token)
+
+    def _joined(self) -> AsyncSession | None:
+        shared = _shared.get()
+        if shared is None or shared[0] is not self or shared[1] is not asyncio.current_task():
+            return None
+        return shared[2]
 
     def insert_ignoring_duplicates(self, table: type[Base], values: dict[str, object]) -> Executable:
         insert = postgresql_insert if self.dialect == "postgresql" else sqlite_insert
