@@ -221,7 +221,8 @@ class RemoteBot:
         return (
             f"bot process ({self.loop} loop): ready {self.ready_ms:.0f} ms after its spawn (imports {imports} ms, "
             f"app start {started - imports} ms, warm-up {ready - started} ms; without the imports "
-            f"{ready - imports} ms); peak RSS {self.ready_usage.peak_rss_mib:.0f} MiB after warm-up, "
+            f"{ready - imports} ms; {self.ready_usage.cpu_seconds:.2f} s of CPU until ready); "
+            f"peak RSS {self.ready_usage.peak_rss_mib:.0f} MiB after warm-up, "
             f"{end.peak_rss_mib:.0f} MiB at the end"
         )
 
