@@ -31,6 +31,7 @@ from msgraph_core.middleware import GraphTelemetryHandler
 
 from bot.adapters.graph_costs import graph_limits
 from bot.adapters.graph_pacing import PacedTransport
+from bot.adapters.graph_transport import AiohttpTransport
 from bot.domain.pacer import Pacer
 from bot.settings import GraphMode, GraphSettings
 from bot.telemetry import GraphTelemetryTransport
@@ -131,6 +132,19 @@ def build_credential(settings: GraphSettings) -> AsyncTokenCredential:
     raise ValueError(f"Graph mode {settings.mode.value} does not use a credential")
 
 
+class GraphHttpClient(httpx.AsyncClient):
+    """The Graph HTTP client, whose `aclose` also closes its connections: msgraph's middleware transport, which
+    replaces the client's own (GraphClientFactory), does not pass `aclose` on to the transport under it."""
+
+    def __init__(self, *, transport: httpx.AsyncBaseTransport, timeout: httpx.Timeout) -> None:
+        super().__init__(transport=transport, timeout=timeout)
+        self._connections = transport
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        await self._connections.aclose()
+
+
 def build_graph_client(
     settings: GraphSettings,
     base_url: str,
@@ -153,8 +167,9 @@ def build_graph_client(
         )
     # Under kiota's middleware: every attempt, retries included, is admitted by the pacer, then one span with its
     # status (bot/telemetry.py).
-    paced = PacedTransport(pacer or Pacer(graph_limits()), GraphTelemetryTransport())
-    http_client = httpx.AsyncClient(timeout=httpx.Timeout(settings.timeout_seconds), transport=paced)
+    # At the bottom, aiohttp's connections instead of httpcore's (graph_transport.py).
+    paced = PacedTransport(pacer or Pacer(graph_limits()), GraphTelemetryTransport(AiohttpTransport()))
+    http_client = GraphHttpClient(timeout=httpx.Timeout(settings.timeout_seconds), transport=paced)
     # Reads may be retried by the SDK after a 503 or 504 (they are idempotent), but never for long inside a chat turn.
     # A 429 is the pacer's to retry: the SDK retrying it too would send the requests the pacer plans several times.
     read_retries: dict[str, RequestOption] = {RetryHandlerOption.get_key(): RetryHandlerOption(delay=1, max_retries=2)}
