@@ -254,6 +254,7 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
             tap=service,
             directory=graph,
             passes=graph,
+            methods=graph,
             store=store,
             clock=clock,
             audit=audit,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from microsoft_teams.cards.core import (
     ActionStyle,
@@ -24,7 +25,7 @@ from cards.reasons import reason_block
 
 STATE_WORDS = {
     RowState.READY: "Ready",
-    RowState.HOLDS_PASS: "Already hold a pass",
+    RowState.HOLDS_PASS: "Already hold a pass",  # jobs checked before the run read the passes itself
     RowState.REFUSED: "Refused",
     RowState.NOT_FOUND: "Not found",
     RowState.NO_PASS: "Hold no pass",
@@ -35,7 +36,7 @@ STATE_WORDS = {
     RowState.REVOKING: "In progress",
     RowState.REVOKED: "Revoked",
     RowState.FAILED: "Failed",
-    RowState.SKIPPED: "Skipped",
+    RowState.SKIPPED: "Skipped: hold a pass",
     RowState.CANCELLED: "Cancelled",
 }
 MAX_PROBLEMS_SHOWN = 10
@@ -52,9 +53,12 @@ def preflight_card(
     problems: Sequence[JournalRow],
     duplicates: int,
     ignored_columns: Sequence[str] = (),
+    *,
+    replacing: bool = False,
 ) -> CardJson:
+    """`replacing`: the rows of an earlier job that were skipped for holding a pass (Replace these N): the replace
+    switch starts on."""
     ready = counts.get(RowState.READY, 0)
-    holding = counts.get(RowState.HOLDS_PASS, 0) if job.kind is BulkKind.ISSUE else 0
     body: list[CardElement] = [
         heading(f"Bulk {job.kind.value} from {job.file_name} (job {job.id})"),
         sentence("I checked every row with the same rules as a single command. Nothing has been written yet."),
@@ -70,27 +74,31 @@ def preflight_card(
     if problems:
         body.extend(_rows_with_reasons("Problems", problems))
     actions: list[ExecuteAction] = []
-    if ready and holding:
-        # A card cannot rename its button when the switch moves, so the button names both outcomes.
+    if ready and job.kind is BulkKind.ISSUE:
+        # Who holds a pass is read by the run, right before each create (under the user's lock), so the card cannot
+        # count them: the switch says what it does to any pass it finds.
+        checked = local_and_utc(job.created_at, _zone(job.timezone))
         body.append(
             ToggleInput(
                 id="replaceExisting",
-                title=f"Also replace {_held(holding)} (stops working at once)",
-                value="false",
+                title=f"Replace a pass a user already holds if it was created before this check ({checked}); "
+                "it stops working at once",
+                value="true" if replacing else "false",
                 value_on="true",
                 value_off="false",
+                wrap=True,
             )
         )
-        title = f"Issue {_number(ready, 'pass')} ({ready + holding} with the switch on)"
-        actions.append(_confirm(title, ConfirmJobButton(job.id)))
-    elif holding:
-        # Everyone already holds a pass: the only thing to confirm is replacing them.
-        actions.append(
-            _confirm(f"Replace {_held(holding)}", ConfirmJobButton(job.id, replace_existing=True), "destructive")
+        body.append(
+            sentence(
+                "A pass created after this check is never replaced. With the switch off, users who hold a pass are "
+                "skipped, and the job's final card offers to replace theirs.",
+                subtle=True,
+            )
         )
+        actions.append(_confirm(f"Issue {_number(ready, 'pass')}", ConfirmJobButton(job.id)))
     elif ready:
-        verb_word = "Issue" if job.kind is BulkKind.ISSUE else "Revoke"
-        actions.append(_confirm(f"{verb_word} {_number(ready, 'pass')}", ConfirmJobButton(job.id)))
+        actions.append(_confirm(f"Revoke {_number(ready, 'pass')}", ConfirmJobButton(job.id)))
     actions.append(ExecuteAction(title="Cancel", verb=verbs.BULK_CANCEL, data=JobButton(job.id).data()))
     return render(*body, actions=actions)
 
@@ -106,8 +114,11 @@ def _number(count: int, noun: str) -> str:
     return f"{count} {noun}es" if noun.endswith("s") else f"{count} {noun}s"
 
 
-def _held(holding: int) -> str:
-    return "the pass 1 user already holds" if holding == 1 else f"the passes {holding} users already hold"
+def _zone(name: str) -> tzinfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
 
 
 def _rows_with_reasons(title: str, rows: Sequence[JournalRow]) -> list[CardElement]:
@@ -184,7 +195,10 @@ def final_card(
     *,
     can_export: bool,
     note: str | None = None,
+    held: Sequence[JournalRow] = (),
 ) -> CardJson:
+    """`held`: the rows skipped because their user holds a pass this job could not replace; the card lists them and
+    offers to replace those passes in a new job (checked again, confirmed on its own card)."""
     title = {
         JobStatus.FINISHED: "finished",
         JobStatus.CANCELLED: "cancelled",
@@ -198,6 +212,8 @@ def final_card(
         body.append(sentence(note))
     if failed:
         body.extend(_rows_with_reasons("Failed rows", failed))
+    if held:
+        body.extend(_rows_with_reasons("Skipped: they hold a pass", held))
     if job.kind is BulkKind.ISSUE and counts.get(RowState.DELIVERED):
         body.append(sentence(f"To revoke these passes later: /tap revoke job {job.id}", subtle=True))
     actions: list[ExecuteAction] = []
@@ -206,6 +222,14 @@ def final_card(
             ExecuteAction(
                 title=f"Retry {_number(len(failed), 'failed row')}",
                 verb=verbs.BULK_RETRY,
+                data=JobButton(job.id).data(),
+            )
+        )
+    if held and job.kind is BulkKind.ISSUE:
+        actions.append(
+            ExecuteAction(
+                title=f"Replace these {len(held)}",
+                verb=verbs.BULK_REPLACE_HELD,
                 data=JobButton(job.id).data(),
             )
         )

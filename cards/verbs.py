@@ -10,6 +10,7 @@ BULK_CANCEL = "tap.bulkCancel"
 BULK_RETRY = "tap.bulkRetry"
 BULK_EXPORT = "tap.bulkExport"
 BULK_RESUME = "tap.bulkResume"  # a job paused for its requester's sign-in (delegated writes) goes on
+BULK_REPLACE_HELD = "tap.bulkReplaceHeld"  # a finished job's rows skipped for holding a pass, checked again to replace
 SUBMIT_FORM = "tap.submitForm"
 CHOOSE_PERSON = "tap.choosePerson"
 VERIFY_CONFIRM = "tap.verifyConfirm"  # the manager: "Confirm" (it is them)
@@ -28,6 +29,7 @@ ALL = frozenset(
         BULK_RETRY,
         BULK_EXPORT,
         BULK_RESUME,
+        BULK_REPLACE_HELD,
         SUBMIT_FORM,
         CHOOSE_PERSON,
         VERIFY_CONFIRM,

@@ -285,10 +285,11 @@ class GraphGateway(RefusalReads):
         methods = (response.value or []) if response else []
         return tuple(method.odata_type or "" for method in methods)
 
-    async def methods_and_pass(self, user_id: str) -> UserMethods:
+    async def methods_and_pass(self, user_id: str, *, confirm_missing_pass: bool = True) -> UserMethods:
         """Follow-through's one read per check: the user's methods with their createdDateTime, and the pass, which
-        the list holds as a temporaryAccessPassAuthenticationMethod; read on its own only when the list lacks it (or
-        its methodUsabilityReason)."""
+        the list holds as a temporaryAccessPassAuthenticationMethod; read on its own when the list lacks its
+        methodUsabilityReason, or lacks it altogether unless `confirm_missing_pass` is False (a bulk row: Graph lists
+        every method registered to the user, a pass among them, so no pass listed is no pass)."""
         builder = self._user(user_id).authentication.methods
         answer = await self._read_json(
             "read the user's sign-in methods", lambda call: builder.to_get_request_information(call)
@@ -301,11 +302,14 @@ class GraphGateway(RefusalReads):
             odata_type = str(method.get("@odata.type") or "")
             if odata_type == TAP_METHOD_TYPE:
                 # Trusted only with its usability: whether a one-time pass was used is what the check needs.
-                current = _pass_info(method) if "methodUsabilityReason" in method else None
+                if "methodUsabilityReason" in method:
+                    current = _pass_info(method)
+                else:
+                    confirm_missing_pass = True
                 continue
             created = _utc(_datetime(method.get("createdDateTime")))
             methods.append(RegisteredMethod(str(method.get("id") or ""), odata_type, created))
-        if current is None:
+        if current is None and confirm_missing_pass:
             current = await self.current_pass(user_id)
         return UserMethods(tuple(methods), current)
 

@@ -9,7 +9,13 @@ The world is checked again when the run acts, not only at preflight: the request
 resumed or adopted run) and then at most every OPERATOR_RECHECK_SECONDS; each target's eligibility by the single
 command's rule on the run's JobSnapshot and the user as read in a batch, both at most SNAPSHOT_MAX_AGE old
 (job_snapshot.py; every run takes its own); and the target's current pass, read for every row under that user's
-lock right before the create.
+lock right before the create: one Graph read, the user's methods list (which holds the pass) when verification is on
+(a recovery pass needs a verification, which a bulk run cannot give), else the pass alone.
+
+A live pass found there is replaced only when the operator chose to replace existing passes and it was created before
+the file was checked (the passes that existed when the operator looked at the check), or when it is this row's own
+pass from a run caught between create and delivery. Any other live pass ends the row SKIPPED, with the pass's
+creation time; the final card offers to replace those in a new job.
 
 With delegated writes every row is written with the requester's own token. When none can be had any more
 (`SignInRequired`: their sign-in lapsed and the token service cannot renew it) nothing was sent for that row: it goes
@@ -26,6 +32,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
+from typing import Protocol
 
 from bot.domain.audit import AuditAction, AuditOutcome
 from bot.domain.auditing import Auditor
@@ -43,6 +50,7 @@ from bot.domain.bulk import (
 )
 from bot.domain.eligibility import resolve_lifetime, resolve_one_time
 from bot.domain.errors import Refused, Rule, SignInRequired, TapError, TargetBusy, Throttled
+from bot.domain.follow_through import UserMethods
 from bot.domain.job_snapshot import Snapshots, UserReads
 from bot.domain.model import Caller, DirectoryUser, IssuedPass, PassInfo
 from bot.domain.ports import Clock, Directory, PassMethods
@@ -59,10 +67,29 @@ CANCEL_POLL_SECONDS = 1.0
 # most this often while it runs; a removed operator's job stops within this window. Targets are checked per row.
 OPERATOR_RECHECK_SECONDS = 30.0
 NO_LONGER_OPERATOR = "You are no longer a TAP operator (a member of the IT operator group)."
+# A pass counts as existing when the file was checked only if Graph dates it this much before the check: Graph's clock
+# and ours may differ a little (and a date may come in whole seconds); a pass that close is skipped, never replaced.
+CHECK_TIME_MARGIN = timedelta(seconds=5)
 
 
 async def _always_ready() -> None:
     return None
+
+
+class MethodsAndPass(Protocol):
+    async def methods_and_pass(self, user_id: str, *, confirm_missing_pass: bool = True) -> UserMethods:
+        """The user's authentication methods and their pass, from one list (GET /users/{id}/authentication/methods);
+        `confirm_missing_pass=False`: no pass in the list is no pass (no second read)."""
+        ...
+
+
+class HoldsPass(Exception):
+    """The row's user holds a live pass this job may not replace: the row is skipped (`reason`), nothing written."""
+
+    def __init__(self, reason: str, existing: PassInfo) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.existing = existing
 
 
 @dataclass(frozen=True)
@@ -87,6 +114,7 @@ class RowRunner:
         tap: TapService,
         directory: Directory,
         passes: PassMethods,
+        methods: MethodsAndPass,
         store: BulkStore,
         clock: Clock,
         auditor: Auditor,
@@ -97,6 +125,7 @@ class RowRunner:
         self._tap = tap
         self._directory = directory
         self._passes = passes
+        self._methods = methods
         self._store = store
         self._clock = clock
         self._auditor = auditor
@@ -232,6 +261,18 @@ class RowRunner:
                 return
         except (Throttled, TargetBusy):
             raise
+        except HoldsPass as holds:
+            await self._auditor.record(
+                AuditAction.ISSUE,
+                AuditOutcome.NOTHING_TO_DO,
+                self._requester,
+                user=user,
+                target=row.target,
+                detail=f"bulk job {self._job.id}, line {row.line}: skipped, {holds.reason}",
+                reason=row.request_reason,
+            )
+            await self._finish([creating.moved(RowState.SKIPPED, reason=holds.reason)])
+            return
         except SignInRequired:
             await self._wait_for_sign_in(row)
             return
@@ -263,28 +304,31 @@ class RowRunner:
 
     async def _create_checked(self, row: JournalRow, known: DirectoryUser) -> IssuedPass | None:
         """Every rule of a single pass for this row's user, on facts at most SNAPSHOT_MAX_AGE old (the user as read
-        in a batch, the job's snapshot), and the current pass read now; then the create. Runs under the user's
-        lock. None when the user no longer exists."""
+        in a batch, the job's snapshot), and one Graph read now: the user's methods and pass (verification on) or
+        the pass; then the create. Runs under the user's lock. None when the user no longer exists."""
         assert self._users is not None  # set when the run started
         user = await self._users.user(known.object_id)
         if user is None:
             return None
         snapshot = await self._snapshots.current()
         refusal = await snapshot.refusal(self._requester, user, self._directory)
-        if refusal is None and self._tap.verification is not None:
-            refusal = await self._tap.verification.bulk_refusal(user)  # methods registered since the preflight
         if refusal is not None:
             raise refusal
+        verification = self._tap.verification
+        if verification is not None:
+            # One list holds both: the methods that make this a recovery pass, and the pass a create would replace.
+            read = await self._methods.methods_and_pass(user.object_id, confirm_missing_pass=False)
+            existing = read.current_pass
+            refusal = await verification.bulk_refusal(user, methods=tuple(method.odata_type for method in read.methods))
+            if refusal is not None:
+                raise refusal
+        else:
+            existing = await self._passes.current_pass(user.object_id)
         lifetime = resolve_lifetime(row.lifetime_minutes, snapshot.policy)
         one_time = resolve_one_time(row.one_time, snapshot.policy)
-        existing = await self._passes.current_pass(user.object_id)
         now = self._clock.now()
         if existing is not None and existing.is_live(now) and not self._may_replace(row, existing):
-            raise Refused(
-                Rule.EXISTING_PASS,
-                f"Holds a pass created {existing.created_at:%Y-%m-%d %H:%M} UTC that this job was not asked to "
-                "replace; use /tap issue for this user to replace it.",
-            )
+            raise HoldsPass(self._holds_pass_reason(existing), existing)
         return await self._tap.create_checked_pass(
             self._requester,
             user,
@@ -298,16 +342,26 @@ class RowRunner:
         )
 
     def _may_replace(self, row: JournalRow, existing: PassInfo) -> bool:
-        """A live pass is replaced only if it is the one the preflight showed (and the operator chose to replace
-        those), or this row's own pass from a run that stopped between create and delivery."""
-        if row.pass_method_id is not None and row.pass_method_id == existing.method_id:
+        """A live pass is replaced only if the operator chose to replace existing passes and it already existed when
+        the file was checked (`created_at` of the job: what the operator looked at), or if it is this row's own pass
+        from a run that stopped between create and delivery."""
+        if self._job.replace_existing and existing.created_at < self._job.created_at - CHECK_TIME_MARGIN:
             return True
+        if row.pass_method_id is not None and row.pass_method_id == existing.method_id:
+            return True  # this row's own pass, created by a run that stopped before showing it
         if row.line in self._caught_mid_create:
             # The create may have happened without its id reaching the journal: a pass made since the job started
             # is taken to be that one.
             started = self._job.started_at or self._job.created_at
             return existing.created_at >= started
         return False
+
+    def _holds_pass_reason(self, existing: PassInfo) -> str:
+        created = f"Holds a pass created {existing.created_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+        if existing.created_at >= self._job.created_at - CHECK_TIME_MARGIN:
+            checked = f"{self._job.created_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+            return f"{created}, at or after the time the file was checked ({checked}), so this job did not replace it."
+        return f"{created}; you chose not to replace passes users already hold."
 
     async def _revoke(self, row: JournalRow) -> None:
         revoking = row.moved(RowState.REVOKING, attempts=row.attempts + 1)

@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from bot.domain.auditing import Auditor
 from bot.domain.bulk import BulkJob, BulkSink, BulkStore, Progress
-from bot.domain.bulk_row_runner import RowRunner, RunTiming
+from bot.domain.bulk_row_runner import MethodsAndPass, RowRunner, RunTiming
 from bot.domain.bulk_service import UnknownJob
 from bot.domain.pacer import Lane, lane
 from bot.domain.ports import AuditLog, Clock, Directory, PassMethods
@@ -31,6 +31,7 @@ class BulkRunner:
         tap: TapService,
         directory: Directory,
         passes: PassMethods,
+        methods: MethodsAndPass,
         store: BulkStore,
         clock: Clock,
         audit: AuditLog,
@@ -41,6 +42,7 @@ class BulkRunner:
         self._tap = tap
         self._directory = directory
         self._passes = passes
+        self._methods = methods
         self._store = store
         self._clock = clock
         self._auditor = Auditor(audit, clock)
@@ -68,6 +70,7 @@ class BulkRunner:
             tap=self._tap,
             directory=self._directory,
             passes=self._passes,
+            methods=self._methods,
             store=self._store,
             clock=self._clock,
             auditor=self._auditor,

@@ -1,7 +1,9 @@
 """Bulk jobs before they run: the preflight of a file, confirmation (or a request for approval), and cancel.
 
 A file's `RequestedRow`s are checked with the same rules as a single command and journaled as `JournalRow`s before
-anything is written to Graph; confirming queues them (PENDING) and starts the job. Running it is `bulk_runner.py`
+anything is written to Graph; confirming queues them (PENDING) and starts the job. The check of an issue file makes no
+Graph read per row (the job's snapshot and users read many to a request): who holds a pass, and who would need a
+verification, is found by the run under each user's lock, where it must be read anyway. Running it is `bulk_runner.py`
 (which replica runs it) and `bulk_row_runner.py` (its rows, one by one).
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import TypeVar, cast
 
@@ -48,6 +50,7 @@ class Checked:
     problems: list[JournalRow]
     duplicates: int
     ignored_columns: tuple[str, ...] = ()
+    replacing: bool = False  # rows asked for again to replace the passes they hold (Replace these N)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,11 @@ class NotYourJob(TapError):
 class NothingToRetry(TapError):
     def __init__(self) -> None:
         super().__init__("No row of this job failed; nothing to retry.")
+
+
+class NothingHeld(TapError):
+    def __init__(self) -> None:
+        super().__init__("No row of this job was skipped for holding a pass; nothing to replace.")
 
 
 class UnknownJob(TapError):
@@ -212,6 +220,21 @@ class BulkService:
             caller, job.kind, _file_of(failed), f"retry of job {job.id}", job.timezone, reason=job.reason
         )
 
+    async def check_held_rows(self, caller: Caller, job_id: int) -> Checked:
+        """`Replace these N`: the rows job N skipped because their user held a pass, checked again as a new issue
+        job like any file. Its confirm card has the replace switch on; what it may replace is decided by its own
+        check time (the passes that exist now, which the requester has just been shown), under each user's lock."""
+        job = await self._own_job(caller, job_id)
+        if job.kind is not BulkKind.ISSUE:
+            raise NothingHeld()
+        held = await self._store.rows(job_id, (RowState.SKIPPED,))
+        if not held:
+            raise NothingHeld()
+        checked = await self.check_file(
+            caller, job.kind, _file_of(held), f"passes held in job {job.id}", job.timezone, reason=job.reason
+        )
+        return replace(checked, replacing=True)
+
     async def _read_users(self, references: list[str]) -> dict[str, DirectoryUser]:
         """The rows' users, USERS_PER_READ to a Graph request: keyed by reference lower-cased, missing when none."""
         unique = list(dict.fromkeys(reference.lower() for reference in references))
@@ -235,13 +258,12 @@ class BulkService:
     async def _check_issue_row(
         self, caller: Caller, row: JournalRow, user: DirectoryUser, snapshots: Snapshots
     ) -> JournalRow:
-        """The single command's rules on the job's snapshot; the current pass is read only for an eligible user."""
+        """The single command's rules on the job's snapshot, with no Graph read of this row's own: its current pass
+        and its methods (a recovery pass needs a verification) are read by the run, under the user's lock."""
         labelled = row.moved(row.state, user_id=user.object_id, user_label=user.label)
         snapshot = await snapshots.current()
         try:
             refusal = await snapshot.refusal(caller, user, self._directory)
-            if refusal is None and self._tap.verification is not None:
-                refusal = await self._tap.verification.bulk_refusal(user)  # a recovery pass needs a verification
             if refusal is not None:
                 raise refusal
             lifetime = resolve_lifetime(row.lifetime_minutes, snapshot.policy)
@@ -264,16 +286,6 @@ class BulkService:
         refusal = start_refusal(row.start_at, self._clock.now())
         if refusal is not None:
             return labelled.moved(RowState.REFUSED, reason=refusal.user_message)
-        existing = await self._passes.current_pass(user.object_id)
-        if existing is not None and existing.is_live(self._clock.now()):
-            # The pass shown here is the only one the replace switch may replace when the job runs.
-            return labelled.moved(
-                RowState.HOLDS_PASS,
-                lifetime_minutes=lifetime,
-                one_time=one_time,
-                pass_method_id=existing.method_id,
-                reason=f"Holds a pass until {existing.expires_at:%Y-%m-%d %H:%M} UTC.",
-            )
         return labelled.moved(RowState.READY, lifetime_minutes=lifetime, one_time=one_time)
 
     async def _check_revoke_row(
@@ -288,6 +300,9 @@ class BulkService:
     # --- confirmation, approval, cancel -------------------------------------------------------------------
 
     async def confirm(self, caller: Caller, job_id: int, *, replace_existing: bool) -> Started | WaitingForApproval:
+        """Queues the checked rows and starts the job (or asks for approval). `replace_existing`: the run may replace
+        a live pass a row's user holds if it was created before the file was checked (`job.created_at`); any other
+        live pass skips the row. (HOLDS_PASS rows come from jobs checked before the run read the passes itself.)"""
         job = await self._own_job(caller, job_id)
         await self._tap.require_operator(caller)  # the right may have gone since the preflight
         if job.status is not JobStatus.CHECKED:
@@ -331,7 +346,8 @@ class BulkService:
             AuditOutcome.SUCCEEDED,
             caller,
             target=f"bulk job {job.id}",
-            detail=f"started: {to_run} rows" + (", replacing existing passes" if replace_existing else ""),
+            detail=f"started: {to_run} rows"
+            + (", replacing passes created before the file was checked" if replace_existing else ""),
             reason=job.reason,
         )
         return Started(await self._job(job_id))

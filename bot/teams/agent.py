@@ -183,6 +183,7 @@ def register_handlers(
         verbs.BULK_CONFIRM: turns.button(bulk.on_confirm),
         verbs.BULK_CANCEL: turns.button(bulk.on_cancel),
         verbs.BULK_RETRY: turns.button(bulk.on_retry),
+        verbs.BULK_REPLACE_HELD: turns.button(bulk.on_replace_held),
         verbs.BULK_EXPORT: turns.button(bulk.on_export),
         verbs.BULK_RESUME: turns.button(bulk.on_resume),
     }

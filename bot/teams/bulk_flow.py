@@ -4,8 +4,9 @@ A job runs in the background (the HTTP answer to Teams is immediate) on the doma
 SQL, so after a restart `adopt` picks every unfinished job up again. What the running job shows (progress, result
 pages, the final card) is `bulk_results.py`; the results file is `bulk_export.py`.
 
-Every button names a job: only the operator who ran it may press it, in their personal chat. Refusals (`TapError`)
-and damaged button data are answered by `Turns` (turn.py).
+Every button names a job: only the operator who ran it may press it, in their personal chat. `Replace these N` on a
+final card checks the rows skipped for holding a pass again as a new job, whose confirm card has the replace switch
+on. Refusals (`TapError`) and damaged button data are answered by `Turns` (turn.py).
 
 Delegated writes (issue 14): every row is written with the requester's own token. A run that loses it pauses
 (`JobStatus.WAITING_SIGN_IN`); its progress card says so and the requester gets a sign-in card in their 1:1 chat
@@ -144,7 +145,12 @@ class BulkFlow:
     async def _send_preflight(self, turn: Turn, checked: Checked) -> None:
         await turn.reply_here(
             card=preflight_card(
-                checked.job, checked.counts, checked.problems, checked.duplicates, checked.ignored_columns
+                checked.job,
+                checked.counts,
+                checked.problems,
+                checked.duplicates,
+                checked.ignored_columns,
+                replacing=checked.replacing,
             )
         )
 
@@ -174,7 +180,9 @@ class BulkFlow:
         # Cancelled before it ran, or while it waited for a sign-in (its delivered passes can still be exported).
         failed = await self._bulk.rows(job.id, (RowState.FAILED,))
         counts = await self._bulk.counts(job.id)
-        return turn.card_answer(final_card(job, counts, failed, can_export=self._results.can_export(job.id)))
+        held = await self._bulk.rows(job.id, (RowState.SKIPPED,))
+        can_export = self._results.can_export(job.id)
+        return turn.card_answer(final_card(job, counts, failed, can_export=can_export, held=held))
 
     async def on_retry(self, turn: Turn, data: object) -> AdaptiveCardInvokeResponse:
         button = JobButton.parse(data)
@@ -184,6 +192,17 @@ class BulkFlow:
         await self._send_preflight(turn, checked)
         retried = sum(checked.counts.values())
         return factory.message(f"I checked the {retried} failed rows again; confirm on the new card.")
+
+    async def on_replace_held(self, turn: Turn, data: object) -> AdaptiveCardInvokeResponse:
+        """Replace these N: the rows the job skipped because their user holds a pass, checked again (the requester
+        only, an operator still) as a new job; its confirm card, switch on, says what will be replaced."""
+        button = JobButton.parse(data)
+        if not is_personal(turn.context.activity):
+            return factory.message(PERSONAL_ONLY)
+        checked = await self._bulk.check_held_rows(turn.caller, button.job_id)
+        await self._send_preflight(turn, checked)
+        rows = sum(checked.counts.values())
+        return factory.message(f"I checked the {rows} skipped rows again; confirm on the new card.")
 
     async def on_resume(self, turn: Turn, data: object) -> AdaptiveCardInvokeResponse:
         """The paused card's Resume: the job runs again as its requester (still without a token of theirs, it

@@ -121,7 +121,8 @@ class BulkResults:
             methods = [row.pass_method_id for row in revoked if row.pass_method_id]
             await self.withdraw_passes(methods, RedactionReason.REVOKED, job.requester.object_id)
         failed = await self._bulk.rows(job.id, (RowState.FAILED,))
-        card = final_card(job, counts, failed, can_export=self._vault.has(job.id))
+        held = await self._bulk.rows(job.id, (RowState.SKIPPED,))
+        card = final_card(job, counts, failed, can_export=self._vault.has(job.id), held=held)
         summary = ", ".join(f"{count} {state.value.replace('_', ' ')}" for state, count in sorted(counts.items()))
         if await self._update_progress_card(job, card):
             # The progress card sits above the result pages: say at the bottom of the chat that it is done.
@@ -160,7 +161,8 @@ class BulkResults:
             f"row{'' if not_run == 1 else 's'} were not run."
         )
         failed = await self._bulk.rows(job.id, (RowState.FAILED,))
-        card = final_card(job, counts, failed, can_export=self._vault.has(job.id), note=note)
+        held = await self._bulk.rows(job.id, (RowState.SKIPPED,))
+        card = final_card(job, counts, failed, can_export=self._vault.has(job.id), note=note, held=held)
         updated = await self._update_progress_card(job, card)
         message = (
             text_message(f"{self._presentation.text_prefix}Bulk job {job.id}: {note}")

@@ -51,52 +51,41 @@ def switch(card: CardJson) -> dict[str, Any] | None:
     return next((element for element in card["body"] if element.get("type") == "Input.Toggle"), None)
 
 
-def preflight(ready: int, holding: int, kind: BulkKind = BulkKind.ISSUE, duplicates: int = 0) -> CardJson:
-    counts = {state: count for state, count in ((RowState.READY, ready), (RowState.HOLDS_PASS, holding)) if count}
-    card = preflight_card(job(kind), counts, [], duplicates)
+def preflight(ready: int, kind: BulkKind = BulkKind.ISSUE, duplicates: int = 0, *, replacing: bool = False) -> CardJson:
+    counts = {RowState.READY: ready} if ready else {}
+    card = preflight_card(job(kind), counts, [], duplicates, replacing=replacing)
     assert_valid_card(card)
     assert_valid_card(with_banner(card))
     return card
 
 
-@pytest.mark.parametrize(
-    ("ready", "holding", "button"),
-    [
-        (13, 0, "Issue 13 passes"),
-        (1, 0, "Issue 1 pass"),
-        (10, 3, "Issue 10 passes (13 with the switch on)"),
-        (1, 1, "Issue 1 pass (2 with the switch on)"),
-        (0, 1, "Replace the pass 1 user already holds"),
-        (0, 3, "Replace the passes 3 users already hold"),
-    ],
-)
-def test_the_issue_button_reads_right_with_the_switch_off(ready: int, holding: int, button: str) -> None:
-    card = preflight(ready, holding)
+@pytest.mark.parametrize(("ready", "button"), [(13, "Issue 13 passes"), (1, "Issue 1 pass")])
+def test_the_issue_button_and_the_replace_switch_on_every_issue_file(ready: int, button: str) -> None:
+    card = preflight(ready)
     assert confirm(card)["title"] == button
+    assert "replaceExisting" not in confirm(card)["data"], "off unless the switch is turned on"
     toggle = switch(card)
-    if ready and holding:
-        assert toggle is not None and toggle["value"] == "false"
-        assert "replaceExisting" not in confirm(card)["data"], "off unless the switch is turned on"
-    else:
-        assert toggle is None
-    if not ready:
-        assert confirm(card)["data"]["replaceExisting"] == "true", "the button itself says it replaces"
+    assert toggle is not None and (toggle["id"], toggle["value"]) == ("replaceExisting", "false")
+    # Who holds a pass is read by the run: the switch says what it does, with the check's time, not how many.
+    assert toggle["title"] == (
+        "Replace a pass a user already holds if it was created before this check (Thu 26 Nov 2026, 14:00 "
+        "(Europe/Berlin) · 13:00 UTC); it stops working at once"
+    )
+    assert any("A pass created after this check is never replaced" in text for text in texts(card))
 
 
-@pytest.mark.parametrize(
-    ("holding", "words"),
-    [(1, "Also replace the pass 1 user already holds"), (4, "Also replace the passes 4 users already hold")],
-)
-def test_the_switch_reads_right_for_one_user_and_for_many(holding: int, words: str) -> None:
-    toggle = switch(preflight(5, holding))
-    assert toggle is not None and toggle["title"].startswith(words)
+def test_rows_asked_for_again_to_replace_their_passes_have_the_switch_on() -> None:
+    toggle = switch(preflight(4, replacing=True))
+    assert toggle is not None and toggle["value"] == "true"
+    assert "replaceExisting" not in confirm(preflight(4, replacing=True))["data"], "the switch decides, as shown"
 
 
 def test_revoke_and_duplicates_in_the_singular() -> None:
-    card = preflight(1, 0, BulkKind.REVOKE, duplicates=1)
+    card = preflight(1, BulkKind.REVOKE, duplicates=1)
     assert confirm(card)["title"] == "Revoke 1 pass"
+    assert switch(card) is None, "a revoke file replaces nothing"
     assert "1 duplicate row counted once." in texts(card)
-    assert "2 duplicate rows counted once." in texts(preflight(2, 0, duplicates=2))
+    assert "2 duplicate rows counted once." in texts(preflight(2, duplicates=2))
 
 
 def test_nothing_to_confirm_leaves_only_cancel() -> None:
@@ -128,6 +117,26 @@ def test_a_results_page_shows_withdrawn_passes_without_their_values() -> None:
     assert "Passes, job 7, page 1 (1 user)" in texts(
         results_page_card(job(), page[:1], card_id="c", page_number=1, tz=tz)
     )
+
+
+def test_the_final_card_offers_to_replace_the_passes_of_skipped_rows() -> None:
+    held = [
+        JournalRow(
+            7, line, f"u{line}@contoso.com", RowState.SKIPPED, reason="Holds a pass created 2026-11-26 13:05 UTC"
+        )
+        for line in (2, 3)
+    ]
+    card = final_card(job(), {RowState.DELIVERED: 3, RowState.SKIPPED: 2}, [], can_export=False, held=held)
+    assert_valid_card(card)
+    [action] = card["actions"]
+    assert (action["title"], action["verb"], action["data"]) == (
+        "Replace these 2",
+        verbs.BULK_REPLACE_HELD,
+        {"jobId": 7},
+    )
+    assert "Skipped: they hold a pass" in texts(card)
+    assert "Holds a pass created 2026-11-26 13:05 UTC" in json.dumps(card)
+    assert not final_card(job(), {RowState.DELIVERED: 3}, [], can_export=False).get("actions"), "none held: no button"
 
 
 def test_the_final_card_counts_failed_rows_in_the_singular() -> None:

@@ -69,20 +69,22 @@ async def test_preflight_gives_every_row_its_outcome_and_writes_nothing(world: W
         ignored_columns=("Departmnet",),
     )
     created_before = list(world.passes.created)
+    pass_reads, method_reads = world.passes.reads, world.methods.reads
     checked = await world.bulk.check_file(caller(ADELE), BulkKind.ISSUE, file, "users.csv", "Europe/Berlin")
 
     rows = {row.line: row for row in await world.jobs.rows(checked.job.id)}
     assert rows[2].state is RowState.READY and (rows[2].lifetime_minutes, rows[2].one_time) == (120, True)
     assert rows[2].user_id == STAFF[0].object_id and rows[2].user_label == STAFF[0].label
-    assert rows[3].state is RowState.HOLDS_PASS
-    assert rows[3].pass_method_id == world.passes.passes[STAFF[1].object_id].method_id, "the pass it may replace"
+    # Who holds a pass is read by the run, under the user's lock: the check reads no row's pass or methods.
+    assert rows[3].state is RowState.READY and rows[3].pass_method_id is None
+    assert (world.passes.reads, world.methods.reads) == (pass_reads, method_reads)
     assert rows[4].state is RowState.REFUSED and "protected group" in rows[4].reason
     assert rows[5].state is RowState.REFUSED
     assert rows[6].state is RowState.NOT_FOUND
     assert rows[7].state is RowState.REFUSED and rows[7].lifetime_minutes is None, "no journal overflow"
     assert rows[8].state is RowState.REFUSED and "90 days" in rows[8].reason
     assert rows[9].state is RowState.REFUSED and rows[9].target == "=HYPERLINK()"
-    assert checked.counts == {RowState.READY: 1, RowState.HOLDS_PASS: 1, RowState.REFUSED: 5, RowState.NOT_FOUND: 1}
+    assert checked.counts == {RowState.READY: 2, RowState.REFUSED: 5, RowState.NOT_FOUND: 1}
     assert [row.line for row in checked.problems] == [4, 5, 6, 7, 8, 9]
     assert (checked.duplicates, checked.ignored_columns) == (1, ("Departmnet",))
     assert checked.job.status is JobStatus.CHECKED and checked.job.timezone == "Europe/Berlin"
@@ -165,8 +167,9 @@ async def test_preflight_checks_at_most_the_cap_at_once_and_retries_a_throttled_
             seen["in_flight"] -= 1
 
     world.passes.current_pass = slow_and_once_throttled  # type: ignore[method-assign]
-    checked = await world.bulk.check_file(caller(ADELE), BulkKind.ISSUE, file_of(rows_for(many)), "u.csv", "UTC")
-    assert checked.counts == {RowState.READY: len(many)}
+    # A revoke file: its check reads each row's pass (an issue file's check reads nothing per row).
+    checked = await world.bulk.check_file(caller(ADELE), BulkKind.REVOKE, file_of(rows_for(many)), "u.csv", "UTC")
+    assert checked.counts == {RowState.NO_PASS: len(many)}
     assert seen["peak"] == MAX_CONCURRENT_CHECKS, "never more row checks at once than the cap, and the cap is used"
     assert world.stopwatch.slept == [7], "the throttled step waited out its Retry-After once, then went again"
     assert seen["reads"] == len(many) and throttled_once == {many[7].object_id}
@@ -188,7 +191,7 @@ async def test_a_step_that_fails_the_file_stops_the_other_row_checks(world: Worl
 
     world.passes.current_pass = down_for_one  # type: ignore[method-assign]
     with pytest.raises(GraphUnavailable):
-        await world.bulk.check_file(caller(ADELE), BulkKind.ISSUE, file_of(rows_for(STAFF)), "u.csv", "UTC")
+        await world.bulk.check_file(caller(ADELE), BulkKind.REVOKE, file_of(rows_for(STAFF)), "u.csv", "UTC")
     await asyncio.sleep(0)
     assert sorted(stopped) == sorted(user.object_id for user in STAFF[1:]), "no check goes on for a refused file"
 
@@ -217,20 +220,34 @@ async def test_retry_needs_failed_rows_of_ones_own_job(world: World) -> None:
 # --- confirmation ----------------------------------------------------------------------------------------------------
 
 
-async def test_confirm_queues_ready_rows_and_skips_holders_unless_told_to_replace(world: World) -> None:
+async def test_confirm_queues_every_ready_row_and_the_run_skips_holders_unless_told_to_replace(world: World) -> None:
     await world.tap.issue(caller(ALEX), PassRequest(STAFF[0].object_id))
+    held = world.passes.passes[STAFF[0].object_id]
+    world.clock.advance(minutes=1)
     keep = await world.checked_job(rows_for(STAFF[:2]))
     replace_them = await world.checked_job(rows_for(STAFF[:2]))
     started = await world.bulk.confirm(caller(ADELE), keep, replace_existing=False)
     assert isinstance(started, Started) and started.job.status is JobStatus.RUNNING
+    assert {row.state for row in await world.jobs.rows(keep)} == {RowState.PENDING}
+    await world.runner.run(keep, Sink())
     assert [(row.state, row.reason) for row in await world.jobs.rows(keep)] == [
-        (RowState.SKIPPED, "Already holds a pass; you chose not to replace it."),
-        (RowState.PENDING, ""),
+        (
+            RowState.SKIPPED,
+            f"Holds a pass created {held.created_at:%Y-%m-%d %H:%M} UTC; you chose not to replace passes users "
+            "already hold.",
+        ),
+        (RowState.DELIVERED, ""),
     ]
+    assert world.passes.passes[STAFF[0].object_id] == held, "not replaced"
     assert isinstance(await world.bulk.confirm(caller(ADELE), replace_them, replace_existing=True), Started)
     assert {row.state for row in await world.jobs.rows(replace_them)} == {RowState.PENDING}
     assert world.jobs.jobs[replace_them].replace_existing is True
     assert world.events(AuditOutcome.SUCCEEDED)[-1] == "issue:None"
+    await world.runner.run(replace_them, Sink())
+    rows = await world.jobs.rows(replace_them)
+    assert [row.state for row in rows] == [RowState.DELIVERED, RowState.SKIPPED]
+    assert world.passes.passes[STAFF[0].object_id] != held, "created before the check: replaced"
+    assert "at or after the time the file was checked" in rows[1].reason, "job `keep` made it after this check"
 
 
 async def test_confirm_is_for_the_requester_once(world: World) -> None:

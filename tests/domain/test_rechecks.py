@@ -172,18 +172,20 @@ async def test_bulk_row_whose_user_became_a_role_holder_fails_with_the_rule(worl
 
 
 async def test_bulk_row_never_replaces_a_pass_issued_after_the_preflight(world: World) -> None:
-    job_id = await _start(world, [RequestedRow(2, STAFF[0].object_id), RequestedRow(3, STAFF[1].object_id)])
+    job_id = await world.checked_job([RequestedRow(2, STAFF[0].object_id), RequestedRow(3, STAFF[1].object_id)])
+    assert isinstance(await world.bulk.confirm(caller(ADELE), job_id, replace_existing=True), Started)
     await world.tap.issue(caller(ALEX), PassRequest(STAFF[0].object_id))  # a colleague, meanwhile
     colleague = world.passes.passes[STAFF[0].object_id]
     await world.runner.run(job_id, Sink())
     rows = {row.line: row for row in await world.jobs.rows(job_id)}
-    assert rows[2].state is RowState.FAILED and "not asked to replace" in rows[2].reason
-    assert world.passes.passes[STAFF[0].object_id] == colleague
+    assert rows[2].state is RowState.SKIPPED and "at or after the time the file was checked" in rows[2].reason
+    assert world.passes.passes[STAFF[0].object_id] == colleague, "even with the replace switch on"
     assert rows[3].state is RowState.DELIVERED
 
 
-async def test_bulk_row_replaces_only_the_pass_the_preflight_showed(world: World) -> None:
+async def test_bulk_row_replaces_a_pass_created_before_the_check(world: World) -> None:
     await world.tap.issue(caller(ALEX), PassRequest(STAFF[0].object_id))
+    world.clock.advance(minutes=1)
     job_id = await world.checked_job([RequestedRow(2, STAFF[0].object_id)])
     assert isinstance(await world.bulk.confirm(caller(ADELE), job_id, replace_existing=True), Started)
     await world.runner.run(job_id, Sink())

@@ -16,6 +16,7 @@ from bot.domain.bulk_row_runner import RunTiming
 from bot.domain.bulk_runner import BulkRunner
 from bot.domain.bulk_service import BulkService
 from bot.domain.decisions import DecisionService
+from bot.domain.follow_through import RegisteredMethod, UserMethods
 from bot.domain.model import Caller, DirectoryUser, Recipient
 from bot.domain.onboarding import OnboardingDefaults, OnboardingService
 from tests.fakes import (
@@ -92,12 +93,29 @@ class Stopwatch:
         await asyncio.sleep(0)
 
 
+class FakeMethods:
+    """The methods list of the fake tenant (GET /users/{id}/authentication/methods): the directory's methods and the
+    pass, in one read; `reads` counts them."""
+
+    def __init__(self, directory: FakeDirectory, passes: FakePasses) -> None:
+        self._directory = directory
+        self._passes = passes
+        self.reads = 0
+
+    async def methods_and_pass(self, user_id: str, *, confirm_missing_pass: bool = True) -> UserMethods:
+        self.reads += 1
+        kinds = await self._directory.sign_in_methods(user_id)
+        methods = tuple(RegisteredMethod(f"{user_id}-{index}", kind, None) for index, kind in enumerate(kinds))
+        return UserMethods(methods, self._passes.passes.get(user_id))
+
+
 class World:
     def __init__(self, rules: ApprovalRules | None = None) -> None:
         self.clock = FixedClock()
         self.stopwatch = Stopwatch()
         self.directory = FakeDirectory()
         self.passes = FakePasses(self.clock)
+        self.methods = FakeMethods(self.directory, self.passes)
         self.audit = MemoryAudit()
         self.locks = MemoryTargetLocks()
         self.approvals = MemoryApprovals()
@@ -151,6 +169,7 @@ class World:
             tap=self.tap,
             directory=self.directory,
             passes=self.passes,
+            methods=self.methods,
             store=self.jobs,
             clock=self.clock,
             audit=self.audit,

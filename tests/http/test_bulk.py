@@ -126,7 +126,7 @@ async def test_users_holding_a_pass_are_only_replaced_when_asked(bot: RunningBot
     bot.connector.clear()
     await attach(bot, "users.csv", csv_of(upns))
     preflight = last_card(bot)
-    assert "Already hold a pass\n1" in card_text(preflight)
+    assert "Ready\n4" in card_text(preflight), "who holds a pass is read by the run, under the user's lock"
     assert any(element.get("type") == "Input.Toggle" for element in preflight["body"])
     job_id = job_id_of(preflight)
     await bot.press(ADELE, verbs.BULK_CONFIRM, {"jobId": job_id, "replaceExisting": "false"})
