@@ -183,18 +183,24 @@ class Usage:
     cpu_seconds: float
     peak_rss_mib: float
     rss_mib: float
+    loop_thread_cpu_seconds: float  # of cpu_seconds, the main thread's: the event loop (the rest: SQLite, pools)
+
+
+def cpu_seconds(stat_file: Path) -> float:
+    stat = stat_file.read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": fields 3 on
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
 
 
 def process_usage(pid: int) -> Usage:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) ": fields 3 on
-    utime, stime = int(fields[11]), int(fields[12])
+    process_cpu = cpu_seconds(Path(f"/proc/{pid}/stat"))
+    loop_cpu = cpu_seconds(Path(f"/proc/{pid}/task/{pid}/stat"))
     memory: dict[str, float] = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         name, _, value = line.partition(":")
         if name in ("VmHWM", "VmRSS"):
             memory[name] = int(value.split()[0]) / 1024
-    return Usage((utime + stime) / CLOCK_TICKS, memory.get("VmHWM", 0.0), memory.get("VmRSS", 0.0))
+    return Usage(process_cpu, memory.get("VmHWM", 0.0), memory.get("VmRSS", 0.0), loop_cpu)
 
 
 @dataclass

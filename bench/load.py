@@ -37,6 +37,7 @@ class Phase:
     errors: list[str] = field(default_factory=list[str])
     seconds: float = 0.0
     cpu_seconds: float = 0.0  # the bot process's
+    loop_cpu_seconds: float = 0.0  # of which its main thread's (the event loop)
     harness_cpu_seconds: float = 0.0  # this process's: the HTTP client and the recording connector
 
     def p(self, share: float) -> float:
@@ -64,10 +65,12 @@ async def operators_at_once(bot: RemoteBot, operators: list[Person], targets: li
                 if not chat or expected not in str(chat[-1].activity):
                     phase.errors.append(f"{text}: {str(chat[-1].activity)[:200] if chat else 'no answer'}")
 
-    bot_cpu, harness_cpu, started = bot.usage().cpu_seconds, time.process_time(), time.perf_counter()
+    bot_before, harness_cpu, started = bot.usage(), time.process_time(), time.perf_counter()
     await asyncio.gather(*(operator(index) for index in range(len(operators))))
     phase.seconds = time.perf_counter() - started
-    phase.cpu_seconds = bot.usage().cpu_seconds - bot_cpu
+    bot_after = bot.usage()
+    phase.cpu_seconds = bot_after.cpu_seconds - bot_before.cpu_seconds
+    phase.loop_cpu_seconds = bot_after.loop_thread_cpu_seconds - bot_before.loop_thread_cpu_seconds
     phase.harness_cpu_seconds = time.process_time() - harness_cpu
     return phase
 
@@ -134,7 +137,9 @@ async def main(arguments: argparse.Namespace) -> None:
     if paced:
         print(paced)
     print(
-        f"CPU per command without the bulk job: bot process {alone.cpu_seconds / commands * 1000:.1f} ms, "
+        f"CPU per command without the bulk job: bot process {alone.cpu_seconds / commands * 1000:.1f} ms "
+        f"(its event loop's thread {alone.loop_cpu_seconds / commands * 1000:.1f} ms, other threads "
+        f"{(alone.cpu_seconds - alone.loop_cpu_seconds) / commands * 1000:.1f} ms), "
         f"this process (client and connector playing Teams) {alone.harness_cpu_seconds / commands * 1000:.1f} ms"
     )
     errors = alone.errors + during.errors
