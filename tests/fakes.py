@@ -24,7 +24,7 @@ from bot.domain.model import (
     UsabilityReason,
 )
 from bot.domain.people import name_fits
-from bot.domain.ports import Directory, PassMethods, TargetReading
+from bot.domain.ports import PassMethods, TargetReading
 from bot.domain.service import AccessRules, ApprovalGate, TapService
 
 TENANT = "11111111-1111-1111-1111-111111111111"
@@ -217,16 +217,19 @@ class FakeTargetReads:
     """The target's reads together (GraphGateway sends them as one `$batch`), from the fake directory and passes, so
     that their counters and any test's changes to them hold; `readings` counts the calls."""
 
-    directory: Directory
+    directory: FakeDirectory
     passes: PassMethods
     readings: int = 0
 
-    async def target_reading(self, user_id: str, group_ids: Iterable[str]) -> TargetReading:
+    async def target_reading(
+        self, user_id: str, group_ids: Iterable[str], *, with_methods: bool = False
+    ) -> TargetReading:
         self.readings += 1
         return TargetReading(
             await self.directory.directory_roles(user_id),
             await self.directory.member_groups(user_id, group_ids),
             await self.passes.current_pass(user_id),
+            await self.directory.sign_in_methods(user_id) if with_methods else None,
         )
 
 

@@ -90,6 +90,7 @@ ORPHAN_LEFT_LIVE = (
 EVENTUAL_CONSISTENCY = {"ConsistencyLevel": "eventual"}
 TAP_CONFIGURATION_TYPE = "#microsoft.graph.temporaryAccessPassAuthenticationMethodConfiguration"
 TAP_METHOD_TYPE = "#microsoft.graph.temporaryAccessPassAuthenticationMethod"
+METHODS_READ = "read the user's sign-in methods"
 
 
 class GraphGateway(RefusalReads):
@@ -174,11 +175,17 @@ class GraphGateway(RefusalReads):
             found.update(str(group_id) for group_id in _values(response))
         return frozenset(found)
 
-    async def target_reading(self, user_id: str, group_ids: Iterable[str]) -> TargetReading:
+    async def target_reading(
+        self, user_id: str, group_ids: Iterable[str], *, with_methods: bool = False
+    ) -> TargetReading:
         """The target's roles (`directory_roles`' first round), its group check and its current pass as one `$batch`:
         one round trip instead of seven, Graph and the pacer counting each item on its own. An item Graph did not
         answer with a single page (an error, a 429, more pages) is sent again as the single request, so its errors,
-        retries and paging are exactly that request's; a group-held role's second round follows as before."""
+        retries and paging are exactly that request's; a group-held role's second round follows (one more batch).
+
+        `with_methods`: the pass is read from the user's sign-in methods list instead (`/authentication/methods`,
+        which holds it), and the list's method types are returned too: a verification's requirement needs them, and
+        reading them here saves it a request of its own."""
         wanted = sorted(set(group_ids))
         chunks = [
             wanted[start : start + CHECK_MEMBER_GROUPS_LIMIT]
@@ -186,14 +193,15 @@ class GraphGateway(RefusalReads):
         ]
         reads = self.first_round_reads(user_id)
         if len(reads) + 1 + len(chunks) > BATCH_LIMIT:
-            role_names, existing, member_groups = await asyncio.gather(
-                self.directory_roles(user_id), self.current_pass(user_id), self.member_groups(user_id, wanted)
+            role_names, (existing, methods), member_groups = await asyncio.gather(
+                self.directory_roles(user_id),
+                self._pass_and_methods(user_id, with_methods),
+                self.member_groups(user_id, wanted),
             )
-            return TargetReading(role_names, member_groups, existing)
+            return TargetReading(role_names, member_groups, existing, methods)
         items = [BatchItem(name, read.first_request()) for name, read in reads.items()]
-        items.append(
-            BatchItem("pass", self._current_pass_builder(user_id).to_get_request_information(_Call().configuration()))
-        )
+        pass_read = self._user(user_id).authentication.methods if with_methods else self._current_pass_builder(user_id)
+        items.append(BatchItem("pass", pass_read.to_get_request_information(_Call().configuration())))
         for index, chunk in enumerate(chunks):
             post = self._user(user_id).check_member_groups.to_post_request_information(
                 CheckMemberGroupsPostRequestBody(group_ids=chunk), _Call().configuration()
@@ -208,12 +216,18 @@ class GraphGateway(RefusalReads):
             except SendAlone:
                 return await read.pages(self)
 
-        async def current() -> PassInfo | None:
+        async def current() -> tuple[PassInfo | None, tuple[str, ...] | None]:
+            if with_methods:
+                try:
+                    listed = single_page(answers.get("pass"), METHODS_READ)
+                except SendAlone:
+                    return await self._pass_and_methods(user_id, with_methods)
+                return await self._pass_from_methods(user_id, listed)
             try:
                 methods = _values(single_page(answers.get("pass"), "read the user's pass"))
             except SendAlone:
-                return await self.current_pass(user_id)
-            return _pass_info(methods[0]) if methods else None
+                return await self.current_pass(user_id), None
+            return (_pass_info(methods[0]) if methods else None), None
 
         async def member_of(index: int, chunk: list[str]) -> set[str]:
             try:
@@ -222,7 +236,11 @@ class GraphGateway(RefusalReads):
                 return set(await self.member_groups(user_id, chunk))
             return {str(group_id) for group_id in _values(page)}
 
-        (member_pages, owned_pages, active_pages, eligible_pages, group_pages), existing, found = await asyncio.gather(
+        (
+            (member_pages, owned_pages, active_pages, eligible_pages, group_pages),
+            (existing, methods),
+            found,
+        ) = await asyncio.gather(
             asyncio.gather(*(pages(name) for name in ("memberOf", "owned", "active", "eligible", "groupEligible"))),
             current(),
             asyncio.gather(*(member_of(index, chunk) for index, chunk in enumerate(chunks))),
@@ -233,7 +251,40 @@ class GraphGateway(RefusalReads):
             [*grants(active_pages, eligible=False), *grants(eligible_pages, eligible=True)],
             group_eligibilities(group_pages),
         )
-        return TargetReading(role_names, frozenset(group for groups in found for group in groups), existing)
+        return TargetReading(role_names, frozenset(group for groups in found for group in groups), existing, methods)
+
+    async def _pass_and_methods(
+        self, user_id: str, with_methods: bool
+    ) -> tuple[PassInfo | None, tuple[str, ...] | None]:
+        """The single reads `target_reading` stands for: the pass, or with `with_methods` the methods list."""
+        if not with_methods:
+            return await self.current_pass(user_id), None
+        builder = self._user(user_id).authentication.methods
+        listed = await self._read_json(METHODS_READ, lambda call: builder.to_get_request_information(call))
+        return await self._pass_from_methods(user_id, listed)
+
+    async def _pass_from_methods(
+        self, user_id: str, listed: dict[str, Any] | None
+    ) -> tuple[PassInfo | None, tuple[str, ...]]:
+        """The pass and the method types (as `sign_in_methods` gives them) from the user's methods list. Graph lists
+        every method registered to the user, a pass among them, so no pass listed is no pass; a listed pass is
+        trusted only with its methodUsabilityReason (as `methods_and_pass` does), else the pass is read itself."""
+        types: list[str] = []
+        current: PassInfo | None = None
+        unsure = False
+        for method in _values(listed):
+            if not isinstance(method, dict):
+                continue
+            odata_type = str(method.get("@odata.type") or "")
+            types.append(odata_type)
+            if odata_type == TAP_METHOD_TYPE:
+                if "methodUsabilityReason" in method:
+                    current = _pass_info(method)
+                else:
+                    unsure = True
+        if unsure:
+            current = await self.current_pass(user_id)
+        return current, tuple(types)
 
     async def group_name(self, group_id: str) -> str | None:
         query = GroupItemRequestBuilder.GroupItemRequestBuilderGetQueryParameters(select=["id", "displayName"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -72,14 +73,18 @@ class TargetReading:
     role_names: tuple[str, ...]
     member_group_ids: frozenset[str]
     current_pass: PassInfo | None
+    sign_in_methods: tuple[str, ...] | None = None
+    """As `Directory.sign_in_methods` gives them, when asked for (`with_methods`); None when not read."""
 
 
 class TargetReads(Protocol):
     """The target's independent reads together, in as few round trips as the directory allows (Graph: one `$batch`)."""
 
-    async def target_reading(self, user_id: str, group_ids: Iterable[str]) -> TargetReading:
-        """The same facts as `Directory.directory_roles`, `Directory.member_groups` and `PassMethods.current_pass`,
-        with the same errors."""
+    async def target_reading(
+        self, user_id: str, group_ids: Iterable[str], *, with_methods: bool = False
+    ) -> TargetReading:
+        """The same facts as `Directory.directory_roles`, `Directory.member_groups` and `PassMethods.current_pass`
+        (and with `with_methods`, `Directory.sign_in_methods`, read with the pass), with the same errors."""
         ...
 
 
@@ -187,6 +192,17 @@ class TargetLocks(Protocol):
 
     async def unlock_target(self, target_id: str, holder: str) -> None:
         """Gives the lock back; nothing happens when `holder` no longer holds it."""
+        ...
+
+
+class Transactions(Protocol):
+    """Several store calls as one transaction, where the store can (SQL): fewer commits per command, and writes that
+    must stand or fall together do."""
+
+    def together(self) -> AbstractAsyncContextManager[None]:
+        """The store calls made inside the block, one after another by the task that opened it, share one
+        transaction, committed (durable) when the block ends and rolled back when it raises. Nothing but store calls
+        inside: no Graph request, no message to Teams."""
         ...
 
 

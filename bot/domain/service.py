@@ -7,7 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, TypeVar
@@ -26,7 +26,16 @@ from bot.domain.eligibility import (
 from bot.domain.errors import GraphUnavailable, Refused, Rule, SignInRequired, TapError, TargetBusy, UserNotFound
 from bot.domain.follow_through import PassWatch, UndeliveredPasses
 from bot.domain.model import Caller, DirectoryUser, Evidence, IssuedPass, PassInfo, PassRequest, TapPolicy
-from bot.domain.ports import AuditLog, Clock, Directory, PassMethods, TargetLocks, TargetReading, TargetReads
+from bot.domain.ports import (
+    AuditLog,
+    Clock,
+    Directory,
+    PassMethods,
+    TargetLocks,
+    TargetReading,
+    TargetReads,
+    Transactions,
+)
 from bot.domain.reasons import NO_REASON_RULES, PassReasons, ReasonRules, clean_reason
 from bot.domain.verification import VerificationKind, VerificationNeeded, VerificationService, VerificationUse
 
@@ -62,6 +71,18 @@ class AccessRules:
     protected_group_ids: frozenset[str] = frozenset()
 
 
+@dataclass
+class HeldLock:
+    """A user's check-and-create lock while `target_lock` holds it. A pass created under it (`create_checked_pass`
+    with `lock=`) gives it back in the transaction of the pass's audit row."""
+
+    key: str
+    holder: str
+    released: bool = False
+    # Passes the operator named by `target_lock(counting=...)` created in the last hour, read as the lock was taken.
+    issued_in_window: int | None = None
+
+
 @dataclass(frozen=True)
 class ReplaceNeeded:
     """The target already holds a live pass: the operator must confirm replacing it."""
@@ -92,6 +113,8 @@ IssueResult = Issued | ReplaceNeeded | AwaitingApproval | VerificationNeeded
 class TargetCheck:
     policy: TapPolicy
     existing: PassInfo | None
+    sign_in_methods: tuple[str, ...] | None = None
+    """The user's sign-in method types, read with the pass when asked for (`check_target(with_methods=True)`)."""
 
     def unpack(self) -> tuple[TapPolicy, PassInfo | None]:
         return self.policy, self.existing
@@ -194,7 +217,10 @@ class TapService:
         undelivered: UndeliveredPasses | None = None,
         alerts: AlertSink | None = None,
         target_reads: TargetReads | None = None,
+        transactions: Transactions | None = None,
     ) -> None:
+        # None: every store call is its own transaction (the lock, the velocity count and the audit row apart).
+        self._transactions = transactions
         # None: the target's roles, groups and pass are read by the Directory and PassMethods calls one by one.
         self._target_reads = target_reads
         self._undelivered = undelivered
@@ -266,18 +292,31 @@ class TapService:
         return self._verification
 
     async def verification_for_write(
-        self, caller: Caller, user: DirectoryUser, verification_id: str | None, kind: VerificationKind
+        self,
+        caller: Caller,
+        user: DirectoryUser,
+        verification_id: str | None,
+        kind: VerificationKind,
+        *,
+        methods: tuple[str, ...] | None = None,
     ) -> VerificationUse | VerificationNeeded | None:
         """At the write: the verification the request carries, consumed (refused when it does not fit), or
-        VerificationNeeded when the user needs one and none was given, or None when none is needed."""
+        VerificationNeeded when the user needs one and none was given, or None when none is needed. `methods`: the
+        user's sign-in method types, when the caller read them under the user's lock for this write."""
         if self._verification is None:
             return None
         if verification_id is not None:
             return await self._verification.take(verification_id, caller, user, kind)
-        why = await self._verification.requirement(user, first_pass_known=kind is VerificationKind.ONBOARD)
+        why = await self._verification.requirement(
+            user, first_pass_known=kind is VerificationKind.ONBOARD, methods=methods
+        )
         if why is None:
             return None
         return VerificationNeeded(PassRequest(user.object_id), user, self._verification.rules.methods, kind, why)
+
+    def _reads_methods(self, request: PassRequest) -> bool:
+        """Whether a typed issue's write will ask the verification's requirement, which reads the user's methods."""
+        return self._verification is not None and self._verification.rules.enabled and request.verification_id is None
 
     async def approved_evidence(
         self,
@@ -321,25 +360,40 @@ class TapService:
             )
 
     @asynccontextmanager
-    async def target_lock(self, user: DirectoryUser, *, wait: timedelta | None = None) -> AsyncIterator[None]:
+    async def target_lock(
+        self, user: DirectoryUser, *, wait: timedelta | None = None, counting: Caller | None = None
+    ) -> AsyncIterator[HeldLock]:
         """Holds the user's lock around "read the current pass, decide, create": one at a time, on every replica.
 
-        Waits a few seconds for a lock someone else holds, then raises TargetBusy.
+        Waits a few seconds for a lock someone else holds, then raises TargetBusy. `counting`: the operator whose
+        passes of the last hour the velocity limit will count, read in the transaction that takes the lock.
         """
-        key = user.object_id.lower()
-        holder = uuid.uuid4().hex
+        held = HeldLock(user.object_id.lower(), uuid.uuid4().hex)
         deadline = time.monotonic() + (self._lock_wait if wait is None else wait).total_seconds()
-        while not await self._locks.lock_target(key, holder, self._clock.now(), TARGET_LOCK_TTL):
+        while not await self._take(held, counting):
             if time.monotonic() >= deadline:
                 raise TargetBusy(user.label)
             await asyncio.sleep(TARGET_LOCK_POLL_SECONDS)
         try:
-            yield
+            yield held
         finally:
-            try:
-                await self._locks.unlock_target(key, holder)
-            except Exception:  # it runs out by itself after TARGET_LOCK_TTL
-                logger.warning("could not release the lock of user %s", key, exc_info=True)
+            if not held.released:
+                try:
+                    await self._locks.unlock_target(held.key, held.holder)
+                except Exception:  # it runs out by itself after TARGET_LOCK_TTL
+                    logger.warning("could not release the lock of user %s", held.key, exc_info=True)
+
+    async def _take(self, held: HeldLock, counting: Caller | None) -> bool:
+        velocity = self._velocity if self._approval_gate is not None else None  # no gate: the limit is not checked
+        async with self._together():
+            if not await self._locks.lock_target(held.key, held.holder, self._clock.now(), TARGET_LOCK_TTL):
+                return False
+            if counting is not None and velocity is not None:
+                held.issued_in_window = await velocity.issued_in_window(counting)
+        return True
+
+    def _together(self) -> AbstractAsyncContextManager[None]:
+        return self._transactions.together() if self._transactions is not None else nullcontext()
 
     async def _require_operator(self, caller: Caller) -> None:
         await self.require_known_caller(caller)
@@ -497,24 +551,33 @@ class TapService:
     # --- the work ------------------------------------------------------------------------------------------
 
     async def check_target(
-        self, requester: Caller, user: DirectoryUser, *, policy: TapPolicy | None = None
+        self, requester: Caller, user: DirectoryUser, *, policy: TapPolicy | None = None, with_methods: bool = False
     ) -> TargetCheck:
         """Every rule about the target, for whoever will receive the pass; raises the first refusal.
 
         A caller checking many users (the name search's suggestions) passes the policy it read once; a bulk job
-        decides on its snapshot instead (job_snapshot.py), by the same rule.
+        decides on its snapshot instead (job_snapshot.py), by the same rule. `with_methods`: the user's sign-in
+        methods are read with the pass where the directory can (one Graph request instead of two), for the
+        verification's requirement.
         """
         if policy is None:
             policy = await self.tap_policy()
-        _, check = await self._checked_facts(requester, _given(user), user.object_id, policy)
+        _, check = await self._checked_facts(requester, _given(user), user.object_id, policy, with_methods)
         assert check is not None  # the user was given, so it exists
         return check
 
     async def _checked_facts(
-        self, requester: Caller, user_read: Awaitable[DirectoryUser | None], user_id: str, policy: TapPolicy
+        self,
+        requester: Caller,
+        user_read: Awaitable[DirectoryUser | None],
+        user_id: str,
+        policy: TapPolicy,
+        with_methods: bool = False,
     ) -> tuple[DirectoryUser | None, TargetCheck | None]:
         interesting_groups = self._access.protected_group_ids | policy.target_group_ids
-        if self._target_reads is not None:
+        if self._target_reads is not None and with_methods:
+            reading = self._target_reads.target_reading(user_id, interesting_groups, with_methods=True)
+        elif self._target_reads is not None:
             reading = self._target_reads.target_reading(user_id, interesting_groups)
         else:
             reading = self._target_reading(user_id, interesting_groups)
@@ -529,7 +592,7 @@ class TapService:
         )
         if refusal is not None:
             raise refusal
-        return user, TargetCheck(policy, read.current_pass)
+        return user, TargetCheck(policy, read.current_pass, read.sign_in_methods)
 
     async def _target_reading(self, user_id: str, group_ids: frozenset[str]) -> TargetReading:
         role_names, existing, member_groups = await asyncio.gather(
@@ -555,12 +618,16 @@ class TapService:
         evidence: Evidence | None = None,
         verification_id: str | None = None,
         acting_as: Caller | None = None,
+        lock: HeldLock | None = None,
     ) -> IssuedPass:
         """Creates a pass whose rules were already checked (inside `target_lock`), and audits it.
 
         Graph's bounds are checked once more here, whoever the caller: a pass nobody could be shown is never made.
         `acting_as`: whose rights make the write when writes are delegated: the requester unless said otherwise (an
         approval's approver). Raises SignInRequired (nothing written, nothing audited here) when they have no token.
+        `lock`: the user's lock this runs under; given, it is released in the audit row's transaction (the pass exists
+        and is recorded: nothing is left for the lock to guard), so nothing after this in the caller's lock block may
+        rely on still holding it.
         """
         refusal = schedule_refusal(lifetime_minutes, start_at, self._clock.now())
         if refusal is not None:
@@ -576,18 +643,26 @@ class TapService:
         )
         if existing is not None or evidence is not None:
             issued = IssuedPass(issued.user, issued.info, issued.secret, issued.graph_request_id, existing, evidence)
-        await self._auditor.record(
-            action,
-            AuditOutcome.SUCCEEDED,
-            requester,
-            user=user,
-            pass_info=issued.info,
-            graph_request_id=issued.graph_request_id,
-            detail="; ".join(part for part in (detail, _replacement_note(existing)) if part),
-            reason=reason,
-            verification_id=verification_id,
-            evidence=evidence,
-        )
+        releasing = lock if lock is not None and self._transactions is not None else None
+        # One commit for both: the audit row is durable before this returns, as it was alone. Should it fail, nothing
+        # is released here (the lock block's end tries again, as after any failure) and the error goes up as before.
+        async with self._together():
+            await self._auditor.record(
+                action,
+                AuditOutcome.SUCCEEDED,
+                requester,
+                user=user,
+                pass_info=issued.info,
+                graph_request_id=issued.graph_request_id,
+                detail="; ".join(part for part in (detail, _replacement_note(existing)) if part),
+                reason=reason,
+                verification_id=verification_id,
+                evidence=evidence,
+            )
+            if releasing is not None:
+                await self._locks.unlock_target(releasing.key, releasing.holder)
+        if releasing is not None:
+            releasing.released = True
         return issued
 
     async def still_current(self, issued: IssuedPass) -> bool:
@@ -649,11 +724,14 @@ class TapService:
         await self._require_operator(caller)
         request = replace(request, reason=self.check_reason(request.reason))
         user = await self._find_user(subject)
-        async with self.target_lock(user):
-            return await self._issue_locked(caller, request, user)
+        async with self.target_lock(user, counting=caller) as held:
+            return await self._issue_locked(caller, request, user, held)
 
-    async def _issue_locked(self, caller: Caller, request: PassRequest, user: DirectoryUser) -> IssueResult:
-        policy, existing = (await self.check_target(caller, user)).unpack()
+    async def _issue_locked(
+        self, caller: Caller, request: PassRequest, user: DirectoryUser, held: HeldLock
+    ) -> IssueResult:
+        check = await self.check_target(caller, user, with_methods=self._reads_methods(request))
+        policy, existing = check.unpack()
         lifetime = resolve_lifetime(request.lifetime_minutes, policy)
         one_time = resolve_one_time(request.one_time, policy)
         now = self._clock.now()
@@ -671,7 +749,9 @@ class TapService:
                 reason=request.reason,
             )
             return ReplaceNeeded(user, existing, request, lifetime, one_time)
-        verified = await self.verification_for_write(caller, user, request.verification_id, VerificationKind.ISSUE)
+        verified = await self.verification_for_write(
+            caller, user, request.verification_id, VerificationKind.ISSUE, methods=check.sign_in_methods
+        )
         if isinstance(verified, VerificationNeeded):
             await self._auditor.record(
                 AuditAction.ISSUE,
@@ -683,7 +763,7 @@ class TapService:
                 reason=request.reason,
             )
             return replace(verified, request=request)
-        return await self._issue_verified(caller, request, user, lifetime, one_time, existing, verified)
+        return await self._issue_verified(caller, request, user, lifetime, one_time, existing, verified, held)
 
     async def _issue_verified(
         self,
@@ -694,6 +774,7 @@ class TapService:
         one_time: bool,
         existing: PassInfo | None,
         use: VerificationUse | None,
+        held: HeldLock,
     ) -> IssueResult:
         """The write, with the verification `use` taken for it: bound to the pass (or to the approval request it
         waits in) once that exists, released again if the write failed before a pass existed."""
@@ -705,7 +786,11 @@ class TapService:
                 awaiting = await gate.ask_for_long_lifetime(
                     caller, user, request, lifetime_minutes=lifetime, one_time=one_time
                 )
-            elif gate is not None and self._velocity is not None and await self._velocity.exceeded(caller, user):
+            elif (
+                gate is not None
+                and self._velocity is not None
+                and await self._velocity.exceeded(caller, user, issued=held.issued_in_window)
+            ):
                 # Above TAPBOT_VELOCITY_LIMIT passes in the last hour: a second operator approves (alert raised once).
                 awaiting = await gate.ask_for_velocity(
                     caller, user, request, lifetime_minutes=lifetime, one_time=one_time, limit=self._velocity.limit
@@ -721,6 +806,7 @@ class TapService:
                     reason=request.reason,
                     evidence=use.evidence if use else None,
                     verification_id=use.verification.id if use else None,
+                    lock=held,
                 )
         except TapError:
             if use is not None and self._verification is not None:

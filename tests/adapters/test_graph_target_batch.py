@@ -23,6 +23,7 @@ from bot.settings import DEMO_TENANT_FILE, GraphMode, GraphSettings
 DEMO = json.loads(DEMO_TENANT_FILE.read_text(encoding="utf-8"))
 LEE = "9d3562ea-aefc-4b97-9721-5e506d279f43"  # demo: an ordinary member, no role
 PATTI = "c41e7b52-3d8f-4a6e-9b1c-7e2d5f0a9c36"  # demo: owner of "Helpdesk Admins" (a role through a group)
+JONI = "8b22bdb0-c56c-4ef5-a5f1-662179b90168"  # demo: holds a (seeded, expired) pass
 GROUP_IDS = [str(group["id"]) for group in DEMO["groups"]]
 
 
@@ -65,6 +66,49 @@ async def test_every_demo_user_reads_the_same_facts_as_the_single_requests(graph
     # The demo tenant has role holders, group members and a live pass: the comparison is not between empty answers.
     assert any(reading.role_names for reading in readings)
     assert any(reading.member_group_ids for reading in readings)
+
+
+async def test_with_methods_every_demo_user_reads_the_pass_and_methods_of_the_single_requests(graph: Graph) -> None:
+    readings = []
+    for user in DEMO["users"]:
+        user_id = str(user["id"])
+        graph.sent.clear()
+        reading = await graph.gateway.target_reading(user_id, GROUP_IDS, with_methods=True)
+        assert not any("/authentication/" in request for request in graph.sent), graph.sent  # in the batch
+        readings.append(reading)
+        assert reading.current_pass == await graph.gateway.current_pass(user_id), user_id
+        assert reading.sign_in_methods == await graph.gateway.sign_in_methods(user_id), user_id
+        assert reading.role_names == await graph.gateway.directory_roles(user_id), user_id
+        assert reading.member_group_ids == await graph.gateway.member_groups(user_id, GROUP_IDS), user_id
+    # Not only empty answers: a pass (Joni's), and methods besides a password (Megan's).
+    assert any(reading.current_pass for reading in readings)
+    assert any(len(reading.sign_in_methods or ()) > 1 for reading in readings)
+    assert all(reading.sign_in_methods for reading in readings)
+
+
+async def test_an_unreadable_methods_list_raises_the_single_requests_error(graph: Graph) -> None:
+    graph.fault(r"/authentication/methods$", 503, count=None)
+    with pytest.raises(GraphUnavailable) as batched:
+        await graph.gateway.target_reading(JONI, GROUP_IDS, with_methods=True)
+    with pytest.raises(GraphUnavailable) as single:
+        await graph.gateway.sign_in_methods(JONI)
+    assert str(batched.value) == str(single.value)
+
+
+async def test_a_listed_pass_without_its_usability_is_read_on_its_own(graph: Graph) -> None:
+    listed = {
+        "value": [
+            {"@odata.type": "#microsoft.graph.passwordAuthenticationMethod", "id": "password"},
+            {"@odata.type": "#microsoft.graph.temporaryAccessPassAuthenticationMethod", "id": "other"},
+        ]
+    }
+    current, types = await graph.gateway._pass_from_methods(JONI, listed)  # pyright: ignore[reportPrivateUsage]
+    assert graph.sent == [f"GET /v1.0/users/{JONI}/authentication/temporaryAccessPassMethods"]
+    assert current is not None and current == await graph.gateway.current_pass(JONI)
+    assert types == tuple(method["@odata.type"] for method in listed["value"])
+    graph.sent.clear()
+    current, _ = await graph.gateway._pass_from_methods(JONI, {"value": listed["value"][:1]})  # pyright: ignore[reportPrivateUsage]
+    assert current is None and graph.sent == []  # no pass listed: no pass (Graph lists every method)
 
 
 async def test_an_ordinary_user_costs_one_round_trip(graph: Graph) -> None:
