@@ -189,6 +189,7 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
         # A pass nobody was shown that could not be deleted: kept for housekeeping to delete, and an alert.
         undelivered=store,
         alerts=alerts,
+        transactions=store,  # the lock with the velocity count, the audit row with the lock's release
     )
     onboarding = OnboardingService(
         tap=service,
@@ -218,7 +219,9 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
     sign_ins = _sign_ins(settings, runtime, tokens, store, delivery, presentation, clock)
     turns = Turns(presentation=presentation, delivery=delivery, sign_in=sign_ins)
     alerts.post_with(ChannelAlertPoster(delivery=delivery, presentation=presentation))
-    redactor = CardRedactor(cards=store, audit=audit, delivery=delivery, clock=clock, decorate=decorate)
+    redactor = CardRedactor(
+        cards=store, audit=audit, delivery=delivery, clock=clock, decorate=decorate, transactions=store
+    )
     passes = PassDelivery(
         delivery=delivery, store=store, redactor=redactor, service=service, clock=clock, decorate=decorate
     )

@@ -15,13 +15,14 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.domain.audit import AuditAction, AuditEvent, AuditOutcome
 from bot.domain.bulk import BulkJob, IssuedRow
-from bot.domain.ports import AuditLog, Clock, PassCards
+from bot.domain.ports import AuditLog, Clock, PassCards, Transactions
 from bot.domain.records import PassCard, RedactionReason
 from bot.teams.delivery import PrivateChat, PrivateDelivery, card_message
 from cards.bulk import results_page_card
@@ -95,7 +96,9 @@ class CardRedactor:
         delivery: PrivateDelivery,
         clock: Clock,
         decorate: Callable[[CardJson], CardJson] = lambda card: card,
+        transactions: Transactions | None = None,
     ) -> None:
+        self._transactions = transactions  # None: the claim and its audit row in two transactions
         self._store = cards
         self._audit = audit
         self._delivery = delivery
@@ -120,20 +123,22 @@ class CardRedactor:
     async def claim(self, card: PassCard, reason: RedactionReason, actor_id: str) -> bool:
         """Marks the card redacted exactly once and audits it; False if someone got there first."""
         now = self._clock.now()
-        if not await self._store.claim_redaction(card.id, reason, now):
-            return False
-        self.pages.forget(card.id)
-        await self._audit.record(
-            AuditEvent(
-                at=now,
-                action=AuditAction.REDACT,
-                outcome=AuditOutcome.SUCCEEDED,
-                actor_id=actor_id,
-                target_id=card.target_id,
-                pass_method_id=card.pass_method_id,
-                detail=f"card {card.id} hidden: {reason.value}",
+        # One transaction: a card is never marked redacted without its audit row (nor kept from a later retry).
+        async with self._transactions.together() if self._transactions is not None else nullcontext():
+            if not await self._store.claim_redaction(card.id, reason, now):
+                return False
+            await self._audit.record(
+                AuditEvent(
+                    at=now,
+                    action=AuditAction.REDACT,
+                    outcome=AuditOutcome.SUCCEEDED,
+                    actor_id=actor_id,
+                    target_id=card.target_id,
+                    pass_method_id=card.pass_method_id,
+                    detail=f"card {card.id} hidden: {reason.value}",
+                )
             )
-        )
+        self.pages.forget(card.id)
         return True
 
     async def redact_sent_card(self, card: PassCard, reason: RedactionReason, actor_id: str) -> bool:
@@ -144,12 +149,11 @@ class CardRedactor:
             return False
         if card.activity_id is None:
             return True
-        redacted = await self._store.pass_card(card.id)
-        try:
+        try:  # the card as just claimed: redacted now, for this reason (no need to read it back)
             await self._delivery.update(
                 PrivateChat(card.service_url, card.conversation_id),
                 card.activity_id,
-                card_message(self.redacted_card(redacted or card, reason)),
+                card_message(self.redacted_card(card, reason)),
             )
         except Exception:
             # The pass is already expired, revoked or replaced, so a card left showing it cannot be used.
