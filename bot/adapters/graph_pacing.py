@@ -39,6 +39,8 @@ MAX_PACED_RETRIES = 3
 DEFAULT_RETRY_AFTER_S = 5.0
 _VERSIONS = ("/v1.0/", "/beta/")
 _ITEM_429 = re.compile(rb'"status"\s*:\s*429\b')
+_LIMIT_PERCENTAGE = "x-ms-throttle-limit-percentage"
+_ITEM_PERCENTAGE = re.compile(rb"(?i)x-ms-throttle-limit-percentage")
 
 
 class PacedTransport(httpx.AsyncBaseTransport):
@@ -72,16 +74,18 @@ class PacedTransport(httpx.AsyncBaseTransport):
                 self.pacer.abandoned(ticket)
                 raise
             if response.status_code != 429:
-                percentage = _float(response.headers.get("x-ms-throttle-limit-percentage"))
+                percentage = _float(response.headers.get(_LIMIT_PERCENTAGE))
                 if not items or not 200 <= response.status_code < 300:
                     self.pacer.answered(ticket, limit_percentage=percentage)
                     return response
                 try:
-                    response, refusals = await _item_refusals(request, response)
+                    response, refusals, item_percentage = await _item_answers(request, response)
                 except BaseException:
                     self.pacer.answered(ticket, limit_percentage=percentage)  # Graph had the batch: it counts
                     raise
                 answers = [_item_answer(item_charges, refusals.get(item_id)) for item_id, item_charges in items]
+                if item_percentage is not None:
+                    percentage = max(percentage or 0.0, item_percentage)
                 self.pacer.answered_batch(ticket, answers, limit_percentage=percentage)
                 return response
             retry_after = _float(response.headers.get("retry-after"))
@@ -103,13 +107,15 @@ class PacedTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-async def _item_refusals(
+async def _item_answers(
     request: httpx.Request, response: httpx.Response
-) -> tuple[httpx.Response, dict[str, httpx.Headers]]:
-    """The headers of each `$batch` item Graph answered 429, by item id, and the response to hand on (read here, its
-    body kept for the SDK). Graph evaluates each item against its limits on its own and answers a refused item 429,
-    with its own Retry-After, inside a batch answered 200 ("Combine multiple HTTP requests using JSON batching",
-    https://learn.microsoft.com/graph/json-batching; the sandbox does the same). Only a body naming a 429 is parsed."""
+) -> tuple[httpx.Response, dict[str, httpx.Headers], float | None]:
+    """The headers of each `$batch` item Graph answered 429, by item id, the highest limit percentage an item's
+    answer reported, and the response to hand on (read here, its body kept for the SDK). Graph evaluates each item
+    against its limits on its own and answers a refused item 429, with its own Retry-After, inside a batch answered
+    200 ("Combine multiple HTTP requests using JSON batching", https://learn.microsoft.com/graph/json-batching);
+    an item's answer carries its own throttling headers (the sandbox does the same). Only a body naming a 429 or
+    the limit-percentage header is parsed."""
     raw = b"".join([part async for part in response.aiter_raw()])
     await response.aclose()
     kept = httpx.Response(
@@ -120,24 +126,32 @@ async def _item_refusals(
         extensions=response.extensions,
     )
     content = kept.read()  # decoded as the SDK will read it (gzip), from the bytes kept
-    if _ITEM_429.search(content) is None:
-        return kept, {}
+    if _ITEM_429.search(content) is None and _ITEM_PERCENTAGE.search(content) is None:
+        return kept, {}, None
     try:
         answer = json.loads(content)
     except ValueError:
-        return kept, {}
+        return kept, {}, None
     responses = answer.get("responses") if isinstance(answer, dict) else None
     refusals: dict[str, httpx.Headers] = {}
+    percentage: float | None = None
     for entry in cast(list[Any], responses) if isinstance(responses, list) else []:
-        if isinstance(entry, dict) and cast(dict[str, Any], entry).get("status") == 429:
-            fields = cast(dict[str, Any], entry)
-            headers = fields.get("headers")
-            refusals[str(fields.get("id"))] = httpx.Headers(
-                {str(name): str(value) for name, value in cast(dict[str, Any], headers).items()}
-                if isinstance(headers, dict)
-                else {}
-            )
-    return kept, refusals
+        if not isinstance(entry, dict):
+            continue
+        fields = cast(dict[str, Any], entry)
+        raw_headers = fields.get("headers")
+        headers = httpx.Headers(
+            {str(name): str(value) for name, value in cast(dict[str, Any], raw_headers).items()}
+            if isinstance(raw_headers, dict)
+            else {}
+        )
+        if fields.get("status") == 429:
+            refusals[str(fields.get("id"))] = headers
+            continue
+        reported = _float(headers.get(_LIMIT_PERCENTAGE))
+        if reported is not None:
+            percentage = reported if percentage is None else max(percentage, reported)
+    return kept, refusals, percentage
 
 
 def _item_answer(charges: dict[str, int], refusal: httpx.Headers | None) -> ItemAnswer:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from aiohttp import web
 
 from bot.adapters.clock import SystemClock
 from bot.adapters.graph import GraphGateway, build_graph_client
@@ -117,6 +118,45 @@ async def test_an_items_429_teaches_the_unpublished_limit_and_nothing_is_sent_in
     # The pacer knew the limit was closed: the pass read was not sent again on its own into it (Graph received the
     # six batches' items and nothing more).
     assert state.counters.requests_received == 6 * items_per_batch
+
+
+async def test_the_limit_percentage_an_item_reports_reaches_the_pacer() -> None:
+    # Graph answers each item with its own headers: an item's x-ms-throttle-limit-percentage says 90 % of the app's
+    # resource units are in use while this process used a few: another replica uses the rest.
+    async def batch(request: web.Request) -> web.Response:
+        items = (await request.json())["requests"]
+        return web.json_response(
+            {
+                "responses": [
+                    {
+                        "id": item["id"],
+                        "status": 200,
+                        "headers": {"Content-Type": "application/json", "x-ms-throttle-limit-percentage": "0.9"},
+                        "body": {"value": []},
+                    }
+                    for item in items
+                ]
+            }
+        )
+
+    app = web.Application()
+    app.router.add_post("/v1.0/$batch", batch)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    time = JumpingClock()
+    pacer = Pacer(graph_limits(), clock=time.clock, sleep=time.sleep)
+    base_url = f"http://127.0.0.1:{runner.addresses[0][1]}/v1.0"
+    client, http = build_graph_client(GraphSettings(GraphMode.ANONYMOUS), base_url, pacer=pacer)
+    try:
+        reading = await GraphGateway(client, SystemClock()).target_reading(LEE, GROUP_IDS)
+        assert reading.role_names == () and reading.current_pass is None
+        learned = pacer.dimension(RESOURCE_UNITS).learned
+        assert learned is not None and learned < 8_000 * 0.1
+    finally:
+        await http.aclose()
+        await runner.cleanup()
 
 
 # --- the pacer alone -----------------------------------------------------------------------------------------
