@@ -14,7 +14,7 @@ from bot.domain.errors import EntraRefused, Refused, Rule, SignInRequired, TapEr
 from bot.domain.model import Caller, DirectoryUser, IssuedPass, PassInfo
 from bot.domain.onboarding import OnboardingService
 from bot.domain.ports import AuditLog, Clock
-from bot.domain.service import TapService
+from bot.domain.service import HeldLock, TapService
 from bot.domain.verification import VerificationKind
 
 
@@ -129,11 +129,11 @@ class DecisionService:
             request.requester.object_id, request.requester.tenant_id, request.requester.name, request.requester
         )
         user = await self._tap.find_user(Subject(request.target_id))
-        async with self._tap.target_lock(user):
-            return await self._issue_locked(request, requester, user, approver)
+        async with self._tap.target_lock(user) as held:
+            return await self._issue_locked(request, requester, user, approver, held)
 
     async def _issue_locked(
-        self, request: ApprovalRequest, requester: Caller, user: DirectoryUser, approver: Caller
+        self, request: ApprovalRequest, requester: Caller, user: DirectoryUser, approver: Caller, held: HeldLock
     ) -> IssuedPass:
         if request.kind is ApprovalKind.ONBOARDING:
             # The manager must still be the new hire's manager, and the new hire still without other methods.
@@ -169,6 +169,7 @@ class DecisionService:
             evidence=evidence,
             verification_id=request.verification_id,
             acting_as=approver,
+            lock=held,
         )
 
 

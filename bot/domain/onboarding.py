@@ -17,7 +17,7 @@ from bot.domain.errors import Refused, Rule, TapError
 from bot.domain.model import Caller, DirectoryUser, OnboardRequest, PassInfo
 from bot.domain.ports import AuditLog, Clock
 from bot.domain.reasons import clean_reason
-from bot.domain.service import AwaitingApproval, Issued, TapService, TargetCheck
+from bot.domain.service import AwaitingApproval, HeldLock, Issued, TapService, TargetCheck
 from bot.domain.verification import (
     FIRST_PASS_METHOD_TYPES,
     METHOD_NAMES,
@@ -122,11 +122,11 @@ class OnboardingService:
         await self._tap.require_known_caller(caller)
         request = replace(request, reason=self._tap.check_reason(request.reason))
         user = await self._tap.find_user(subject)
-        async with self._tap.target_lock(user):
-            return await self._onboard_locked(caller, request, user)
+        async with self._tap.target_lock(user) as held:
+            return await self._onboard_locked(caller, request, user, held)
 
     async def _onboard_locked(
-        self, caller: Caller, request: OnboardRequest, user: DirectoryUser
+        self, caller: Caller, request: OnboardRequest, user: DirectoryUser, held: HeldLock
     ) -> Issued | AwaitingApproval | VerificationNeeded:
         policy, existing = (await self.check(caller, user)).unpack()
         if request.lifetime_minutes is not None:
@@ -144,7 +144,7 @@ class OnboardingService:
             return replace(use, request=request)
         verification = self._tap.verification
         try:
-            result = await self._write(caller, request, user, lifetime, one_time, start, existing, use)
+            result = await self._write(caller, request, user, lifetime, one_time, start, existing, use, held)
         except TapError:
             if use is not None and verification is not None:
                 await verification.release(use)
@@ -168,6 +168,7 @@ class OnboardingService:
         start: datetime | None,
         existing: PassInfo | None,
         use: VerificationUse | None,
+        held: HeldLock,
     ) -> Issued | AwaitingApproval:
         if self._desk.rules.onboarding_needs_approval:
             opened = await self._desk.open_request(
@@ -193,6 +194,7 @@ class OnboardingService:
             reason=request.reason,
             evidence=use.evidence if use else None,
             verification_id=use.verification.id if use else None,
+            lock=held,
         )
         return Issued(issued)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +13,8 @@ from sqlalchemy import event, func, select
 
 from bot.adapters.store.schema import AuditRow, TargetLockRow
 from bot.domain.audit import AuditAction, AuditEvent, AuditOutcome
-from tests.harness.bot import ADELE, MEGAN, RunningBot
+from cards import verbs
+from tests.harness.bot import ADELE, ALEX, LEE, MEGAN, RunningBot, sandbox_env, start_bot, stop_bot
 
 # One typed `/tap issue` to a person whose chat is known: the dedupe; the target lock taken with the velocity limit's
 # count; the audit row with the lock's release; the pass card saved. Re-reading the person's unchanged 1:1 chat made
@@ -172,3 +174,45 @@ async def test_a_redaction_whose_audit_row_fails_is_not_kept_as_done(
     monkeypatch.undo()
     cards = await store.unredacted_cards_for_user(MEGAN.object_id)
     assert len(cards) == 1, "the card was marked hidden without an audit row"
+
+
+async def locks_left(bot: RunningBot) -> int:
+    async with bot.components.store.engine.connect() as connection:
+        return int(await connection.scalar(select(func.count()).select_from(TargetLockRow)) or 0)
+
+
+async def test_an_approved_pass_gives_the_lock_back_with_its_audit_row(tmp_path: Path) -> None:
+    bot = await start_bot(sandbox_env(tmp_path, TAPBOT_APPROVAL_LIFETIME_THRESHOLD_MINUTES="240"))
+    try:
+        await bot.say(ADELE, "<at>tapbot</at> tap approvals here", kind="channel")
+        await bot.say(ADELE, f"/tap issue {MEGAN.upn} 8h")  # above the threshold: a second operator approves
+        posted = [sent.card for sent in bot.connector.sent if sent.kind == "send" and sent.card]
+        request_id = next(
+            action["data"]["requestId"] for action in posted[-1]["actions"] if action.get("verb") == verbs.APPROVE
+        )
+        with counted(bot) as seen:
+            await bot.press(ALEX, verbs.APPROVE, {"requestId": request_id}, kind="channel")
+        releasing = seen.transaction_of("DELETE FROM target_locks")
+        assert any(s.startswith("INSERT INTO audit_events") for s in releasing), releasing
+        assert await locks_left(bot) == 0
+        rows = await bot.components.store.audit_rows()
+        issued = [row.detail for row in rows if row.action == "issue" and row.outcome == "succeeded"]
+        assert len(issued) == 1 and issued[0].startswith("approved by Alex Wilber")
+    finally:
+        await stop_bot(bot)
+
+
+async def test_an_onboarding_pass_gives_the_lock_back_with_its_audit_row(tmp_path: Path) -> None:
+    running = await start_bot(sandbox_env(tmp_path, TAPBOT_ONBOARDING_NEEDS_APPROVAL="false"))
+    try:
+        with counted(running) as seen:
+            await running.say(MEGAN, f"/tap onboard {LEE.upn}")
+        releasing = seen.transaction_of("DELETE FROM target_locks")
+        assert any(s.startswith("INSERT INTO audit_events") for s in releasing), releasing
+        assert await locks_left(running) == 0
+        rows = await running.components.store.audit_rows()
+        assert [(row.action, row.target_id) for row in rows if row.outcome == "succeeded"] == [
+            ("onboard", LEE.object_id)
+        ]
+    finally:
+        await stop_bot(running)
