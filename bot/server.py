@@ -95,7 +95,7 @@ async def create_app(settings: Settings, *, clock: Clock | None = None) -> web.A
         warnings.simplefilter("ignore")
         app["agent_configuration"] = components.runtime.auth_configuration
     app.router.add_post("/api/messages", messages)
-    app.cleanup_ctx.extend([_sandbox, _database, _graph_http_client])
+    app.cleanup_ctx.extend([_sandbox, _database, _graph_http_client, _connector_connections])
     if components.verified_id is not None:  # Verified ID's callbacks, when it is a verification method
         add_verified_id_route(app, components.verified_id.endpoint)
         if components.verified_id.local_address is not None:
@@ -478,6 +478,11 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 async def _graph_http_client(app: web.Application) -> AsyncIterator[None]:
     yield
     await app[COMPONENTS].http_client.aclose()
+
+
+async def _connector_connections(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[COMPONENTS].runtime.client_factory.close()
 
 
 async def _verified_id_http_client(app: web.Application) -> AsyncIterator[None]:

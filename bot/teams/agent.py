@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from microsoft_agents.activity import ActivityTypes, load_configuration_from_env
+import aiohttp
+from microsoft_agents.activity import ActivityTypes, RoleTypes, load_configuration_from_env
 from microsoft_agents.authentication.msal import MsalConnectionManager
 from microsoft_agents.hosting.aiohttp import CloudAdapter
 from microsoft_agents.hosting.core import (
@@ -20,6 +21,7 @@ from microsoft_agents.hosting.core import (
 from microsoft_agents.hosting.core.authorization import AgentAuthConfiguration, ClaimsIdentity
 from microsoft_agents.hosting.core.connector import ConnectorClientBase
 from microsoft_agents.hosting.core.connector.client import UserTokenClient
+from microsoft_agents.hosting.core.connector.teams import TeamsConnectorClient
 
 from bot.settings import DEFAULT_CONNECTOR_HOSTS, DEFAULT_TOKEN_SERVICE_URL, Settings
 from bot.teams.approval_flow import ApprovalFlow
@@ -56,6 +58,7 @@ class TrustedClientFactory(RestChannelServiceClientFactory):
         super().__init__(connections, token_service_endpoint=token_service_url)
         self._hosts = hosts
         self._anonymous = anonymous
+        self._pool: aiohttp.TCPConnector | None = None
 
     async def create_connector_client(
         self,
@@ -68,9 +71,33 @@ class TrustedClientFactory(RestChannelServiceClientFactory):
     ) -> ConnectorClientBase:
         if not self._hosts.allows(service_url):
             raise UntrustedServiceUrl("refusing to send to a service URL that is not an allowed connector host")
-        return await super().create_connector_client(
-            context, claims_identity, service_url, audience, scopes, use_anonymous=use_anonymous or self._anonymous
+        anonymous = use_anonymous or self._anonymous
+        if not service_url or not audience or (context is not None and _not_a_teams_connector(context)):
+            return await super().create_connector_client(
+                context, claims_identity, service_url, audience, scopes, use_anonymous=anonymous
+            )
+        # The SDK's own method gives every client a session with its own connections, closed after each turn or
+        # send: a TCP (and in production TLS) handshake per message. The same client on one shared pool instead;
+        # each client keeps its own session (its token in its headers), whose closing leaves the pool open.
+        provider = (
+            self._ANONYMOUS_TOKEN_PROVIDER
+            if anonymous
+            else self._connection_manager.get_token_provider(claims_identity, service_url)
         )
+        token = await provider.get_access_token(audience, scopes or claims_identity.get_token_scope())
+        endpoint = service_url if service_url.endswith("/") else f"{service_url}/"
+        session = aiohttp.ClientSession(base_url=endpoint, connector=self._connections(), connector_owner=False)
+        return TeamsConnectorClient(endpoint=endpoint, token=token, session=session)
+
+    def _connections(self) -> aiohttp.TCPConnector:
+        if self._pool is None or self._pool.closed:
+            self._pool = aiohttp.TCPConnector()  # certificates verified, as the SDK's own sessions do
+        return self._pool
+
+    async def close(self) -> None:
+        """Closes the connections kept to connector hosts (at app cleanup)."""
+        if self._pool is not None:
+            await self._pool.close()
 
     async def create_user_token_client(
         self, context: TurnContext | None, claims_identity: ClaimsIdentity, use_anonymous: bool = False
@@ -89,6 +116,14 @@ class TrustedClientFactory(RestChannelServiceClientFactory):
         return UserTokenClient(
             app_id=claims_identity.get_app_id() or "", endpoint=self._token_service_endpoint, token=token
         )
+
+
+def _not_a_teams_connector(context: TurnContext) -> bool:
+    """The SDK's agentic and Copilot Studio paths, which need its own clients (Teams never takes them)."""
+    activity = context.activity
+    return activity.is_agentic_request() or (
+        activity.recipient is not None and activity.recipient.role == RoleTypes.connector_user
+    )
 
 
 class SandboxClientFactory(TrustedClientFactory):

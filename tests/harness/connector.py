@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from tests.harness.card_schema import assert_valid_card
 
@@ -42,6 +43,7 @@ class RecordingConnector:
     members: dict[str, dict[str, Any]] = field(default_factory=dict)  # Teams id -> the member lookup's answer
     member_lookups: list[tuple[str, str]] = field(default_factory=list)  # (conversation id, member id) asked
     invalid_cards: list[str] = field(default_factory=list)
+    peers: set[tuple[str, int]] = field(default_factory=set)  # the bot's connections (address, port) that called
     validate_cards: bool = True  # benchmarks switch it off: they measure the bot, not this check
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
@@ -49,7 +51,7 @@ class RecordingConnector:
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> RecordingConnector:
-        app = web.Application()
+        app = web.Application(middlewares=[self._peer])
         app.router.add_post("/v3/conversations", self._create)
         app.router.add_post("/v3/conversations/{cid}/activities", self._send)
         app.router.add_post("/v3/conversations/{cid}/activities/{aid}", self._reply)
@@ -66,6 +68,13 @@ class RecordingConnector:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+
+    @web.middleware
+    async def _peer(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        if peer is not None:
+            self.peers.add((str(peer[0]), int(peer[1])))
+        return await handler(request)
 
     def _record(self, sent: Sent) -> None:
         if sent.card is not None and self.validate_cards:
