@@ -78,10 +78,12 @@ def preflight_card(
         # Who holds a pass is read by the run, right before each create (under the user's lock), so the card cannot
         # count them: the switch says what it does to any pass it finds.
         checked = local_and_utc(job.created_at, _zone(job.timezone))
+        # Replace these N: the cutoff is when the earlier job ended (the passes its final card listed).
+        before = f"the earlier job ended ({checked})" if replacing else f"this check ({checked})"
         body.append(
             ToggleInput(
                 id="replaceExisting",
-                title=f"Replace a pass a user already holds if it was created before this check ({checked}); "
+                title=f"Replace a pass a user already holds if it was created before {before}; "
                 "it stops working at once",
                 value="true" if replacing else "false",
                 value_on="true",
@@ -91,8 +93,8 @@ def preflight_card(
         )
         body.append(
             sentence(
-                "A pass created after this check is never replaced. With the switch off, users who hold a pass are "
-                "skipped, and the job's final card offers to replace theirs.",
+                f"A pass created after {'that' if replacing else 'this check'} is never replaced. With the switch off, "
+                "users who hold a pass are skipped, and the job's final card offers to replace theirs.",
                 subtle=True,
             )
         )

@@ -13,7 +13,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar, cast
 
 from bot.domain.alerts import AlertKind, AlertSink, SecurityAlert
@@ -116,21 +116,37 @@ class BulkService:
     # --- preflight ----------------------------------------------------------------------------------------
 
     async def check_file(
-        self, caller: Caller, kind: BulkKind, file: BulkFile, file_name: str, tz: str, *, reason: str = ""
+        self,
+        caller: Caller,
+        kind: BulkKind,
+        file: BulkFile,
+        file_name: str,
+        tz: str,
+        *,
+        reason: str = "",
+        checked_at: datetime | None = None,
     ) -> Checked:
         """Checks every row with the same rules as a single command, before anything is written.
 
         `reason` is the whole file's reason (the text the file came with): rows without their own reason column
         value take it. A row whose reason breaks the tenant's reason rules is refused with the sentence saying
-        what to write; a file reason that breaks them refuses the whole file.
+        what to write; a file reason that breaks them refuses the whole file. `checked_at`: the job's check time
+        (the replace switch's cutoff) when it is earlier than now (Replace these N).
         """
-        work = lambda: self._check_file(caller, kind, file, file_name, tz, clean_reason(reason))  # noqa: E731
+        work = lambda: self._check_file(caller, kind, file, file_name, tz, clean_reason(reason), checked_at)  # noqa: E731
         subject = Subject(f"file {file_name}", reason=clean_reason(reason))
         with lane(Lane.BULK):  # every row's checks: bulk work, paced behind the technicians' single commands
             return await self._auditor.audited(kind.action, caller, subject, work)
 
     async def _check_file(
-        self, caller: Caller, kind: BulkKind, file: BulkFile, file_name: str, tz: str, reason: str
+        self,
+        caller: Caller,
+        kind: BulkKind,
+        file: BulkFile,
+        file_name: str,
+        tz: str,
+        reason: str,
+        checked_at: datetime | None = None,
     ) -> Checked:
         await self._tap.require_operator(caller)
         if caller.address is None:
@@ -148,7 +164,7 @@ class BulkService:
             requester=caller.address,
             file_name=file_name,
             timezone=tz,
-            created_at=self._clock.now(),
+            created_at=checked_at or self._clock.now(),
             reason=reason,
         )
         drafts = [_journal_row(row, reason) for row in file.rows]
@@ -222,16 +238,25 @@ class BulkService:
 
     async def check_held_rows(self, caller: Caller, job_id: int) -> Checked:
         """`Replace these N`: the rows job N skipped because their user held a pass, checked again as a new issue
-        job like any file. Its confirm card has the replace switch on; what it may replace is decided by its own
-        check time (the passes that exist now, which the requester has just been shown), under each user's lock."""
+        job like any file. Its confirm card has the replace switch on; what it may replace is what the final card
+        showed: passes created before job N ended, its new job's cutoff (a pass handed over since is skipped again,
+        never replaced), read under each user's lock."""
         job = await self._own_job(caller, job_id)
         if job.kind is not BulkKind.ISSUE:
             raise NothingHeld()
         held = await self._store.rows(job_id, (RowState.SKIPPED,))
         if not held:
             raise NothingHeld()
+        now = self._clock.now()
+        cutoff = min(job.finished_at, now) if job.finished_at is not None else now
         checked = await self.check_file(
-            caller, job.kind, _file_of(held), f"passes held in job {job.id}", job.timezone, reason=job.reason
+            caller,
+            job.kind,
+            _file_of(held),
+            f"passes held in job {job.id}",
+            job.timezone,
+            reason=job.reason,
+            checked_at=cutoff,
         )
         return replace(checked, replacing=True)
 

@@ -61,3 +61,41 @@ async def test_an_approval_delayed_run_keeps_a_pass_handed_over_while_it_waited(
         assert len(skipped) == 1 and f"bulk job {job_id}" in (skipped[0].detail or "")
     finally:
         await stop_bot(bot)
+
+
+async def test_replace_these_n_keeps_a_pass_handed_over_after_the_final_card(tmp_path: Path) -> None:
+    """The final card lists the passes it skipped (with their creation times); "Replace these N" replaces those,
+    not a pass another operator handed over to the same user after the card was shown."""
+    tenant = tmp_path / "bulk-tenant.json"
+    tenant.write_text(json.dumps(bulk_tenant(4)), encoding="utf-8")
+    bot = await start_bot(sandbox_env(tmp_path, TAPBOT_SANDBOX_TENANT=str(tenant)))
+    try:
+        upns = bulk_upns(2)
+        held = user_id(upns[0])
+        await bot.say(ADELE, f"/tap issue {upns[0]}")
+        bot.clock.offset += timedelta(minutes=1)
+        await advance_graph_clock(bot, timedelta(minutes=1))
+        await attach(bot, "users.csv", csv_of(upns))
+        job_id = job_id_of(last_card(bot))
+        await bot.press(ADELE, verbs.BULK_CONFIRM, {"jobId": job_id, "replaceExisting": "false"})
+        await run_to_end(bot, job_id)
+        assert await bot.components.bulk._bulk.counts(job_id) == {RowState.DELIVERED: 1, RowState.SKIPPED: 1}
+
+        # Ten minutes after the final card, another operator replaces that user's pass and hands the new one over.
+        bot.clock.offset += timedelta(minutes=10)
+        await advance_graph_clock(bot, timedelta(minutes=10))
+        await bot.say(ALEX, f"/tap issue {upns[0]} replace")
+        handed_over = (await pass_ids(bot))[held]
+
+        bot.clock.offset += timedelta(minutes=5)
+        await advance_graph_clock(bot, timedelta(minutes=5))
+        await bot.press(ADELE, verbs.BULK_REPLACE_HELD, {"jobId": job_id})
+        again = last_card(bot)
+        again_id = job_id_of(again)
+        [toggle] = [element for element in again["body"] if element.get("type") == "Input.Toggle"]
+        await bot.press(ADELE, verbs.BULK_CONFIRM, {"jobId": again_id, "replaceExisting": toggle["value"]})
+        await run_to_end(bot, again_id)
+        assert (await pass_ids(bot))[held] == handed_over, "a pass the final card never showed was replaced"
+        assert await bot.components.bulk._bulk.counts(again_id) == {RowState.SKIPPED: 1}
+    finally:
+        await stop_bot(bot)
