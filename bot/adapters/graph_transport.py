@@ -35,7 +35,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     """
 
     def __init__(self, *, ssl_context: ssl.SSLContext | None = None) -> None:
-        self._ssl_context = ssl_context
+        # certifi's bundle, or SSL_CERT_FILE / SSL_CERT_DIR, loaded now as httpx's transport did: a bundle that cannot
+        # be loaded stops start-up, rather than failing every Graph call with an error no caller expects.
+        self._ssl_context = ssl_context or httpx.create_ssl_context()
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
@@ -44,7 +46,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 limit=MAX_CONNECTIONS,
                 limit_per_host=0,
                 keepalive_timeout=KEEPALIVE_S,
-                ssl=self._ssl_context or httpx.create_ssl_context(),  # certifi's bundle, SSL_CERT_FILE, as httpx did
+                ssl=self._ssl_context,
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
