@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from msgraph.generated.groups.item.group_item_request_builder import GroupItemRequestBuilder
@@ -224,7 +224,7 @@ class GraphGateway(RefusalReads):
                     return await self._pass_and_methods(user_id, with_methods)
                 return await self._pass_from_methods(user_id, listed)
             try:
-                methods = _values(single_page(answers.get("pass"), "read the user's pass"))
+                methods = _whole_list(single_page(answers.get("pass"), "read the user's pass"), "read the user's pass")
             except SendAlone:
                 return await self.current_pass(user_id), None
             return (_pass_info(methods[0]) if methods else None), None
@@ -272,7 +272,7 @@ class GraphGateway(RefusalReads):
         types: list[str] = []
         current: PassInfo | None = None
         unsure = False
-        for method in _values(listed):
+        for method in _whole_list(listed, METHODS_READ):
             if not isinstance(method, dict):
                 continue
             odata_type = str(method.get("@odata.type") or "")
@@ -333,8 +333,9 @@ class GraphGateway(RefusalReads):
         response = await self._read(
             "read the user's sign-in methods", lambda call: self._user(user_id).authentication.methods.get(call)
         )
-        methods = (response.value or []) if response else []
-        return tuple(method.odata_type or "" for method in methods)
+        if response is None or response.value is None or response.odata_next_link:
+            raise _incomplete("read the user's sign-in methods")
+        return tuple(method.odata_type or "" for method in response.value)
 
     async def methods_and_pass(self, user_id: str, *, confirm_missing_pass: bool = True) -> UserMethods:
         """Follow-through's one read per check: the user's methods with their createdDateTime, and the pass, which
@@ -347,7 +348,7 @@ class GraphGateway(RefusalReads):
         )
         methods: list[RegisteredMethod] = []
         current: PassInfo | None = None
-        for method in _values(answer):
+        for method in _whole_list(answer, "read the user's sign-in methods"):
             if not isinstance(method, dict):
                 continue
             odata_type = str(method.get("@odata.type") or "")
@@ -391,7 +392,7 @@ class GraphGateway(RefusalReads):
     async def current_pass(self, user_id: str) -> PassInfo | None:
         builder = self._current_pass_builder(user_id)
         response = await self._read_json("read the user's pass", lambda call: builder.to_get_request_information(call))
-        methods = _values(response)
+        methods = _whole_list(response, "read the user's pass")
         return _pass_info(methods[0]) if methods else None
 
     async def create_pass(
@@ -591,3 +592,16 @@ def _as(token: DelegatedToken | None, configuration: Any) -> Any:
     if token is not None:
         configuration.options.append(DelegatedAuthorization(token.value))
     return configuration
+
+
+def _whole_list(answer: Mapping[str, Any] | None, what: str) -> list[Any]:
+    """A user's pass or methods list, which must be whole: read as "none" when its `value` is missing or more pages
+    follow, it would let a live pass be replaced unseen, or a recovery pass pass for a first one."""
+    values = answer.get("value") if answer is not None else None
+    if not isinstance(values, list) or (answer is not None and answer.get("@odata.nextLink")):
+        raise _incomplete(what)
+    return list(cast(list[Any], values))
+
+
+def _incomplete(what: str) -> GraphRejected:
+    return GraphRejected(f"Microsoft Graph gave an incomplete answer when I tried to {what}; try again in a minute.")

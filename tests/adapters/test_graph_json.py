@@ -211,3 +211,32 @@ def test_fast_url_expansion_matches_the_sdks(reference: str) -> None:
         fast = expanded_url(request)
         assert fast is not None, request.url_template
         assert fast == request.url  # kiota's own expansion
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [{}, {"value": None}, {"value": [], "@odata.nextLink": "https://graph.microsoft.com/v1.0/next-page"}],
+    ids=["no value", "value null", "more pages"],
+)
+async def test_an_incomplete_pass_or_methods_list_is_refused_not_read_as_none(fake_graph, answer) -> None:  # type: ignore[no-untyped-def]
+    """Read as "no pass" it would let a bulk row replace a live pass unseen; read as "no methods", a recovery pass
+    would pass for a first one and skip the verification of the person."""
+    answers, _seen, graph = fake_graph
+    answers["/users/u1/authentication/temporaryAccessPassMethods"] = body(answer)
+    answers["/users/u1/authentication/methods"] = body(answer)
+    with pytest.raises(GraphRejected, match="incomplete answer"):
+        await graph.current_pass("u1")
+    with pytest.raises(GraphRejected, match="incomplete answer"):
+        await graph.methods_and_pass("u1", confirm_missing_pass=False)
+    with pytest.raises(GraphRejected, match="incomplete answer"):
+        await graph.sign_in_methods("u1")
+
+
+async def test_an_empty_methods_list_is_no_methods_and_no_pass(fake_graph) -> None:  # type: ignore[no-untyped-def]
+    answers, _seen, graph = fake_graph
+    answers["/users/u1/authentication/temporaryAccessPassMethods"] = body({"value": []})
+    answers["/users/u1/authentication/methods"] = body({"value": []})
+    assert await graph.current_pass("u1") is None
+    assert await graph.sign_in_methods("u1") == ()
+    listed = await graph.methods_and_pass("u1", confirm_missing_pass=False)
+    assert (listed.methods, listed.current_pass) == ((), None)
