@@ -31,7 +31,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from bot.domain.audit import AuditAction, AuditOutcome
@@ -150,9 +150,11 @@ class RowRunner:
         self._sign_in_lost = False
         self.paused: Progress | None = None  # where the run stopped, when it paused for the requester's sign-in
         self._caught_mid_create: set[int] = set()
+        self._began_at: datetime | None = None  # when this run took the job over
 
     async def run(self) -> BulkJob:
         job = self._job
+        self._began_at = self._clock.now()
         counts = await self._store.row_counts(job.id)
         self._total = sum(counts.values())
         unfinished = await self._store.rows(job.id, UNFINISHED_RUN_STATES)
@@ -351,9 +353,10 @@ class RowRunner:
             return True  # this row's own pass, created by a run that stopped before showing it
         if row.line in self._caught_mid_create:
             # The create may have happened without its id reaching the journal: a pass made since the job started
-            # is taken to be that one.
+            # and before this run took it over is taken to be that one (never one handed over since).
             started = self._job.started_at or self._job.created_at
-            return existing.created_at >= started
+            began = self._began_at or self._clock.now()
+            return started <= existing.created_at <= began
         return False
 
     def _holds_pass_reason(self, existing: PassInfo) -> str:

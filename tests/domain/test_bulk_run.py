@@ -3,6 +3,7 @@ cancel, a requester who loses the right mid-run, resuming after a crash, and the
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from bot.domain.audit import AuditOutcome
@@ -235,3 +236,23 @@ async def test_a_page_whose_passes_cannot_be_deleted_either_says_they_are_live(w
         assert "still exists and is valid until" in row.reason and "/tap revoke" in row.reason
         assert "Its value was not shown to anyone" in row.reason
     assert world.events(AuditOutcome.FAILED) == ["revoke:None", "revoke:None"]  # audited live, never revoked
+
+
+async def test_a_row_caught_mid_create_does_not_take_a_pass_made_after_the_run_took_the_job_over(
+    world: World,
+) -> None:
+    """The rule that takes a pass made since the job started for a crashed create's own (its id never reached the
+    journal) stops at the moment this run took the job over: a pass another operator handed over after that is kept
+    (found by the security review)."""
+    job_id = await started(world, STAFF[:2])
+    _first, creating = await world.jobs.rows(job_id)
+    await world.jobs.save_rows([creating.moved(RowState.CREATING, attempts=1)])
+    handed_over = await world.passes.create_pass(STAFF[1], lifetime_minutes=60, one_time=False, start_at=None)
+    later = replace(world.passes.passes[STAFF[1].object_id], created_at=world.clock.now() + timedelta(minutes=1))
+    world.passes.passes[STAFF[1].object_id] = later  # Graph dates it after the run below took the job over
+
+    await world.runner.run(job_id, Sink())
+
+    row = next(row for row in await world.jobs.rows(job_id) if row.line == creating.line)
+    assert row.state is RowState.SKIPPED, row
+    assert world.passes.passes[STAFF[1].object_id].method_id == handed_over.info.method_id, "kept"
