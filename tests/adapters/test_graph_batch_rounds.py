@@ -5,20 +5,16 @@ trip, with the same facts and the same errors as the single requests."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
-import httpx
 import pytest
 
-from bot.adapters.clock import SystemClock
-from bot.adapters.graph import GraphGateway, build_graph_client
 from bot.domain.entra_rights import HeldRole, PassWrite
 from bot.domain.errors import GraphRejected
 from bot.domain.model import DirectoryUser
 from bot.sandbox.faults import parse_fault_rule
-from bot.sandbox.server import RunningSandbox, start_sandbox
 from bot.sandbox.tenant import load_tenant
-from bot.settings import DEMO_TENANT_FILE, GraphMode, GraphSettings
+from bot.settings import DEMO_TENANT_FILE
+from tests.adapters.sandbox_graph import Graph, recording_graph
 from tests.harness.bot import ADELE, ALEX, DIEGO, ISAIAH, MEGAN, Person
 
 GRADY = Person("f3ebd287-8aba-4215-a442-62511e3584a3", "GradyA@contoso.onmicrosoft.com", "Grady Archie")
@@ -28,28 +24,10 @@ PARIS = "c6173151-0f93-4734-813e-1176caae1b0f"  # demo: the Paris office adminis
 BATCH = "POST /v1.0/$batch"
 
 
-@dataclass
-class Graph:
-    gateway: GraphGateway
-    sandbox: RunningSandbox
-    sent: list[str]  # "METHOD path" of every HTTP request the bot's client sent
-
-
 @pytest.fixture
 async def graph() -> AsyncIterator[Graph]:
-    sandbox = await start_sandbox(load_tenant(DEMO_TENANT_FILE))
-    client, http = build_graph_client(GraphSettings(GraphMode.SANDBOX, timeout_seconds=5), sandbox.base_url)
-    sent: list[str] = []
-
-    async def record(request: httpx.Request) -> None:
-        sent.append(f"{request.method} {request.url.path}")
-
-    http.event_hooks["request"].append(record)
-    try:
-        yield Graph(GraphGateway(client, SystemClock()), sandbox, sent)
-    finally:
-        await http.aclose()
-        await sandbox.close()
+    async with recording_graph(load_tenant(DEMO_TENANT_FILE)) as graph:
+        yield graph
 
 
 def user(person: Person) -> DirectoryUser:

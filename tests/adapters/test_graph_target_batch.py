@@ -6,19 +6,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Any
 
-import httpx
 import pytest
 
-from bot.adapters.clock import SystemClock
-from bot.adapters.graph import GraphGateway, build_graph_client
 from bot.domain.errors import GraphRejected, GraphUnavailable
-from bot.sandbox.faults import parse_fault_rule
-from bot.sandbox.server import RunningSandbox, start_sandbox
 from bot.sandbox.tenant import parse_tenant
-from bot.settings import DEMO_TENANT_FILE, GraphMode, GraphSettings
+from bot.settings import DEMO_TENANT_FILE
+from tests.adapters.sandbox_graph import Graph, recording_graph
 
 DEMO = json.loads(DEMO_TENANT_FILE.read_text(encoding="utf-8"))
 LEE = "9d3562ea-aefc-4b97-9721-5e506d279f43"  # demo: an ordinary member, no role
@@ -27,31 +21,10 @@ JONI = "8b22bdb0-c56c-4ef5-a5f1-662179b90168"  # demo: holds a (seeded, expired)
 GROUP_IDS = [str(group["id"]) for group in DEMO["groups"]]
 
 
-@dataclass
-class Graph:
-    gateway: GraphGateway
-    sandbox: RunningSandbox
-    sent: list[str]  # "METHOD path" of every HTTP request the bot's client sent
-
-    def fault(self, path_regex: str, status: int, **more: Any) -> None:
-        self.sandbox.state.faults.add(parse_fault_rule({"path_regex": path_regex, "status": status, **more}))
-
-
 @pytest.fixture
 async def graph() -> AsyncIterator[Graph]:
-    sandbox = await start_sandbox(parse_tenant(DEMO))
-    client, http = build_graph_client(GraphSettings(GraphMode.SANDBOX, timeout_seconds=5), sandbox.base_url)
-    sent: list[str] = []
-
-    async def record(request: httpx.Request) -> None:
-        sent.append(f"{request.method} {request.url.path}")
-
-    http.event_hooks["request"].append(record)
-    try:
-        yield Graph(GraphGateway(client, SystemClock()), sandbox, sent)
-    finally:
-        await http.aclose()
-        await sandbox.close()
+    async with recording_graph(parse_tenant(DEMO)) as graph:
+        yield graph
 
 
 async def test_every_demo_user_reads_the_same_facts_as_the_single_requests(graph: Graph) -> None:
