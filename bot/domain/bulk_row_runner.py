@@ -54,7 +54,7 @@ from bot.domain.follow_through import UserMethods
 from bot.domain.job_snapshot import Snapshots, UserReads
 from bot.domain.model import Caller, DirectoryUser, IssuedPass, PassInfo
 from bot.domain.ports import Clock, Directory, PassMethods
-from bot.domain.service import TapService
+from bot.domain.service import HeldLock, TapService
 
 logger = logging.getLogger(__name__)
 
@@ -256,8 +256,8 @@ class RowRunner:
             if not await self._requester_may_act():
                 await self._finish([creating.moved(RowState.FAILED, reason=NO_LONGER_OPERATOR)])
                 return
-            async with self._tap.target_lock(user):
-                issued = await self._create_checked(creating, user)
+            async with self._tap.target_lock(user) as held:
+                issued = await self._create_checked(creating, user, held)
             if issued is None:
                 await self._finish([creating.moved(RowState.FAILED, reason="No such user in this tenant any more.")])
                 return
@@ -304,7 +304,7 @@ class RowRunner:
         if full:
             await self._flush_page()
 
-    async def _create_checked(self, row: JournalRow, known: DirectoryUser) -> IssuedPass | None:
+    async def _create_checked(self, row: JournalRow, known: DirectoryUser, lock: HeldLock) -> IssuedPass | None:
         """Every rule of a single pass for this row's user, on facts at most SNAPSHOT_MAX_AGE old (the user as read
         in a batch, the job's snapshot), and one Graph read now: the user's methods and pass (verification on) or
         the pass; then the create. Runs under the user's lock. None when the user no longer exists."""
@@ -341,6 +341,7 @@ class RowRunner:
             detail=f"bulk job {self._job.id}, line {row.line}",
             max_throttle_wait=timedelta(0),
             reason=row.request_reason,
+            lock=lock,  # given back in the audit row's transaction: one SQL transaction fewer per row
         )
 
     def _may_replace(self, row: JournalRow, existing: PassInfo) -> bool:

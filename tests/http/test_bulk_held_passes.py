@@ -21,6 +21,7 @@ from cards import verbs
 from tests.harness.bot import ADELE, ALEX, DIEGO, RunningBot, sandbox_env, start_bot, stop_bot
 from tests.http.test_bulk import attach, csv_of, job_id_of, last_card, run_to_end
 from tests.http.test_issue_flow import card_text, sandbox_passes
+from tests.http.test_transactions_per_turn import counted
 
 MESSAGE = "application/vnd.microsoft.activity.message"
 
@@ -159,3 +160,18 @@ async def test_replace_these_n_is_refused_without_skipped_rows_outside_the_perso
     answer = await bot.press(ADELE, verbs.BULK_REPLACE_HELD, {"jobId": 404})
     assert answer["type"] == MESSAGE and "I don't know bulk job 404" in answer["value"]
     assert len(await sandbox_passes(bot)) == 2
+
+
+async def test_a_bulk_row_gives_its_users_lock_back_with_its_audit_row(bot: RunningBot) -> None:
+    """As a typed issue does (tests/http/test_transactions_per_turn.py): one SQL transaction fewer per row."""
+    upns = bulk_upns(3)
+    await attach(bot, "users.csv", csv_of(upns))
+    job_id = job_id_of(last_card(bot))
+    await bot.press(ADELE, verbs.BULK_CONFIRM, {"jobId": job_id, "replaceExisting": "false"})
+    with counted(bot) as seen:
+        await run_to_end(bot, job_id)
+    assert await bot.components.bulk._bulk.counts(job_id) == {RowState.DELIVERED: 3}
+    releasing = [group for group in seen.by_transaction if any(s.startswith("DELETE FROM target_locks") for s in group)]
+    assert len(releasing) == 3, releasing
+    for group in releasing:
+        assert any(s.startswith("INSERT INTO audit_events") for s in group), group
