@@ -37,7 +37,6 @@ import tempfile  # noqa: E402
 from collections.abc import AsyncIterator, Callable  # noqa: E402
 from contextlib import asynccontextmanager  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Any  # noqa: E402
 
@@ -238,37 +237,17 @@ class RemoteBot:
             return response
 
     def activity(self, person: Person, text: str | None = None, **extra: Any) -> dict[str, Any]:
-        from tests.harness.bot import BOT_ID, TENANT_ID
+        from tests.harness.bot import teams_activity
 
-        activity: dict[str, Any] = {
-            "type": "message",
-            "id": f"incoming-{next(self._ids)}",
-            "timestamp": datetime.now(UTC).isoformat(),
-            "channelId": "msteams",
-            "serviceUrl": self.connector.url,
-            "from": {"id": person.channel_id, "name": person.name, "aadObjectId": person.object_id},
-            "recipient": {"id": BOT_ID, "name": "tapbot"},
-            "conversation": {"id": self.personal_chat_of(person), "conversationType": "personal"},
-            "channelData": {"tenant": {"id": TENANT_ID}},
-            "entities": [{"type": "clientInfo", "locale": "en-US", "timezone": "Europe/Berlin"}],
-        }
-        if text is not None:
-            activity["text"] = text
-        activity.update(extra)
-        return activity
+        return teams_activity(f"incoming-{next(self._ids)}", self.connector.url, person, text, **extra)
 
     async def say(self, person: Person, text: str, **extra: Any) -> aiohttp.ClientResponse:
         return await self.post(self.activity(person, text, **extra))
 
     async def press(self, person: Person, verb: str, data: dict[str, Any]) -> dict[str, Any]:
-        activity = self.activity(person)
-        activity.update(
-            {
-                "type": "invoke",
-                "name": "adaptiveCard/action",
-                "value": {"action": {"type": "Action.Execute", "verb": verb, "data": data}},
-            }
-        )
+        from tests.harness.bot import card_action
+
+        activity = card_action(self.activity(person), verb, data)
         async with self.session.post(f"{self.url}/api/messages", json=activity) as response:
             assert response.status == 200, await response.text()
             return await response.json()

@@ -106,32 +106,16 @@ class RunningBot:
         timezone: str = "Europe/Berlin",
         **extra: Any,
     ) -> dict[str, Any]:
-        conversation: dict[str, Any] = {"id": f"a:personal-{person.object_id}", "conversationType": "personal"}
-        if kind == "channel":
-            conversation = {
-                "id": "19:general@thread.tacv2;messageid=1",
-                "conversationType": "channel",
-                "isGroup": True,
-                "tenantId": tenant,
-            }
-        elif kind == "groupChat":
-            conversation = {"id": "19:group@thread.v2", "conversationType": "groupChat", "isGroup": True}
-        activity: dict[str, Any] = {
-            "type": "message",
-            "id": f"incoming-{next(self._ids)}",
-            "timestamp": datetime.now(UTC).isoformat(),
-            "channelId": "msteams",
-            "serviceUrl": self.connector.url,
-            "from": {"id": person.channel_id, "name": person.name, "aadObjectId": person.object_id},
-            "recipient": {"id": BOT_ID, "name": "tapbot"},
-            "conversation": conversation,
-            "channelData": {"tenant": {"id": tenant}},
-            "entities": [{"type": "clientInfo", "locale": "en-US", "timezone": timezone}],
-        }
-        if text is not None:
-            activity["text"] = text
-        activity.update(extra)
-        return activity
+        return teams_activity(
+            f"incoming-{next(self._ids)}",
+            self.connector.url,
+            person,
+            text,
+            kind=kind,
+            tenant=tenant,
+            timezone=timezone,
+            **extra,
+        )
 
     async def say(self, person: Person, text: str, **options: Any) -> aiohttp.ClientResponse:
         return await self.post(self.activity(person, text, **options))
@@ -140,16 +124,9 @@ class RunningBot:
         self, person: Person, verb: str, data: dict[str, Any], *, reply_to: str | None = None, **options: Any
     ) -> dict[str, Any]:
         """Sends an Action.Execute invoke (on the message `reply_to`, as Teams does) and returns the answer body."""
-        activity = self.activity(person, **options)
+        activity = card_action(self.activity(person, **options), verb, data)
         if reply_to is not None:
             activity["replyToId"] = reply_to
-        activity.update(
-            {
-                "type": "invoke",
-                "name": "adaptiveCard/action",
-                "value": {"action": {"type": "Action.Execute", "verb": verb, "data": data}},
-            }
-        )
         async with self.session.post(f"{self.url}/api/messages", json=activity) as response:
             assert response.status == 200, await response.text()
             body = await response.json()
@@ -159,6 +136,58 @@ class RunningBot:
 
     def personal_chat_of(self, person: Person) -> str:
         return f"a:personal-{person.object_id}"
+
+
+def teams_activity(
+    activity_id: str,
+    service_url: str,
+    person: Person,
+    text: str | None = None,
+    *,
+    kind: str = "personal",
+    tenant: str = TENANT_ID,
+    timezone: str = "Europe/Berlin",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A message activity from `person` as Teams sends it: in their 1:1 chat with the bot, a channel or a group chat."""
+    conversation: dict[str, Any] = {"id": f"a:personal-{person.object_id}", "conversationType": "personal"}
+    if kind == "channel":
+        conversation = {
+            "id": "19:general@thread.tacv2;messageid=1",
+            "conversationType": "channel",
+            "isGroup": True,
+            "tenantId": tenant,
+        }
+    elif kind == "groupChat":
+        conversation = {"id": "19:group@thread.v2", "conversationType": "groupChat", "isGroup": True}
+    activity: dict[str, Any] = {
+        "type": "message",
+        "id": activity_id,
+        "timestamp": datetime.now(UTC).isoformat(),
+        "channelId": "msteams",
+        "serviceUrl": service_url,
+        "from": {"id": person.channel_id, "name": person.name, "aadObjectId": person.object_id},
+        "recipient": {"id": BOT_ID, "name": "tapbot"},
+        "conversation": conversation,
+        "channelData": {"tenant": {"id": tenant}},
+        "entities": [{"type": "clientInfo", "locale": "en-US", "timezone": timezone}],
+    }
+    if text is not None:
+        activity["text"] = text
+    activity.update(extra)
+    return activity
+
+
+def card_action(activity: dict[str, Any], verb: str, data: dict[str, Any]) -> dict[str, Any]:
+    """The activity turned into the Action.Execute invoke Teams sends when a card's button is pressed."""
+    activity.update(
+        {
+            "type": "invoke",
+            "name": "adaptiveCard/action",
+            "value": {"action": {"type": "Action.Execute", "verb": verb, "data": data}},
+        }
+    )
+    return activity
 
 
 async def start_bot(env: dict[str, str], *, clock: ShiftableClock | None = None) -> RunningBot:
