@@ -209,12 +209,8 @@ class GraphGateway(RefusalReads):
             items.append(BatchItem(f"groups{index}", post, {"groupIds": chunk}))
         answers = await send_batch(self, "read the user's roles, groups and pass", items)
 
-        async def pages(name: str) -> list[dict[str, Any]]:
-            read = reads[name]
-            try:
-                return [single_page(answers.get(name), read.what, pim=read.pim)]
-            except SendAlone:
-                return await read.pages(self)
+        def pages(name: str) -> Awaitable[list[dict[str, Any]]]:
+            return reads[name].answered(self, answers.get(name))
 
         async def current() -> tuple[PassInfo | None, tuple[str, ...] | None]:
             if with_methods:

@@ -13,18 +13,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-import httpx
+from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
 from msgraph.generated.models.o_data_errors.inner_error import InnerError
 from msgraph.generated.models.o_data_errors.main_error import MainError
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
-from bot.adapters.graph_calls import PIM_UNLICENSED_CODE, GraphCalls, _Call
+from bot.adapters.graph_calls import PIM_UNLICENSED_CODE, GraphCalls
 from bot.adapters.graph_client import SDK_RETRY_STATUS_CODES
-from bot.adapters.graph_errors import _translate, _unavailable
+from bot.adapters.graph_errors import _translate
 from bot.adapters.graph_urls import expanded_url
-from bot.domain.errors import GraphRejected
 
 BATCH_LIMIT = 20
 _JSON = "application/json"
@@ -108,18 +107,14 @@ async def send_batch(calls: GraphCalls, what: str, items: Sequence[BatchItem]) -
     adapter = calls._client.request_adapter
     base = adapter.base_url.rstrip("/")
     body = json.dumps({"requests": [_item_json(item, base) for item in items]}).encode()
-    call = _Call()
-    request = RequestInformation(Method.POST, "{+baseurl}/$batch", {})
-    request.configure(call.configuration())
-    request.set_stream_content(body, _JSON)
-    try:
-        answer = await calls._json(request)
-    except ODataError as error:
-        raise _translate(error, what) from None
-    except httpx.HTTPError as error:
-        raise _unavailable(what, error) from None
-    except ValueError:
-        raise GraphRejected(f"Microsoft Graph answered unreadable JSON when I tried to {what}.") from None
+
+    def batch_request(configuration: RequestConfiguration[Any]) -> RequestInformation:
+        request = RequestInformation(Method.POST, "{+baseurl}/$batch", {})
+        request.configure(configuration)
+        request.set_stream_content(body, _JSON)
+        return request
+
+    answer = await calls._read_json(what, batch_request)
     found: dict[str, ItemAnswer] = {}
     for response in (answer or {}).get("responses") or []:
         if not isinstance(response, dict):

@@ -129,14 +129,8 @@ class RoleReads(GraphCalls):
         )
         answers = {name: answer for found in sent for name, answer in found.items()}
 
-        async def pages(name: str) -> list[dict[str, Any]]:
-            read = reads[name]
-            try:
-                return [single_page(answers.get(name), read.what, pim=read.pim)]
-            except SendAlone:
-                return await read.pages(self)
-
-        return dict(zip(names, await asyncio.gather(*(pages(name) for name in names)), strict=True))
+        answered = (reads[name].answered(self, answers.get(name)) for name in names)
+        return dict(zip(names, await asyncio.gather(*answered), strict=True))
 
     def first_round_reads(self, user_id: str) -> dict[str, _Read]:
         """The reads of `directory_roles`' first round, by name, as requests the SDK builds (for one `$batch`)."""
@@ -453,6 +447,14 @@ class _Read:
 
     async def pages(self, calls: GraphCalls) -> list[dict[str, Any]]:
         return await calls._read_pages(self.what, self.builder, self.query, headers=self.headers, pim=self.pim)
+
+    async def answered(self, calls: GraphCalls, answer: ItemAnswer | None) -> list[dict[str, Any]]:
+        """The read's pages from its `$batch` item's answer; read on its own when the item must be sent alone
+        (throttled, 503/504, or more pages)."""
+        try:
+            return [single_page(answer, self.what, pim=self.pim)]
+        except SendAlone:
+            return await self.pages(calls)
 
     def first_request(self) -> RequestInformation:
         return self.builder.to_get_request_information(_Call().configuration(self.query, self.headers))
