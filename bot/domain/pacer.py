@@ -161,11 +161,8 @@ class Dimension:
 
     def refund(self, at: float, amount: int) -> None:
         """A refused request counts against nothing (Graph's answer); forget it."""
-        for index, entry in enumerate(self._entries):
-            if entry == (at, amount):
-                del self._entries[index]
-                self._used -= amount
-                return
+        if self._forget(at, amount):
+            self._used -= amount
 
     def settle(self, at: float, amount: int, now: float, kept: int) -> None:
         """A `$batch` answered: of the `amount` admitted at `at`, the `kept` Graph accepted count from the answer on
@@ -179,11 +176,20 @@ class Dimension:
         """Counts an accepted request from its answer on: Graph counted it on arrival, somewhere between admission
         and answer, so the window seen from here ends no earlier than Graph's (a request that left late, from a
         busy process, would otherwise slide out here while Graph still counts it)."""
-        for index, entry in enumerate(self._entries):
-            if entry == (at, amount):
-                del self._entries[index]
-                self._entries.append((now, amount))
-                return
+        if self._forget(at, amount):
+            self._entries.append((now, amount))
+
+    def _forget(self, at: float, amount: int) -> bool:
+        """Removes one entry admitted at `at` for `amount`, if still in the window. Searched from the newest end: an
+        answer comes soon after its admission, while a bulk job keeps thousands of older entries ahead of it (equal
+        entries are interchangeable, so which of them goes changes nothing)."""
+        entries = self._entries
+        wanted = (at, amount)
+        for offset, entry in enumerate(reversed(entries)):
+            if entry == wanted:
+                del entries[len(entries) - 1 - offset]
+                return True
+        return False
 
     def accepted(self) -> None:
         if self.limit.published is None and self.learned is None:
