@@ -12,8 +12,8 @@ benchmark's recording connector.
 
 The control server (another port in the same process, never part of the bot's app) is the benchmark's only way in:
 `POST /profile/start|stop` (cProfile of the event loop's thread, by its CPU clock unless `--profile-timer wall`),
-`POST /profile/dump?path=` (pstats file), `GET /bulk/{job_id}` (the job's row counts), `GET /pacer` (what the pacer
-did), `POST /stop`.
+`POST /profile/dump?path=` (pstats file), `GET /bulk/{job_id}` (the job's row counts), `POST /bulk/{job_id}/wait`
+(the same, once the job has ended), `GET /pacer` (what the pacer did), `POST /stop`.
 
 The benchmark side: `bot_process(env)` starts it with a recording connector and yields a `RemoteBot` that talks to it
 like `tests.harness.bot.RunningBot` (say, press, post, activity) and reads the process's CPU and memory from /proc.
@@ -72,6 +72,7 @@ class Control:
         app.router.add_post("/profile/stop", self.profile_stop)
         app.router.add_post("/profile/dump", self.profile_dump)
         app.router.add_get("/bulk/{job_id}", self.bulk_counts)
+        app.router.add_post("/bulk/{job_id}/wait", self.bulk_wait)
         app.router.add_get("/pacer", self.pacer)
         app.router.add_post("/stop", self.stop_bot)
         return app
@@ -93,6 +94,16 @@ class Control:
 
         bulk = self.bot_app[COMPONENTS].bulk._bulk  # pyright: ignore[reportPrivateUsage]
         counts = await bulk.counts(int(request.match_info["job_id"]))
+        return web.json_response({state.value: n for state, n in counts.items()})
+
+    async def bulk_wait(self, request: web.Request) -> web.Response:
+        """Answers once the job has ended (every row done), with its row counts."""
+        from bot.server import COMPONENTS
+
+        components = self.bot_app[COMPONENTS]
+        job_id = int(request.match_info["job_id"])
+        await components.bulk.wait(job_id)
+        counts = await components.bulk._bulk.counts(job_id)  # pyright: ignore[reportPrivateUsage]
         return web.json_response({state.value: n for state, n in counts.items()})
 
     async def pacer(self, _request: web.Request) -> web.Response:
@@ -268,6 +279,10 @@ class RemoteBot:
 
     async def bulk_counts(self, job_id: int) -> dict[str, int]:
         return await self.control("GET", f"/bulk/{job_id}")
+
+    async def bulk_finished(self, job_id: int) -> dict[str, int]:
+        """The job's row counts once it has ended."""
+        return await self.control("POST", f"/bulk/{job_id}/wait")
 
     async def pacer_summary(self) -> str:
         try:

@@ -4,7 +4,9 @@ Two sandboxes, each with `--latency-ms` per Graph request:
  (a) Graph's published identity-and-access limits for a tenant of more than 500 users (8,000 resource units per
      10 s, 3,000 writes per 150 s per app, 18,000 writes per 5 min per tenant; see docs/sandbox.md);
  (b) the same plus a tight, unpublished limit on pass creation (`--tight-creates` per `--tight-window` seconds).
-In each, the bot (with the product's default verification setting) checks every row (preflight) and then issues;
+In each, the bot (with the product's default verification setting; in a process of its own, bench/bot_process.py, as
+the sandbox is, so that what is measured is the bot and not the connector and client that play Teams here) checks
+every row (preflight) and then issues;
 the loop does what the PowerShell script does: for each row, look the user up and create the pass, row after row, no
 checks. `rows/s` counts from the file's arrival
 to the last row delivered. The binding limit is the one that allows the fewest rows per second given what a row of
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import pstats
 import resource
 import tempfile
 import time
@@ -32,8 +35,10 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 
-from bench.external_sandbox import anonymous_env, external_sandbox, reset_sandbox, sandbox_counters, warmed_up
+from bench.bot_process import bot_process
+from bench.external_sandbox import anonymous_env, external_sandbox, reset_sandbox, sandbox_counters
 from bench.parse_bulk_file import build_csv
+from bench.profile_issue import print_package_table
 from bot.adapters.clock import SystemClock
 from bot.adapters.graph import GraphGateway, build_graph_client
 from bot.domain.bulk_file import read_bulk_file
@@ -44,7 +49,7 @@ from bot.sandbox.generate import bulk_tenant, bulk_upns
 from bot.sandbox.throttle import APP_WRITES_LIMIT, APP_WRITES_WINDOW_S, RESOURCE_UNITS_WINDOW_S, TENANT_SIZE_UNITS
 from bot.settings import GraphMode, GraphSettings
 from cards import verbs
-from tests.harness.bot import ADELE, ShiftableClock, start_bot, stop_bot
+from tests.harness.bot import ADELE
 
 
 @dataclass
@@ -54,6 +59,7 @@ class Run:
     counters: dict[str, Any]
     preflight_requests: int | None = None  # of the bot's requests, those made before the run was confirmed
     pacer: str = ""  # what the bot's pacer did (lanes, waits, 429s, learned limits)
+    bot_cpu_seconds: float | None = None  # the bot process's, from the file's arrival to the job's end
 
     @property
     def rate(self) -> float:
@@ -68,15 +74,12 @@ class Run:
         return int(self.counters["requests_throttled"])
 
 
-async def bot_run(base_url: str, users: list[str], directory: Path) -> Run:
+async def bot_run(base_url: str, users: list[str], directory: Path, profile: Path | None = None) -> Run:
     env = anonymous_env(base_url, directory, TAPBOT_BULK_MAX_ROWS=str(len(users) + 10))
     # What a customer gets: recovery passes need a verification unless TAPBOT_VERIFICATION says otherwise, so every
     # row is also checked for the methods that would make its pass a recovery one.
     env.pop("TAPBOT_VERIFICATION", None)
-    bot = await start_bot(env, clock=ShiftableClock())
-    bot.connector.validate_cards = False
-    try:
-        await warmed_up(bot)
+    async with bot_process(env) as bot:
         root = base_url.removesuffix("/v1.0")
         data = ("userPrincipalName\n" + "\n".join(users) + "\n").encode()
         async with (
@@ -85,6 +88,9 @@ async def bot_run(base_url: str, users: list[str], directory: Path) -> Run:
         ):
             url = (await hosted.json())["downloadUrl"]
         baseline = await sandbox_counters(base_url)
+        if profile is not None:
+            await bot.profile(True)
+        usage = bot.usage()
         started = time.perf_counter()
         attachment = {
             "contentType": "application/vnd.microsoft.teams.file.download.info",
@@ -96,15 +102,16 @@ async def bot_run(base_url: str, users: list[str], directory: Path) -> Run:
         job_id = next(a["data"]["jobId"] for a in card["actions"] if a["verb"] == verbs.BULK_CONFIRM)
         checked = since(await sandbox_counters(base_url), baseline)
         await bot.press(ADELE, verbs.BULK_CONFIRM, {"jobId": job_id})
-        await bot.components.bulk.wait(job_id)
+        counts = await bot.bulk_finished(job_id)
         elapsed = time.perf_counter() - started
-        counts = await bot.components.bulk._bulk.counts(job_id)
-        assert {state.value: n for state, n in counts.items()} == {"delivered": len(users)}, counts
-        paced = pacer_summary(bot.components.pacer)
-    finally:
-        await stop_bot(bot)
+        cpu_seconds = bot.usage().cpu_seconds - usage.cpu_seconds
+        if profile is not None:
+            await bot.profile(False)
+            await bot.dump_profile(profile)
+        assert counts == {"delivered": len(users)}, counts
+        paced = await bot.pacer_summary()
     counters = since(await sandbox_counters(base_url), baseline)
-    return Run(len(users), elapsed, counters, int(checked["requests_served"]), paced)
+    return Run(len(users), elapsed, counters, int(checked["requests_served"]), paced, cpu_seconds)
 
 
 def pacer_summary(pacer: Pacer | None) -> str:
@@ -181,7 +188,7 @@ def summary(bot: Run, loop: Run, arguments: argparse.Namespace, tight: bool) -> 
 
 
 async def scenario(
-    arguments: argparse.Namespace, label: str, users: int, loop_rows: int, extra: list[str]
+    arguments: argparse.Namespace, label: str, users: int, loop_rows: int, extra: list[str], profile: Path | None = None
 ) -> tuple[Run, Run]:
     upns = bulk_upns(users + loop_rows)
     tenant = bulk_tenant(len(upns))
@@ -190,7 +197,7 @@ async def scenario(
         sandbox_arguments += ["--budget", str(arguments.simple_budget)]
     async with external_sandbox(tenant, *sandbox_arguments) as base_url:
         with tempfile.TemporaryDirectory() as directory:
-            bot = await bot_run(base_url, upns[:users], Path(directory))
+            bot = await bot_run(base_url, upns[:users], Path(directory), profile)
         loop = await one_at_a_time(base_url, upns[users:])
     for run, who in ((bot, "bot"), (loop, "loop")):
         counters = run.counters
@@ -200,11 +207,16 @@ async def scenario(
                 f" = preflight {run.preflight_requests / run.rows:.2f} + run "
                 f"{(run.served - run.preflight_requests) / run.rows:.2f}"
             )
+        cpu = (
+            ""
+            if run.bot_cpu_seconds is None
+            else f"; bot process CPU {run.bot_cpu_seconds / run.rows * 1000:.1f} ms per row"
+        )
         print(
             f"  {label} {who}: {run.rows} rows in {run.seconds:.1f} s = {run.rate:.2f} rows/s; "
             f"{run.served} requests ({run.served / run.rows:.2f}/row{split}), {run.throttled} answered 429 "
             f"{counters.get('throttled_by') or ''}; {int(counters['resource_units']) / run.rows:.1f} units, "
-            f"{int(counters['writes']) / run.rows:.1f} writes per row"
+            f"{int(counters['writes']) / run.rows:.1f} writes per row{cpu}"
         )
         if run.pacer:
             print(f"    {run.pacer}")
@@ -216,7 +228,16 @@ async def main(arguments: argparse.Namespace) -> None:
         f"sandbox in its own process: {arguments.latency_ms:.0f} ms per request; (a) Graph's published limits, "
         f"tenant > 500 users; (b) plus {arguments.tight_creates} pass creations per {arguments.tight_window:.0f} s"
     )
-    published = await scenario(arguments, "(a)", arguments.users, arguments.loop_rows, [])
+    with tempfile.TemporaryDirectory() as directory:
+        profile = Path(directory) / "bulk.pstats" if arguments.profile else None
+        published = await scenario(arguments, "(a)", arguments.users, arguments.loop_rows, [], profile)
+        if profile is not None:
+            print(
+                f"(a) the bot's CPU per row, profiled in its process ({arguments.users} rows; the run's rate suffers):"
+            )
+            stats = pstats.Stats(str(profile))
+            print_package_table(stats, arguments.users)
+            stats.sort_stats("tottime").print_stats(arguments.profile)
     tight_limit = [
         "--auth-method-limit",
         str(arguments.tight_creates),
@@ -231,7 +252,7 @@ async def main(arguments: argparse.Namespace) -> None:
     parsed = read_bulk_file(data, "users.csv", max_rows=60_000, now=datetime.now(UTC), tz=ZoneInfo("UTC"))
     print(
         f"parse 50,000-row CSV ({len(data) / 2**20:.1f} MiB): {(time.perf_counter() - started) * 1000:.0f} ms, "
-        f"{len(parsed.rows)} rows; process max RSS {rss:.0f} MiB (bot, test connector and loop; sandbox apart)"
+        f"{len(parsed.rows)} rows; process max RSS {rss:.0f} MiB (this process: test connector and loop; bot and sandbox apart)"
     )
     print(summary(*published, arguments, tight=False))
     print(summary(*tight, arguments, tight=True))
@@ -246,4 +267,11 @@ if __name__ == "__main__":
     parser.add_argument("--tight-creates", type=int, default=20)
     parser.add_argument("--tight-window", type=float, default=10.0)
     parser.add_argument("--simple-budget", type=int, default=None, help="also apply the old one-number budget")
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="TOP",
+        help="profile the bot's process in (a); print the top functions",
+    )
     asyncio.run(main(parser.parse_args()))

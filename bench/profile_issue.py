@@ -46,6 +46,18 @@ GROUPS = (
 )
 
 
+def print_package_table(stats: pstats.Stats, per: int) -> float:
+    """Prints the profiled CPU per package (each function's own time) per one of `per` units; returns the total."""
+    by_group: dict[str, float] = defaultdict(float)
+    raw = stats.stats  # type: ignore[attr-defined]
+    for (filename, _line, _name), (_cc, _nc, own, _cum, _callers) in raw.items():
+        by_group[group_of(filename)] += own
+    total = sum(by_group.values())
+    for group, seconds in sorted(by_group.items(), key=lambda item: -item[1]):
+        print(f"  {group:28s} {seconds / per * 1000:6.1f} ms  {seconds / total:5.1%}")
+    return total
+
+
 def group_of(filename: str) -> str:
     for marker, group in GROUPS:
         if marker in filename:
@@ -121,18 +133,12 @@ def main() -> None:
         stats_file = Path(directory) / "issue.pstats"
         measured = asyncio.run(run(arguments.rounds, stats_file, arguments.timer, arguments.loop))
         stats = pstats.Stats(str(stats_file))
-    by_group: dict[str, float] = defaultdict(float)
-    raw = stats.stats  # type: ignore[attr-defined]
-    for (filename, _line, _name), (_cc, _nc, own, _cum, _callers) in raw.items():
-        by_group[group_of(filename)] += own
-    total = sum(by_group.values())
-    per_command = total / arguments.rounds * 1000
     print(
         f"/tap issue, {arguments.rounds} commands profiled in the bot's process by {arguments.timer} time "
         "(revokes between them not profiled)"
     )
-    for group, seconds in sorted(by_group.items(), key=lambda item: -item[1]):
-        print(f"  {group:28s} {seconds / arguments.rounds * 1000:6.1f} ms  {seconds / total:5.1%}")
+    total = print_package_table(stats, arguments.rounds)
+    per_command = total / arguments.rounds * 1000
     print("top functions by own time:")
     stats.sort_stats("tottime").print_stats(arguments.top)
     if arguments.callers:
