@@ -14,6 +14,7 @@ from sqlalchemy import event
 
 from bot.adapters.store import SqlStore
 from bot.domain.audit import AuditAction, AuditEvent, AuditOutcome
+from bot.domain.records import PassCard, RedactionReason
 
 NOW = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
 TTL = timedelta(seconds=60)
@@ -118,3 +119,36 @@ async def test_outside_a_block_each_call_is_its_own_transaction(store: SqlStore)
         await store.record(issued())
         assert await store.lock_target("megan", "holder-a", NOW, TTL)
     assert len(begun) == 2
+
+
+def card(card_id: str) -> PassCard:
+    return PassCard(
+        card_id, "adele", "megan", "Megan Bowen", "method-1", NOW, NOW + TTL, True, "UTC", "https://s", "c", None, NOW
+    )
+
+
+async def test_rows_a_session_added_inside_come_before_the_statements_after_them(
+    store: SqlStore, other: SqlStore
+) -> None:
+    """Inside a block the ORM calls (a session joined to the block's connection) and the prebuilt statements run on
+    one connection: a claim right after a save must find the saved card, and both commit with the block."""
+    with transactions(store) as begun:
+        async with store.together():
+            await store.save_pass_cards([card("card-1")])  # through the ORM session
+            assert await store.claim_redaction("card-1", RedactionReason.REVOKED, NOW)  # a Core UPDATE
+            assert await other.pass_card("card-1") is None, "committed before the block ended"
+    assert len(begun) == 1
+    saved = await other.pass_card("card-1")
+    assert saved is not None and saved.redaction_reason == RedactionReason.REVOKED.value
+
+
+async def test_a_block_that_raises_after_orm_and_core_writes_leaves_neither(store: SqlStore, other: SqlStore) -> None:
+    with pytest.raises(OSError):
+        async with store.together():
+            await store.save_pass_cards([card("card-1")])
+            await store.record(issued())
+            await store.save_pass_cards([card("card-2")])
+            raise OSError("the next statement failed")
+    assert await other.pass_card("card-1") is None
+    assert await other.pass_card("card-2") is None
+    assert await other.audit_rows() == []

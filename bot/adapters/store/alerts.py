@@ -4,12 +4,25 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from bot.adapters.store.schema import AuditRow, SecurityChannelRow
 from bot.adapters.store.sessions import SqlDatabase
 from bot.domain.alerts import SecurityChannel
 from bot.domain.audit import AuditAction, AuditOutcome
+
+# Built once: the velocity limit counts before every typed pass (sessions.py `connection`).
+_PASSES_ISSUED_BY = (
+    select(func.count())
+    .select_from(AuditRow)
+    .where(
+        AuditRow.actor_id == bindparam("actor_id"),
+        AuditRow.at >= bindparam("since"),
+        AuditRow.action == AuditAction.ISSUE.value,
+        AuditRow.outcome == AuditOutcome.SUCCEEDED.value,
+        AuditRow.pass_method_id.is_not(None),
+    )
+)
 
 
 class SqlSecurityAlerts:
@@ -32,13 +45,9 @@ class SqlSecurityAlerts:
 
     async def passes_issued_by(self, actor_id: str, since: datetime) -> int:
         """Every pass this person created since then: typed, approved and bulk rows are all issue rows."""
-        return await self._count(
-            AuditRow.action == AuditAction.ISSUE.value,
-            AuditRow.outcome == AuditOutcome.SUCCEEDED.value,
-            AuditRow.pass_method_id.is_not(None),
-            actor_id=actor_id,
-            since=since,
-        )
+        async with self._db.connection() as connection:
+            counted = await connection.scalar(_PASSES_ISSUED_BY, {"actor_id": actor_id, "since": since})
+        return int(counted or 0)
 
     async def alerts_raised(self, kind: str, actor_id: str, since: datetime) -> int:
         return await self._count(

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from bot.adapters.store.schema import AuditRow
 from bot.adapters.store.sessions import SqlDatabase
 from bot.domain.audit import AuditAction, AuditEvent, AuditOutcome
 from bot.domain.records import AuditEntry
+
+_RECORD = insert(AuditRow)  # built once: every command writes a row (sessions.py `connection`)
+_COLUMNS = tuple(column.key for column in AuditRow.__table__.columns if column.key != "id")
 
 
 class SqlAuditLog:
@@ -17,32 +20,12 @@ class SqlAuditLog:
         self._db = db
 
     async def record(self, event: AuditEvent) -> None:
-        async with self._db.session() as session:
-            session.add(
-                AuditRow(
-                    at=event.at,
-                    action=event.action.value,
-                    outcome=event.outcome.value,
-                    actor_id=event.actor_id,
-                    actor_name=event.actor_name,
-                    target_id=event.target_id,
-                    target_upn=event.target_upn,
-                    lifetime_minutes=event.lifetime_minutes,
-                    start_at=event.start_at,
-                    one_time=event.one_time,
-                    pass_method_id=event.pass_method_id,
-                    graph_request_id=event.graph_request_id,
-                    rule=event.rule,
-                    detail=event.detail,
-                    reason=event.reason,
-                    verification_id=event.verification_id,
-                    evidence_method=event.evidence_method,
-                    evidence_by_id=event.evidence_by_id,
-                    evidence_by=event.evidence_by,
-                    evidence_at=event.evidence_at,
-                    evidence_score=event.evidence_score,
-                )
-            )
+        # A None leaves the column to its default, as the ORM did when it added the row.
+        values = {name: value for name in _COLUMNS if (value := getattr(event, name)) is not None}
+        values["action"] = event.action.value
+        values["outcome"] = event.outcome.value
+        async with self._db.connection() as connection:
+            await connection.execute(_RECORD, values)
 
     async def audit_rows(self, since: datetime | None = None) -> list[AuditEntry]:
         query = select(AuditRow).order_by(AuditRow.id)

@@ -5,11 +5,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from bot.adapters.store.schema import PassCardRow
 from bot.adapters.store.sessions import SqlDatabase, changed_one
 from bot.domain.records import PassCard, RedactionReason
+
+# Built once: every pass shown saves its card and every redaction claims one (sessions.py `connection`).
+_SAVE = insert(PassCardRow)
+_CLAIM = (
+    update(PassCardRow)
+    .where(PassCardRow.id == bindparam("card_id"), PassCardRow.redacted_at.is_(None))
+    .values(redacted_at=bindparam("at"), redaction_reason=bindparam("reason"))
+)
+_SET_ACTIVITY = (
+    update(PassCardRow).where(PassCardRow.id == bindparam("card_id")).values(activity_id=bindparam("activity_id"))
+)
 
 
 class SqlPassCards:
@@ -17,8 +28,8 @@ class SqlPassCards:
         self._db = db
 
     async def save_pass_card(self, card: PassCard) -> None:
-        async with self._db.session() as session:
-            session.add(PassCardRow(**card.__dict__))
+        async with self._db.connection() as connection:
+            await connection.execute(_SAVE, card.__dict__)
 
     async def save_pass_cards(self, cards: Sequence[PassCard]) -> None:
         """Several cards in one transaction: a results page and the entry row of each pass on it."""
@@ -26,8 +37,8 @@ class SqlPassCards:
             session.add_all(PassCardRow(**card.__dict__) for card in cards)
 
     async def set_card_activity(self, card_id: str, activity_id: str) -> None:
-        async with self._db.session() as session:
-            await session.execute(update(PassCardRow).where(PassCardRow.id == card_id).values(activity_id=activity_id))
+        async with self._db.connection() as connection:
+            await connection.execute(_SET_ACTIVITY, {"card_id": card_id, "activity_id": activity_id})
 
     async def pass_card(self, card_id: str) -> PassCard | None:
         async with self._db.session() as session:
@@ -36,13 +47,9 @@ class SqlPassCards:
 
     async def claim_redaction(self, card_id: str, reason: RedactionReason, at: datetime) -> bool:
         """Marks the card redacted; False when it already was (a second click, or another replica)."""
-        async with self._db.session() as session:
-            result = await session.execute(
-                update(PassCardRow)
-                .where(PassCardRow.id == card_id, PassCardRow.redacted_at.is_(None))
-                .values(redacted_at=at, redaction_reason=reason.value)
-            )
-            return changed_one(result)
+        values = {"card_id": card_id, "at": at, "reason": reason.value}
+        async with self._db.connection() as connection:
+            return changed_one(await connection.execute(_CLAIM, values))
 
     async def cards_due_for_redaction(self, now: datetime, limit: int = 50) -> list[PassCard]:
         query = (

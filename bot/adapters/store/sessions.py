@@ -12,17 +12,28 @@ from sqlalchemy import event, inspect, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Result, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.expression import Executable
 
 from bot.adapters.database import DatabaseSettings, TokenCredential, create_engine
 from bot.adapters.migrate import MigrationResult, migrate_engine
 from bot.adapters.store.schema import Base
 
-# The transaction `SqlDatabase.together` opened: the database, the task that opened it, and its session.
-_shared: ContextVar[tuple[SqlDatabase, asyncio.Task[object] | None, AsyncSession] | None] = ContextVar(
-    "tapbot_shared_transaction", default=None
-)
+
+class _Shared:
+    """The transaction `SqlDatabase.together` opened: the database, the task that opened it, its connection, and the
+    ORM session joined to that connection once a store call inside needs one."""
+
+    __slots__ = ("connection", "db", "session", "task")
+
+    def __init__(self, db: SqlDatabase, task: asyncio.Task[object] | None, connection: AsyncConnection) -> None:
+        self.db = db
+        self.task = task
+        self.connection = connection
+        self.session: AsyncSession | None = None
+
+
+_shared: ContextVar[_Shared | None] = ContextVar("tapbot_shared_transaction", default=None)
 
 
 class SqlDatabase:
@@ -64,10 +75,13 @@ class SqlDatabase:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """One transaction: committed when the block ends, rolled back when it raises. Inside `together`, the
-        transaction it opened (this block then commits nothing itself)."""
-        joined = self._joined()
-        if joined is not None:
-            yield joined
+        transaction it opened (this block then commits nothing itself, but flushes what it added)."""
+        shared = self._joined()
+        if shared is not None:
+            if shared.session is None:
+                shared.session = self._sessions(bind=shared.connection)
+            yield shared.session
+            await shared.session.flush()
             return
         if self._sqlite_turn is None:
             async with self._sessions() as session, session.begin():
@@ -75,6 +89,21 @@ class SqlDatabase:
             return
         async with self._sqlite_turn, self._sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        """Like `session`, on a Core connection: for the statements every command runs, which need no ORM objects
+        (an ORM session costs several times their own work to set up, flush and commit)."""
+        shared = self._joined()
+        if shared is not None:
+            yield shared.connection
+            return
+        if self._sqlite_turn is None:
+            async with self.engine.begin() as connection:
+                yield connection
+            return
+        async with self._sqlite_turn, self.engine.begin() as connection:
+            yield connection
 
     @asynccontextmanager
     async def together(self) -> AsyncIterator[None]:
@@ -85,18 +114,21 @@ class SqlDatabase:
         if self._joined() is not None:
             yield
             return
-        async with self.session() as session:
-            token = _shared.set((self, asyncio.current_task(), session))
+        async with self.connection() as connection:
+            shared = _Shared(self, asyncio.current_task(), connection)
+            token = _shared.set(shared)
             try:
                 yield
             finally:
                 _shared.reset(token)
+                if shared.session is not None:
+                    await shared.session.close()  # leaves the connection's transaction to this block
 
-    def _joined(self) -> AsyncSession | None:
+    def _joined(self) -> _Shared | None:
         shared = _shared.get()
-        if shared is None or shared[0] is not self or shared[1] is not asyncio.current_task():
+        if shared is None or shared.db is not self or shared.task is not asyncio.current_task():
             return None
-        return shared[2]
+        return shared
 
     def insert_ignoring_duplicates(self, table: type[Base], values: dict[str, object]) -> Executable:
         insert = postgresql_insert if self.dialect == "postgresql" else sqlite_insert
