@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from http.cookiejar import CookieJar
 from typing import Any
 
 import httpx
@@ -17,8 +18,15 @@ from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
 from kiota_http.kiota_client_factory import KiotaClientFactory
-from kiota_http.middleware import RetryHandler
-from kiota_http.middleware.options import RetryHandlerOption
+from kiota_http.middleware import (
+    BaseMiddleware,
+    BodyInspectionHandler,
+    ParametersNameDecodingHandler,
+    RetryHandler,
+    UrlReplaceHandler,
+    UserAgentHandler,
+)
+from kiota_http.middleware.options import RetryHandlerOption, UserAgentHandlerOption
 from kiota_serialization_json.json_parse_node import JsonParseNode
 from msgraph.generated.models.authentication_method_collection_response import AuthenticationMethodCollectionResponse
 from msgraph.generated.models.directory_object import DirectoryObject
@@ -26,12 +34,13 @@ from msgraph.generated.models.group import Group
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
-from msgraph_core import GraphClientFactory
-from msgraph_core.middleware import GraphTelemetryHandler
+from msgraph_core._enums import FeatureUsageFlag
+from msgraph_core.middleware import GraphRequestContext, GraphTelemetryHandler
 
 from bot.adapters.graph_costs import graph_limits
 from bot.adapters.graph_pacing import PacedTransport
 from bot.adapters.graph_transport import AiohttpTransport
+from bot.adapters.graph_urls import ParameterNamesDecoded
 from bot.domain.pacer import Pacer
 from bot.settings import GraphMode, GraphSettings
 from bot.telemetry import GraphTelemetryTransport
@@ -41,6 +50,11 @@ from bot.telemetry import GraphTelemetryTransport
 # Recording it as absent once turns each attempt into a dictionary look-up; httpcore then assumes asyncio, as before.
 # kiota's RetryHandler retries 429, 503 and 504; the 429s are the pacer's (graph_pacing.py).
 SDK_RETRY_STATUS_CODES = {503, 504}
+# kiota's default handlers that change nothing in tapbot's requests, each opening a span per request:
+# UrlReplaceHandler turns `/users/TokenToReplace` into `/me` (a URL tapbot never sends) and re-parses every URL to do
+# so; BodyInspectionHandler keeps bodies only for a request that asks it to (none does); UserAgentHandler appends the
+# same `kiota-python/<version>` to every request's User-Agent, which the client's own User-Agent now carries.
+LEFT_OUT_HANDLERS = (UrlReplaceHandler, BodyInspectionHandler, UserAgentHandler)
 
 if importlib.util.find_spec("sniffio") is None:
     sys.modules.setdefault("sniffio", None)  # type: ignore[arg-type]
@@ -132,17 +146,79 @@ def build_credential(settings: GraphSettings) -> AsyncTokenCredential:
     raise ValueError(f"Graph mode {settings.mode.value} does not use a credential")
 
 
+class AnswerCookies(httpx.Cookies):
+    """The client's cookies, read from an answer only when it sets one: httpx builds a urllib request and response
+    for every answer to look for Set-Cookie headers, and Graph sets no cookie (a cookie set is still kept)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers:
+            super().extract_cookies(response)
+
+
 class GraphHttpClient(httpx.AsyncClient):
-    """The Graph HTTP client, whose `aclose` also closes its connections: msgraph's middleware transport, which
-    replaces the client's own (GraphClientFactory), does not pass `aclose` on to the transport under it."""
+    """The Graph HTTP client, whose `aclose` also closes its connections (kiota's middleware transport, which
+    replaces the client's own, may not pass `aclose` on), and whose cookies are `AnswerCookies`."""
 
     def __init__(self, *, transport: httpx.AsyncBaseTransport, timeout: httpx.Timeout) -> None:
         super().__init__(transport=transport, timeout=timeout)
         self._connections = transport
+        self._answer_cookies = AnswerCookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._answer_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: httpx.Cookies | CookieJar | dict[str, str] | list[tuple[str, str]] | None) -> None:
+        self._answer_cookies = AnswerCookies(cookies)
 
     async def aclose(self) -> None:
         await super().aclose()
         await self._connections.aclose()
+
+
+def kiota_user_agent(client_user_agent: str) -> str:
+    """The User-Agent kiota's UserAgentHandler sends: the client's, then `kiota-python/<version>`."""
+    option = UserAgentHandlerOption()
+    value = f"{option.product_name}/{option.product_version}"
+    return client_user_agent if value in client_user_agent else f"{client_user_agent} {value}".strip()
+
+
+def graph_sdk_headers(base_url: str) -> dict[str, str]:
+    """The headers msgraph's GraphTelemetryHandler adds to a request to a Graph cloud (SdkVersion, HostOs,
+    RuntimeEnvironment: how Graph tells the SDK and its versions apart), worked out once by that handler itself: they
+    are the same on every request. None for another host (the sandbox), as the handler does. The handler also sets
+    `client-request-id` when a request has none; tapbot's requests carry their own (graph_calls._Call)."""
+    handler = GraphTelemetryHandler()
+    probe = httpx.Request("GET", base_url)
+    if not handler.is_graph_url(probe.url):
+        return {}
+    context = GraphRequestContext({}, probe.headers)
+    # What msgraph's transport records for a pipeline holding kiota's redirect and retry handlers.
+    context.feature_usage = FeatureUsageFlag.REDIRECT_HANDLER_ENABLED
+    context.feature_usage = FeatureUsageFlag.RETRY_HANDLER_ENABLED
+    probe.context = context  # type: ignore[attr-defined]
+    before = set(probe.headers.keys())
+    handler._append_sdk_version_header(probe, handler.options)
+    handler._add_host_os_header(probe)
+    handler._add_runtime_environment_header(probe)
+    added = [(name.decode(), value.decode()) for name, value in probe.headers.raw]
+    return {name: value for name, value in added if name.lower() not in before}
+
+
+def graph_middleware(read_retries: dict[str, RequestOption]) -> list[BaseMiddleware]:
+    """kiota's default handlers that do something for tapbot's requests: redirects, 503/504 retries of reads,
+    parameter names decoded (ParameterNamesDecoded), response headers inspected (a request's `request-id`)."""
+    middleware: list[BaseMiddleware] = []
+    for handler in KiotaClientFactory.get_default_middleware(read_retries):
+        if isinstance(handler, LEFT_OUT_HANDLERS):
+            continue
+        if isinstance(handler, ParametersNameDecodingHandler):
+            handler = ParameterNamesDecoded(handler.options)
+        elif isinstance(handler, RetryHandler):
+            handler.retry_on_status_codes = SDK_RETRY_STATUS_CODES
+        middleware.append(handler)
+    return middleware
 
 
 def build_graph_client(
@@ -173,12 +249,10 @@ def build_graph_client(
     # Reads may be retried by the SDK after a 503 or 504 (they are idempotent), but never for long inside a chat turn.
     # A 429 is the pacer's to retry: the SDK retrying it too would send the requests the pacer plans several times.
     read_retries: dict[str, RequestOption] = {RetryHandlerOption.get_key(): RetryHandlerOption(delay=1, max_retries=2)}
-    middleware = KiotaClientFactory.get_default_middleware(read_retries)
-    for handler in middleware:
-        if isinstance(handler, RetryHandler):
-            handler.retry_on_status_codes = SDK_RETRY_STATUS_CODES
-    middleware.append(GraphTelemetryHandler())
-    http_client = GraphClientFactory.create_with_custom_middleware(middleware, client=http_client)
+    # The headers kiota's UserAgentHandler and msgraph's GraphTelemetryHandler would add to every request, set once.
+    http_client.headers["User-Agent"] = kiota_user_agent(http_client.headers.get("User-Agent", ""))
+    http_client.headers.update(graph_sdk_headers(base_url))
+    http_client = KiotaClientFactory.create_with_custom_middleware(graph_middleware(read_retries), client=http_client)
     adapter = GraphRequestAdapter(WritesAsTheirOwner(auth_provider), client=http_client)
     # Without an explicit base URL, httpx's own base_url (with a trailing slash) would produce '//users'.
     adapter.base_url = base_url.rstrip("/")
