@@ -4,6 +4,7 @@ default pipeline sends, and on the sandbox `$` query names, kiota's User-Agent a
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
@@ -17,13 +18,16 @@ from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
+from yarl import URL
 
 from bot.adapters.clock import SystemClock
 from bot.adapters.graph import GraphGateway, build_graph_client
 from bot.adapters.graph_client import GraphHttpClient
+from bot.adapters.graph_costs import RESOURCE_UNITS, batch_item_charges
 from bot.adapters.graph_transport import AiohttpTransport
 from bot.sandbox.server import create_sandbox_app
 from bot.sandbox.tenant import load_tenant
+from bot.sandbox.throttle import request_cost
 from bot.settings import DEMO_TENANT_FILE, GraphMode, GraphSettings
 from tests.harness.bot import MEGAN
 
@@ -91,6 +95,7 @@ async def test_a_graph_cloud_gets_the_url_and_headers_of_the_sdks_full_default_p
 class Received:
     path_and_query: str
     headers: dict[str, str]
+    body: bytes
 
 
 @pytest.fixture
@@ -101,7 +106,8 @@ async def sandbox_wire() -> AsyncIterator[tuple[GraphGateway, GraphServiceClient
     async def record(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        received.append(Received(request.raw_path, {name.lower(): value for name, value in request.headers.items()}))
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        received.append(Received(request.raw_path, headers, await request.read()))
         return await handler(request)
 
     app = create_sandbox_app(load_tenant(DEMO_TENANT_FILE))
@@ -162,3 +168,24 @@ async def test_an_answer_that_sets_a_cookie_is_still_read_into_the_clients_cooki
         assert (await client.get("https://graph.microsoft.com/v1.0/users")).status_code == 200
     finally:
         await client.aclose()
+
+
+async def test_the_pacer_counts_each_item_of_a_batch_it_sends_as_the_sandbox_does(
+    sandbox_wire: tuple[GraphGateway, GraphServiceClient, list[Received]],
+) -> None:
+    """A batch item's URL carries `$select` as a request of its own does (it carried `%24select`, which the pacer
+    did not read as `$select`: one resource unit more per item than Graph's table and the sandbox count)."""
+    gateway, _client, received = sandbox_wire
+    groups = [str(group["id"]) for group in json.loads(DEMO_TENANT_FILE.read_text(encoding="utf-8"))["groups"]]
+    await gateway.target_reading(MEGAN.object_id, groups, with_methods=True)
+    batches = [entry.body for entry in received if entry.path_and_query == "/v1.0/$batch"]
+    assert batches
+    for body in batches:
+        items = json.loads(body)["requests"]
+        charged = batch_item_charges(body)
+        assert charged is not None and len(charged) == len(items)
+        assert any("&$select=" in item["url"] for item in items) and any("?$expand=" in item["url"] for item in items)
+        for item, (_item_id, charges) in zip(items, charged, strict=True):
+            assert "%24" not in item["url"]
+            url = URL(item["url"])  # as the sandbox reads it
+            assert charges[RESOURCE_UNITS] == request_cost(item["method"], url.path, dict(url.query)).resource_units
