@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -361,16 +361,23 @@ class TapService:
 
     @asynccontextmanager
     async def target_lock(
-        self, user: DirectoryUser, *, wait: timedelta | None = None, counting: Caller | None = None
+        self,
+        user: DirectoryUser,
+        *,
+        wait: timedelta | None = None,
+        counting: Caller | None = None,
+        on_taking: Callable[[], Awaitable[None]] | None = None,
     ) -> AsyncIterator[HeldLock]:
         """Holds the user's lock around "read the current pass, decide, create": one at a time, on every replica.
 
         Waits a few seconds for a lock someone else holds, then raises TargetBusy. `counting`: the operator whose
         passes of the last hour the velocity limit will count, read in the transaction that takes the lock.
+        `on_taking`: store calls (nothing else) made in that transaction too, durable with the lock before anything
+        runs under it (a bulk row's journal entry); if they fail, the lock is not taken.
         """
         held = HeldLock(user.object_id.lower(), uuid.uuid4().hex)
         deadline = time.monotonic() + (self._lock_wait if wait is None else wait).total_seconds()
-        while not await self._take(held, counting):
+        while not await self._take(held, counting, on_taking):
             if time.monotonic() >= deadline:
                 raise TargetBusy(user.label)
             await asyncio.sleep(TARGET_LOCK_POLL_SECONDS)
@@ -383,13 +390,22 @@ class TapService:
                 except Exception:  # it runs out by itself after TARGET_LOCK_TTL
                     logger.warning("could not release the lock of user %s", held.key, exc_info=True)
 
-    async def _take(self, held: HeldLock, counting: Caller | None) -> bool:
+    async def _take(
+        self, held: HeldLock, counting: Caller | None, on_taking: Callable[[], Awaitable[None]] | None
+    ) -> bool:
         velocity = self._velocity if self._approval_gate is not None else None  # no gate: the limit is not checked
         async with self._together():
             if not await self._locks.lock_target(held.key, held.holder, self._clock.now(), TARGET_LOCK_TTL):
                 return False
-            if counting is not None and velocity is not None:
-                held.issued_in_window = await velocity.issued_in_window(counting)
+            try:
+                if counting is not None and velocity is not None:
+                    held.issued_in_window = await velocity.issued_in_window(counting)
+                if on_taking is not None:
+                    await on_taking()
+            except BaseException:
+                if self._transactions is None:  # in one transaction, the lock is rolled back with them
+                    await self._locks.unlock_target(held.key, held.holder)
+                raise
         return True
 
     def _together(self) -> AbstractAsyncContextManager[None]:
@@ -619,6 +635,7 @@ class TapService:
         verification_id: str | None = None,
         acting_as: Caller | None = None,
         lock: HeldLock | None = None,
+        on_recorded: Callable[[IssuedPass], Awaitable[None]] | None = None,
     ) -> IssuedPass:
         """Creates a pass whose rules were already checked (inside `target_lock`), and audits it.
 
@@ -627,7 +644,8 @@ class TapService:
         approval's approver). Raises SignInRequired (nothing written, nothing audited here) when they have no token.
         `lock`: the user's lock this runs under; given, it is released in the audit row's transaction (the pass exists
         and is recorded: nothing is left for the lock to guard), so nothing after this in the caller's lock block may
-        rely on still holding it.
+        rely on still holding it. `on_recorded`: store calls (nothing else) made in the audit row's transaction too
+        (a bulk row's journal entry saying its pass exists).
         """
         refusal = schedule_refusal(lifetime_minutes, start_at, self._clock.now())
         if refusal is not None:
@@ -661,6 +679,8 @@ class TapService:
             )
             if releasing is not None:
                 await self._locks.unlock_target(releasing.key, releasing.holder)
+            if on_recorded is not None:
+                await on_recorded(issued)
         if releasing is not None:
             releasing.released = True
         return issued

@@ -3,7 +3,7 @@ limit's count, and given back with the pass's audit row; on any failure the lock
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -47,6 +47,7 @@ class JournalStore:
     rolled_back: int = 0
     _open: int | None = None
     _opened: int = 0
+    _locked_inside: list[str] = field(default_factory=list)
 
     def together(self) -> AbstractAsyncContextManager[None]:
         return self._together()
@@ -59,10 +60,13 @@ class JournalStore:
         self._opened += 1
         self._open = self._opened
         kept = len(self.events)
+        self._locked_inside = []
         try:
             yield
         except BaseException:
             del self.events[kept:]  # what a rollback does to rows written inside
+            for target_id in self._locked_inside:
+                self.locks.held.pop(target_id, None)
             self.rolled_back += 1
             raise
         finally:
@@ -82,7 +86,19 @@ class JournalStore:
     async def lock_target(self, target_id: str, holder: str, now: datetime, ttl: timedelta) -> bool:
         taken = await self.locks.lock_target(target_id, holder, now, ttl)
         self.calls.append(("lock" if taken else "lock refused", self._open))
+        if taken and self._open is not None:
+            self._locked_inside.append(target_id)
         return taken
+
+    def noted(self, name: str, *, fail: bool = False) -> Callable[..., Awaitable[None]]:
+        """A store call of the caller's own (a bulk row's journal entry), noted in the transaction it runs in."""
+
+        async def call(*_: object) -> None:
+            self.calls.append((name, self._open))
+            if fail:
+                raise OSError("disk I/O error")
+
+        return call
 
     async def unlock_target(self, target_id: str, holder: str) -> None:
         self.calls.append(("unlock", self._open))
@@ -180,3 +196,31 @@ async def test_a_caller_that_passes_no_lock_keeps_it_to_the_end_of_its_block() -
         assert not held.released and MEGAN.object_id in world.store.locks.held
     assert world.store.locks.held == {}
     assert [e.action for e in world.store.events] == [AuditAction.ISSUE]
+
+
+async def test_a_callers_store_calls_ride_in_the_locks_two_transactions() -> None:
+    """A bulk row: journaled CREATING as the lock is taken, CREATED with the audit row and the lock's release."""
+    world = World()
+    async with world.service.target_lock(MEGAN, on_taking=world.store.noted("creating")) as held:
+        await world.service.create_checked_pass(
+            OPERATOR,
+            MEGAN,
+            lifetime_minutes=60,
+            one_time=False,
+            start_at=None,
+            existing=None,
+            lock=held,
+            on_recorded=world.store.noted("created"),
+        )
+    assert world.store.grouped() == [["lock", "creating"], ["audit issue succeeded", "unlock", "created"]]
+    assert world.store.locks.held == {}
+
+
+@pytest.mark.parametrize("transactions", [True, False])
+async def test_a_failing_store_call_at_the_locks_take_leaves_no_lock(transactions: bool) -> None:
+    world = World(transactions=transactions)
+    with pytest.raises(OSError):
+        async with world.service.target_lock(MEGAN, on_taking=world.store.noted("creating", fail=True)):
+            raise AssertionError("nothing may run under a lock whose journal entry failed")
+    assert world.store.locks.held == {}
+    assert world.store.rolled_back == (1 if transactions else 0)

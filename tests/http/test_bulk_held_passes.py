@@ -175,3 +175,30 @@ async def test_a_bulk_row_gives_its_users_lock_back_with_its_audit_row(bot: Runn
     assert len(releasing) == 3, releasing
     for group in releasing:
         assert any(s.startswith("INSERT INTO audit_events") for s in group), group
+
+
+async def test_a_bulk_row_is_journaled_in_its_locks_transactions(bot: RunningBot) -> None:
+    """CREATING commits with the lock's take (before any Graph request for the row), CREATED with the audit row and
+    the lock's release: two SQL transactions per row, besides the results page's."""
+    upns = bulk_upns(3)
+    await attach(bot, "users.csv", csv_of(upns))
+    job_id = job_id_of(last_card(bot))
+    with counted(bot) as seen:
+        await bot.press(ADELE, verbs.BULK_CONFIRM, {"jobId": job_id, "replaceExisting": "false"})
+        await run_to_end(bot, job_id)
+    assert await bot.components.bulk._bulk.counts(job_id) == {RowState.DELIVERED: 3}
+    groups = seen.by_transaction
+    taking = [group for group in groups if any(s.startswith("INSERT INTO target_locks") for s in group)]
+    releasing = [group for group in groups if any(s.startswith("DELETE FROM target_locks") for s in group)]
+    assert len(taking) == 3 and len(releasing) == 3, groups
+    for group in taking + releasing:
+        assert any(s.startswith("UPDATE bulk_rows") for s in group), group
+    for group in releasing:
+        assert any(s.startswith("INSERT INTO audit_events") for s in group), group
+    journal_alone = [
+        group
+        for group in groups
+        if any(s.startswith("UPDATE bulk_rows") for s in group) and not any("target_locks" in s for s in group)
+    ]
+    # The confirm's (every row queued, in one) and the page's (the three DELIVERED once shown): none of a row's own.
+    assert len(journal_alone) == 2, [[s[:60] for s in group] for group in groups]
