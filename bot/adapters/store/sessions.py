@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Result, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 from sqlalchemy.sql.expression import Executable
 
 from bot.adapters.database import DatabaseSettings, TokenCredential, create_engine
@@ -52,9 +53,14 @@ class SqlDatabase:
         parsed = make_url(url.url if isinstance(url, DatabaseSettings) else url)
         if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, credential=credential, pool_pre_ping=parsed.get_backend_name() != "sqlite")
-        if parsed.get_backend_name() == "sqlite":
-            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        if parsed.get_backend_name() != "sqlite":
+            return cls(create_engine(url, credential=credential, pool_pre_ping=True))
+        # The pool's own reset would roll back every connection it gets back, even one whose transaction was just
+        # committed: a needless trip to aiosqlite's thread per transaction. `_sqlite_reset` rolls back only one left
+        # in a transaction.
+        engine = create_engine(url, credential=credential, pool_pre_ping=False, pool_reset_on_return=None)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "reset", _sqlite_reset)
         return cls(engine)
 
     @property
@@ -154,3 +160,16 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_reset(dbapi_connection: object, record: ConnectionPoolEntry, state: PoolResetState) -> None:
+    """The pool's rollback on return, only when the connection is still in a transaction (a failed or abandoned
+    one): SQLAlchemy's own reset, which this replaces, rolls back in every case."""
+    if not state.asyncio_safe:  # the pool's own reset skips these too (no IO from a garbage collector)
+        return
+    try:
+        left_open = bool(record.driver_connection.in_transaction)  # type: ignore[union-attr]
+    except Exception:  # a closed or broken connection: the rollback fails and the pool discards it
+        left_open = True
+    if left_open:
+        dbapi_connection.rollback()  # type: ignore[attr-defined]
