@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from microsoft_agents.activity import ActivityTypes, RoleTypes, load_configuration_from_env
+from microsoft_agents.activity import (
+    Activity,
+    ActivityTypes,
+    RoleTypes,
+    SignInResource,
+    TokenExchangeRequest,
+    TokenOrSignInResourceResponse,
+    TokenResponse,
+    TokenStatus,
+    load_configuration_from_env,
+)
 from microsoft_agents.authentication.msal import MsalConnectionManager
 from microsoft_agents.hosting.aiohttp import CloudAdapter
 from microsoft_agents.hosting.core import (
@@ -19,9 +30,11 @@ from microsoft_agents.hosting.core import (
     TurnState,
 )
 from microsoft_agents.hosting.core.authorization import AgentAuthConfiguration, ClaimsIdentity
-from microsoft_agents.hosting.core.connector import ConnectorClientBase
+from microsoft_agents.hosting.core.connector import ConnectorClientBase, UserTokenClientBase
+from microsoft_agents.hosting.core.connector.agent_sign_in_base import AgentSignInBase
 from microsoft_agents.hosting.core.connector.client import UserTokenClient
 from microsoft_agents.hosting.core.connector.teams import TeamsConnectorClient
+from microsoft_agents.hosting.core.connector.user_token_base import UserTokenBase
 
 from bot.settings import DEFAULT_CONNECTOR_HOSTS, DEFAULT_TOKEN_SERVICE_URL, Settings
 from bot.teams.approval_flow import ApprovalFlow
@@ -99,7 +112,15 @@ class TrustedClientFactory(RestChannelServiceClientFactory):
         if self._pool is not None:
             await self._pool.close()
 
-    async def create_user_token_client(
+    async def create_user_token_client(  # pyright: ignore[reportIncompatibleMethodOverride]
+        self, context: TurnContext | None, claims_identity: ClaimsIdentity, use_anonymous: bool = False
+    ) -> UserTokenClientBase:  # all the SDK's adapter takes (ChannelServiceClientFactoryBase's own signature)
+        """What the SDK asks for at every turn and proactive call, used or not (only its own OAuth flows use it, which
+        this bot does not register): made, with its token, only when a call needs it. Building one per turn cost a
+        session of its own and, with a registration, a token lookup for the token service on every message."""
+        return TokenClientOnDemand(lambda: self.user_token_client(context, claims_identity, use_anonymous))
+
+    async def user_token_client(
         self, context: TurnContext | None, claims_identity: ClaimsIdentity, use_anonymous: bool = False
     ) -> UserTokenClient:
         """A token service client (delegated writes' sign-in, bot/teams/sign_in.py); `context` None outside a turn
@@ -116,6 +137,78 @@ class TrustedClientFactory(RestChannelServiceClientFactory):
         return UserTokenClient(
             app_id=claims_identity.get_app_id() or "", endpoint=self._token_service_endpoint, token=token
         )
+
+
+class TokenClientOnDemand(UserTokenClientBase):
+    """A token service client made on its first call (`make`), and closed only if it was made."""
+
+    def __init__(self, make: Callable[[], Awaitable[UserTokenClient]]) -> None:
+        self._make = make
+        self._client: UserTokenClient | None = None
+
+    async def _made(self) -> UserTokenClient:
+        if self._client is None:
+            client = await self._make()
+            if self._client is None:
+                self._client = client
+            else:  # two first calls at once: one client is kept
+                await client.close()
+        return self._client
+
+    def _made_already(self) -> UserTokenClient:
+        if self._client is None:
+            raise RuntimeError("the token service client is made by its first call: call one of its methods first")
+        return self._client
+
+    @property
+    def agent_sign_in(self) -> AgentSignInBase:
+        return self._made_already().agent_sign_in
+
+    @property
+    def user_token(self) -> UserTokenBase:
+        return self._made_already().user_token
+
+    async def get_user_token(
+        self, user_id: str, connection_name: str, channel_id: str, magic_code: str | None = None
+    ) -> TokenResponse:
+        return await (await self._made()).get_user_token(user_id, connection_name, channel_id, magic_code)
+
+    async def get_sign_in_resource(
+        self, connection_name: str, activity: Activity, final_redirect: str | None = None
+    ) -> SignInResource:
+        return await (await self._made()).get_sign_in_resource(connection_name, activity, final_redirect)
+
+    async def sign_out_user(self, user_id: str, connection_name: str, channel_id: str) -> None:
+        await (await self._made()).sign_out_user(user_id, connection_name, channel_id)
+
+    async def get_token_status(self, user_id: str, channel_id: str, include: str | None = None) -> list[TokenStatus]:
+        return await (await self._made()).get_token_status(user_id, channel_id, include)
+
+    async def get_aad_tokens(
+        self, user_id: str, connection_name: str, resource_urls: list[str], channel_id: str
+    ) -> dict[str, TokenResponse]:
+        return await (await self._made()).get_aad_tokens(user_id, connection_name, resource_urls, channel_id)
+
+    async def exchange_token(
+        self, user_id: str, connection_name: str, channel_id: str, exchange_request: TokenExchangeRequest
+    ) -> TokenResponse:
+        return await (await self._made()).exchange_token(user_id, connection_name, channel_id, exchange_request)
+
+    async def get_token_or_sign_in_resource(
+        self,
+        connection_name: str,
+        activity: Activity,
+        code: str | None = None,
+        final_redirect: str | None = None,
+        fwd_url: str | None = None,
+    ) -> TokenOrSignInResourceResponse:
+        return await (await self._made()).get_token_or_sign_in_resource(
+            connection_name, activity, code, final_redirect, fwd_url
+        )
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
 
 
 def _not_a_teams_connector(context: TurnContext) -> bool:

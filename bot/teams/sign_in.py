@@ -156,7 +156,7 @@ class RunsCommands(Protocol):
 class UserTokenClients(Protocol):
     """bot/teams/agent.py's TrustedClientFactory: token service clients, in a turn or (context None) outside one."""
 
-    async def create_user_token_client(
+    async def user_token_client(
         self, context: TurnContext | None, claims_identity: ClaimsIdentity, use_anonymous: bool = False
     ) -> UserTokenClient: ...
 
@@ -631,7 +631,7 @@ class _TokenClient:
         self._client: UserTokenClient | None = None
 
     async def __aenter__(self) -> UserTokenClient:
-        self._client = await self._clients.create_user_token_client(self._context, self._identity)
+        self._client = await self._clients.user_token_client(self._context, self._identity)
         return self._client
 
     async def __aexit__(self, *_exc: object) -> None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import web
 from microsoft_agents.authentication.msal import MsalConnectionManager
 from microsoft_agents.hosting.core.authorization import AgentAuthConfiguration, AuthenticationConstants, ClaimsIdentity
 
-from bot.teams.agent import SandboxClientFactory, TrustedClientFactory
+from bot.teams.agent import SandboxClientFactory, TokenClientOnDemand, TrustedClientFactory
 from bot.teams.trust import ConnectorHosts
 
 APP_ID = "11111111-2222-3333-4444-555555555555"
@@ -46,7 +47,7 @@ def identity() -> ClaimsIdentity:
 async def test_outside_a_turn_the_bot_token_for_the_token_service_is_asked_for() -> None:
     connections = FakeConnections()
     factory = TrustedClientFactory(connections, ConnectorHosts(()), token_service_url=TOKEN_SERVICE)
-    client = await factory.create_user_token_client(None, identity())
+    client = await factory.user_token_client(None, identity())
     try:
         assert connections.endpoints == [TOKEN_SERVICE]
         assert connections.provider.asked == [
@@ -62,10 +63,48 @@ async def test_outside_a_turn_the_bot_token_for_the_token_service_is_asked_for()
 async def test_the_sandbox_factory_sends_no_token() -> None:
     connections = FakeConnections()
     factory = SandboxClientFactory(connections, token_service_url=TOKEN_SERVICE)
-    client = await factory.create_user_token_client(None, identity())
+    client = await factory.user_token_client(None, identity())
     try:
         assert connections.provider.asked == []
         assert "Authorization" not in client.client.headers
         assert client._app_id == APP_ID
     finally:
         await client.close()
+
+
+async def test_the_client_the_sdk_asks_for_each_turn_is_made_with_its_token_only_when_called() -> None:
+    """The SDK asks the factory for a token service client at every turn; until one of its methods is called no
+    session is made and no token is asked for. Its first call makes the client with the bot's token, as before."""
+    seen: list[str | None] = []
+
+    async def token_status(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization"))
+        return web.json_response([])
+
+    app = web.Application()
+    app.router.add_get("/api/usertoken/GetTokenStatus", token_status)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        connections = FakeConnections()
+        factory = TrustedClientFactory(connections, ConnectorHosts(()), token_service_url=f"http://127.0.0.1:{port}/")
+        client = await factory.create_user_token_client(None, identity())
+        assert isinstance(client, TokenClientOnDemand)
+        assert connections.provider.asked == [] and connections.endpoints == []
+        await client.close()  # never made: nothing to close, nothing asked
+        assert connections.provider.asked == []
+
+        client = await factory.create_user_token_client(None, identity())
+        try:
+            assert await client.get_token_status("29:user", "msteams") == []
+            assert await client.get_token_status("29:user", "msteams") == []
+            assert seen == ["Bearer bot-token-for-the-token-service"] * 2
+            assert len(connections.provider.asked) == 1  # one client, made by the first call
+            assert client.user_token is not None
+        finally:
+            await client.close()
+    finally:
+        await runner.cleanup()
