@@ -11,6 +11,7 @@ import httpx
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.identity.aio import CertificateCredential, ClientSecretCredential, ManagedIdentityCredential
 from kiota_abstractions.authentication import AnonymousAuthenticationProvider, AuthenticationProvider
+from kiota_abstractions.headers_collection import HeadersCollection
 from kiota_abstractions.request_information import RequestInformation
 from kiota_abstractions.request_option import RequestOption
 from kiota_abstractions.serialization import Parsable, ParsableFactory
@@ -21,6 +22,7 @@ from kiota_http.kiota_client_factory import KiotaClientFactory
 from kiota_http.middleware import (
     BaseMiddleware,
     BodyInspectionHandler,
+    HeadersInspectionHandler,
     ParametersNameDecodingHandler,
     RetryHandler,
     UrlReplaceHandler,
@@ -156,8 +158,9 @@ class AnswerCookies(httpx.Cookies):
 
 
 class GraphHttpClient(httpx.AsyncClient):
-    """The Graph HTTP client, whose `aclose` also closes its connections (kiota's middleware transport, which
-    replaces the client's own, may not pass `aclose` on), and whose cookies are `AnswerCookies`."""
+    """The Graph HTTP client, whose `aclose` also closes its connections whatever middleware transport replaced the
+    client's own (msgraph's did not pass `aclose` on; closing twice is harmless), and whose cookies are
+    `AnswerCookies`."""
 
     def __init__(self, *, transport: httpx.AsyncBaseTransport, timeout: httpx.Timeout) -> None:
         super().__init__(transport=transport, timeout=timeout)
@@ -175,6 +178,31 @@ class GraphHttpClient(httpx.AsyncClient):
     async def aclose(self) -> None:
         await super().aclose()
         await self._connections.aclose()
+
+
+class HeadersInspected(HeadersInspectionHandler):
+    """kiota's HeadersInspectionHandler (a request's response headers, for Graph's `request-id`: graph_calls._Call),
+    without a span per request, and reading the headers once: kiota's looks each name up again in the whole list."""
+
+    async def send(self, request: httpx.Request, transport: httpx.AsyncBaseTransport) -> httpx.Response:
+        options = self._get_current_options(request)  # cleared for this request, as kiota's does
+        if options.inspect_request_headers:
+            self._capture_headers(request.headers, options.request_headers)
+        response = await BaseMiddleware.send(self, request, transport)
+        if options.inspect_response_headers:
+            self._capture_headers(response.headers, options.response_headers)
+        return response
+
+    def _capture_headers(self, source_headers: httpx.Headers, target_collection: HeadersCollection) -> None:
+        """As kiota's: each name once, the values of a single-value header joined, the others kept apart."""
+        values_by_name: dict[str, list[str]] = {}
+        for name, value in source_headers.multi_items():  # names lower-cased, as iterating the headers gives them
+            values_by_name.setdefault(name, []).append(value)
+        for name, values in values_by_name.items():
+            if name in HeadersCollection.SINGLE_VALUE_HEADERS:
+                target_collection.add(name, ", ".join(values))
+            else:
+                target_collection.add(name, values)
 
 
 def kiota_user_agent(client_user_agent: str) -> str:
@@ -208,13 +236,15 @@ def graph_sdk_headers(base_url: str) -> dict[str, str]:
 
 def graph_middleware(read_retries: dict[str, RequestOption]) -> list[BaseMiddleware]:
     """kiota's default handlers that do something for tapbot's requests: redirects, 503/504 retries of reads,
-    parameter names decoded (ParameterNamesDecoded), response headers inspected (a request's `request-id`)."""
+    parameter names decoded (ParameterNamesDecoded), response headers inspected (HeadersInspected)."""
     middleware: list[BaseMiddleware] = []
     for handler in KiotaClientFactory.get_default_middleware(read_retries):
         if isinstance(handler, LEFT_OUT_HANDLERS):
             continue
         if isinstance(handler, ParametersNameDecodingHandler):
             handler = ParameterNamesDecoded(handler.options)
+        elif isinstance(handler, HeadersInspectionHandler):
+            handler = HeadersInspected(handler.options)
         elif isinstance(handler, RetryHandler):
             handler.retry_on_status_codes = SDK_RETRY_STATUS_CODES
         middleware.append(handler)

@@ -22,6 +22,9 @@ from kiota_http.middleware.options import ParametersNameDecodingHandlerOption
 _EXPRESSION = re.compile(r"\{([+?]?)([^{}]*)\}")
 _RESERVED_SAFE = ":/?#[]@!$&'()*+,;="
 _PERCENT_TRIPLET = re.compile(r"%[0-9A-Fa-f]{2}")
+# Values `quote` would return unchanged (most: ids, the base URL), returned without calling it.
+_NOTHING_TO_QUOTE = re.compile(r"[A-Za-z0-9_.~-]*")
+_NOTHING_TO_QUOTE_RESERVED = re.compile(r"[A-Za-z0-9_.~:/?#\[\]@!$&'()*+,;=%-]*")
 
 
 @functools.lru_cache(maxsize=256)
@@ -51,9 +54,13 @@ def _rendered(value: object, *, reserved: bool) -> str | None:
         return str(value)
     if isinstance(value, str):
         if reserved:
-            if "%" in _PERCENT_TRIPLET.sub("", value):
+            if "%" in value and "%" in _PERCENT_TRIPLET.sub("", value):
                 return None  # a lone '%' in a reserved expansion: the SDK decides
+            if _NOTHING_TO_QUOTE_RESERVED.fullmatch(value):
+                return value
             return quote(value, safe=_RESERVED_SAFE + "%")
+        if _NOTHING_TO_QUOTE.fullmatch(value):
+            return value
         return quote(value, safe="")
     if isinstance(value, list) and not reserved:
         items = [_rendered(item, reserved=False) for item in cast(list[object], value)]
@@ -72,9 +79,9 @@ def expanded_url(request: RequestInformation) -> str | None:
     compiled = _compiled(request.url_template)
     if compiled is None:
         return None
-    sanitize = request._get_sanitized_value
-    values = {key: sanitize(value) for key, value in request.query_parameters.items()}
-    values.update({key: sanitize(value) for key, value in path_parameters.items()})
+    sanitize = request._get_sanitized_value  # a plain str is returned as it is (a str enum is not a plain str)
+    values = {key: value if type(value) is str else sanitize(value) for key, value in request.query_parameters.items()}
+    values.update({key: value if type(value) is str else sanitize(value) for key, value in path_parameters.items()})
     out: list[str] = []
     for operator, literal, names in compiled:
         if not operator:

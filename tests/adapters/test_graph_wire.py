@@ -13,7 +13,9 @@ import pytest
 from aiohttp import web
 from kiota_abstractions.authentication import AnonymousAuthenticationProvider
 from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.headers_collection import HeadersCollection
 from kiota_http._version import VERSION as KIOTA_VERSION
+from kiota_http.middleware import HeadersInspectionHandler
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
@@ -22,7 +24,7 @@ from yarl import URL
 
 from bot.adapters.clock import SystemClock
 from bot.adapters.graph import GraphGateway, build_graph_client
-from bot.adapters.graph_client import GraphHttpClient
+from bot.adapters.graph_client import GraphHttpClient, HeadersInspected
 from bot.adapters.graph_costs import RESOURCE_UNITS, batch_item_charges
 from bot.adapters.graph_transport import AiohttpTransport
 from bot.sandbox.server import create_sandbox_app
@@ -189,3 +191,22 @@ async def test_the_pacer_counts_each_item_of_a_batch_it_sends_as_the_sandbox_doe
             assert "%24" not in item["url"]
             url = URL(item["url"])  # as the sandbox reads it
             assert charges[RESOURCE_UNITS] == request_cost(item["method"], url.path, dict(url.query)).resource_units
+
+
+def test_response_headers_are_captured_as_kiotas_handler_captures_them() -> None:
+    headers = httpx.Headers(
+        [
+            ("Content-Type", "application/json"),
+            ("request-id", "r1"),
+            ("Set-Cookie", "a=1"),
+            ("set-cookie", "b=2"),
+            ("Content-Length", "5"),
+            ("X-Many", "1, 2"),
+            ("x-many", "3"),
+        ]
+    )
+    kiotas, ours = HeadersCollection(), HeadersCollection()
+    HeadersInspectionHandler()._capture_headers(headers, kiotas)
+    HeadersInspected()._capture_headers(headers, ours)
+    assert ours.get_all() == kiotas.get_all()
+    assert ours.get("request-id") == {"r1"}
