@@ -468,8 +468,37 @@ async def test_first_delivery_refuses_duplicates(store: SqlStore) -> None:
     assert await store.first_delivery("a:personal-adele|activity-1", NOW, keep)
     assert await store.first_delivery("a:personal-adele|activity-1", NOW + timedelta(minutes=1), keep) is False
     assert await store.first_delivery("a:personal-adele|activity-2", NOW, keep)
-    # Past the window the record is gone (cleaned on the next delivery), so the key counts as new again.
+    # Past the window the record no longer counts, so the key counts as new again.
     assert await store.first_delivery("a:personal-adele|activity-1", NOW + timedelta(hours=2), keep)
+
+
+async def test_a_record_past_its_keep_counts_as_unseen_before_it_is_deleted(store: SqlStore) -> None:
+    """The old records are deleted once a minute (FORGET_EVERY), not on every delivery: one still in the table after
+    its keep must not refuse the key, and a retry within the keep of the new record is refused again."""
+    keep = timedelta(seconds=10)
+    assert await store.first_delivery("c|activity-1", NOW, keep)
+    later = NOW + timedelta(seconds=20)  # past the keep, before the next deletion
+    assert await store.first_delivery("c|activity-1", later, keep)
+    assert await store.first_delivery("c|activity-1", later + timedelta(seconds=5), keep) is False
+    outcomes = await asyncio.gather(
+        *(store.first_delivery("c|activity-1", later + timedelta(seconds=30), keep) for _ in range(CONCURRENT))
+    )
+    assert outcomes.count(True) == 1, "two deliveries at once both took over the old record"
+
+
+async def test_records_past_their_keep_are_deleted_once_a_minute(store: SqlStore) -> None:
+    keep = timedelta(seconds=10)
+
+    async def kept() -> list[str]:
+        async with store.engine.connect() as connection:
+            rows = await connection.execute(text("SELECT key FROM processed_activities ORDER BY key"))
+            return [row[0] for row in rows]
+
+    assert await store.first_delivery("c|1", NOW, keep)
+    assert await store.first_delivery("c|2", NOW + timedelta(seconds=30), keep)
+    assert await kept() == ["c|1", "c|2"], "deleted again within the minute"
+    assert await store.first_delivery("c|3", NOW + timedelta(seconds=61), keep)
+    assert await kept() == ["c|3"]
 
 
 async def test_first_delivery_once_under_concurrency_and_for_long_keys(store: SqlStore) -> None:
