@@ -49,6 +49,7 @@ SERVICE_NAME = "tapbot"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _NUMBER = re.compile(r"^\d+$")
 _KEPT_RESPONSE_HEADERS = ("retry-after", "request-id")
+ACCEPTED_ACTIVITY = "tapbot_accepted_activity"  # the request's JSON body, set by /api/messages once it accepts it
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ async def turns(request: web.Request, handler: Callable[[web.Request], Awaitable
             raise
         finally:
             if status < 400:  # an authenticated activity the SDK has read: its bytes are parsed, never before
-                attributes.update(await _activity_attributes(request))
+                attributes.update(_activity_attributes(request))
             attributes["http.response.status_code"] = status
             span.set_attributes(attributes)
             if status >= 500:
@@ -185,13 +186,9 @@ async def turns(request: web.Request, handler: Callable[[web.Request], Awaitable
             instruments.turn_duration.record(time.monotonic() - started, attributes)
 
 
-async def _activity_attributes(request: web.Request) -> dict[str, str]:
-    if request.method != "POST" or not request.body_exists:
-        return {}
-    try:
-        body = await request.json()  # aiohttp keeps the bytes for the SDK
-    except (ValueError, RecursionError):  # deeply nested JSON, before any token check: no attributes, no 500
-        return {}
+def _activity_attributes(request: web.Request) -> dict[str, str]:
+    """From the body as /api/messages parsed it once it passed its checks (bot/web/messages.py), not parsed again."""
+    body = request.get(ACCEPTED_ACTIVITY)
     if not isinstance(body, dict):
         return {}
     attributes: dict[str, str] = {}

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 from microsoft_agents.activity import Activity
-from microsoft_agents.hosting.aiohttp import jwt_authorization_decorator, start_agent_process
+from microsoft_agents.hosting.aiohttp import jwt_authorization_decorator
+from microsoft_agents.hosting.core.http import HttpResponse
 
 from bot.components import COMPONENTS
 from bot.logging_setup import bind_correlation_id, new_correlation_id
 from bot.teams.activity import clean_text
 from bot.teams.trust import token_refusal, unverified_issuer
+from bot.telemetry import ACCEPTED_ACTIVITY
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +45,10 @@ async def _authenticated(request: web.Request) -> web.StreamResponse:
     """Runs after the SDK checked the token's signature, lifetime and audience (or found anonymous mode)."""
     components = request.app[COMPONENTS]
     settings = components.settings
-    body = await _read_activity(request)
-    if isinstance(body, web.Response):
-        return body
+    read = await _read_activity(request)
+    if isinstance(read, web.Response):
+        return read
+    body = read.body
     bind_correlation_id(new_correlation_id(body.get("id")))
     request[TURN_SUMMARY] = turn_summary(body)
     if not settings.anonymous:
@@ -63,16 +67,66 @@ async def _authenticated(request: web.Request) -> web.StreamResponse:
     if not components.runtime.connector_hosts.allows(body.get("serviceUrl")):
         logger.warning("refused an activity whose service URL is not an allowed connector host")
         return _refused(401, "The service URL is not an allowed Teams connector address.")
+    request[ACCEPTED_ACTIVITY] = body  # read by telemetry's turn attributes, not parsed again there
     runtime = components.runtime
-    response = await start_agent_process(request, runtime.application, runtime.adapter)
-    return response if response is not None else web.Response(status=202)
+    # What the SDK's start_agent_process does (CloudAdapter.process), with the body read once: see _ReadActivity.
+    answer = await runtime.adapter.process_request(_ReadActivity(request, read), runtime.application)
+    return _response(answer)
 
 
-async def _read_activity(request: web.Request) -> dict[str, Any] | web.Response:
+class _ReadActivity:
+    """The request as the SDK's adapter reads it (its HttpRequestProtocol, as its AiohttpRequestAdapter gives it),
+    except that its read of the body gets the Activity validated here from the very same text, instead of parsing
+    and validating the body a second time. A text the SDK would decode otherwise (another charset) it parses itself,
+    and what it cannot decode it refuses with its own 400, as before."""
+
+    def __init__(self, request: web.Request, read: _Read) -> None:
+        self._request = request
+        self._read = read
+
+    @property
+    def method(self) -> str:
+        return self._request.method
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._request.headers
+
+    async def json(self) -> Any:
+        text = await self._request.text()  # aiohttp's own decoding, as the SDK's read: the declared charset or UTF-8
+        if text == self._read.text:
+            return self._read.activity  # the SDK's Activity.model_validate takes a model instance as it is
+        return json.loads(text)
+
+    def get_claims_identity(self) -> Any:
+        return self._request.get("claims_identity")
+
+    def get_path_param(self, name: str) -> str:
+        return self._request.match_info[name]
+
+
+def _response(answer: HttpResponse) -> web.Response:
+    """The SDK's answer as aiohttp's (what its CloudAdapter.process returns)."""
+    if answer.body is not None:
+        return web.json_response(data=answer.body, status=answer.status_code, headers=answer.headers)
+    return web.Response(status=answer.status_code, headers=answer.headers, content_type=answer.content_type)
+
+
+class _Read:
+    """A body that passed the checks: its text, the JSON object parsed from it, the SDK's model of it."""
+
+    def __init__(self, text: str, body: dict[str, Any], activity: Activity) -> None:
+        self.text = text
+        self.body = body
+        self.activity = activity
+
+
+async def _read_activity(request: web.Request) -> _Read | web.Response:
     """The body as an activity, or a 400 saying why not: never an exception on hostile JSON."""
     raw = await request.read()  # within client_max_size; aiohttp keeps the bytes for the SDK's own read
     try:
-        body = json.loads(raw)
+        text = raw.decode(json.detect_encoding(raw), "surrogatepass")  # what json.loads(raw) decodes
+        body = json.loads(text)
     except (ValueError, RecursionError):
         return _refused(400, "The body is not JSON.")
     if not isinstance(body, dict):
@@ -80,12 +134,13 @@ async def _read_activity(request: web.Request) -> dict[str, Any] | web.Response:
     problem = _shape_problem(body)
     if problem:
         return _refused(400, problem)
-    if not _is_activity(body):
+    activity = _as_activity(body)
+    if activity is None:
         return _refused(400, "The activity has fields of the wrong type.")
     for name in ("type", "serviceUrl", "channelId"):
         if not isinstance(body.get(name), str):
             return _refused(400, f"The activity has no {name}.")
-    return body
+    return _Read(text, body, activity)
 
 
 def _shape_problem(body: dict[str, Any]) -> str | None:
@@ -107,20 +162,19 @@ def _shape_problem(body: dict[str, Any]) -> str | None:
     return None
 
 
-def _is_activity(body: dict[str, Any]) -> bool:
-    """Whether the SDK's own model takes the body (it parses it again itself). Its validator logs every refusal
-    as an error with a traceback; a client's malformed body is not the bot's error, so that log is muted here
-    (validation does not await, so no other turn's log falls in between)."""
+def _as_activity(body: dict[str, Any]) -> Activity | None:
+    """The SDK's own model of the body, or None when it does not take it. Its validator logs every refusal as an
+    error with a traceback; a client's malformed body is not the bot's error, so that log is muted here (validation
+    does not await, so no other turn's log falls in between)."""
     sdk_logger = logging.getLogger("microsoft_agents.activity.activity")
     was_disabled = sdk_logger.disabled
     sdk_logger.disabled = True
     try:
-        Activity.model_validate(body)
+        return Activity.model_validate(body)
     except Exception:  # pydantic's errors, and the plain Exception the model raises itself
-        return False
+        return None
     finally:
         sdk_logger.disabled = was_disabled
-    return True
 
 
 def _refused(status: int, error: str) -> web.Response:

@@ -1,0 +1,71 @@
+"""What the Teams edge does for one activity (issue 13, the CPU per interactive command): the body is parsed and
+validated into the SDK's model once, not again by the SDK; no token service client is made for a turn that does
+not call it. And what must not change with that: a body the SDK's own read decodes differently is still its to
+refuse."""
+
+from __future__ import annotations
+
+import codecs
+import json
+from typing import Any
+
+import pytest
+from microsoft_agents.activity import Activity
+from microsoft_agents.hosting.core.connector.client import UserTokenClient
+
+from tests.harness.bot import ADELE, MEGAN, RunningBot
+from tests.http.test_issue_flow import cards_in, sandbox_passes
+from tests.http.test_malformed import post_raw
+
+
+def count_validations(monkeypatch: pytest.MonkeyPatch) -> list[type]:
+    """The type of what each Activity.model_validate call was given (a dict: a parse and validation of a body)."""
+    given: list[type] = []
+    validate = Activity.model_validate.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[Activity], obj: Any, *args: Any, **kwargs: Any) -> Activity:
+        given.append(type(obj))
+        return validate(cls, obj, *args, **kwargs)
+
+    monkeypatch.setattr(Activity, "model_validate", classmethod(counting))
+    return given
+
+
+def count_token_clients(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    made: list[str] = []
+    init = UserTokenClient.__init__
+
+    def counting(self: UserTokenClient, *args: Any, **kwargs: Any) -> None:
+        made.append("made")
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(UserTokenClient, "__init__", counting)
+    return made
+
+
+async def test_an_issue_validates_its_activity_once_and_makes_no_token_service_client(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await bot.say(ADELE, f"/tap issue {MEGAN.upn}")  # warm: the first turn reads more than later ones
+    validations = count_validations(monkeypatch)
+    token_clients = count_token_clients(monkeypatch)
+    response = await bot.say(ADELE, f"/tap revoke {MEGAN.upn}")
+    assert response.status == 202
+    response = await bot.say(ADELE, f"/tap issue {MEGAN.upn}")
+    assert response.status == 202
+    assert len(await sandbox_passes(bot)) == 1  # revoked, and issued again
+    assert validations.count(dict) == 2, validations  # one per turn: the SDK took the model /api/messages made
+    assert token_clients == []
+
+
+async def test_a_body_the_sdk_reads_otherwise_is_still_refused_by_it(bot: RunningBot) -> None:
+    """/api/messages parses the bytes as json.loads does (a UTF-8 byte order mark skipped); the SDK reads the text
+    aiohttp decodes (the mark kept, which JSON refuses): such a body was refused by the SDK's read, and still is."""
+    activity = bot.activity(ADELE, f"/tap issue {MEGAN.upn}")
+    status, document = await post_raw(bot, codecs.BOM_UTF8 + json.dumps(activity).encode())
+    assert status == 400 and document is not None and isinstance(document.get("error"), str)
+    # UTF-16 (which json.loads finds by itself) declared as such is read alike by both: taken.
+    body = json.dumps(activity).encode("utf-16-le")
+    status, _ = await post_raw(bot, body, {"Content-Type": "application/json; charset=utf-16-le"})
+    assert status == 202
+    assert len(cards_in(bot.connector.sent)) == 1 and len(await sandbox_passes(bot)) == 1
