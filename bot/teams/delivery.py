@@ -52,7 +52,17 @@ class PrivateChat:
 
 def card_message(card: dict[str, Any]) -> Activity:
     """A card alone: Teams splits text plus card into two messages, and the card's id is needed to redact it."""
-    return Activity(type=ActivityTypes.message, attachments=[Attachment(content_type=ADAPTIVE_CARD, content=card)])
+    return Activity(
+        type=ActivityTypes.message, attachments=[Attachment(content_type=ADAPTIVE_CARD, content=_SentCard(card))]
+    )
+
+
+class _SentCard(dict[str, Any]):
+    """A card on its way out, which nothing changes once it is built. The SDK deep-copies every activity it sends
+    (TurnContext.send_activities), and copying the card was two thirds of that: the copy shares this one instead."""
+
+    def __deepcopy__(self, memo: dict[int, object]) -> _SentCard:
+        return self
 
 
 def text_message(text: str) -> Activity:
