@@ -21,6 +21,13 @@ _CLAIM = (
 _SET_ACTIVITY = (
     update(PassCardRow).where(PassCardRow.id == bindparam("card_id")).values(activity_id=bindparam("activity_id"))
 )
+# Every card button reads its card, every revoke and replacement the cards still showing the pass, to hide them.
+_CARD = select(PassCardRow.__table__).where(PassCardRow.id == bindparam("card_id"))
+_UNREDACTED_FOR_PASS = (
+    select(PassCardRow.__table__)
+    .where(PassCardRow.pass_method_id == bindparam("pass_method_id"), PassCardRow.redacted_at.is_(None))
+    .order_by(PassCardRow.created_at, PassCardRow.id)
+)
 
 
 class SqlPassCards:
@@ -41,9 +48,9 @@ class SqlPassCards:
             await connection.execute(_SET_ACTIVITY, {"card_id": card_id, "activity_id": activity_id})
 
     async def pass_card(self, card_id: str) -> PassCard | None:
-        async with self._db.session() as session:
-            row = await session.get(PassCardRow, card_id)
-            return _card(row) if row else None
+        async with self._db.connection() as connection:
+            row = (await connection.execute(_CARD, {"card_id": card_id})).first()
+            return PassCard(**row._mapping) if row is not None else None
 
     async def claim_redaction(self, card_id: str, reason: RedactionReason, at: datetime) -> bool:
         """Marks the card redacted; False when it already was (a second click, or another replica)."""
@@ -62,13 +69,9 @@ class SqlPassCards:
             return [_card(row) for row in (await session.scalars(query)).all()]
 
     async def unredacted_cards_for_pass(self, pass_method_id: str) -> list[PassCard]:
-        query = (
-            select(PassCardRow)
-            .where(PassCardRow.pass_method_id == pass_method_id, PassCardRow.redacted_at.is_(None))
-            .order_by(PassCardRow.created_at, PassCardRow.id)
-        )
-        async with self._db.session() as session:
-            return [_card(row) for row in (await session.scalars(query)).all()]
+        async with self._db.connection() as connection:
+            rows = await connection.execute(_UNREDACTED_FOR_PASS, {"pass_method_id": pass_method_id})
+            return [PassCard(**row._mapping) for row in rows]
 
     async def unredacted_cards_for_user(self, target_id: str) -> list[PassCard]:
         query = (
