@@ -79,9 +79,8 @@ def expanded_url(request: RequestInformation) -> str | None:
     compiled = _compiled(request.url_template)
     if compiled is None:
         return None
+    query_parameters = request.query_parameters
     sanitize = request._get_sanitized_value  # a plain str is returned as it is (a str enum is not a plain str)
-    values = {key: value if type(value) is str else sanitize(value) for key, value in request.query_parameters.items()}
-    values.update({key: value if type(value) is str else sanitize(value) for key, value in path_parameters.items()})
     out: list[str] = []
     for operator, literal, names in compiled:
         if not operator:
@@ -89,7 +88,10 @@ def expanded_url(request: RequestInformation) -> str | None:
             continue
         separator = "?"
         for name, sent_name in names:
-            value = values.get(name)
+            # A path parameter wins over a query parameter of the same name, as in kiota's expansion.
+            value = path_parameters[name] if name in path_parameters else query_parameters.get(name)
+            if type(value) is not str:
+                value = sanitize(value)
             if value is None or value == []:
                 continue  # undefined: RFC 6570 leaves it out
             rendered = _rendered(value, reserved=operator == "+")
