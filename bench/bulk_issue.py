@@ -13,7 +13,10 @@ to the last row delivered. The binding limit is the one that allows the fewest r
 this run cost (resource units, writes, creations per row). Also parses a 50,000-row file.
 
     python -m bench.bulk_issue [--users 1000] [--latency-ms 150] [--loop-rows 40] [--tight-users 100]
-                               [--tight-creates 20 --tight-window 10] [--simple-budget N]
+                               [--tight-creates 20 --tight-window 10] [--simple-budget N] [--profile TOP]
+
+`--profile TOP` profiles the bot's process during (a) (cProfile on its event loop's CPU clock; the run is slower for
+it) and prints its CPU per row by package and its TOP functions.
 
 Last two lines, (a) then (b): `bulk: <rows/s> rows/s (<pct> % of the binding limit <name> <n>/s), loop <rows/s>
 rows/s, <ratio>x, 429s <pct> % of requests, <k> requests per row`.
