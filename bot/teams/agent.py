@@ -52,6 +52,10 @@ from bot.teams.turn import Turns
 from bot.teams.verification_flow import VerificationFlow, verification_off
 from cards import verbs
 
+# Connector clients kept at once (KeptConnectorClient): one per connector address and bot token in use; a token is
+# renewed about hourly and Teams has a few regional addresses, so more than this means the oldest is no longer used.
+KEPT_CONNECTOR_CLIENTS = 16
+
 
 class TrustedClientFactory(RestChannelServiceClientFactory):
     """The one place outgoing connector clients are made (replies, new chats, proactive sends, card updates):
@@ -72,6 +76,8 @@ class TrustedClientFactory(RestChannelServiceClientFactory):
         self._hosts = hosts
         self._anonymous = anonymous
         self._pool: aiohttp.TCPConnector | None = None
+        self._kept: dict[tuple[str, str], KeptConnectorClient] = {}  # by address and token, oldest first
+        self._retired: set[KeptConnectorClient] = set()  # out of `_kept`, still lent to a turn or a send
 
     async def create_connector_client(
         self,
@@ -90,8 +96,9 @@ class TrustedClientFactory(RestChannelServiceClientFactory):
                 context, claims_identity, service_url, audience, scopes, use_anonymous=anonymous
             )
         # The SDK's own method gives every client a session with its own connections, closed after each turn or
-        # send: a TCP (and in production TLS) handshake per message. The same client on one shared pool instead;
-        # each client keeps its own session (its token in its headers), whose closing leaves the pool open.
+        # send: a TCP (and in production TLS) handshake per message, and a client built anew (its headers, the
+        # SDK's version looked up in the installed packages) each time. Instead one client per connector address
+        # and token, on one shared pool, is lent to every turn and send (KeptConnectorClient).
         provider = (
             self._ANONYMOUS_TOKEN_PROVIDER
             if anonymous
@@ -99,8 +106,19 @@ class TrustedClientFactory(RestChannelServiceClientFactory):
         )
         token = await provider.get_access_token(audience, scopes or claims_identity.get_token_scope())
         endpoint = service_url if service_url.endswith("/") else f"{service_url}/"
-        session = aiohttp.ClientSession(base_url=endpoint, connector=self._connections(), connector_owner=False)
-        return TeamsConnectorClient(endpoint=endpoint, token=token, session=session)
+        client = self._kept.get((endpoint, token))
+        if client is None:
+            client = KeptConnectorClient(endpoint, token, self._connections(), self._closed_after_lending)
+            self._kept[(endpoint, token)] = client
+            if len(self._kept) > KEPT_CONNECTOR_CLIENTS:  # a token renewed, or many addresses: the oldest goes
+                oldest = self._kept.pop(next(iter(self._kept)))
+                self._retired.add(oldest)
+                await oldest.retire()
+        client.lend()
+        return client
+
+    def _closed_after_lending(self, client: KeptConnectorClient) -> None:
+        self._retired.discard(client)
 
     def _connections(self) -> aiohttp.TCPConnector:
         if self._pool is None or self._pool.closed:
@@ -108,7 +126,11 @@ class TrustedClientFactory(RestChannelServiceClientFactory):
         return self._pool
 
     async def close(self) -> None:
-        """Closes the connections kept to connector hosts (at app cleanup)."""
+        """Closes the clients kept and the connections to connector hosts (at app cleanup)."""
+        kept, self._kept = [*self._kept.values(), *self._retired], {}
+        self._retired = set()
+        for client in kept:
+            await client.close_session()
         if self._pool is not None:
             await self._pool.close()
 
@@ -209,6 +231,47 @@ class TokenClientOnDemand(UserTokenClientBase):
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
+
+
+class KeptConnectorClient(TeamsConnectorClient):
+    """A connector client for one address and token, kept across turns and lent to each (the SDK closes the client
+    of a turn or a send when done: here that gives the loan back). Its session holds only the address and the token
+    (no cookies: nothing of one turn's answers goes into another's requests); it is closed once it is retired (its
+    token renewed) and no longer lent, or when the factory closes."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        token: str,
+        connections: aiohttp.TCPConnector,
+        on_closed: Callable[[KeptConnectorClient], None],
+    ) -> None:
+        session = aiohttp.ClientSession(
+            base_url=endpoint, connector=connections, connector_owner=False, cookie_jar=aiohttp.DummyCookieJar()
+        )
+        super().__init__(endpoint=endpoint, token=token, session=session)
+        self._lent = 0
+        self._retired = False
+        self._on_closed = on_closed
+
+    def lend(self) -> None:
+        self._lent += 1
+
+    async def close(self) -> None:
+        """The end of one loan (what the SDK calls after each turn or send)."""
+        self._lent = max(0, self._lent - 1)
+        if self._retired and self._lent == 0:
+            await self.close_session()
+
+    async def retire(self) -> None:
+        """No new loans; closed when the last one ends."""
+        self._retired = True
+        if self._lent == 0:
+            await self.close_session()
+
+    async def close_session(self) -> None:
+        await super().close()
+        self._on_closed(self)
 
 
 def _not_a_teams_connector(context: TurnContext) -> bool:

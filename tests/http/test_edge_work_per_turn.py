@@ -1,7 +1,7 @@
 """What the Teams edge does for one activity (issue 13, the CPU per interactive command): the body is parsed and
 validated into the SDK's model once, not again by the SDK; no token service client is made for a turn that does
-not call it. And what must not change with that: a body the SDK's own read decodes differently is still its to
-refuse."""
+not call it, and no connector client is built anew for each turn. And what must not change with that: a body the
+SDK's own read decodes differently is still its to refuse."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from microsoft_agents.activity import Activity
-from microsoft_agents.hosting.core.connector.client import UserTokenClient
+from microsoft_agents.hosting.core.connector.client import ConnectorClient, UserTokenClient
 
 from tests.harness.bot import ADELE, MEGAN, RunningBot
 from tests.http.test_issue_flow import cards_in, sandbox_passes
@@ -31,24 +31,25 @@ def count_validations(monkeypatch: pytest.MonkeyPatch) -> list[type]:
     return given
 
 
-def count_token_clients(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def count_made(monkeypatch: pytest.MonkeyPatch, kind: type[Any]) -> list[str]:
     made: list[str] = []
-    init = UserTokenClient.__init__
+    init = kind.__init__
 
-    def counting(self: UserTokenClient, *args: Any, **kwargs: Any) -> None:
-        made.append("made")
+    def counting(self: Any, *args: Any, **kwargs: Any) -> None:
+        made.append(type(self).__name__)
         init(self, *args, **kwargs)
 
-    monkeypatch.setattr(UserTokenClient, "__init__", counting)
+    monkeypatch.setattr(kind, "__init__", counting)
     return made
 
 
-async def test_an_issue_validates_its_activity_once_and_makes_no_token_service_client(
+async def test_an_issue_validates_its_activity_once_and_makes_no_client_anew(
     bot: RunningBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await bot.say(ADELE, f"/tap issue {MEGAN.upn}")  # warm: the first turn reads more than later ones
     validations = count_validations(monkeypatch)
-    token_clients = count_token_clients(monkeypatch)
+    token_clients = count_made(monkeypatch, UserTokenClient)
+    connector_clients = count_made(monkeypatch, ConnectorClient)
     response = await bot.say(ADELE, f"/tap revoke {MEGAN.upn}")
     assert response.status == 202
     response = await bot.say(ADELE, f"/tap issue {MEGAN.upn}")
@@ -56,6 +57,7 @@ async def test_an_issue_validates_its_activity_once_and_makes_no_token_service_c
     assert len(await sandbox_passes(bot)) == 1  # revoked, and issued again
     assert validations.count(dict) == 2, validations  # one per turn: the SDK took the model /api/messages made
     assert token_clients == []
+    assert connector_clients == []  # the first turn's, kept for the connector's address and token
 
 
 async def test_a_body_the_sdk_reads_otherwise_is_still_refused_by_it(bot: RunningBot) -> None:
