@@ -293,6 +293,7 @@ class RowRunner:
             await self._finish([creating.moved(RowState.FAILED, reason=refusal.user_message)])
             return
         except TapError as error:
+            await self._audit_failure(AuditAction.ISSUE, row, error, user=user)
             await self._finish([creating.moved(RowState.FAILED, reason=error.user_message)])
             return
         async with self._page_lock:
@@ -392,9 +393,25 @@ class RowRunner:
             await self._wait_for_sign_in(row)
             return
         except TapError as error:
+            await self._audit_failure(AuditAction.REVOKE, row, error)
             await self._finish([revoking.moved(RowState.FAILED, reason=error.user_message)])
             return
         await self._finish([revoking.moved(RowState.REVOKED, pass_method_id=current.method_id, reason="")])
+
+    async def _audit_failure(
+        self, action: AuditAction, row: JournalRow, error: TapError, *, user: DirectoryUser | None = None
+    ) -> None:
+        """A row that failed on Graph's answer (or the lack of one) is audited as a single command's failure is."""
+        await self._auditor.record(
+            action,
+            AuditOutcome.FAILED,
+            self._requester,
+            user=user,
+            target=row.target,
+            graph_request_id=getattr(error, "request_id", None),
+            detail=f"bulk job {self._job.id}, line {row.line}: {type(error).__name__}",
+            reason=row.request_reason,
+        )
 
     async def _wait_for_sign_in(self, row: JournalRow) -> None:
         """The requester's token is gone: nothing was sent for this row, so it waits as it was (PENDING); the
@@ -424,6 +441,14 @@ class RowRunner:
         self, row: JournalRow, *, gave_up: str = "Microsoft Graph kept throttling; try again later."
     ) -> None:
         if row.attempts + 1 >= MAX_THROTTLED_ATTEMPTS:
+            await self._auditor.record(
+                self._job.kind.action,
+                AuditOutcome.FAILED,
+                self._requester,
+                target=row.target,
+                detail=f"bulk job {self._job.id}, line {row.line}: gave up after {row.attempts + 1} attempts",
+                reason=row.request_reason,
+            )
             await self._finish([row.moved(RowState.FAILED, reason=gave_up)])
             return
         pending = row.moved(RowState.PENDING, attempts=row.attempts + 1)

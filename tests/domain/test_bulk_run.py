@@ -68,6 +68,9 @@ async def test_throttled_rows_are_retried_and_given_up_after_the_limit(world: Wo
     assert rows[3].attempts >= MAX_THROTTLED_ATTEMPTS - 1
     assert rows[4].state is RowState.DELIVERED
     assert sorted(world.passes.created) == sorted([STAFF[0].object_id, STAFF[2].object_id])
+    gave_up = [event for event in world.audit.events if event.outcome is AuditOutcome.FAILED]
+    assert [event.target_upn for event in gave_up] == [rows[3].target], "the row given up is audited as failed"
+    assert f"line 3: gave up after {MAX_THROTTLED_ATTEMPTS} attempts" in gave_up[0].detail
 
 
 async def test_a_user_another_operator_keeps_busy_fails_without_waiting_in_real_time(world: World) -> None:
@@ -77,6 +80,7 @@ async def test_a_user_another_operator_keeps_busy_fails_without_waiting_in_real_
     await world.runner.run(job_id, Sink())
     busy, free = await world.jobs.rows(job_id)
     assert busy.state is RowState.FAILED and "Another operator kept issuing" in busy.reason
+    assert world.events(AuditOutcome.FAILED) == ["issue:None"]
     assert free.state is RowState.DELIVERED
     assert world.stopwatch.slept and set(world.stopwatch.slept) == {1.0}, "paused on the stopwatch, not the wall"
     assert world.passes.created == [STAFF[1].object_id]

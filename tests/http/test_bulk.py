@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bot.domain.audit import AuditAction, AuditOutcome
 from bot.domain.bulk import JobStatus, RowState
 from bot.sandbox.generate import bulk_tenant, bulk_upns, user_id
 from cards import verbs
@@ -327,6 +328,9 @@ async def test_failed_rows_can_be_retried(bot: RunningBot) -> None:
     await bot.press(ADELE, verbs.BULK_CONFIRM, {"jobId": job_id})
     await run_to_end(bot, job_id)
     assert await bot.components.bulk._bulk.counts(job_id) == {RowState.DELIVERED: 4, RowState.FAILED: 1}
+    failures = [row for row in await bot.components.store.audit_rows() if row.outcome == AuditOutcome.FAILED]
+    assert [(row.action, row.target_upn) for row in failures] == [(AuditAction.ISSUE, upns[2])], failures
+    assert f"bulk job {job_id}, line 4: " in failures[0].detail, failures[0].detail
     async with aiohttp.ClientSession() as session, session.delete(f"{bot.sandbox_control}/faults") as answer:
         assert answer.status == 204
     bot.connector.clear()
