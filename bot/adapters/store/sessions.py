@@ -19,6 +19,7 @@ from sqlalchemy.sql.expression import Executable
 from bot.adapters.database import DatabaseSettings, TokenCredential, create_engine
 from bot.adapters.migrate import MigrationResult, migrate_engine
 from bot.adapters.store.schema import Base
+from bot.adapters.store.sqlite_driver import one_trip_connect
 
 
 class _Shared:
@@ -59,6 +60,8 @@ class SqlDatabase:
         # committed: a needless trip to aiosqlite's thread per transaction. `_sqlite_reset` rolls back only one left
         # in a transaction.
         engine = create_engine(url, credential=credential, pool_pre_ping=False, pool_reset_on_return=None)
+        if parsed.get_driver_name() == "aiosqlite":
+            event.listen(engine.sync_engine, "do_connect", one_trip_connect)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "reset", _sqlite_reset)
         return cls(engine)
