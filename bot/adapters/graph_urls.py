@@ -90,7 +90,7 @@ def expanded_url(request: RequestInformation) -> str | None:
         for name, sent_name in names:
             # A path parameter wins over a query parameter of the same name, as in kiota's expansion.
             value = path_parameters[name] if name in path_parameters else query_parameters.get(name)
-            if type(value) is not str:
+            if value is not None and type(value) is not str:
                 value = sanitize(value)
             if value is None or value == []:
                 continue  # undefined: RFC 6570 leaves it out
