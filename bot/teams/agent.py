@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from microsoft_agents.activity import (
     Activity,
     ActivityTypes,
+    AdaptiveCardInvokeResponse,
     RoleTypes,
     SignInResource,
     TokenExchangeRequest,
@@ -274,6 +276,13 @@ class KeptConnectorClient(TeamsConnectorClient):
         self._on_closed(self)
 
 
+def _verb_of(context: TurnContext) -> str:
+    value = context.activity.value
+    action = cast(dict[str, object], value).get("action") if isinstance(value, dict) else None
+    verb = cast(dict[str, object], action).get("verb") if isinstance(action, dict) else None
+    return verb if isinstance(verb, str) else ""
+
+
 def _not_a_teams_connector(context: TurnContext) -> bool:
     """The SDK's agentic and Copilot Studio paths, which need its own clients (Teams never takes them)."""
     activity = context.activity
@@ -385,8 +394,16 @@ def register_handlers(
     else:  # a card sent before verification was turned off still gets a sentence
         for verb in (verbs.VERIFY_CONFIRM, verbs.VERIFY_NOT_THEM, verbs.VERIFY_CANCEL):
             buttons[verb] = turns.button(verification_off)
-    for verb, on_action in buttons.items():
-        application.adaptive_card.action_execute(verb)(on_action)
+    # One route for all the verbs, the handler found by the verb: a route per verb made the SDK validate a pressed
+    # button's invoke once per verb route until one matched, and sort every route (and ask each invoke route's
+    # selector) at every turn, a typed message too. is_unhandled_card_action (rank FIRST) takes an action whose
+    # verb is not one of the bot's, or whose value is not an object, before this route is asked.
+    verb_route = re.compile("^(?:" + "|".join(re.escape(verb) for verb in buttons) + r")\Z")
+
+    async def on_button(context: TurnContext, state: TurnState, data: object) -> AdaptiveCardInvokeResponse:
+        return await buttons[_verb_of(context)](context, state, data)  # the verb this route's selector matched
+
+    application.adaptive_card.action_execute(verb_route)(on_button)
     # File-consent answers go to the kind of offer their context names; an answer to any other kind is refused.
     route_consents(
         application,

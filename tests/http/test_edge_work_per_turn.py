@@ -10,11 +10,13 @@ import json
 from typing import Any
 
 import pytest
-from microsoft_agents.activity import Activity
+from microsoft_agents.activity import Activity, AdaptiveCardInvokeValue
 from microsoft_agents.hosting.core.connector.client import ConnectorClient, UserTokenClient
 
+from cards import verbs
 from tests.harness.bot import ADELE, MEGAN, RunningBot
-from tests.http.test_issue_flow import cards_in, sandbox_passes
+from tests.http.test_bulk import last_card
+from tests.http.test_issue_flow import cards_in, handed_over_data, sandbox_passes
 from tests.http.test_malformed import post_raw
 
 
@@ -58,6 +60,28 @@ async def test_an_issue_validates_its_activity_once_and_makes_no_client_anew(
     assert validations.count(dict) == 2, validations  # one per turn: the SDK took the model /api/messages made
     assert token_clients == []
     assert connector_clients == []  # the first turn's, kept for the connector's address and token
+
+
+async def test_a_pressed_button_is_routed_by_its_verb_without_a_validation_per_verb(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One route takes every verb: a route per verb validated the invoke's value once per verb route until one
+    matched. Now the route's selector and the SDK's handler validate it, once each."""
+    await bot.say(ADELE, f"/tap issue {MEGAN.upn} 2h")
+    data = handed_over_data(last_card(bot))
+    given: list[object] = []
+    validate = AdaptiveCardInvokeValue.model_validate.__func__  # type: ignore[attr-defined]
+
+    def counting(cls: type[AdaptiveCardInvokeValue], obj: Any, *args: Any, **kwargs: Any) -> AdaptiveCardInvokeValue:
+        given.append(obj)
+        return validate(cls, obj, *args, **kwargs)
+
+    monkeypatch.setattr(AdaptiveCardInvokeValue, "model_validate", classmethod(counting))
+    answer = await bot.press(ADELE, verbs.HANDED_OVER, data)
+    assert answer["type"] == "application/vnd.microsoft.card.adaptive"  # the card, its pass hidden
+    assert len(given) == 2, len(given)
+    stored = await bot.components.store.pass_card(data["cardId"])
+    assert stored is not None and stored.redacted_at is not None
 
 
 async def test_a_body_the_sdk_reads_otherwise_is_still_refused_by_it(bot: RunningBot) -> None:
