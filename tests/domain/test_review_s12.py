@@ -1,0 +1,39 @@
+"""Reviewer R, issue 13 session 12: attacks on the domain changes of this session, each a failing test (xfail strict)
+until its owner fixes the product code."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.domain.audit import AuditAction, AuditOutcome
+from tests.domain.test_service_transactions import OPERATOR, World
+from tests.fakes import MEGAN
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bot/domain/service.py create_checked_pass: on_recorded (a bulk row's CREATED journal entry, 5dc06a3) runs "
+    "in the audit row's transaction, so its failure rolls back the audit row of a pass that exists in Graph",
+)
+async def test_a_journal_entry_that_fails_does_not_take_the_pass_audit_row_with_it() -> None:
+    """Before 5dc06a3 a bulk row's pass was audited in a transaction of its own and the row journaled CREATED after
+    it: a failing journal write left the issuance audited. Now the journal write shares the audit row's
+    transaction, and its failure (a deadlock victim on PostgreSQL, a full disk, a vanished row...) rolls the audit
+    row back: a live pass that nobody was shown, and no audit record that it was ever created."""
+    world = World()
+    with pytest.raises(OSError):
+        async with world.service.target_lock(MEGAN, on_taking=world.store.noted("creating")) as held:
+            await world.service.create_checked_pass(
+                OPERATOR,
+                MEGAN,
+                lifetime_minutes=60,
+                one_time=False,
+                start_at=None,
+                existing=None,
+                lock=held,
+                on_recorded=world.store.noted("created", fail=True),
+            )
+    assert world.passes.created == [MEGAN.object_id], "the pass exists in Graph"
+    assert world.store.locks.held == {}
+    issued = [e for e in world.store.events if e.action is AuditAction.ISSUE and e.outcome is AuditOutcome.SUCCEEDED]
+    assert len(issued) == 1, "a pass that exists has no audit row"
