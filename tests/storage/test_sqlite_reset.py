@@ -1,5 +1,6 @@
-"""SQLite's pool gives a connection back without the no-op rollback after a commit (sessions.py `_sqlite_reset`), but
-still rolls back one given back inside a transaction, so the next borrower never inherits its writes."""
+"""SQLite's pool gives a connection back without a trip to aiosqlite's thread for the no-op rollback after a commit
+(sqlite_driver.py `OneTripConnection`), but still rolls back one given back inside a transaction, so the next
+borrower never inherits its writes; a transaction that only read makes no trip for its COMMIT."""
 
 from __future__ import annotations
 
@@ -64,3 +65,20 @@ async def test_a_committed_transaction_is_given_back_without_a_rollback(
     async with store.engine.connect() as connection:
         await connection.run_sync(_write_without_commit)
     assert len(rollbacks) == 1
+
+
+async def test_a_transaction_that_only_read_makes_no_trip_to_commit(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commits: list[object] = []
+    commit = aiosqlite.Connection.commit
+
+    async def counted(self: aiosqlite.Connection) -> None:
+        commits.append(self)
+        await commit(self)
+
+    monkeypatch.setattr(aiosqlite.Connection, "commit", counted)
+    assert await store.unredacted_cards_for_pass("method-1") == []
+    assert commits == []
+    assert await store.lock_target("megan", "holder-a", NOW, TTL)
+    assert len(commits) == 1

@@ -13,7 +13,6 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Result, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 from sqlalchemy.sql.expression import Executable
 
 from bot.adapters.database import DatabaseSettings, TokenCredential, create_engine
@@ -56,14 +55,10 @@ class SqlDatabase:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         if parsed.get_backend_name() != "sqlite":
             return cls(create_engine(url, credential=credential, pool_pre_ping=True))
-        # The pool's own reset would roll back every connection it gets back, even one whose transaction was just
-        # committed: a needless trip to aiosqlite's thread per transaction. `_sqlite_reset` rolls back only one left
-        # in a transaction.
-        engine = create_engine(url, credential=credential, pool_pre_ping=False, pool_reset_on_return=None)
+        engine = create_engine(url, credential=credential, pool_pre_ping=False)
         if parsed.get_driver_name() == "aiosqlite":
             event.listen(engine.sync_engine, "do_connect", one_trip_connect)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        event.listen(engine.sync_engine, "reset", _sqlite_reset)
         return cls(engine)
 
     @property
@@ -163,16 +158,3 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-
-
-def _sqlite_reset(dbapi_connection: object, record: ConnectionPoolEntry, state: PoolResetState) -> None:
-    """The pool's rollback on return, only when the connection is still in a transaction (a failed or abandoned
-    one): SQLAlchemy's own reset, which this replaces, rolls back in every case."""
-    if not state.asyncio_safe:  # the pool's own reset skips these too (no IO from a garbage collector)
-        return
-    try:
-        left_open = bool(record.driver_connection.in_transaction)  # type: ignore[union-attr]
-    except Exception:  # a closed or broken connection: the rollback fails and the pool discards it
-        left_open = True
-    if left_open:
-        dbapi_connection.rollback()  # type: ignore[attr-defined]

@@ -4,6 +4,7 @@ The stock adapter opens a cursor, executes, fetches and closes it, each a separa
 SQLite in (a queue put, a wake-up of that thread, and one of the event loop to hand the answer back). Here a statement
 runs start to end in one trip and its rows, description, row count and last row id come back together, as the stock
 adapter already keeps a non-streaming cursor's rows in memory. Server-side cursors (streaming) keep the stock adapter.
+A COMMIT or ROLLBACK with no transaction open makes no trip at all.
 `SqlDatabase.from_url` installs it for SQLite (`one_trip_connect`).
 """
 
@@ -100,8 +101,25 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    """Also no trip for a COMMIT or ROLLBACK with no transaction open (after a read, or the pool's rollback of a
+    connection given back after its commit): sqlite3 does nothing then either."""
+
     __slots__ = ()
     _cursor_cls = OneTripCursor
+
+    def commit(self) -> None:
+        if self._in_transaction():
+            super().commit()
+
+    def rollback(self) -> None:
+        if self._in_transaction():
+            super().rollback()
+
+    def _in_transaction(self) -> bool:
+        try:
+            return bool(self._connection.in_transaction)  # read here, while aiosqlite's thread has nothing to run
+        except Exception:  # closed or broken: the stock path raises what SQLAlchemy expects
+            return True
 
 
 def one_trip_connect(
