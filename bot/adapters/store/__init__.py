@@ -1,8 +1,9 @@
 """All state in SQL (SQLAlchemy 2 async), one module per aggregate over one database.
 
 SQLite by default, PostgreSQL when replicas share one database. ``schema.py`` holds the tables (made by the
-migrations in ``bot/adapters/migrations``); ``sessions.py`` the engine and its transactions; then one store per
-aggregate, each the adapter behind a domain Protocol:
+migrations in ``bot/adapters/migrations``); ``sessions.py`` the engine and its transactions (``sqlite_driver.py``:
+one trip to aiosqlite's thread per statement); then one store per aggregate, each the adapter behind a domain Protocol.
+The statements every command runs are built once, at import, and run on a Core connection (``SqlDatabase.connection``):
 
 - ``audit.py``: the audit log (``AuditTrail``), append-only
 - ``pass_cards.py``: where each pass was shown, for redaction (``PassCards``)
