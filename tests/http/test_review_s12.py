@@ -56,3 +56,23 @@ async def test_a_body_declared_in_another_charset_is_not_processed_unchecked(reg
     status, _ = await post_raw(bot, body, {**headers, "Content-Type": "application/json; charset=unicode_escape"})
     assert await sandbox_passes(bot) == []
     assert status in (400, 401), status
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="pre-existing, not of this session: deliveryMode expectReplies makes the SDK buffer the bot's replies and "
+    "return them in the HTTP answer, the pass card included; nothing at the edge refuses it",
+)
+async def test_a_pass_never_travels_in_the_http_answer(registered_bot: RunningBot) -> None:
+    """With `deliveryMode: expectReplies` the SDK returns every reply of the turn in the answer to the POST instead of
+    sending it to the connector: the pass card goes to whoever made the request (not through the allow-listed
+    connector address), the bot records it as shown with no activity id (so it can never be hidden), and the
+    connector, i.e. the requester's 1:1 chat, receives nothing. Teams never asks for this delivery mode."""
+    bot = registered_bot
+    activity = bot.activity(ADELE, f"/tap issue {MEGAN.upn}", deliveryMode="expectReplies")
+    headers = {**bearer(serviceurl=bot.connector.url), "Content-Type": "application/json"}
+    async with bot.session.post(f"{bot.url}/api/messages", data=json.dumps(activity), headers=headers) as response:
+        answer = await response.text()
+    passes = await sandbox_passes(bot)
+    assert "application/vnd.microsoft.card.adaptive" not in answer, "the pass card came back in the HTTP answer"
+    assert passes == [] or bot.connector.sent != [], "a live pass that only the HTTP answer carried"
