@@ -4,6 +4,9 @@ borrower never inherits its writes; a transaction that only read makes no trip f
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,11 +14,17 @@ from typing import Any
 
 import aiosqlite
 import pytest
+from sqlalchemy import text
 
 from bot.adapters.store import SqlStore
+from bot.domain.audit import AuditAction, AuditEvent, AuditOutcome
 
 NOW = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
 TTL = timedelta(seconds=60)
+
+
+def issued() -> AuditEvent:
+    return AuditEvent(NOW, AuditAction.ISSUE, AuditOutcome.SUCCEEDED, "adele", "Adele Vance", "diego", "diego@x")
 
 
 @pytest.fixture
@@ -82,3 +91,32 @@ async def test_a_transaction_that_only_read_makes_no_trip_to_commit(
     assert commits == []
     assert await store.lock_target("megan", "holder-a", NOW, TTL)
     assert len(commits) == 1
+
+
+async def test_a_cancelled_statement_still_queued_is_rolled_back_behind_it(store: SqlStore, tmp_path: Path) -> None:
+    """A cancelled await does not stop a statement aiosqlite's thread has not run yet, which would open its transaction
+    after `OneTripConnection.rollback` found none: the connection must not serve again (SQLAlchemy discards it), or the
+    next borrower of the connection commits the cancelled write."""
+    async with store.engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        thread: Any = raw.driver_connection
+        busy = asyncio.ensure_future(thread._execute(time.sleep, 0.3))  # the thread busy: the INSERT waits in line
+        insert = asyncio.ensure_future(
+            connection.execute(
+                text(
+                    "INSERT INTO target_locks (target_id, holder, expires_at) "
+                    "VALUES ('megan', 'cancelled', '2999-01-01 00:00:00')"
+                )
+            )
+        )
+        await asyncio.sleep(0.05)
+        insert.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await insert
+    await busy
+    await store.record(issued())  # the next borrower commits
+    other = SqlStore.from_url(f"sqlite+aiosqlite:///{tmp_path / 'tapbot.db'}")
+    try:
+        assert await other.lock_target("megan", "holder-b", NOW, TTL), "the cancelled INSERT was committed"
+    finally:
+        await other.close()

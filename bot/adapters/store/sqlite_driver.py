@@ -102,7 +102,9 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     """Also no trip for a COMMIT or ROLLBACK with no transaction open (after a read, or the pool's rollback of a
-    connection given back after its commit): sqlite3 does nothing then either."""
+    connection given back after its commit): sqlite3 does nothing then either. Nothing can still be queued in
+    aiosqlite's thread when they look: a statement's trip has ended, and one whose await was cancelled (which does
+    not stop it there) makes SQLAlchemy discard the connection instead of rolling it back and reusing it."""
 
     __slots__ = ()
     _cursor_cls = OneTripCursor
