@@ -60,6 +60,19 @@ async def test_a_body_declared_in_another_charset_is_not_processed_unchecked(reg
 
 @pytest.mark.xfail(
     strict=True,
+    reason="bot/web/messages.py _ReadActivity.json: the unchecked reading in the declared charset goes to the SDK, "
+    "whose Activity.model_validate is outside its try: a 500 (pre-existing, kept by ba37ef9)",
+)
+async def test_a_body_whose_declared_charset_reading_is_no_activity_gets_a_400(bot: RunningBot) -> None:
+    activity = bot.activity(ADELE, f"/tap issue {MEGAN.upn}")
+    body = smuggling(activity, recipient="not an object")
+    status, document = await post_raw(bot, body, {"Content-Type": "application/json; charset=unicode_escape"})
+    assert await sandbox_passes(bot) == []
+    assert status == 400 and document is not None and isinstance(document.get("error"), str), status
+
+
+@pytest.mark.xfail(
+    strict=True,
     reason="pre-existing, not of this session: deliveryMode expectReplies makes the SDK buffer the bot's replies and "
     "return them in the HTTP answer, the pass card included; nothing at the edge refuses it",
 )
