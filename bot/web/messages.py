@@ -25,6 +25,7 @@ from bot.teams.trust import token_refusal, unverified_issuer
 from bot.telemetry import ACCEPTED_ACTIVITY
 
 logger = logging.getLogger(__name__)
+_SDK_ACTIVITY_LOGGER = logging.getLogger("microsoft_agents.activity.activity")  # muted while a body is validated
 
 MAX_JSON_DEPTH = 32
 MAX_STRING_LENGTH = 32 * 1024
@@ -166,7 +167,7 @@ def _as_activity(body: dict[str, Any]) -> Activity | None:
     """The SDK's own model of the body, or None when it does not take it. Its validator logs every refusal as an
     error with a traceback; a client's malformed body is not the bot's error, so that log is muted here (validation
     does not await, so no other turn's log falls in between)."""
-    sdk_logger = logging.getLogger("microsoft_agents.activity.activity")
+    sdk_logger = _SDK_ACTIVITY_LOGGER
     was_disabled = sdk_logger.disabled
     sdk_logger.disabled = True
     try:
