@@ -158,12 +158,25 @@ def _install(span_processor: Callable[[Any], Any], metric_reader: MetricReader) 
 
 
 @web.middleware
-async def turns(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Any:
+def turns(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> Awaitable[web.StreamResponse]:
     """A span and the turn metrics for /api/messages; other paths pass untouched. The activity's type and
-    conversation type are read only from a request that was answered below 400 (authenticated and accepted)."""
+    conversation type are read only from a request that was answered below 400 (authenticated and accepted).
+
+    Not a coroutine itself: with telemetry off (or another path) the handler's own is awaited in its place, so
+    that this layer is not resumed at every await of every turn."""
     instruments = _active
     if request.path != "/api/messages" or instruments is _OFF:
-        return await handler(request)
+        return handler(request)
+    return _traced_turn(request, handler, instruments)
+
+
+async def _traced_turn(
+    request: web.Request,
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    instruments: _Instruments,
+) -> web.StreamResponse:
     attributes: dict[str, str | int] = {"http.request.method": request.method, "http.route": "/api/messages"}
     started = time.monotonic()
     with instruments.tracer.start_as_current_span("tapbot.turn", kind=SpanKind.SERVER) as span:

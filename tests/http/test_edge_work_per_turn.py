@@ -10,9 +10,12 @@ import json
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 from microsoft_agents.activity import Activity, AdaptiveCardInvokeValue
 from microsoft_agents.hosting.core.connector.client import ConnectorClient, UserTokenClient
 
+from bot import telemetry
 from cards import verbs
 from tests.harness.bot import ADELE, MEGAN, RunningBot
 from tests.http.test_bulk import last_card
@@ -95,3 +98,16 @@ async def test_a_body_the_sdk_reads_otherwise_is_still_refused_by_it(bot: Runnin
     status, _ = await post_raw(bot, body, {"Content-Type": "application/json; charset=utf-16-le"})
     assert status == 202
     assert len(cards_in(bot.connector.sent)) == 1 and len(await sandbox_passes(bot)) == 1
+
+
+async def test_with_telemetry_off_the_turns_middleware_hands_back_the_handlers_own_awaitable() -> None:
+    """No layer of its own that every await of every turn would resume."""
+    answer = web.Response(status=202)
+
+    async def handler(_request: web.Request) -> web.StreamResponse:
+        return answer
+
+    request = make_mocked_request("POST", "/api/messages")
+    awaited = telemetry.turns(request, handler)
+    assert awaited.__qualname__ == handler.__qualname__  # type: ignore[attr-defined]  # the handler's coroutine
+    assert await awaited is answer
