@@ -662,9 +662,8 @@ class TapService:
         if existing is not None or evidence is not None:
             issued = IssuedPass(issued.user, issued.info, issued.secret, issued.graph_request_id, existing, evidence)
         releasing = lock if lock is not None and self._transactions is not None else None
-        # One commit for both: the audit row is durable before this returns, as it was alone. Should it fail, nothing
-        # is released here (the lock block's end tries again, as after any failure) and the error goes up as before.
-        async with self._together():
+
+        async def record() -> None:
             await self._auditor.record(
                 action,
                 AuditOutcome.SUCCEEDED,
@@ -679,8 +678,25 @@ class TapService:
             )
             if releasing is not None:
                 await self._locks.unlock_target(releasing.key, releasing.holder)
-            if on_recorded is not None:
-                await on_recorded(issued)
+
+        # One commit for all: the audit row is durable before this returns, as it was alone. Should it fail, nothing
+        # is released here (the lock block's end tries again, as after any failure) and the error goes up as before.
+        try:
+            async with self._together():
+                await record()
+                if on_recorded is not None:
+                    await on_recorded(issued)
+        except Exception:
+            if on_recorded is None:
+                raise
+            # The caller's own store calls (or the commit) failed and took the audit row with them: the pass exists,
+            # so its audit row is written again on its own, as before they shared its transaction; then the error
+            # goes up.
+            async with self._together():
+                await record()
+            if releasing is not None:
+                releasing.released = True
+            raise
         if releasing is not None:
             releasing.released = True
         return issued

@@ -14,11 +14,6 @@ from tests.domain.world import World as BulkWorld
 from tests.fakes import MEGAN
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/domain/service.py create_checked_pass: on_recorded (a bulk row's CREATED journal entry, 5dc06a3) runs "
-    "in the audit row's transaction, so its failure rolls back the audit row of a pass that exists in Graph",
-)
 async def test_a_journal_entry_that_fails_does_not_take_the_pass_audit_row_with_it() -> None:
     """Before 5dc06a3 a bulk row's pass was audited in a transaction of its own and the row journaled CREATED after
     it: a failing journal write left the issuance audited. Now the journal write shares the audit row's

@@ -109,11 +109,6 @@ async def bulk_bot(tmp_path: Path) -> AsyncIterator[RunningBot]:
         await stop_bot(running)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/domain/bulk_row_runner.py _create_checked / service.py create_checked_pass (5dc06a3): a bulk row's "
-    "CREATED journal write shares the pass's audit row transaction; when it fails the audit row is rolled back too",
-)
 async def test_a_bulk_pass_stays_audited_when_its_journal_write_fails(
     bulk_bot: RunningBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
