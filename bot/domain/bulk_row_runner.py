@@ -52,7 +52,7 @@ from bot.domain.eligibility import resolve_lifetime, resolve_one_time
 from bot.domain.errors import Refused, Rule, SignInRequired, TapError, TargetBusy, Throttled
 from bot.domain.follow_through import UserMethods
 from bot.domain.job_snapshot import Snapshots, UserReads
-from bot.domain.model import Caller, DirectoryUser, IssuedPass, PassInfo
+from bot.domain.model import Caller, DirectoryUser, IssuedPass, PassInfo, UnseenPass
 from bot.domain.ports import Clock, Directory, PassMethods
 from bot.domain.service import HeldLock, TapService
 
@@ -187,6 +187,8 @@ class RowRunner:
             return paused
         final_status = JobStatus.CANCELLED if self._cancelled else JobStatus.FINISHED
         leftovers = await self._store.rows(job.id, (RowState.PENDING,))
+        if (self._right_lost or self._cancelled) and job.kind is BulkKind.ISSUE:
+            await self._withdraw_unseen(leftovers)
         if self._right_lost:
             await self._finish([row.moved(RowState.FAILED, reason=NO_LONGER_OPERATOR) for row in leftovers])
         elif self._cancelled:
@@ -351,6 +353,10 @@ class RowRunner:
         from a run that stopped between create and delivery."""
         if self._job.replace_existing and existing.created_at < self._job.created_at - CHECK_TIME_MARGIN:
             return True
+        return self._is_own_unseen(row, existing)
+
+    def _is_own_unseen(self, row: JournalRow, existing: PassInfo) -> bool:
+        """Whether `existing` is this row's pass from a run that stopped between its create and its results page."""
         if row.pass_method_id is not None and row.pass_method_id == existing.method_id:
             return True  # this row's own pass, created by a run that stopped before showing it
         if row.line in self._caught_mid_create:
@@ -360,6 +366,31 @@ class RowRunner:
             began = self._began_at or self._clock.now()
             return started <= existing.created_at <= began
         return False
+
+    async def _withdraw_unseen(self, rows: Iterable[JournalRow]) -> None:
+        """Rows this run will not issue again (its requester lost the right, or the job was cancelled) whose pass an
+        earlier run created and never showed: that pass is deleted, as an undelivered page's is (a live pass nobody
+        saw is pure risk); one that cannot be is audited, alerted and left to housekeeping (revoke_undelivered)."""
+        now = self._clock.now()
+        for row in rows:
+            if row.line not in self._caught_mid_create and row.pass_method_id is None:
+                continue
+            user = DirectoryUser(row.user_id or row.target, row.target, row.user_label or row.target)
+            try:
+                existing = await self._passes.current_pass(user.object_id)
+            except TapError as error:
+                logger.error(
+                    "bulk job %s, line %s: the pass a stopped run may have left unseen could not be read (%s)",
+                    self._job.id,
+                    row.line,
+                    type(error).__name__,
+                )
+                continue
+            if existing is None or not existing.is_live(now) or not self._is_own_unseen(row, existing):
+                continue
+            await self._tap.revoke_undelivered(
+                self._requester, UnseenPass(user, existing), "the bulk run that created it stopped before showing it"
+            )
 
     def _holds_pass_reason(self, existing: PassInfo) -> str:
         created = f"Holds a pass created {existing.created_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"

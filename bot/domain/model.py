@@ -184,6 +184,15 @@ class IssuedPass:
 
 
 @dataclass(frozen=True)
+class UnseenPass:
+    """A pass known to exist that nobody was shown, known by its id and dates only (a bulk run stopped between its
+    create and its results page: the value was lost with that run)."""
+
+    user: DirectoryUser
+    info: PassInfo
+
+
+@dataclass(frozen=True)
 class PassRequest:
     """What an operator asked for; unset fields take the policy's defaults."""
 

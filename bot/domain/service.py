@@ -25,7 +25,16 @@ from bot.domain.eligibility import (
 )
 from bot.domain.errors import GraphUnavailable, Refused, Rule, SignInRequired, TapError, TargetBusy, UserNotFound
 from bot.domain.follow_through import PassWatch, UndeliveredPasses
-from bot.domain.model import Caller, DirectoryUser, Evidence, IssuedPass, PassInfo, PassRequest, TapPolicy
+from bot.domain.model import (
+    Caller,
+    DirectoryUser,
+    Evidence,
+    IssuedPass,
+    PassInfo,
+    PassRequest,
+    TapPolicy,
+    UnseenPass,
+)
 from bot.domain.ports import (
     AuditLog,
     Clock,
@@ -442,7 +451,7 @@ class TapService:
     async def revoke_undelivered(
         self,
         caller: Caller,
-        issued: IssuedPass,
+        issued: IssuedPass | UnseenPass,
         reason: str,
         *,
         acting_as: Caller | None = None,
@@ -470,7 +479,7 @@ class TapService:
         )
         return None
 
-    async def _delete_undelivered(self, issued: IssuedPass, deleter: Caller) -> str | None:
+    async def _delete_undelivered(self, issued: IssuedPass | UnseenPass, deleter: Caller) -> str | None:
         for attempt in (1, 2):
             try:
                 return await self._passes.delete_pass(issued.user.object_id, issued.info.method_id, acting_as=deleter)
@@ -489,7 +498,7 @@ class TapService:
         self,
         caller: Caller,
         deleter: Caller,
-        issued: IssuedPass,
+        issued: IssuedPass | UnseenPass,
         reason: str,
         error: TapError,
         timezone: str,
@@ -541,7 +550,7 @@ class TapService:
             alerted = True
         return LeftLive(user, info, why, shown_to_requester, retrying, alerted)
 
-    async def _keep_for_housekeeping(self, deleter: Caller, issued: IssuedPass, timezone: str) -> bool:
+    async def _keep_for_housekeeping(self, deleter: Caller, issued: IssuedPass | UnseenPass, timezone: str) -> bool:
         if self._undelivered is None:
             return False
         info = issued.info

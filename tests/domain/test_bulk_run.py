@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import timedelta
 
-from bot.domain.audit import AuditOutcome
+from bot.domain.audit import AuditAction, AuditOutcome
 from bot.domain.bulk import BulkJob, BulkKind, IssuedRow, JobStatus, RowState
 from bot.domain.bulk_row_runner import MAX_THROTTLED_ATTEMPTS, NO_LONGER_OPERATOR, PAGE_SIZE
 from bot.domain.bulk_service import Started
@@ -117,6 +117,32 @@ async def test_a_cancelled_job_stops_before_its_next_row(world: World) -> None:
     assert finished.status is JobStatus.CANCELLED
     assert states(await world.jobs.rows(job_id)) == {RowState.CANCELLED: len(STAFF)}
     assert world.passes.created == [] and sink.ends == [{RowState.CANCELLED: len(STAFF)}]
+
+
+async def test_a_cancelled_job_deletes_the_passes_a_stopped_run_made_and_never_showed(world: World) -> None:
+    """A crash left one row CREATED (its pass made, its value lost) and one CREATING (its create may have happened);
+    the job is cancelled before a run resumes it: neither pass stays live, another user's pass is left alone."""
+    kept = await world.passes.create_pass(STAFF[2], lifetime_minutes=60, one_time=False, start_at=None)
+    world.clock.advance(seconds=1)
+    job_id = await started(world, STAFF[:3])  # the run that crashed started here
+    first, second, third = await world.jobs.rows(job_id)
+    world.clock.advance(seconds=1)
+    unseen = await world.passes.create_pass(STAFF[0], lifetime_minutes=60, one_time=False, start_at=None)
+    caught = await world.passes.create_pass(STAFF[1], lifetime_minutes=60, one_time=False, start_at=None)
+    await world.jobs.save_rows(
+        [
+            first.moved(RowState.CREATED, pass_method_id=unseen.info.method_id),
+            second.moved(RowState.CREATING),
+            third.moved(RowState.CREATING),
+        ]
+    )
+    await world.bulk.cancel(caller(ADELE), job_id)
+    await world.runner.run(job_id, Sink())
+    assert states(await world.jobs.rows(job_id)) == {RowState.CANCELLED: 3}
+    assert sorted(world.passes.deleted) == sorted([STAFF[0].object_id, STAFF[1].object_id])
+    assert world.passes.passes[STAFF[2].object_id].method_id == kept.info.method_id, "dated before the run began"
+    revoked = [e for e in world.audit.events if e.action is AuditAction.REVOKE and e.outcome is AuditOutcome.SUCCEEDED]
+    assert {e.pass_method_id for e in revoked} == {unseen.info.method_id, caught.info.method_id}
 
 
 async def test_the_requesters_right_is_read_again_at_most_every_thirty_seconds(world: World) -> None:

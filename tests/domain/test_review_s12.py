@@ -38,11 +38,6 @@ async def test_a_journal_entry_that_fails_does_not_take_the_pass_audit_row_with_
     assert len(issued) == 1, "a pass that exists has no audit row"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pre-existing, not of this session: bot/domain/bulk_row_runner.py run(): a resumed run whose requester is "
-    "no longer an operator fails its rows caught mid-create or created-not-shown without revoking their live passes",
-)
 async def test_a_resumed_run_whose_requester_lost_the_right_leaves_no_unseen_pass(world: BulkWorld) -> None:
     """A crash left one row CREATED (its pass made, never shown); the run that resumes the job finds its requester
     no longer an operator: the rows end FAILED, and the pass nobody saw must not stay live."""
