@@ -157,7 +157,7 @@ def _shape_problem(body: dict[str, Any]) -> str | None:
                     return "The activity holds a string that is too long."
                 stack.append((item, depth + 1))
         elif isinstance(value, list):
-            stack.extend((item, depth + 1) for item in value)
+            stack.extend([(item, depth + 1) for item in value])
         elif isinstance(value, str) and len(value) > MAX_STRING_LENGTH:
             return "The activity holds a string that is too long."
     return None
@@ -208,5 +208,7 @@ def turn_summary(body: dict[str, Any]) -> str:
 
 def _printable(value: object, limit: int = 80) -> str:
     text = value if isinstance(value, str) else ""
-    cleaned = "".join(char if char.isprintable() else " " for char in text[:limit]).strip()
-    return cleaned + ("…" if len(text) > limit else "")
+    head = text[:limit]
+    if not head.isprintable():  # what names and commands nearly always are: no character to replace
+        head = "".join(char if char.isprintable() else " " for char in head)
+    return head.strip() + ("…" if len(text) > limit else "")

@@ -16,6 +16,7 @@ from microsoft_agents.activity import Activity, AdaptiveCardInvokeValue
 from microsoft_agents.hosting.core.connector.client import ConnectorClient, UserTokenClient
 
 from bot import telemetry
+from bot.web.messages import turn_summary
 from cards import verbs
 from tests.harness.bot import ADELE, MEGAN, RunningBot
 from tests.http.test_bulk import last_card
@@ -111,3 +112,12 @@ async def test_with_telemetry_off_the_turns_middleware_hands_back_the_handlers_o
     awaited = telemetry.turns(request, handler)
     assert awaited.__qualname__ == handler.__qualname__  # type: ignore[attr-defined]  # the handler's coroutine
     assert await awaited is answer
+
+
+def test_the_console_summary_replaces_unprintable_characters_whether_or_not_there_are_any() -> None:
+    """Printable names and commands (nearly all) are taken as they are, without a look at each character."""
+    body: dict[str, Any] = {"type": "message", "from": {"name": "Adele Vance"}, "text": "/tap issue megan@x.com 2h"}
+    assert turn_summary(body) == "Adele Vance in personal chat: tap issue …"
+    body["from"] = {"name": "Adele\x1b[31mVance\u2028"}
+    body["text"] = "/tap\x07issue"
+    assert turn_summary(body) == "Adele [31mVance in personal chat: tap issue"
