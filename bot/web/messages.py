@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
-from microsoft_agents.activity import Activity
+from microsoft_agents.activity import Activity, DeliveryModes
 from microsoft_agents.hosting.aiohttp import jwt_authorization_decorator
 from microsoft_agents.hosting.core.http import HttpResponse
 
@@ -78,8 +78,7 @@ async def _authenticated(request: web.Request) -> web.StreamResponse:
 class _ReadActivity:
     """The request as the SDK's adapter reads it (its HttpRequestProtocol, as its AiohttpRequestAdapter gives it),
     except that its read of the body gets the Activity validated here from the very same text, instead of parsing
-    and validating the body a second time. A text the SDK would decode otherwise (another charset) it parses itself,
-    and what it cannot decode it refuses with its own 400, as before."""
+    and validating the body a second time."""
 
     def __init__(self, request: web.Request, read: _Read) -> None:
         self._request = request
@@ -94,10 +93,8 @@ class _ReadActivity:
         return self._request.headers
 
     async def json(self) -> Any:
-        text = await self._request.text()  # aiohttp's own decoding, as the SDK's read: the declared charset or UTF-8
-        if text == self._read.text:
-            return self._read.activity  # the SDK's Activity.model_validate takes a model instance as it is
-        return json.loads(text)
+        # _read_activity made sure that the text the SDK would read (aiohttp's decoding) is the one checked.
+        return self._read.activity  # the SDK's Activity.model_validate takes a model instance as it is
 
     def get_claims_identity(self) -> Any:
         return self._request.get("claims_identity")
@@ -114,10 +111,9 @@ def _response(answer: HttpResponse) -> web.Response:
 
 
 class _Read:
-    """A body that passed the checks: its text, the JSON object parsed from it, the SDK's model of it."""
+    """A body that passed the checks: the JSON object parsed from it, the SDK's model of it."""
 
-    def __init__(self, text: str, body: dict[str, Any], activity: Activity) -> None:
-        self.text = text
+    def __init__(self, body: dict[str, Any], activity: Activity) -> None:
         self.body = body
         self.activity = activity
 
@@ -130,6 +126,14 @@ async def _read_activity(request: web.Request) -> _Read | web.Response:
         body = json.loads(text)
     except (ValueError, RecursionError):
         return _refused(400, "The body is not JSON.")
+    # aiohttp (and the SDK's own read through it) decodes the body in the charset its Content-Type declares: a body
+    # that reads otherwise there would be one document checked here and another acted on.
+    try:
+        declared = await request.text()
+    except (LookupError, ValueError, TypeError):  # an unknown charset, bytes it cannot decode
+        declared = None
+    if declared != text:
+        return _refused(400, "The body does not read the same in the charset it declares: send JSON in UTF-8.")
     if not isinstance(body, dict):
         return _refused(400, "The body must be a JSON object (an activity).")
     problem = _shape_problem(body)
@@ -141,7 +145,11 @@ async def _read_activity(request: web.Request) -> _Read | web.Response:
     for name in ("type", "serviceUrl", "channelId"):
         if not isinstance(body.get(name), str):
             return _refused(400, f"The activity has no {name}.")
-    return _Read(text, body, activity)
+    if activity.delivery_mode == DeliveryModes.expect_replies:
+        # The SDK would hold back the turn's replies, a pass card too, and return them in the HTTP answer to whoever
+        # posted, instead of sending them through the connector. Teams never asks for it.
+        return _refused(400, "The bot answers through the Teams connector only, not in the HTTP answer.")
+    return _Read(body, activity)
 
 
 def _shape_problem(body: dict[str, Any]) -> str | None:

@@ -121,3 +121,15 @@ def test_the_console_summary_replaces_unprintable_characters_whether_or_not_ther
     body["from"] = {"name": "Adele\x1b[31mVance\u2028"}
     body["text"] = "/tap\x07issue"
     assert turn_summary(body) == "Adele [31mVance in personal chat: tap issue"
+
+
+async def test_replies_held_for_the_http_answer_are_refused_however_the_field_is_spelled(bot: RunningBot) -> None:
+    """The SDK's model takes its field names as well as Teams' (`delivery_mode` as `deliveryMode`)."""
+    for field in ("deliveryMode", "delivery_mode"):
+        activity = bot.activity(ADELE, f"/tap issue {MEGAN.upn}", **{field: "expectReplies"})
+        status, document = await post_raw(bot, json.dumps(activity).encode())
+        assert status == 400 and document is not None and isinstance(document.get("error"), str), field
+    assert bot.connector.sent == [] and await sandbox_passes(bot) == []
+    activity = bot.activity(ADELE, f"/tap issue {MEGAN.upn}")
+    status, _ = await post_raw(bot, json.dumps(activity).encode(), {"Content-Type": "application/json; charset=UTF-8"})
+    assert status == 202 and len(await sandbox_passes(bot)) == 1  # Teams' own header: UTF-8 declared

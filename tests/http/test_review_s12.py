@@ -43,11 +43,6 @@ def smuggling(activity: dict[str, object], **hidden: str) -> bytes:
     return (text[: -len('"}')] + injected.replace('"', '\\"') + '"}').encode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/web/messages.py _ReadActivity.json: a text aiohttp decodes otherwise is json.loads'ed and handed to "
-    "the SDK unchecked (pre-existing since before ba37ef9, kept by it)",
-)
 async def test_a_body_declared_in_another_charset_is_not_processed_unchecked(registered_bot: RunningBot) -> None:
     bot = registered_bot
     activity = bot.activity(ADELE, f"/tap issue {MEGAN.upn}")
@@ -65,11 +60,6 @@ async def test_a_body_declared_in_another_charset_is_not_processed_unchecked(reg
     assert status in (400, 401), status
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/web/messages.py _ReadActivity.json: the unchecked reading in the declared charset goes to the SDK, "
-    "whose Activity.model_validate is outside its try: a 500 (pre-existing, kept by ba37ef9)",
-)
 async def test_a_body_whose_declared_charset_reading_is_no_activity_gets_a_400(bot: RunningBot) -> None:
     activity = bot.activity(ADELE, f"/tap issue {MEGAN.upn}")
     body = smuggling(activity, recipient="not an object")
@@ -78,11 +68,6 @@ async def test_a_body_whose_declared_charset_reading_is_no_activity_gets_a_400(b
     assert status == 400 and document is not None and isinstance(document.get("error"), str), status
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pre-existing, not of this session: deliveryMode expectReplies makes the SDK buffer the bot's replies and "
-    "return them in the HTTP answer, the pass card included; nothing at the edge refuses it",
-)
 async def test_a_pass_never_travels_in_the_http_answer(registered_bot: RunningBot) -> None:
     """With `deliveryMode: expectReplies` the SDK returns every reply of the turn in the answer to the POST instead of
     sending it to the connector: the pass card goes to whoever made the request (not through the allow-listed
