@@ -158,12 +158,13 @@ class RowRunner:
         counts = await self._store.row_counts(job.id)
         self._total = sum(counts.values())
         unfinished = await self._store.rows(job.id, UNFINISHED_RUN_STATES)
-        # A row caught mid-create (or created but not yet shown) lost its pass value: a fresh create replaces it.
-        resumed = [row.moved(RowState.PENDING) for row in unfinished if row.state is not RowState.PENDING]
+        # A row caught mid-create (or created but not yet shown) lost its pass value: a fresh create replaces it. Its
+        # journal entry stays as it is until the row ends (CREATING is saved again whenever it goes back in the
+        # queue), so that a run stopping before it reaches the row leaves the next run the same knowledge.
         self._caught_mid_create = {row.line for row in unfinished if row.state is RowState.CREATING}
+        resumed = sum(1 for row in unfinished if row.state is not RowState.PENDING)
         if resumed:
-            logger.info("bulk job %s resumes %s rows caught mid-flight", job.id, len(resumed))
-            await self._store.save_rows(resumed)
+            logger.info("bulk job %s resumes %s rows caught mid-flight", job.id, resumed)
         self._counts = Counter({state: n for state, n in counts.items() if state.final})
         self._done_at_start = self._done = sum(self._counts.values())
         if unfinished and await self._requester_may_act():
@@ -186,7 +187,7 @@ class RowRunner:
             self.paused = self._progress(paused)
             return paused
         final_status = JobStatus.CANCELLED if self._cancelled else JobStatus.FINISHED
-        leftovers = await self._store.rows(job.id, (RowState.PENDING,))
+        leftovers = await self._store.rows(job.id, UNFINISHED_RUN_STATES)
         if (self._right_lost or self._cancelled) and job.kind is BulkKind.ISSUE:
             await self._withdraw_unseen(leftovers)
         if self._right_lost:
@@ -374,7 +375,7 @@ class RowRunner:
         now = self._clock.now()
         for row in rows:
             if row.line not in self._caught_mid_create and row.pass_method_id is None:
-                continue
+                continue  # (a row still CREATING was caught mid-create by this run's start)
             user = DirectoryUser(row.user_id or row.target, row.target, row.user_label or row.target)
             try:
                 existing = await self._passes.current_pass(user.object_id)
@@ -448,7 +449,7 @@ class RowRunner:
         """The requester's token is gone: nothing was sent for this row, so it waits as it was (PENDING); the
         workers stop taking rows and the run pauses once those in flight are done."""
         self._sign_in_lost = True
-        await self._store.save_rows([row.moved(RowState.PENDING)])
+        await self._store.save_rows([self._queued(row.moved(RowState.PENDING))])
 
     async def _pause(self) -> bool:
         """RUNNING → WAITING_SIGN_IN, audited; False when the requester cancelled meanwhile (the run then ends as a
@@ -458,7 +459,7 @@ class RowRunner:
         ):
             self._cancelled = True
             return False
-        waiting = len(await self._store.rows(self._job.id, (RowState.PENDING,)))
+        waiting = len(await self._store.rows(self._job.id, UNFINISHED_RUN_STATES))
         await self._auditor.record(
             self._job.kind.action,
             AuditOutcome.NOTHING_TO_DO,
@@ -483,8 +484,13 @@ class RowRunner:
             await self._finish([row.moved(RowState.FAILED, reason=gave_up)])
             return
         pending = row.moved(RowState.PENDING, attempts=row.attempts + 1)
-        await self._store.save_rows([pending])
+        await self._store.save_rows([self._queued(pending)])
         self._queue.put_nowait(pending)
+
+    def _queued(self, row: JournalRow) -> JournalRow:
+        """A row going back in the queue as journaled: CREATING still for a row caught mid-create (its create may
+        have happened), so that the next run knows it too if this one stops first."""
+        return row.moved(RowState.CREATING) if row.line in self._caught_mid_create else row
 
     async def _flush_page(self) -> None:
         async with self._page_lock:

@@ -464,7 +464,7 @@ class BulkService:
             job_id, JobStatus.RUNNING, self._clock.now(), only_from=(JobStatus.WAITING_SIGN_IN,)
         ):
             return None
-        pending = len(await self._store.rows(job_id, (RowState.PENDING,)))
+        pending = len(await self._store.rows(job_id, UNFINISHED_RUN_STATES))
         await self._auditor.record(
             job.kind.action,
             AuditOutcome.SUCCEEDED,
