@@ -255,7 +255,8 @@ async def main(arguments: argparse.Namespace) -> None:
     parsed = read_bulk_file(data, "users.csv", max_rows=60_000, now=datetime.now(UTC), tz=ZoneInfo("UTC"))
     print(
         f"parse 50,000-row CSV ({len(data) / 2**20:.1f} MiB): {(time.perf_counter() - started) * 1000:.0f} ms, "
-        f"{len(parsed.rows)} rows; process max RSS {rss:.0f} MiB (this process: test connector and loop; bot and sandbox apart)"
+        f"{len(parsed.rows)} rows; process max RSS {rss:.0f} MiB "
+        "(this process: test connector and loop; bot and sandbox apart)"
     )
     print(summary(*published, arguments, tight=False))
     print(summary(*tight, arguments, tight=True))
