@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import contextlib
 
-from bot.domain.bulk import RowState
-from bot.domain.errors import GraphUnavailable
+import pytest
+
+from bot.domain.bulk import JobStatus, RowState
+from bot.domain.errors import GraphUnavailable, SignInRequired
+from bot.domain.model import DirectoryUser, IssuedPass
 from tests.domain.test_bulk_run import started
-from tests.domain.world import STAFF, Sink, World
+from tests.domain.world import ADELE, STAFF, Sink, World, caller
 
 
 async def test_a_row_caught_mid_create_stays_caught_when_the_resuming_run_stops_too(world: World) -> None:
@@ -42,3 +45,33 @@ async def test_a_row_caught_mid_create_stays_caught_when_the_resuming_run_stops_
     current = world.passes.passes.get(STAFF[0].object_id)
     row = next(row for row in await world.jobs.rows(job_id) if row.line == first.line)
     assert current is None or current.method_id != unseen.info.method_id, f"a live pass nobody was shown: {row}"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bot/domain/bulk_service.py _end_waiting (cancel of a paused job, expire_waiting): rows caught mid-create "
+    "are marked CANCELLED with no run to withdraw their unseen passes (20f8330 covers only a run's own end)",
+)
+async def test_cancelling_a_paused_job_leaves_no_unseen_pass(world: World) -> None:
+    """Run 1 stops between a row's create and its journal entry (CREATING, its pass live, never shown). Run 2 resumes
+    it, but the requester's sign-in has lapsed (delegated writes): nothing is written, the job waits for the sign-in.
+    The requester cancels instead (or housekeeping ends the wait after its patience): the rows end CANCELLED and the
+    pass nobody saw stays live."""
+    job_id = await started(world, STAFF[:2])
+    first, _second = await world.jobs.rows(job_id)
+    world.clock.advance(seconds=30)
+    unseen = await world.passes.create_pass(STAFF[0], lifetime_minutes=60, one_time=False, start_at=None)
+    await world.jobs.save_rows([first.moved(RowState.CREATING, attempts=1)])  # run 1 stopped here
+    world.clock.advance(seconds=30)
+
+    async def signed_out(user: DirectoryUser, **options: object) -> IssuedPass:
+        raise SignInRequired(ADELE.object_id)  # before anything is sent, like the Graph adapter
+
+    world.passes.create_pass = signed_out  # type: ignore[method-assign]
+    paused = await world.runner.run(job_id, Sink())  # run 2
+    assert paused.status is JobStatus.WAITING_SIGN_IN
+    await world.bulk.cancel(caller(ADELE), job_id)
+
+    assert {row.state for row in await world.jobs.rows(job_id)} == {RowState.CANCELLED}
+    current = world.passes.passes.get(STAFF[0].object_id)
+    assert current is None or current.method_id != unseen.info.method_id, "a live pass nobody was shown"
