@@ -145,9 +145,10 @@ async def _read_activity(request: web.Request) -> _Read | web.Response:
     for name in ("type", "serviceUrl", "channelId"):
         if not isinstance(body.get(name), str):
             return _refused(400, f"The activity has no {name}.")
-    if activity.delivery_mode == DeliveryModes.expect_replies:
-        # The SDK would hold back the turn's replies, a pass card too, and return them in the HTTP answer to whoever
-        # posted, instead of sending them through the connector. Teams never asks for it.
+    if activity.delivery_mode not in (None, DeliveryModes.normal):
+        # Teams asks for none. The SDK would not send the turn's replies, a pass card too, through the connector:
+        # expectReplies returns them in the HTTP answer to whoever posted, stream makes no connector client at all
+        # (a pass would be created and at once revoked, unseen), the others are not Teams'. Deny by default.
         return _refused(400, "The bot answers through the Teams connector only, not in the HTTP answer.")
     return _Read(body, activity)
 

@@ -133,3 +133,15 @@ async def test_replies_held_for_the_http_answer_are_refused_however_the_field_is
     activity = bot.activity(ADELE, f"/tap issue {MEGAN.upn}")
     status, _ = await post_raw(bot, json.dumps(activity).encode(), {"Content-Type": "application/json; charset=UTF-8"})
     assert status == 202 and len(await sandbox_passes(bot)) == 1  # Teams' own header: UTF-8 declared
+
+
+async def test_only_the_normal_delivery_mode_is_taken(bot: RunningBot) -> None:
+    """Deny by default: Teams sends no deliveryMode (or `normal`); any other keeps the replies from the connector."""
+    for mode in ("stream", "notification", "ephemeral", "EXPECTREPLIES"):
+        activity = bot.activity(ADELE, f"/tap issue {MEGAN.upn}", deliveryMode=mode)
+        status, _ = await post_raw(bot, json.dumps(activity).encode())
+        assert status == 400, mode
+    assert bot.connector.sent == [] and await sandbox_passes(bot) == []
+    activity = bot.activity(ADELE, f"/tap issue {MEGAN.upn}", deliveryMode="normal")
+    status, _ = await post_raw(bot, json.dumps(activity).encode())
+    assert status == 202 and len(await sandbox_passes(bot)) == 1

@@ -124,12 +124,6 @@ async def test_a_bulk_pass_stays_audited_when_its_journal_write_fails(
     assert passes[0]["id"] in audited, "a pass that exists in Graph has no audit row"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot/web/messages.py _read_activity (b283823) refuses only deliveryMode expectReplies: with 'stream' the "
-    "SDK makes no connector client for the turn, so a pass is created and at once revoked, and the requester hears "
-    "nothing",
-)
 async def test_an_activity_asking_for_a_streamed_answer_is_refused_before_any_pass(bot: RunningBot) -> None:
     activity = bot.activity(ADELE, f"/tap issue {MEGAN.upn}", deliveryMode="stream")
     response = await bot.post(activity)
