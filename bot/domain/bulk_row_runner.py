@@ -29,7 +29,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -188,7 +188,7 @@ class RowRunner:
             return paused
         final_status = JobStatus.CANCELLED if self._cancelled else JobStatus.FINISHED
         leftovers = await self._store.rows(job.id, UNFINISHED_RUN_STATES)
-        if (self._right_lost or self._cancelled) and job.kind is BulkKind.ISSUE:
+        if self._right_lost or self._cancelled:
             await self._withdraw_unseen(leftovers)
         if self._right_lost:
             await self._finish([row.moved(RowState.FAILED, reason=NO_LONGER_OPERATOR) for row in leftovers])
@@ -358,40 +358,20 @@ class RowRunner:
 
     def _is_own_unseen(self, row: JournalRow, existing: PassInfo) -> bool:
         """Whether `existing` is this row's pass from a run that stopped between its create and its results page."""
-        if row.pass_method_id is not None and row.pass_method_id == existing.method_id:
-            return True  # this row's own pass, created by a run that stopped before showing it
-        if row.line in self._caught_mid_create:
-            # The create may have happened without its id reaching the journal: a pass made since the job started
-            # and before this run took it over is taken to be that one (never one handed over since).
-            started = self._job.started_at or self._job.created_at
-            began = self._began_at or self._clock.now()
-            return started <= existing.created_at <= began
-        return False
+        return is_own_unseen(self._job, row, existing, self._caught_mid_create, self._began_at or self._clock.now())
 
     async def _withdraw_unseen(self, rows: Iterable[JournalRow]) -> None:
-        """Rows this run will not issue again (its requester lost the right, or the job was cancelled) whose pass an
-        earlier run created and never showed: that pass is deleted, as an undelivered page's is (a live pass nobody
-        saw is pure risk); one that cannot be is audited, alerted and left to housekeeping (revoke_undelivered)."""
-        now = self._clock.now()
-        for row in rows:
-            if row.line not in self._caught_mid_create and row.pass_method_id is None:
-                continue  # (a row still CREATING was caught mid-create by this run's start)
-            user = DirectoryUser(row.user_id or row.target, row.target, row.user_label or row.target)
-            try:
-                existing = await self._passes.current_pass(user.object_id)
-            except TapError as error:
-                logger.error(
-                    "bulk job %s, line %s: the pass a stopped run may have left unseen could not be read (%s)",
-                    self._job.id,
-                    row.line,
-                    type(error).__name__,
-                )
-                continue
-            if existing is None or not existing.is_live(now) or not self._is_own_unseen(row, existing):
-                continue
-            await self._tap.revoke_undelivered(
-                self._requester, UnseenPass(user, existing), "the bulk run that created it stopped before showing it"
-            )
+        """Rows this run will not issue again (its requester lost the right, or the job was cancelled)."""
+        await withdraw_unseen_passes(
+            self._job,
+            rows,
+            caught=self._caught_mid_create,
+            created_by=self._began_at or self._clock.now(),
+            requester=self._requester,
+            tap=self._tap,
+            passes=self._passes,
+            clock=self._clock,
+        )
 
     def _holds_pass_reason(self, existing: PassInfo) -> str:
         created = f"Holds a pass created {existing.created_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
@@ -559,6 +539,64 @@ class RowRunner:
             await self._sink.progress(progress)
         except Exception:  # a progress card is news, not state: the run goes on
             logger.warning("bulk job %s: could not show progress", self._job.id, exc_info=True)
+
+
+def is_own_unseen(
+    job: BulkJob, row: JournalRow, existing: PassInfo, caught: Collection[int], created_by: datetime
+) -> bool:
+    """Whether `existing` is the pass of this row that a stopped run made and never showed: the one its journal names
+    (CREATED), or, for a row caught mid-create (`caught`: its create may have happened without its id reaching the
+    journal), a pass made since the job started and no later than `created_by` (the take-over of the run that found
+    it so, or the pause of the job), never one handed over since."""
+    if row.pass_method_id is not None and row.pass_method_id == existing.method_id:
+        return True
+    if row.line in caught:
+        started = job.started_at or job.created_at
+        return started <= existing.created_at <= created_by
+    return False
+
+
+async def withdraw_unseen_passes(
+    job: BulkJob,
+    rows: Iterable[JournalRow],
+    *,
+    caught: Collection[int],
+    created_by: datetime,
+    requester: Caller,
+    tap: TapService,
+    passes: PassMethods,
+    clock: Clock,
+) -> None:
+    """Rows of an issue job that will not run again (cancelled, paused and ended, or their requester no longer an
+    operator) whose pass an earlier, stopped run created and never showed: that pass is deleted, as an undelivered
+    page's is (a live pass nobody saw is pure risk); one that cannot be is audited, alerted and left to housekeeping
+    (`TapService.revoke_undelivered`)."""
+    if job.kind is not BulkKind.ISSUE:
+        return
+    now = clock.now()
+    for row in rows:
+        if row.line not in caught and row.pass_method_id is None:
+            continue
+        user = DirectoryUser(row.user_id or row.target, row.target, row.user_label or row.target)
+        try:
+            existing = await passes.current_pass(user.object_id)
+        except TapError as error:
+            logger.error(
+                "bulk job %s, line %s: the pass a stopped run may have left unseen could not be read (%s)",
+                job.id,
+                row.line,
+                type(error).__name__,
+            )
+            continue
+        if existing is None or not existing.is_live(now) or not is_own_unseen(job, row, existing, caught, created_by):
+            continue
+        if existing.method_id != row.pass_method_id and await tap.recorded_as_created(existing.method_id):
+            # Dated in the window, but audited as created (and shown) by a command: another operator's, kept. The
+            # create a stopped run made unseen was never audited (its audit row shares the journal's transaction).
+            continue
+        await tap.revoke_undelivered(
+            requester, UnseenPass(user, existing), "the bulk run that created it stopped before showing it"
+        )
 
 
 def _created(creating: JournalRow, issued: IssuedPass) -> JournalRow:

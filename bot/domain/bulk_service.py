@@ -23,7 +23,7 @@ from bot.domain.audit import AuditAction, AuditOutcome
 from bot.domain.auditing import Auditor, Subject
 from bot.domain.bulk import UNFINISHED_RUN_STATES, BulkJob, BulkKind, BulkStore, JobStatus, JournalRow, RowState
 from bot.domain.bulk_file import BulkFile, RequestedRow
-from bot.domain.bulk_row_runner import MAX_WORKERS
+from bot.domain.bulk_row_runner import MAX_WORKERS, withdraw_unseen_passes
 from bot.domain.commands import MAX_JOB_ID
 from bot.domain.eligibility import GRAPH_MAX_LIFETIME_MINUTES, resolve_lifetime, resolve_one_time, start_refusal
 from bot.domain.errors import GraphUnavailable, Refused, Rule, TapError, Throttled
@@ -509,6 +509,17 @@ class BulkService:
         ):
             return False
         waiting = await self._store.rows(job.id, UNFINISHED_RUN_STATES)
+        # Rows a crashed run left mid-create are still CREATING: no run will show or replace their passes now.
+        await withdraw_unseen_passes(
+            job,
+            waiting,
+            caught={row.line for row in waiting if row.state is RowState.CREATING},
+            created_by=job.finished_at or self._clock.now(),  # when the job paused: nothing of it was created later
+            requester=Caller(job.requester.object_id, job.requester.tenant_id, job.requester.name, job.requester),
+            tap=self._tap,
+            passes=self._passes,
+            clock=self._clock,
+        )
         await self._store.save_rows([row.moved(RowState.CANCELLED, reason=reason) for row in waiting])
         return True
 

@@ -710,6 +710,12 @@ class TapService:
             releasing.released = True
         return issued
 
+    async def recorded_as_created(self, pass_method_id: str) -> bool:
+        """Whether the audit log records this pass's creation by the bot (an issue or onboarding that succeeded)."""
+        if self._pass_reasons is None:
+            return False
+        return await self._pass_reasons.reason_for_pass(pass_method_id) is not None
+
     async def still_current(self, issued: IssuedPass) -> bool:
         """Whether the pass just delivered is still the user's pass (another may have replaced it meanwhile)."""
         try:

@@ -1,5 +1,6 @@
-"""Reviewer R, issue 13 session 12: attacks on the commits of this session, each a failing test (xfail strict)
-until its owner fixes the product code."""
+"""Found by the review of issue 13's last round, through /api/messages: a body is acted on only as it was checked
+(its declared charset), a pass never travels in the HTTP answer (deliveryMode), and a bulk pass stays audited when
+its journal entry fails."""
 
 from __future__ import annotations
 

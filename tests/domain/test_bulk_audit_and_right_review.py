@@ -1,5 +1,5 @@
-"""Reviewer R, issue 13 session 12: attacks on the domain changes of this session, each a failing test (xfail strict)
-until its owner fixes the product code."""
+"""Found by the review of issue 13's last round: a bulk row's pass stays audited when its journal entry fails, and
+a run resumed for a requester who is no longer an operator leaves no pass nobody saw."""
 
 from __future__ import annotations
 
