@@ -696,7 +696,7 @@ class TapService:
                 if on_recorded is not None:
                     await on_recorded(issued)
         except Exception:
-            if on_recorded is None:
+            if on_recorded is None or self._transactions is None:  # without one transaction, the row was written
                 raise
             # The caller's own store calls (or the commit) failed and took the audit row with them: the pass exists,
             # so its audit row is written again on its own, as before they shared its transaction; then the error

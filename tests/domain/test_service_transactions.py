@@ -224,3 +224,21 @@ async def test_a_failing_store_call_at_the_locks_take_leaves_no_lock(transaction
             raise AssertionError("nothing may run under a lock whose journal entry failed")
     assert world.store.locks.held == {}
     assert world.store.rolled_back == (1 if transactions else 0)
+
+
+async def test_without_transactions_a_failing_store_call_after_the_audit_row_does_not_write_it_twice() -> None:
+    world = World(transactions=False)
+    with pytest.raises(OSError):
+        async with world.service.target_lock(MEGAN) as held:
+            await world.service.create_checked_pass(
+                OPERATOR,
+                MEGAN,
+                lifetime_minutes=60,
+                one_time=False,
+                start_at=None,
+                existing=None,
+                lock=held,
+                on_recorded=world.store.noted("created", fail=True),
+            )
+    assert [e.outcome for e in world.store.events] == [AuditOutcome.SUCCEEDED]
+    assert world.store.locks.held == {}
