@@ -8,7 +8,7 @@ import pytest
 from bot.domain.audit import AuditAction, AuditOutcome
 from bot.domain.bulk import RowState
 from tests.domain.test_bulk_run import started
-from tests.domain.test_service_transactions import OPERATOR, World
+from tests.domain.test_service_transactions import World, a_bulk_rows_pass
 from tests.domain.world import ADELE, STAFF, Sink
 from tests.domain.world import World as BulkWorld
 from tests.fakes import MEGAN
@@ -22,16 +22,7 @@ async def test_a_journal_entry_that_fails_does_not_take_the_pass_audit_row_with_
     world = World()
     with pytest.raises(OSError):
         async with world.service.target_lock(MEGAN, on_taking=world.store.noted("creating")) as held:
-            await world.service.create_checked_pass(
-                OPERATOR,
-                MEGAN,
-                lifetime_minutes=60,
-                one_time=False,
-                start_at=None,
-                existing=None,
-                lock=held,
-                on_recorded=world.store.noted("created", fail=True),
-            )
+            await a_bulk_rows_pass(world, held, on_recorded=world.store.noted("created", fail=True))
     assert world.passes.created == [MEGAN.object_id], "the pass exists in Graph"
     assert world.store.locks.held == {}
     issued = [e for e in world.store.events if e.action is AuditAction.ISSUE and e.outcome is AuditOutcome.SUCCEEDED]

@@ -15,7 +15,7 @@ from bot.domain.approval_desk import ApprovalDesk
 from bot.domain.approvals import ApprovalRules, ApprovalsChannel
 from bot.domain.audit import AuditAction, AuditEvent, AuditOutcome
 from bot.domain.model import PassRequest
-from bot.domain.service import AccessRules, AwaitingApproval, Issued, TapService
+from bot.domain.service import AccessRules, AwaitingApproval, HeldLock, Issued, TapService
 from tests.domain.world import caller
 from tests.fakes import (
     ADELE,
@@ -118,6 +118,20 @@ class JournalStore:
         return 1
 
 
+async def a_bulk_rows_pass(world: World, held: HeldLock, *, on_recorded: Callable[..., Awaitable[None]]) -> None:
+    """A pass for Megan as a bulk row makes it: under its lock, journaled CREATED by `on_recorded`."""
+    await world.service.create_checked_pass(
+        OPERATOR,
+        MEGAN,
+        lifetime_minutes=60,
+        one_time=False,
+        start_at=None,
+        existing=None,
+        lock=held,
+        on_recorded=on_recorded,
+    )
+
+
 class NoAlerts:
     async def raise_alert(self, alert: object) -> None:
         return None
@@ -202,16 +216,7 @@ async def test_a_callers_store_calls_ride_in_the_locks_two_transactions() -> Non
     """A bulk row: journaled CREATING as the lock is taken, CREATED with the audit row and the lock's release."""
     world = World()
     async with world.service.target_lock(MEGAN, on_taking=world.store.noted("creating")) as held:
-        await world.service.create_checked_pass(
-            OPERATOR,
-            MEGAN,
-            lifetime_minutes=60,
-            one_time=False,
-            start_at=None,
-            existing=None,
-            lock=held,
-            on_recorded=world.store.noted("created"),
-        )
+        await a_bulk_rows_pass(world, held, on_recorded=world.store.noted("created"))
     assert world.store.grouped() == [["lock", "creating"], ["audit issue succeeded", "unlock", "created"]]
     assert world.store.locks.held == {}
 
@@ -230,15 +235,6 @@ async def test_without_transactions_a_failing_store_call_after_the_audit_row_doe
     world = World(transactions=False)
     with pytest.raises(OSError):
         async with world.service.target_lock(MEGAN) as held:
-            await world.service.create_checked_pass(
-                OPERATOR,
-                MEGAN,
-                lifetime_minutes=60,
-                one_time=False,
-                start_at=None,
-                existing=None,
-                lock=held,
-                on_recorded=world.store.noted("created", fail=True),
-            )
+            await a_bulk_rows_pass(world, held, on_recorded=world.store.noted("created", fail=True))
     assert [e.outcome for e in world.store.events] == [AuditOutcome.SUCCEEDED]
     assert world.store.locks.held == {}
