@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.domain.audit import AuditAction
-from bot.domain.model import IssuedPass, Recipient
+from bot.domain.model import Caller, IssuedPass, Recipient
 
 
 class BulkKind(enum.StrEnum):
@@ -105,6 +105,11 @@ class BulkJob:
     progress_service_url: str | None = None
     approval_request_id: str | None = None
     reason: str = ""  # one reason for the whole file (the text the file came with); rows may give their own
+
+    @property
+    def requester_caller(self) -> Caller:
+        """The requester as the caller every check of a run is made for (their identity, kept with the job)."""
+        return Caller(self.requester.object_id, self.requester.tenant_id, self.requester.name, self.requester)
 
     @property
     def paused_at(self) -> datetime | None:

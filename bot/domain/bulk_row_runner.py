@@ -142,7 +142,7 @@ class RowRunner:
         self._last_progress: float | None = None
         self._cancelled = False
         self._last_cancel_check: float | None = None
-        self._requester = Caller(job.requester.object_id, job.requester.tenant_id, job.requester.name, job.requester)
+        self._requester = job.requester_caller
         self._snapshots = Snapshots(directory, tap.protected_group_ids, clock)
         self._users: UserReads | None = None
         self._right_checked_at: float | None = None

@@ -495,7 +495,7 @@ class BulkService:
             await self._auditor.record(
                 job.kind.action,
                 AuditOutcome.NOTHING_TO_DO,
-                Caller(job.requester.object_id, job.requester.tenant_id, job.requester.name, job.requester),
+                job.requester_caller,
                 target=f"bulk job {job.id}",
                 detail=f"cancelled: its requester did not sign in again within {_duration(self.sign_in_patience)}",
             )
@@ -514,8 +514,8 @@ class BulkService:
             job,
             waiting,
             caught={row.line for row in waiting if row.state is RowState.CREATING},
-            created_by=job.finished_at or self._clock.now(),  # when the job paused: nothing of it was created later
-            requester=Caller(job.requester.object_id, job.requester.tenant_id, job.requester.name, job.requester),
+            created_by=job.paused_at or self._clock.now(),  # nothing of the job was created after its pause
+            requester=job.requester_caller,
             tap=self._tap,
             passes=self._passes,
             clock=self._clock,
