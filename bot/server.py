@@ -184,6 +184,7 @@ def _compose(settings: Settings, clock: Clock, sandbox: RunningSandbox | None) -
         cache_window=timedelta(seconds=settings.directory_cache_seconds),
         reasons=settings.reasons,
         pass_reasons=store,
+        pass_writes=store,  # a delivered pass is read again only when the audit log shows a write since its create
         verification=verification,
         velocity=VelocityLimit(limit=settings.velocity_limit, counts=store, alerts=alerts, clock=clock),
         # A pass nobody was shown that could not be deleted: kept for housekeeping to delete, and an alert.

@@ -183,6 +183,15 @@ class AuditLog(Protocol):
     async def record(self, event: AuditEvent) -> None: ...
 
 
+class PassWritesSince(Protocol):
+    """What the audit log says happened to a user's pass since the bot created it."""
+
+    async def may_have_ended(self, user_id: str, pass_method_id: str) -> bool:
+        """Whether the log records a write of the bot that may have ended this pass since its creation: an issue,
+        onboarding or revoke for the same user recorded after it (any outcome), or a revoke naming it."""
+        ...
+
+
 class TargetLocks(Protocol):
     """One check-and-create per user at a time, across replicas: a lock that runs out by itself after `ttl`."""
 

@@ -40,6 +40,7 @@ from bot.domain.ports import (
     Clock,
     Directory,
     PassMethods,
+    PassWritesSince,
     TargetLocks,
     TargetReading,
     TargetReads,
@@ -221,6 +222,7 @@ class TapService:
         cache_window: timedelta = DEFAULT_CACHE_WINDOW,
         reasons: ReasonRules = NO_REASON_RULES,
         pass_reasons: PassReasons | None = None,
+        pass_writes: PassWritesSince | None = None,
         verification: VerificationService | None = None,
         velocity: VelocityLimit | None = None,
         undelivered: UndeliveredPasses | None = None,
@@ -238,6 +240,8 @@ class TapService:
         self._verification = verification
         self._reasons = reasons
         self._pass_reasons = pass_reasons
+        # None: whether a delivered pass is still current is always read from the directory.
+        self._pass_writes = pass_writes
         self._cache_window = cache_window
         self._policy_cache: tuple[datetime, TapPolicy] | None = None
         self._operator_until: dict[str, datetime] = {}  # caller object id -> a positive check is good until
@@ -717,7 +721,18 @@ class TapService:
         return await self._pass_reasons.reason_for_pass(pass_method_id) is not None
 
     async def still_current(self, issued: IssuedPass) -> bool:
-        """Whether the pass just delivered is still the user's pass (another may have replaced it meanwhile)."""
+        """Whether the pass just delivered is still the user's pass: another operator may have replaced or revoked
+        it between its create and its card being recorded, and their redaction then found no card to hide.
+
+        Every such write of the bot is in the audit log before it redacts; Graph is asked only when the log records
+        one since this pass's creation (or cannot be read). A pass replaced outside the bot (the Entra admin center)
+        in that moment is not noticed here, as one replaced there a moment later never was."""
+        if self._pass_writes is not None:
+            try:
+                if not await self._pass_writes.may_have_ended(issued.user.object_id, issued.info.method_id):
+                    return True
+            except Exception:
+                logger.warning("could not read the audit log about the pass of user %s", issued.user.object_id)
         try:
             current = await self._passes.current_pass(issued.user.object_id)
         except TapError:

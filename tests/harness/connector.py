@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,8 @@ class RecordingConnector:
     invalid_cards: list[str] = field(default_factory=list)
     peers: set[tuple[str, int]] = field(default_factory=set)  # the bot's connections (address, port) that called
     validate_cards: bool = True  # benchmarks switch it off: they measure the bot, not this check
+    # Runs before a sent message is answered, while the bot waits for it: what happens "during delivery".
+    before_answer: Callable[[Sent], Awaitable[None]] | None = None
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
     url: str = ""
@@ -100,13 +103,18 @@ class RecordingConnector:
         if self.refuse_send_with:
             return web.json_response({"error": {"code": "Forbidden"}}, status=self.refuse_send_with)
         activity_id = f"msg-{next(self._ids)}"
-        self._record(Sent("send", request.match_info["cid"], await request.json(), activity_id))
+        await self._answering(Sent("send", request.match_info["cid"], await request.json(), activity_id))
         return web.json_response({"id": activity_id})
 
     async def _reply(self, request: web.Request) -> web.Response:
         activity_id = f"msg-{next(self._ids)}"
-        self._record(Sent("reply", request.match_info["cid"], await request.json(), activity_id))
+        await self._answering(Sent("reply", request.match_info["cid"], await request.json(), activity_id))
         return web.json_response({"id": activity_id})
+
+    async def _answering(self, sent: Sent) -> None:
+        self._record(sent)
+        if self.before_answer is not None:
+            await self.before_answer(sent)
 
     async def _update(self, request: web.Request) -> web.Response:
         aid = request.match_info["aid"]

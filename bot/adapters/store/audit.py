@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import and_, bindparam, func, insert, or_, select
 
 from bot.adapters.store.schema import AuditRow
 from bot.adapters.store.sessions import SqlDatabase
@@ -13,6 +13,33 @@ from bot.domain.records import AuditEntry
 
 _RECORD = insert(AuditRow)  # built once: every command writes a row (sessions.py `connection`)
 _COLUMNS = tuple(column.key for column in AuditRow.__table__.columns if column.key != "id")
+_PASS_WRITES = (AuditAction.ISSUE.value, AuditAction.ONBOARD.value, AuditAction.REVOKE.value)
+# The row recording the pass's creation; 0 when there is none, so that every later write counts.
+_CREATION_ROW = func.coalesce(
+    select(func.min(AuditRow.id))
+    .where(
+        AuditRow.pass_method_id == bindparam("pass_method_id"),
+        AuditRow.action.in_((AuditAction.ISSUE.value, AuditAction.ONBOARD.value)),
+        AuditRow.outcome == AuditOutcome.SUCCEEDED.value,
+    )
+    .scalar_subquery(),
+    0,
+)
+# Built once: every pass delivered asks it (TapService.still_current).
+_WRITE_SINCE_CREATION = (
+    select(AuditRow.id)
+    .where(
+        AuditRow.target_id == bindparam("user_id"),
+        or_(
+            and_(
+                AuditRow.action == AuditAction.REVOKE.value,
+                AuditRow.pass_method_id == bindparam("pass_method_id"),
+            ),
+            and_(AuditRow.action.in_(_PASS_WRITES), AuditRow.id > _CREATION_ROW),
+        ),
+    )
+    .limit(1)
+)
 
 
 class SqlAuditLog:
@@ -26,6 +53,17 @@ class SqlAuditLog:
         values["outcome"] = event.outcome.value
         async with self._db.connection() as connection:
             await connection.execute(_RECORD, values)
+
+    async def may_have_ended(self, user_id: str, pass_method_id: str) -> bool:
+        """Whether the log records a write that may have ended this pass since its creation: an issue, onboarding
+        or revoke for the same user after the row of its creation (whatever its outcome), or a revoke naming it.
+
+        Writes of a user's pass are recorded while its lock is held (TapService.target_lock), so the rows of a user's
+        issues follow one another in id order; a revoke takes no lock, and its row may come before the creation row
+        of the pass it deleted, hence "a revoke naming it" at any id."""
+        values = {"user_id": user_id, "pass_method_id": pass_method_id}
+        async with self._db.connection() as connection:
+            return (await connection.execute(_WRITE_SINCE_CREATION, values)).first() is not None
 
     async def audit_rows(self, since: datetime | None = None) -> list[AuditEntry]:
         query = select(AuditRow).order_by(AuditRow.id)
