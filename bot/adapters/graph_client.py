@@ -24,6 +24,7 @@ from kiota_http.middleware import (
     BodyInspectionHandler,
     HeadersInspectionHandler,
     ParametersNameDecodingHandler,
+    RedirectHandler,
     RetryHandler,
     UrlReplaceHandler,
     UserAgentHandler,
@@ -34,11 +35,11 @@ from msgraph.generated.models.authentication_method_collection_response import A
 from msgraph.generated.models.directory_object import DirectoryObject
 from msgraph.generated.models.group import Group
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
-from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core._enums import FeatureUsageFlag
 from msgraph_core.middleware import GraphRequestContext, GraphTelemetryHandler
 
+from bot.adapters.graph_adapter import GraphAdapter, Redirects, Retries
 from bot.adapters.graph_costs import graph_limits
 from bot.adapters.graph_pacing import PacedTransport
 from bot.adapters.graph_transport import AiohttpTransport
@@ -235,8 +236,9 @@ def graph_sdk_headers(base_url: str) -> dict[str, str]:
 
 
 def graph_middleware(read_retries: dict[str, RequestOption]) -> list[BaseMiddleware]:
-    """kiota's default handlers that do something for tapbot's requests: redirects, 503/504 retries of reads,
-    parameter names decoded (ParameterNamesDecoded), response headers inspected (HeadersInspected)."""
+    """kiota's default handlers that do something for tapbot's requests: redirects, 503/504 retries of reads (both
+    opening their spans only when traced: graph_adapter.py), parameter names decoded (ParameterNamesDecoded), response
+    headers inspected (HeadersInspected)."""
     middleware: list[BaseMiddleware] = []
     for handler in KiotaClientFactory.get_default_middleware(read_retries):
         if isinstance(handler, LEFT_OUT_HANDLERS):
@@ -245,7 +247,10 @@ def graph_middleware(read_retries: dict[str, RequestOption]) -> list[BaseMiddlew
             handler = ParameterNamesDecoded(handler.options)
         elif isinstance(handler, HeadersInspectionHandler):
             handler = HeadersInspected(handler.options)
+        elif isinstance(handler, RedirectHandler):
+            handler = Redirects(handler.options)
         elif isinstance(handler, RetryHandler):
+            handler = Retries(handler.options)
             handler.retry_on_status_codes = SDK_RETRY_STATUS_CODES
         middleware.append(handler)
     return middleware
@@ -283,7 +288,7 @@ def build_graph_client(
     http_client.headers["User-Agent"] = kiota_user_agent(http_client.headers.get("User-Agent", ""))
     http_client.headers.update(graph_sdk_headers(base_url))
     http_client = KiotaClientFactory.create_with_custom_middleware(graph_middleware(read_retries), client=http_client)
-    adapter = GraphRequestAdapter(WritesAsTheirOwner(auth_provider), client=http_client)
+    adapter = GraphAdapter(WritesAsTheirOwner(auth_provider), client=http_client)
     # Without an explicit base URL, httpx's own base_url (with a trailing slash) would produce '//users'.
     adapter.base_url = base_url.rstrip("/")
     return GraphServiceClient(request_adapter=adapter), http_client
