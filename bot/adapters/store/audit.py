@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, func, insert, literal_column, or_, select
 
 from bot.adapters.store.schema import AuditRow
 from bot.adapters.store.sessions import SqlDatabase
@@ -13,13 +13,22 @@ from bot.domain.records import AuditEntry
 
 _RECORD = insert(AuditRow)  # built once: every command writes a row (sessions.py `connection`)
 _COLUMNS = tuple(column.key for column in AuditRow.__table__.columns if column.key != "id")
-_PASS_WRITES = (AuditAction.ISSUE.value, AuditAction.ONBOARD.value, AuditAction.REVOKE.value)
+
+
+def _one_of(actions: tuple[AuditAction, ...]) -> ColumnElement[bool]:
+    """`action IN ('issue', ...)` with the constants written into the SQL: a list of bound values would be expanded
+    into the statement's text again on every execution."""
+    return AuditRow.action.in_([literal_column(f"'{action.value}'") for action in actions])
+
+
+_CREATIONS = _one_of((AuditAction.ISSUE, AuditAction.ONBOARD))
+_PASS_WRITES = _one_of((AuditAction.ISSUE, AuditAction.ONBOARD, AuditAction.REVOKE))
 # The row recording the pass's creation; 0 when there is none, so that every later write counts.
 _CREATION_ROW = func.coalesce(
     select(func.min(AuditRow.id))
     .where(
         AuditRow.pass_method_id == bindparam("pass_method_id"),
-        AuditRow.action.in_((AuditAction.ISSUE.value, AuditAction.ONBOARD.value)),
+        _CREATIONS,
         AuditRow.outcome == AuditOutcome.SUCCEEDED.value,
     )
     .scalar_subquery(),
@@ -35,7 +44,7 @@ _WRITE_SINCE_CREATION = (
                 AuditRow.action == AuditAction.REVOKE.value,
                 AuditRow.pass_method_id == bindparam("pass_method_id"),
             ),
-            and_(AuditRow.action.in_(_PASS_WRITES), AuditRow.id > _CREATION_ROW),
+            and_(_PASS_WRITES, AuditRow.id > _CREATION_ROW),
         ),
     )
     .limit(1)
