@@ -330,7 +330,7 @@ class RowRunner:
         lifetime = resolve_lifetime(row.lifetime_minutes, snapshot.policy)
         one_time = resolve_one_time(row.one_time, snapshot.policy)
         now = self._clock.now()
-        if existing is not None and existing.is_live(now) and not self._may_replace(row, existing):
+        if existing is not None and existing.is_live(now) and not await self._may_replace(row, existing):
             raise HoldsPass(self._holds_pass_reason(existing), existing)
         return await self._tap.create_checked_pass(
             self._requester,
@@ -348,13 +348,16 @@ class RowRunner:
             on_recorded=lambda issued: self._store.save_rows([_created(row, issued)]),
         )
 
-    def _may_replace(self, row: JournalRow, existing: PassInfo) -> bool:
+    async def _may_replace(self, row: JournalRow, existing: PassInfo) -> bool:
         """A live pass is replaced only if the operator chose to replace existing passes and it already existed when
         the file was checked (`created_at` of the job: what the operator looked at), or if it is this row's own pass
-        from a run that stopped between create and delivery."""
+        from a run that stopped between create and delivery: never one the audit log records as made by a command
+        (another operator's, dated in the window where a row caught mid-create would have its own)."""
         if self._job.replace_existing and existing.created_at < self._job.created_at - CHECK_TIME_MARGIN:
             return True
-        return self._is_own_unseen(row, existing)
+        if not self._is_own_unseen(row, existing):
+            return False
+        return existing.method_id == row.pass_method_id or not await self._tap.recorded_as_created(existing.method_id)
 
     def _is_own_unseen(self, row: JournalRow, existing: PassInfo) -> bool:
         """Whether `existing` is this row's pass from a run that stopped between its create and its results page."""

@@ -99,3 +99,28 @@ async def test_cancelling_a_paused_job_keeps_a_pass_another_operator_handed_over
     await world.bulk.cancel(caller(ADELE), job_id)
     current = world.passes.passes.get(STAFF[0].object_id)
     assert current is not None and current.method_id == handed[0], "another operator's pass was deleted"
+
+
+async def test_a_resuming_run_never_replaces_a_pass_another_operator_made_for_a_row_caught_mid_create(
+    world: World,
+) -> None:
+    """Run 1 stops in a row's create (CREATING; whether Graph made its pass is unknown). Before run 2 takes over,
+    another operator gives the user a pass through the bot (audited as created). Dated in the window where the row's
+    own pass would be, it is still theirs: the job (not told to replace passes) leaves it and skips the row."""
+    job_id = await started(world, STAFF[:2])
+    first, _second = await world.jobs.rows(job_id)
+    world.clock.advance(seconds=30)
+    await world.jobs.save_rows([first.moved(RowState.CREATING, attempts=1)])  # run 1 stopped here, no pass made
+    theirs = await world.passes.create_pass(STAFF[0], lifetime_minutes=60, one_time=False, start_at=None)
+
+    async def recorded_as_created(pass_method_id: str) -> bool:
+        return pass_method_id == theirs.info.method_id
+
+    world.tap.recorded_as_created = recorded_as_created  # type: ignore[method-assign]
+    world.clock.advance(seconds=30)
+    await world.runner.run(job_id, Sink())  # run 2
+
+    current = world.passes.passes.get(STAFF[0].object_id)
+    assert current is not None and current.method_id == theirs.info.method_id, "another operator's pass was replaced"
+    row = next(row for row in await world.jobs.rows(job_id) if row.line == first.line)
+    assert row.state is not RowState.CREATED and "Holds a pass" in (row.reason or ""), row
