@@ -41,6 +41,7 @@ from msgraph_core.middleware import GraphRequestContext, GraphTelemetryHandler
 
 from bot.adapters.graph_adapter import GraphAdapter, Redirects, Retries
 from bot.adapters.graph_costs import graph_limits
+from bot.adapters.graph_httpx import OnePassClient
 from bot.adapters.graph_pacing import PacedTransport
 from bot.adapters.graph_transport import AiohttpTransport
 from bot.adapters.graph_urls import ParameterNamesDecoded
@@ -158,10 +159,10 @@ class AnswerCookies(httpx.Cookies):
             super().extract_cookies(response)
 
 
-class GraphHttpClient(httpx.AsyncClient):
-    """The Graph HTTP client, whose `aclose` also closes its connections whatever middleware transport replaced the
-    client's own (msgraph's did not pass `aclose` on; closing twice is harmless), and whose cookies are
-    `AnswerCookies`."""
+class GraphHttpClient(OnePassClient):
+    """The Graph HTTP client (httpx's, building and sending kiota's requests in one pass: graph_httpx.py), whose
+    `aclose` also closes its connections whatever middleware transport replaced the client's own (msgraph's did not
+    pass `aclose` on; closing twice is harmless), and whose cookies are `AnswerCookies`."""
 
     def __init__(self, *, transport: httpx.AsyncBaseTransport, timeout: httpx.Timeout) -> None:
         super().__init__(transport=transport, timeout=timeout)
