@@ -48,6 +48,7 @@ from bot.teams.forms import FormFlow, FormSubmissions, is_people_search
 from bot.teams.handlers import TapHandlers, is_unhandled_card_action
 from bot.teams.message_action import MessageAction, is_message_action
 from bot.teams.people_flow import PersonChoices
+from bot.teams.sdk_spans import skip_unrecorded_sdk_spans
 from bot.teams.sign_in import SignIns, is_sign_in_invoke, sign_in_off
 from bot.teams.trust import ConnectorHosts, UntrustedServiceUrl, channel_issuers
 from bot.teams.turn import Turns
@@ -322,6 +323,7 @@ class TeamsRuntime:
 def build_runtime(settings: Settings, *, token_service_url: str | None = None) -> TeamsRuntime:
     """`token_service_url`: the Bot Framework token service delegated writes sign in through (the sandbox's own
     when it runs); default the setting TAPBOT_TOKEN_SERVICE_URL."""
+    skip_unrecorded_sdk_spans()
     # In the sandbox, the Playground and the test connectors answer on loopback ports chosen at start.
     hosts = ConnectorHosts(settings.connector_hosts, any_loopback=settings.anonymous)
     token_service = token_service_url or settings.token_service_url
