@@ -91,6 +91,11 @@ class GraphRejected(TapError):
         self.request_id = request_id
 
 
+class NotRecorded(TapError):
+    """A pass was made but its audit row could not be written: it was deleted again (or, failing that, the sentence
+    says it is still valid and how to end it)."""
+
+
 class SignInRequired(TapError):
     """A delegated write needs `user_id`'s own Graph token and none is available: nothing was sent.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -23,7 +24,16 @@ from bot.domain.eligibility import (
     start_refusal,
     target_refusal,
 )
-from bot.domain.errors import GraphUnavailable, Refused, Rule, SignInRequired, TapError, TargetBusy, UserNotFound
+from bot.domain.errors import (
+    GraphUnavailable,
+    NotRecorded,
+    Refused,
+    Rule,
+    SignInRequired,
+    TapError,
+    TargetBusy,
+    UserNotFound,
+)
 from bot.domain.follow_through import PassWatch, UndeliveredPasses
 from bot.domain.model import (
     Caller,
@@ -699,8 +709,11 @@ class TapService:
                 await record()
                 if on_recorded is not None:
                     await on_recorded(issued)
-        except Exception:
-            if on_recorded is None or self._transactions is None:  # without one transaction, the row was written
+        except Exception as failure:
+            if on_recorded is None:
+                # Nothing else would ever find this pass again (a bulk row's journal does: it says CREATING).
+                raise await self._withdraw_unrecorded(requester, issued, acting_as or requester) from failure
+            if self._transactions is None:  # without one transaction, the row was written
                 raise
             # The caller's own store calls (or the commit) failed and took the audit row with them: the pass exists,
             # so its audit row is written again on its own, as before they shared its transaction; then the error
@@ -713,6 +726,47 @@ class TapService:
         if releasing is not None:
             releasing.released = True
         return issued
+
+    async def _withdraw_unrecorded(self, requester: Caller, issued: IssuedPass, deleter: Caller) -> NotRecorded:
+        """A pass whose audit row could not be written (the database failed): issued unrecorded, it would be live and
+        invisible to the security team, so it is deleted before anyone sees it. The error says what became of it."""
+        user = issued.user
+        try:
+            await self._delete_undelivered(issued, deleter)
+        except TapError as error:
+            until = issued.info.expires_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+            logger.error(
+                "the pass of user %s could not be recorded in the audit log nor deleted (%s); it stays live until %s",
+                user.object_id,
+                type(error).__name__,
+                until,
+            )
+            if self._alerts is not None:
+                with contextlib.suppress(Exception):  # the alert's own record may need the database that failed
+                    await self._alerts.raise_alert(
+                        SecurityAlert(
+                            kind=AlertKind.UNDELIVERED_PASS_LIVE,
+                            at=self._clock.now(),
+                            actor_id=requester.object_id,
+                            actor_label=requester.display_name,
+                            target_id=user.object_id,
+                            target_label=user.label,
+                            summary=f"A Temporary Access Pass for {user.label} could not be written to the audit log "
+                            f"and could not be deleted ({_why_not_deleted(error, None)}). It is valid until {until} "
+                            f"unless deleted (/tap revoke {user.user_principal_name}, or the Entra admin center).",
+                            tenant_id=requester.tenant_id,
+                        )
+                    )
+            return NotRecorded(
+                f"I could not write the new pass for {user.label} to the audit log, and could not delete it either: "
+                f"it is valid until {until} and nobody was shown it. Revoke it now (/tap revoke "
+                f"{user.user_principal_name}), or ask IT to delete it in the Entra admin center."
+            )
+        logger.error("the pass of user %s could not be recorded in the audit log; it was deleted again", user.object_id)
+        return NotRecorded(
+            f"I could not write the new pass for {user.label} to the audit log, so I deleted it again: no pass was "
+            "issued. Try again in a minute; if it keeps happening, tell IT (the bot's database may be unavailable)."
+        )
 
     async def recorded_as_created(self, pass_method_id: str) -> bool:
         """Whether the audit log records this pass's creation by the bot (an issue or onboarding that succeeded)."""

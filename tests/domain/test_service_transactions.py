@@ -14,6 +14,7 @@ from bot.domain.alerts import VelocityLimit
 from bot.domain.approval_desk import ApprovalDesk
 from bot.domain.approvals import ApprovalRules, ApprovalsChannel
 from bot.domain.audit import AuditAction, AuditEvent, AuditOutcome
+from bot.domain.errors import NotRecorded
 from bot.domain.model import PassRequest
 from bot.domain.service import AccessRules, AwaitingApproval, HeldLock, Issued, TapService
 from tests.domain.world import caller
@@ -191,11 +192,15 @@ async def test_the_velocity_limit_uses_the_count_read_with_the_lock() -> None:
 async def test_an_audit_row_that_fails_takes_nothing_with_it_and_the_lock_is_still_given_back() -> None:
     world = World()
     world.store.fail_success_rows = True
-    with pytest.raises(OSError):
+    with pytest.raises(NotRecorded, match="so I deleted it again"):
         await world.service.issue(OPERATOR, PassRequest(MEGAN.user_principal_name))
-    assert world.passes.created == [MEGAN.object_id], "the pass exists, unrecorded, as before this change"
+    # Unrecorded, the pass would be live and invisible to the audit log: it is deleted before anyone sees it.
+    assert world.passes.created == world.passes.deleted == [MEGAN.object_id]
+    assert MEGAN.object_id not in world.passes.passes
     assert world.store.rolled_back == 1
-    assert world.store.grouped()[-2:] == [["audit issue succeeded"], ["unlock"]], world.store.grouped()
+    assert world.store.grouped()[-3:] == [["audit issue succeeded"], ["unlock"], ["audit issue failed"]], (
+        world.store.grouped()
+    )
     assert world.store.locks.held == {}
 
 

@@ -15,6 +15,8 @@ from bot.adapters.store.schema import AuditRow, TargetLockRow
 from bot.domain.audit import AuditAction, AuditEvent, AuditOutcome
 from cards import verbs
 from tests.harness.bot import ADELE, ALEX, LEE, MEGAN, RunningBot, sandbox_env, start_bot, stop_bot
+from tests.http.test_issue_flow import sandbox_passes
+from tests.http.test_resilience import inject_fault
 
 # One typed `/tap issue` to a person whose chat is known: the dedupe; the target lock taken with the velocity limit's
 # count; the audit row with the lock's release; the pass card saved; then one read of the audit log (whether another
@@ -131,11 +133,40 @@ async def test_an_audit_row_that_cannot_be_written_still_gives_the_lock_back(
         assert (await connection.scalar(select(func.count()).select_from(TargetLockRow))) == 0, "the lock was kept"
         succeeded = select(func.count()).select_from(AuditRow).where(AuditRow.outcome == "succeeded")
         assert (await connection.scalar(succeeded.where(AuditRow.action == "issue"))) == 0
-    # The pass Graph made is there, unannounced, as before this change: the next issue asks before replacing it.
+    # The pass Graph made was deleted again (unrecorded, it would be live and invisible to the audit log), and the
+    # requester told so; the next issue makes a new one without asking to replace anything.
+    told = bot.connector.in_conversation(bot.personal_chat_of(ADELE))[-1].text
+    assert "could not write the new pass" in told and "so I deleted it again: no pass was issued" in told
+    assert await sandbox_passes(bot) == []
     await bot.say(ADELE, f"/tap issue {MEGAN.upn} 2h")
     replies = bot.connector.in_conversation(bot.personal_chat_of(ADELE))
     assert not any("right now; try again" in item.text for item in replies)
-    assert "replace" in str(replies[-1].activity).lower()
+    assert "replace" not in str(replies[-1].activity).lower() and len(await sandbox_passes(bot)) == 1
+
+
+async def test_an_unrecorded_pass_that_cannot_be_deleted_is_told_and_alerted(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = bot.components.store
+    record = store.record
+
+    async def failing(audited: AuditEvent) -> None:
+        if audited.action is AuditAction.ISSUE and audited.outcome is AuditOutcome.SUCCEEDED:
+            raise OSError("disk I/O error")
+        await record(audited)
+
+    monkeypatch.setattr(store, "record", failing)
+    await inject_fault(bot, method="DELETE", path_regex=r"temporaryAccessPassMethods/[^/]+$", status=500, count=2)
+    await bot.say(ADELE, f"/tap issue {MEGAN.upn} 2h")
+    monkeypatch.undo()
+
+    [live] = await sandbox_passes(bot)
+    told = bot.connector.in_conversation(bot.personal_chat_of(ADELE))[-1].text
+    assert "could not delete it either" in told and "nobody was shown it" in told
+    assert f"/tap revoke {MEGAN.upn}" in told and "valid until" in told
+    [alert] = [row for row in await store.audit_rows() if row.rule == "undelivered_pass_live"]
+    assert alert.target_id == MEGAN.object_id and "could not be written to the audit log" in (alert.detail or "")
+    assert live["user_id"] == MEGAN.object_id
 
 
 async def test_an_unchanged_personal_chat_is_not_read_or_saved_again_each_turn(bot: RunningBot) -> None:
