@@ -7,7 +7,8 @@ parsed once more with urllib for them. tapbot never sets a global tracer provide
 its own providers: kiota records full URLs), so every one of them is OpenTelemetry's no-op span. While no global
 provider is set, these classes skip them; once one is (in code, or by OTEL_PYTHON_TRACER_PROVIDER), every span is
 opened by kiota's own code again, as before. Authentication, the request kiota builds, its error mapping, its CAE
-retry, the redirects and retries are kiota's own code either way.
+retry, the redirects and retries are kiota's own code either way (the retry handler no longer works out a delay it
+would not use).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from kiota_abstractions.request_information import RequestInformation
 from kiota_http._exceptions import RequestError
 from kiota_http.middleware import RedirectHandler, RetryHandler
 from kiota_http.middleware.middleware import PARENT_SPAN_KEY, REQUEST_OPTIONS_KEY, BaseMiddleware
+from kiota_http.middleware.options import RetryHandlerOption
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from opentelemetry import trace
 
@@ -87,3 +89,12 @@ class Redirects(_SpansWhenTraced, RedirectHandler):
 
 class Retries(_SpansWhenTraced, RetryHandler):
     """kiota's RetryHandler, its spans opened only when traced."""
+
+    def get_delay_time(
+        self, retry_count: int, response: httpx.Response | None = None, delay: float = RetryHandlerOption.DEFAULT_DELAY
+    ) -> float:
+        # kiota works the delay out after every answer (Retry-After parsed, a jitter drawn), and uses it only for a
+        # status it retries.
+        if response is not None and response.status_code not in self.retry_on_status_codes:
+            return 0.0
+        return super().get_delay_time(retry_count, response, delay)

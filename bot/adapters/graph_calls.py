@@ -15,11 +15,11 @@ from kiota_abstractions.request_information import RequestInformation
 from kiota_abstractions.request_option import RequestOption
 from kiota_abstractions.serialization import ParsableFactory
 from kiota_http.middleware.options import RetryHandlerOption
-from kiota_http.middleware.options.headers_inspection_handler_option import HeadersInspectionHandlerOption
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
 from msgraph.graph_service_client import GraphServiceClient
 
+from bot.adapters.graph_client import ResponseHeadersInspected
 from bot.adapters.graph_errors import _fields, _translate, _unavailable
 from bot.adapters.graph_urls import expanded_url
 from bot.domain.errors import GraphRejected
@@ -43,7 +43,7 @@ class _Call:
     no_retry: bool = False
 
     def __post_init__(self) -> None:
-        self.headers = HeadersInspectionHandlerOption(inspect_request_headers=False, inspect_response_headers=True)
+        self.headers = ResponseHeadersInspected("request-id")
 
     def configuration(self, query: Any = None, headers: Mapping[str, str] | None = None) -> RequestConfiguration[Any]:
         options: list[RequestOption] = [self.headers]

@@ -29,7 +29,7 @@ from kiota_http.middleware import (
     UrlReplaceHandler,
     UserAgentHandler,
 )
-from kiota_http.middleware.options import RetryHandlerOption, UserAgentHandlerOption
+from kiota_http.middleware.options import HeadersInspectionHandlerOption, RetryHandlerOption, UserAgentHandlerOption
 from kiota_serialization_json.json_parse_node import JsonParseNode
 from msgraph.generated.models.authentication_method_collection_response import AuthenticationMethodCollectionResponse
 from msgraph.generated.models.directory_object import DirectoryObject
@@ -182,9 +182,19 @@ class GraphHttpClient(OnePassClient):
         await self._connections.aclose()
 
 
+class ResponseHeadersInspected(HeadersInspectionHandlerOption):
+    """kiota's HeadersInspectionHandlerOption for the answer's headers of these names only (Graph's `request-id`,
+    graph_calls._Call), rather than all of them copied into its collection on every answer."""
+
+    def __init__(self, *names: str) -> None:
+        super().__init__(inspect_request_headers=False, inspect_response_headers=True)
+        self.names = tuple(name.lower() for name in names)
+
+
 class HeadersInspected(HeadersInspectionHandler):
     """kiota's HeadersInspectionHandler (a request's response headers, for Graph's `request-id`: graph_calls._Call),
-    without a span per request, and reading the headers once: kiota's looks each name up again in the whole list."""
+    without a span per request, and reading the headers once: kiota's looks each name up again in the whole list.
+    A `ResponseHeadersInspected` option gets the headers it names only."""
 
     async def send(self, request: httpx.Request, transport: httpx.AsyncBaseTransport) -> httpx.Response:
         options = self._get_current_options(request)  # cleared for this request, as kiota's does
@@ -192,7 +202,10 @@ class HeadersInspected(HeadersInspectionHandler):
             self._capture_headers(request.headers, options.request_headers)
         response = await BaseMiddleware.send(self, request, transport)
         if options.inspect_response_headers:
-            self._capture_headers(response.headers, options.response_headers)
+            if isinstance(options, ResponseHeadersInspected):
+                self._capture_named(response.headers, options.response_headers, options.names)
+            else:
+                self._capture_headers(response.headers, options.response_headers)
         return response
 
     def _capture_headers(self, source_headers: httpx.Headers, target_collection: HeadersCollection) -> None:
@@ -201,10 +214,22 @@ class HeadersInspected(HeadersInspectionHandler):
         for name, value in source_headers.multi_items():  # names lower-cased, as iterating the headers gives them
             values_by_name.setdefault(name, []).append(value)
         for name, values in values_by_name.items():
-            if name in HeadersCollection.SINGLE_VALUE_HEADERS:
-                target_collection.add(name, ", ".join(values))
-            else:
-                target_collection.add(name, values)
+            self._add(target_collection, name, values)
+
+    def _capture_named(
+        self, source_headers: httpx.Headers, target_collection: HeadersCollection, names: tuple[str, ...]
+    ) -> None:
+        for name in names:
+            values = source_headers.get_list(name)
+            if values:
+                self._add(target_collection, name, values)
+
+    @staticmethod
+    def _add(target_collection: HeadersCollection, name: str, values: list[str]) -> None:
+        if name in HeadersCollection.SINGLE_VALUE_HEADERS:
+            target_collection.add(name, ", ".join(values))
+        else:
+            target_collection.add(name, values)
 
 
 def kiota_user_agent(client_user_agent: str) -> str:

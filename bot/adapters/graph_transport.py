@@ -11,6 +11,7 @@ timeouts and exceptions, so every caller's `except httpx.HTTPError` and the time
 
 from __future__ import annotations
 
+import functools
 import ssl
 
 import aiohttp
@@ -94,7 +95,12 @@ def _timeout(request: httpx.Request) -> aiohttp.ClientTimeout:
     """httpx's per-request timeouts (the client's `httpx.Timeout`): waiting for a pooled connection plus connecting,
     connecting, and each read. aiohttp has no write timeout (a request body goes to the socket buffer at once)."""
     limits: dict[str, float | None] = request.extensions.get("timeout") or {}
-    connect, pool, read = limits.get("connect"), limits.get("pool"), limits.get("read")
+    return _client_timeout(limits.get("connect"), limits.get("pool"), limits.get("read"))
+
+
+@functools.lru_cache(maxsize=16)
+def _client_timeout(connect: float | None, pool: float | None, read: float | None) -> aiohttp.ClientTimeout:
+    """One (frozen) ClientTimeout per distinct limits: every request of a client has the same."""
     acquire = None if connect is None or pool is None else connect + pool
     return aiohttp.ClientTimeout(total=None, connect=acquire, sock_connect=connect, sock_read=read)
 
