@@ -12,7 +12,8 @@ benchmark's recording connector.
 
 The control server (another port in the same process, never part of the bot's app) is the benchmark's only way in:
 `POST /profile/start|stop` (cProfile of the event loop's thread, by its CPU clock unless `--profile-timer wall`),
-`POST /profile/dump?path=` (pstats file), `GET /bulk/{job_id}` (the job's row counts), `POST /bulk/{job_id}/wait`
+`POST /profile/dump?path=` (pstats file), `GET /layers` and `POST /layers/reset` (the CPU per layer of bench/layers.py,
+with `--layers`), `GET /bulk/{job_id}` (the job's row counts), `POST /bulk/{job_id}/wait`
 (the same, once the job has ended), `GET /pacer` (what the pacer did), `POST /stop`.
 
 The benchmark side: `bot_process(env)` starts it with a recording connector and yields a `RemoteBot` that talks to it
@@ -71,6 +72,8 @@ class Control:
         app.router.add_post("/profile/start", self.profile_start)
         app.router.add_post("/profile/stop", self.profile_stop)
         app.router.add_post("/profile/dump", self.profile_dump)
+        app.router.add_get("/layers", self.layer_totals)
+        app.router.add_post("/layers/reset", self.layers_reset)
         app.router.add_get("/bulk/{job_id}", self.bulk_counts)
         app.router.add_post("/bulk/{job_id}/wait", self.bulk_wait)
         app.router.add_get("/pacer", self.pacer)
@@ -88,6 +91,17 @@ class Control:
     async def profile_dump(self, request: web.Request) -> web.Response:
         self.profiler.dump_stats(request.query["path"])
         return web.Response(text="dumped")
+
+    async def layer_totals(self, _request: web.Request) -> web.Response:
+        from bench import layers
+
+        return web.json_response(layers.totals())
+
+    async def layers_reset(self, _request: web.Request) -> web.Response:
+        from bench import layers
+
+        layers.reset()
+        return web.Response(text="reset")
 
     async def bulk_counts(self, request: web.Request) -> web.Response:
         from bot.server import COMPONENTS
@@ -162,8 +176,14 @@ def main() -> None:
     parser.add_argument("--settings", type=Path, required=True, help="JSON object: the bot's settings environment")
     parser.add_argument("--profile-timer", choices=("cpu", "wall"), default="cpu", help="cProfile's clock")
     parser.add_argument("--loop", choices=LOOPS, default="app", help="the event loop (app: what app.py runs)")
+    parser.add_argument("--layers", action="store_true", help="time the bot's layers (bench/layers.py)")
     arguments = parser.parse_args()
     import bot.server  # noqa: F401 - the app's imports, timed apart from its start
+
+    if arguments.layers:
+        from bench import layers
+
+        layers.install()
 
     factory = loop_factory(arguments.loop)
     imports_ms = since_start_ms()
@@ -277,6 +297,13 @@ class RemoteBot:
     async def dump_profile(self, path: Path) -> None:
         await self.control("POST", "/profile/dump", path=str(path))
 
+    async def layers(self) -> dict[str, tuple[float, int]]:
+        """The CPU seconds and calls of each layer since the last reset (a bot started with `layers=True`)."""
+        return {layer: (seconds, calls) for layer, (seconds, calls) in (await self.control("GET", "/layers")).items()}
+
+    async def reset_layers(self) -> None:
+        await self.control("POST", "/layers/reset")
+
     async def bulk_counts(self, job_id: int) -> dict[str, int]:
         return await self.control("GET", f"/bulk/{job_id}")
 
@@ -293,7 +320,12 @@ class RemoteBot:
 
 @asynccontextmanager
 async def bot_process(
-    env: dict[str, str], *, loop: str = "app", profile_timer: str = "cpu", start_timeout: float = 120
+    env: dict[str, str],
+    *,
+    loop: str = "app",
+    profile_timer: str = "cpu",
+    start_timeout: float = 120,
+    layers: bool = False,
 ) -> AsyncIterator[RemoteBot]:
     """Starts the bot with these settings in a process of its own, with a recording connector in this one."""
     from tests.harness.connector import RecordingConnector
@@ -315,6 +347,7 @@ async def bot_process(
             profile_timer,
             "--loop",
             loop,
+            *(["--layers"] if layers else []),
             cwd=PROJECT,
             stdout=asyncio.subprocess.PIPE,
             stderr=log,

@@ -6,7 +6,12 @@ HTTP client and the recording Bot Connector that play Teams in this one. Prints 
 package (by each function's own time), the bot process's CPU per issue and per revoke from /proc (first N rounds
 without the profiler, then N with it), its peak RSS and time to ready.
 
-    python -m bench.profile_issue [--rounds 40] [--top 15] [--timer cpu|wall] [--loop app|asyncio|uvloop]
+    python -m bench.profile_issue [--rounds 40] [--top 15] [--timer cpu|wall] [--loop app|asyncio|uvloop] [--save F]
+        [--layers]
+
+`--layers` also times the bot's layers without the profiler (bench/layers.py: the event loop thread's CPU while each
+layer's coroutine runs, one command at a time) and prints their CPU per issue and per revoke: what each layer really
+costs, where cProfile's shares inflate code made of many small calls.
 """
 
 from __future__ import annotations
@@ -73,6 +78,8 @@ class Measured:
     issues_loop_thread: float = 0.0  # of issues, the event loop's thread (the profiler sees only that one)
     revokes: float = 0.0
     profiled_issues: float = 0.0
+    layers: dict[str, dict[str, tuple[float, int]]] = field(default_factory=dict[str, dict[str, tuple[float, int]]])
+    layer_process_cpu: dict[str, float] = field(default_factory=dict[str, float])  # /proc, the same commands
     start: str = ""
     errors: list[str] = field(default_factory=list[str])
 
@@ -90,13 +97,41 @@ async def command(bot: RemoteBot, text: str, expected: str, measured: Measured) 
     return cpu
 
 
-async def run(rounds: int, stats_file: Path, timer: str, loop: str) -> Measured:
+async def layer_round(bot: RemoteBot, command_line: tuple[str, str], name: str, measured: Measured) -> None:
+    await bot.reset_layers()
+    before = bot.usage()
+    await command(bot, *command_line, measured)
+    after = bot.usage()
+    totals = measured.layers.setdefault(name, {})
+    for layer, (seconds, calls) in (await bot.layers()).items():
+        spent, counted = totals.get(layer, (0.0, 0))
+        totals[layer] = (spent + seconds, counted + calls)
+    spent_here = after.cpu_seconds - before.cpu_seconds
+    measured.layer_process_cpu[name] = measured.layer_process_cpu.get(name, 0.0) + spent_here
+
+
+def print_layers(measured: Measured, rounds: int) -> None:
+    print("CPU per command by layer (event loop thread, inner layers included; bench/layers.py), without the profiler:")
+    print(f"  {'layer':64s} {'issue':>9s} {'calls':>5s} {'revoke':>9s} {'calls':>5s}")
+    issue, revoke = measured.layers.get("issue", {}), measured.layers.get("revoke", {})
+    for layer in dict.fromkeys([*issue, *revoke]):
+        cells = [
+            f"{seconds / rounds * 1000:6.2f} ms {calls / rounds:5.1f}" if (seconds, calls) != (0.0, 0) else " " * 15
+            for seconds, calls in (issue.get(layer, (0.0, 0)), revoke.get(layer, (0.0, 0)))
+        ]
+        print(f"  {layer:64s} {cells[0]} {cells[1]}")
+    process = [measured.layer_process_cpu.get(name, 0.0) / rounds * 1000 for name in ("issue", "revoke")]
+    label = "the bot process (/proc, every thread; 10 ms ticks)"
+    print(f"  {label:64s} {process[0]:6.2f} ms       {process[1]:6.2f} ms")
+
+
+async def run(rounds: int, stats_file: Path, timer: str, loop: str, layers: bool = False) -> Measured:
     measured = Measured()
     issue, revoke = (f"/tap issue {MEGAN.upn} 2h", "handed it over"), (f"/tap revoke {MEGAN.upn}", "Revoked")
     async with external_sandbox(None) as base_url:
         with tempfile.TemporaryDirectory() as directory:
             env = anonymous_env(base_url, Path(directory))
-            async with bot_process(env, loop=loop, profile_timer=timer) as bot:
+            async with bot_process(env, loop=loop, profile_timer=timer, layers=layers) as bot:
                 for _ in range(3):  # warm every path once
                     await command(bot, *issue, measured)
                     await command(bot, *revoke, measured)
@@ -105,6 +140,9 @@ async def run(rounds: int, stats_file: Path, timer: str, loop: str) -> Measured:
                     measured.issues += cpu
                     measured.issues_loop_thread += loop_cpu
                     measured.revokes += (await command(bot, *revoke, measured))[0]
+                for _ in range(rounds if layers else 0):
+                    await layer_round(bot, issue, "issue", measured)
+                    await layer_round(bot, revoke, "revoke", measured)
                 for _ in range(rounds):
                     await bot.profile(True)
                     measured.profiled_issues += (await command(bot, *issue, measured))[0]
@@ -120,6 +158,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--top", type=int, default=15)
     parser.add_argument("--callers", default=None, help="also print who calls functions matching this")
+    parser.add_argument("--save", type=Path, default=None, help="also keep the profile (pstats) in this file")
+    parser.add_argument("--layers", action="store_true", help="also time the bot's layers without the profiler")
     parser.add_argument("--loop", choices=LOOPS, default="app", help="the bot's event loop (app: what app.py runs)")
     parser.add_argument(
         "--timer",
@@ -131,8 +171,10 @@ def main() -> None:
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory:
         stats_file = Path(directory) / "issue.pstats"
-        measured = asyncio.run(run(arguments.rounds, stats_file, arguments.timer, arguments.loop))
+        measured = asyncio.run(run(arguments.rounds, stats_file, arguments.timer, arguments.loop, arguments.layers))
         stats = pstats.Stats(str(stats_file))
+        if arguments.save is not None:
+            stats.dump_stats(str(arguments.save))
     print(
         f"/tap issue, {arguments.rounds} commands profiled in the bot's process by {arguments.timer} time "
         "(revokes between them not profiled)"
@@ -143,6 +185,8 @@ def main() -> None:
     stats.sort_stats("tottime").print_stats(arguments.top)
     if arguments.callers:
         stats.print_callers(arguments.callers)
+    if arguments.layers:
+        print_layers(measured, arguments.rounds)
     print(measured.start)
     print(
         f"bot process CPU (/proc, every thread): {measured.issues / arguments.rounds * 1000:.1f} ms per /tap issue "
