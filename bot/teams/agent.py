@@ -28,9 +28,11 @@ from microsoft_agents.hosting.core import (
     MemoryStorage,
     RestChannelServiceClientFactory,
     RouteRank,
+    Storage,
     TurnContext,
     TurnState,
 )
+from microsoft_agents.hosting.core.app.state import TempState
 from microsoft_agents.hosting.core.authorization import AgentAuthConfiguration, ClaimsIdentity
 from microsoft_agents.hosting.core.connector import ConnectorClientBase, UserTokenClientBase
 from microsoft_agents.hosting.core.connector.agent_sign_in_base import AgentSignInBase
@@ -277,6 +279,20 @@ class KeptConnectorClient(TeamsConnectorClient):
         self._on_closed(self)
 
 
+class TurnScratch(TurnState):
+    """The SDK's turn state as tapbot uses it: the turn's temp scope only. The SDK loads a conversation and a user
+    state from its storage at every turn and saves them after (three tasks gathered), for handlers that keep
+    something there; tapbot's handlers keep nothing there (what lasts is in its database), so neither is loaded or
+    saved (~40 us a turn). A handler asking for either scope gets the SDK's error that it has none."""
+
+    async def load(self, context: TurnContext, storage: Storage) -> TurnScratch:
+        self._scopes[TempState.SCOPE_NAME] = TempState()
+        return self
+
+    async def save(self, turn_context: TurnContext, force: bool = False) -> None:
+        return None
+
+
 def _verb_of(context: TurnContext) -> str:
     value = context.activity.value
     action = cast(dict[str, object], value).get("action") if isinstance(value, dict) else None
@@ -344,6 +360,7 @@ def build_runtime(settings: Settings, *, token_service_url: str | None = None) -
     application = AgentApplication[TurnState](
         ApplicationOptions(
             storage=MemoryStorage(),
+            turn_state_factory=TurnScratch,
             bot_app_id=settings.bot_client_id or "",
             start_typing_timer=False,
             remove_recipient_mention=False,

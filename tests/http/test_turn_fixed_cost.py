@@ -69,3 +69,28 @@ async def test_with_a_global_tracer_provider_the_sdks_spans_are_recorded_as_befo
     names = [span.name for span in global_tracer.get_finished_spans()]
     assert "agents.adapter.process" in names and "agents.adapter.send_activities" in names, names
     assert sorted(names) == sorted(started)  # each started span ended, and was exported
+
+
+async def test_a_turn_loads_and_saves_no_conversation_or_user_state(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SDK loaded a conversation and a user state from its storage at every turn and saved them after; tapbot
+    keeps nothing there. (Its sign-in intercept still looks for a sign-in of its own, which tapbot never starts.)"""
+    storage = bot.components.runtime.application._storage  # pyright: ignore[reportPrivateUsage]
+    read, written = storage.read, storage.write
+    asked: list[str] = []
+
+    async def reading(keys: list[str], *, target_cls: type, **kwargs: Any) -> Any:
+        asked.append(target_cls.__name__)
+        return await read(keys, target_cls=target_cls, **kwargs)
+
+    async def writing(changes: dict[str, Any]) -> None:
+        asked.append("write")
+        await written(changes)
+
+    monkeypatch.setattr(storage, "read", reading)
+    monkeypatch.setattr(storage, "write", writing)
+    response = await bot.say(ADELE, "/tap help")
+    assert response.status == 202
+    assert len(bot.connector.cards()) == 1
+    assert "CachedAgentState" not in asked and "write" not in asked, asked
