@@ -8,14 +8,21 @@ request. The two methods below make the same `httpx.Request` (method, URL, heade
 body) and send it the same way (event hooks, transport, cookies, `next_request` of a redirect answer, body read),
 with none of that; any other use of the client takes httpx's own path (tests/adapters/test_graph_httpx.py compares
 both).
+
+The URL is parsed once, as httpx parses it (`graph_url`): httpx checks and percent-encodes every character of each
+URL in Python; a URL kiota expanded is already encoded, so only its scheme and host (the same on every request) go
+through httpx's parser, once.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from typing import Any, cast
 
 import httpx
-from httpx._client import ClientState, UseClientDefault
+from httpx._client import BoundAsyncStream, ClientState, UseClientDefault
+from httpx._exceptions import request_context
 from httpx._types import (
     AuthTypes,
     CookieTypes,
@@ -27,8 +34,39 @@ from httpx._types import (
     RequestFiles,
     TimeoutTypes,
 )
+from httpx._urlparse import MAX_URL_LENGTH, ParseResult
 
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# An absolute URL whose path and query httpx would leave as they are: only the printable ASCII characters it does not
+# percent-encode there (its PATH_SAFE and QUERY_SAFE sets, `%` included), no fragment. Anything else is httpx's.
+_ENCODED_URL = re.compile(
+    r"([a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*)"
+    r"(/[!$%&'()*+,\-./0-9:;=@A-Z\[\\\]^_a-z|~]*)?"
+    r"(?:\?([!$%&'()*+,\-./0-9:;=?@A-Z\[\\\]^_`a-z{|}~]*))?"
+)
+
+
+@functools.lru_cache(maxsize=32)
+def _origin(scheme_and_authority: str) -> ParseResult:
+    return httpx.URL(scheme_and_authority)._uri_reference
+
+
+def graph_url(url: str) -> httpx.URL:
+    """`httpx.URL(url)`, parsing only the scheme and host when the rest needs nothing from httpx's parser."""
+    found = _ENCODED_URL.fullmatch(url) if len(url) <= MAX_URL_LENGTH else None
+    if found is None:
+        return httpx.URL(url)
+    origin, path, query = found.group(1, 2, 3)
+    path = path or ""
+    if "." in path and any(segment in (".", "..") for segment in path.split("/")):
+        return httpx.URL(url)  # dot segments: httpx's to remove
+    try:
+        parsed_origin = _origin(origin)
+    except httpx.InvalidURL:
+        return httpx.URL(url)  # httpx's own error
+    parsed = httpx.URL.__new__(httpx.URL)
+    parsed._uri_reference = parsed_origin._replace(path=path, query=query)
+    return parsed
 
 
 class OnePassClient(httpx.AsyncClient):
@@ -48,7 +86,7 @@ class OnePassClient(httpx.AsyncClient):
         extensions: RequestExtensions | None = None,
     ) -> httpx.Request:
         request_url = (
-            httpx.URL(url)
+            graph_url(url)
             if type(url) is str
             and (content is None or type(content) is bytes)
             and (headers is None or type(headers) is dict)
@@ -135,8 +173,35 @@ class OnePassClient(httpx.AsyncClient):
             if response.has_redirect_location:
                 response.next_request = self._build_redirect_request(request, response)
             if not stream:
-                await response.aread()
+                await _read(response)
             return response
         except BaseException:
             await response.aclose()
             raise
+
+
+async def _read(response: httpx.Response) -> None:
+    """`response.aread()` for a body already in memory (our transports' ByteStream, under the stream httpx binds to
+    the response to time it): the same content, decoded by its Content-Encoding, the same state and elapsed time,
+    without the four nested async generators httpx reads a body through."""
+    bound = response.stream
+    inner = getattr(bound, "_stream", None)
+    if (
+        type(bound) is not BoundAsyncStream
+        or type(inner) is not httpx.ByteStream
+        or hasattr(response, "_content")
+        or response.is_stream_consumed
+        or response.is_closed
+    ):
+        await response.aread()
+        return
+    raw: bytes = inner._stream  # type: ignore[attr-defined]
+    response.is_stream_consumed = True
+    response._num_bytes_downloaded = len(raw)  # type: ignore[attr-defined]
+    decoder = response._get_content_decoder()
+    with request_context(request=response._request):  # type: ignore[attr-defined]
+        decoded = decoder.decode(raw) if raw else b""
+    await response.aclose()  # as httpx's, once the raw body is read: sets `elapsed`
+    with request_context(request=response._request):  # type: ignore[attr-defined]
+        decoded += decoder.flush()
+    response._content = decoded  # type: ignore[attr-defined]
