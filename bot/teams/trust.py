@@ -10,7 +10,9 @@ obtainable by other app registrations of that tenant and proves nothing about Te
 
 from __future__ import annotations
 
+import base64
 import fnmatch
+import json
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -84,15 +86,29 @@ def channel_issuers(authority: str | None) -> frozenset[str]:
 
 def unverified_issuer(authorization: str | None) -> str | None:
     """The `iss` of a bearer token, read without checking anything: only to refuse foreign tokens before any key
-    is fetched for them. The verified claims are checked again by `token_refusal`."""
+    is fetched for them. The verified claims are checked again by `token_refusal`; a token that reads here but
+    is not well formed is refused by the SDK's validation before it fetches a key."""
     parts = (authorization or "").split()
     if len(parts) != 2 or parts[0].lower() != "bearer":
         return None
-    try:
-        issuer = jwt.decode(parts[1], options={"verify_signature": False}).get("iss")
-    except (jwt.PyJWTError, ValueError, AttributeError):
-        return None
+    payload = _unverified_segment(parts[1], 1)
+    issuer = payload.get("iss") if payload is not None else None
     return issuer if isinstance(issuer, str) else None
+
+
+def _unverified_segment(token: str, index: int) -> dict[str, Any] | None:
+    """The JSON object in a compact JWT's header (0) or payload (1), decoded without any check. PyJWT's own read
+    checks each character of every segment in a Python loop (~0.1 ms for a Bot Framework token), and the SDK
+    reads each token three times with it already."""
+    segments = token.split(".")
+    if len(segments) != 3:
+        return None
+    segment = segments[index]
+    try:
+        value = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, RecursionError):  # binascii.Error and UnicodeDecodeError are ValueErrors
+        return None
+    return value if isinstance(value, dict) else None
 
 
 async def token_refusal(
@@ -132,10 +148,11 @@ def same_service_url(one: object, other: object) -> bool:
 async def _key_endorses(token: str | None, issuer: str, channel: str) -> bool:
     """The channel's keys carry `endorsements`: the channels each key may sign for (the Bot Connector
     authentication spec). The SDK verified the signature with this key; it does not look at its endorsements."""
-    if not token:
+    # The SDK checked the token's signature, which covers its header: read here without PyJWT's checks again.
+    header = _unverified_segment(token, 0) if token else None
+    if header is None:
         return False
     try:
-        header = jwt.get_unverified_header(token)
         key = await JwtTokenValidator._jwk_client_manager.get_signing_key(CHANNEL_KEYS[issuer], header)
     except (jwt.PyJWTError, KeyError, ValueError) as error:
         logger.warning("could not read the channel's signing key: %s", type(error).__name__)

@@ -3,9 +3,13 @@ user meets through /api/messages stays the same."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import base64
+import json
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 from microsoft_agents.hosting.core.telemetry.core._agents_telemetry import agents_telemetry
 from opentelemetry import trace
@@ -14,7 +18,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from bot.teams.sdk_spans import sdk_spans_recorded
-from tests.harness.bot import ADELE, RunningBot
+from tests.harness.bot import ADELE, RunningBot, sandbox_env, start_bot, stop_bot
+from tests.harness.tokens import CHANNEL_ISSUER, FOREIGN_KEY, bearer, install_test_keys, registered_env
 
 
 def count_sdk_spans(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -94,3 +99,80 @@ async def test_a_turn_loads_and_saves_no_conversation_or_user_state(
     assert response.status == 202
     assert len(bot.connector.cards()) == 1
     assert "CachedAgentState" not in asked and "write" not in asked, asked
+
+
+@pytest.fixture
+async def key_lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    return install_test_keys(monkeypatch)
+
+
+@pytest.fixture
+async def registered_bot(tmp_path: Path, key_lookups: list[str]) -> AsyncIterator[RunningBot]:
+    running = await start_bot(sandbox_env(tmp_path, **registered_env()))
+    try:
+        yield running
+    finally:
+        await stop_bot(running)
+
+
+def count_token_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per time PyJWT reads a token (its _load: every segment checked character by character)."""
+    reads: list[int] = []
+    load = jwt.api_jws.PyJWS._load
+
+    def counting(self: jwt.api_jws.PyJWS, token: str | bytes) -> Any:
+        reads.append(1)
+        return load(self, token)
+
+    monkeypatch.setattr(jwt.api_jws.PyJWS, "_load", counting)
+    return reads
+
+
+async def test_an_authenticated_turn_reads_its_token_with_pyjwt_only_where_the_sdk_does(
+    registered_bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PyJWT's read of a token costs ~0.1 ms (a Python loop over its characters). The SDK reads it three times
+    (header, unverified claims, verified claims); tapbot's issuer pre-check and its look-up of the signing key's
+    endorsements read it without PyJWT (the second after the SDK verified the signature)."""
+    own_url = registered_bot.connector.url
+    reads = count_token_reads(monkeypatch)
+    response = await registered_bot.post(
+        registered_bot.activity(ADELE, "/tap help"), headers=bearer(serviceurl=own_url)
+    )
+    assert response.status == 202
+    assert len(registered_bot.connector.cards()) == 1
+    assert len(reads) == 3
+
+
+def as_segment(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+async def test_a_malformed_or_foreign_bearer_token_is_refused_before_any_key_is_fetched(
+    registered_bot: RunningBot, key_lookups: list[str]
+) -> None:
+    payload = as_segment(b'{"iss": "https://api.botframework.com"}')
+    header = as_segment(b'{"alg": "RS256", "kid": "channel-key"}')
+    tokens = {
+        "two segments": f"{header}.{payload}",
+        "payload not base64": f"{header}.!!!.AAAA",
+        "payload not JSON": f"{header}.{as_segment(b'not json')}.AAAA",
+        "payload a JSON list": f"{header}.{as_segment(b'[1, 2]')}.AAAA",
+        "payload not UTF-8": f"{header}.{as_segment(bytes([255, 254]))}.AAAA",
+        "payload nested deep": f"{header}.{as_segment(b'[' * 5000)}.AAAA",
+        "issuer not a string": f"{header}.{as_segment(json.dumps({'iss': [1]}).encode())}.AAAA",
+        "the channel's issuer, header not JSON": f"{as_segment(b'nope')}.{payload}.AAAA",
+        "the channel's issuer, no signature": f"{header}.{payload}.",
+        "foreign key": jwt.encode({"iss": CHANNEL_ISSUER, "aud": "x"}, FOREIGN_KEY, algorithm="RS256"),
+    }
+    fetched: dict[str, int] = {}
+    for case, token in tokens.items():
+        before = len(key_lookups)
+        response = await registered_bot.post(
+            registered_bot.activity(ADELE, "/tap help"), headers={"Authorization": f"Bearer {token}"}
+        )
+        assert response.status == 401, case
+        fetched[case] = len(key_lookups) - before
+    assert registered_bot.connector.sent == []
+    # Only a token that is well formed and names the channel as its issuer gets as far as a key look-up.
+    assert {case for case, count in fetched.items() if count} == {"the channel's issuer, no signature", "foreign key"}
