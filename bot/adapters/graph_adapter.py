@@ -24,6 +24,8 @@ from kiota_http.middleware.options import RetryHandlerOption
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from opentelemetry import trace
 
+from bot.adapters.graph_urls import expanded_url
+
 # The span handed around in place of kiota's while nothing traces it: a no-op span, told apart by identity.
 UNTRACED: trace.Span = trace.NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)
 
@@ -50,7 +52,9 @@ class GraphAdapter(GraphRequestAdapter):
     def get_request_from_request_information(
         self, request_info: RequestInformation, parent_span: trace.Span, attribute_span: trace.Span
     ) -> httpx.Request:
-        """kiota's, less the span attributes (the URL parsed again with urllib for them) when nothing records them."""
+        """kiota's, less the span attributes (the URL parsed again with urllib for them) when nothing records them,
+        and with the URL expanded from its compiled template (graph_urls.expanded_url: the same URL kiota's expander
+        gives)."""
         if parent_span is not UNTRACED:
             return super().get_request_from_request_information(request_info, parent_span, attribute_span)
         method = request_info.http_method
@@ -63,11 +67,19 @@ class GraphAdapter(GraphRequestAdapter):
         }
         return self._http_client.build_request(
             method=method.value,
-            url=request_info.url,
+            url=_expanded(request_info),
             headers=request_info.request_headers,
             content=request_info.content,
             extensions={REQUEST_OPTIONS_KEY: request_options},
         )
+
+
+def _expanded(request_info: RequestInformation) -> str:
+    """The request's URL: the one set on it (kiota's `url` setter keeps it apart and clears the parameters), or its
+    template expanded by graph_urls.expanded_url, or by kiota when that declines."""
+    if vars(request_info).get("_RequestInformation__uri"):
+        return request_info.url
+    return expanded_url(request_info) or request_info.url
 
 
 class _SpansWhenTraced(BaseMiddleware):

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 import pytest
 from aiohttp import web
 from kiota_http import httpx_request_adapter as kiota_adapter
@@ -162,3 +163,25 @@ async def test_with_a_global_tracer_provider_the_spans_are_kiotas_own(
     names = [name for name, _, _ in our_spans]
     assert "RedirectHandler_send" in names and "RetryHandler_send - attempt 1" in names
     assert any(name.startswith("get_request_from_request_information") for name in names)
+
+
+async def test_the_request_goes_to_the_url_kiota_would_send_it_to() -> None:
+    client, http_client = build_graph_client(GraphSettings(GraphMode.SANDBOX), "http://127.0.0.1:1/v1.0")
+    try:
+        adapter = client.request_adapter
+        methods = client.users.by_user_id("o'neil+x@contoso.com").authentication.temporary_access_pass_methods
+        explicit = client.users.by_user_id("u").to_get_request_information()
+        explicit.url = "http://127.0.0.1:1/v1.0/users/v?$select=id"  # set: kiota clears the template's parameters
+        requests = [
+            methods.by_temporary_access_pass_authentication_method_id("m 1").to_delete_request_information(),
+            methods.to_get_request_information(),
+            explicit,
+            client.users.with_url("http://127.0.0.1:1/v1.0/users?$skiptoken=a%2Fb").to_get_request_information(),
+        ]
+        for request in requests:
+            adapter.set_base_url_for_request_information(request)
+            built = adapter.get_request_from_request_information(request, UNTRACED, UNTRACED)
+            assert str(built.url) == str(httpx.URL(request.url))
+        assert str(built.url).endswith("/users?$skiptoken=a%2Fb")
+    finally:
+        await http_client.aclose()
