@@ -543,26 +543,34 @@ class TapService:
             )
         except Exception:
             logger.exception("could not audit the undelivered, undeleted pass of user %s", user.object_id)
-        alerted = False
-        if self._alerts is not None:
-            who = caller.display_name or caller.object_id
-            await self._alerts.raise_alert(
-                SecurityAlert(
-                    kind=AlertKind.UNDELIVERED_PASS_LIVE,
-                    at=self._clock.now(),
-                    actor_id=caller.object_id,
-                    actor_label=caller.display_name,
-                    target_id=user.object_id,
-                    target_label=user.label,
-                    summary=f"A Temporary Access Pass for {user.label} that {who} asked for could not be shown to "
-                    f"them ({reason}) and could not be deleted ({why}). It is valid until {until} unless deleted "
-                    f"(/tap revoke {user.user_principal_name}, or the Entra admin center). "
-                    + ("tapbot keeps trying to delete it." if retrying else "tapbot will not try again."),
-                    tenant_id=caller.tenant_id,
-                )
-            )
-            alerted = True
+        who = caller.display_name or caller.object_id
+        alerted = await self._alert_left_live(
+            caller,
+            user,
+            f"A Temporary Access Pass for {user.label} that {who} asked for could not be shown to them ({reason}) and "
+            f"could not be deleted ({why}). It is valid until {until} unless deleted (/tap revoke "
+            f"{user.user_principal_name}, or the Entra admin center). "
+            + ("tapbot keeps trying to delete it." if retrying else "tapbot will not try again."),
+        )
         return LeftLive(user, info, why, shown_to_requester, retrying, alerted)
+
+    async def _alert_left_live(self, caller: Caller, user: DirectoryUser, summary: str) -> bool:
+        """The security alert for a pass nobody was shown that could not be deleted; whether one was raised."""
+        if self._alerts is None:
+            return False
+        await self._alerts.raise_alert(
+            SecurityAlert(
+                kind=AlertKind.UNDELIVERED_PASS_LIVE,
+                at=self._clock.now(),
+                actor_id=caller.object_id,
+                actor_label=caller.display_name,
+                target_id=user.object_id,
+                target_label=user.label,
+                summary=summary,
+                tenant_id=caller.tenant_id,
+            )
+        )
+        return True
 
     async def _keep_for_housekeeping(self, deleter: Caller, issued: IssuedPass | UnseenPass, timezone: str) -> bool:
         if self._undelivered is None:
@@ -741,22 +749,14 @@ class TapService:
                 type(error).__name__,
                 until,
             )
-            if self._alerts is not None:
-                with contextlib.suppress(Exception):  # the alert's own record may need the database that failed
-                    await self._alerts.raise_alert(
-                        SecurityAlert(
-                            kind=AlertKind.UNDELIVERED_PASS_LIVE,
-                            at=self._clock.now(),
-                            actor_id=requester.object_id,
-                            actor_label=requester.display_name,
-                            target_id=user.object_id,
-                            target_label=user.label,
-                            summary=f"A Temporary Access Pass for {user.label} could not be written to the audit log "
-                            f"and could not be deleted ({_why_not_deleted(error, None)}). It is valid until {until} "
-                            f"unless deleted (/tap revoke {user.user_principal_name}, or the Entra admin center).",
-                            tenant_id=requester.tenant_id,
-                        )
-                    )
+            with contextlib.suppress(Exception):  # the alert's own record may need the database that failed
+                await self._alert_left_live(
+                    requester,
+                    user,
+                    f"A Temporary Access Pass for {user.label} could not be written to the audit log and could not "
+                    f"be deleted ({_why_not_deleted(error, None)}). It is valid until {until} unless deleted "
+                    f"(/tap revoke {user.user_principal_name}, or the Entra admin center).",
+                )
             return NotRecorded(
                 f"I could not write the new pass for {user.label} to the audit log, and could not delete it either: "
                 f"it is valid until {until} and nobody was shown it. Revoke it now (/tap revoke "

@@ -115,18 +115,23 @@ async def test_a_typed_revoke_stays_within_its_transactions_and_hides_the_card(b
     )
 
 
-async def test_an_audit_row_that_cannot_be_written_still_gives_the_lock_back(
-    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    store = bot.components.store
-    record = store.record
+def failing_issue_rows(bot: RunningBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit row of a pass just made cannot be written (the database failed); every other row can."""
+    record = bot.components.store.record
 
     async def failing(audited: AuditEvent) -> None:
         if audited.action is AuditAction.ISSUE and audited.outcome is AuditOutcome.SUCCEEDED:
             raise OSError("disk I/O error")
         await record(audited)
 
-    monkeypatch.setattr(store, "record", failing)
+    monkeypatch.setattr(bot.components.store, "record", failing)
+
+
+async def test_an_audit_row_that_cannot_be_written_still_gives_the_lock_back(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = bot.components.store
+    failing_issue_rows(bot, monkeypatch)
     await bot.say(ADELE, f"/tap issue {MEGAN.upn} 2h")
     monkeypatch.undo()
     async with store.engine.connect() as connection:
@@ -148,14 +153,7 @@ async def test_an_unrecorded_pass_that_cannot_be_deleted_is_told_and_alerted(
     bot: RunningBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = bot.components.store
-    record = store.record
-
-    async def failing(audited: AuditEvent) -> None:
-        if audited.action is AuditAction.ISSUE and audited.outcome is AuditOutcome.SUCCEEDED:
-            raise OSError("disk I/O error")
-        await record(audited)
-
-    monkeypatch.setattr(store, "record", failing)
+    failing_issue_rows(bot, monkeypatch)
     await inject_fault(bot, method="DELETE", path_regex=r"temporaryAccessPassMethods/[^/]+$", status=500, count=2)
     await bot.say(ADELE, f"/tap issue {MEGAN.upn} 2h")
     monkeypatch.undo()
