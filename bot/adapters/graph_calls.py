@@ -17,6 +17,7 @@ from kiota_abstractions.serialization import ParsableFactory
 from kiota_http.middleware.options import RetryHandlerOption
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
+from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph.graph_service_client import GraphServiceClient
 
 from bot.adapters.graph_client import ResponseHeadersInspected
@@ -77,9 +78,15 @@ class GraphCalls:
     """The plumbing GraphGateway's calls share: reads, pages and JSON answers, Graph errors translated."""
 
     _client: GraphServiceClient
+    _users: tuple[GraphServiceClient, UsersRequestBuilder]
 
     def _user(self, reference: str) -> UserItemRequestBuilder:
-        return self._client.users.by_user_id(reference)
+        # msgraph builds `users` anew (a function-level import, a builder, its parameters copied) on every access;
+        # `by_user_id` copies the parameters it hands on, so one builder per client serves every call.
+        cached = self.__dict__.get("_users")
+        if cached is None or cached[0] is not self._client:
+            cached = self._users = (self._client, self._client.users)
+        return cached[1].by_user_id(reference)
 
     async def _read_pages(
         self,

@@ -13,8 +13,14 @@ from kiota_http.middleware.middleware import REQUEST_OPTIONS_KEY
 from kiota_http.middleware.options import HeadersInspectionHandlerOption, RetryHandlerOption
 
 from bot.adapters.graph_adapter import Retries
-from bot.adapters.graph_calls import _Call
-from bot.adapters.graph_client import SDK_RETRY_STATUS_CODES, HeadersInspected, ResponseHeadersInspected
+from bot.adapters.graph_calls import GraphCalls, _Call
+from bot.adapters.graph_client import (
+    SDK_RETRY_STATUS_CODES,
+    HeadersInspected,
+    ResponseHeadersInspected,
+    build_graph_client,
+)
+from bot.settings import GraphMode, GraphSettings
 
 ANSWER_HEADERS = [
     ("Content-Type", "application/json"),
@@ -81,3 +87,19 @@ def test_the_retry_delay_is_kiotas_for_every_status_retried(status: int, retry_a
     else:  # not retried: kiota's delay is never used
         assert delay == 0.0
         assert not kiotas.should_retry(httpx.Request("GET", "https://g/"), RetryHandlerOption(), response)
+
+
+async def test_a_users_builder_per_client_gives_each_user_the_builder_msgraph_gives() -> None:
+    first, first_http = build_graph_client(GraphSettings(GraphMode.SANDBOX), "http://127.0.0.1:1/v1.0")
+    second, second_http = build_graph_client(GraphSettings(GraphMode.SANDBOX), "http://127.0.0.1:2/v1.0")
+    try:
+        calls = GraphCalls()
+        calls._client = first
+        built = [calls._user(user).path_parameters for user in ("a", "b@contoso.com", "a")]
+        assert built == [first.users.by_user_id(user).path_parameters for user in ("a", "b@contoso.com", "a")]
+        assert built[0] is not built[2]  # each user's own parameters
+        calls._client = second  # another client: its own builder
+        assert calls._user("a").path_parameters == second.users.by_user_id("a").path_parameters != built[0]
+    finally:
+        await first_http.aclose()
+        await second_http.aclose()
