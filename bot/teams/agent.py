@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 import aiohttp
@@ -52,7 +52,7 @@ from bot.teams.message_action import MessageAction, is_message_action
 from bot.teams.people_flow import PersonChoices
 from bot.teams.sdk_spans import skip_unrecorded_sdk_spans
 from bot.teams.sign_in import SignIns, is_sign_in_invoke, sign_in_off
-from bot.teams.trust import ConnectorHosts, UntrustedServiceUrl, channel_issuers
+from bot.teams.trust import ConnectorHosts, KeyEndorsements, UntrustedServiceUrl, channel_issuers
 from bot.teams.turn import Turns
 from bot.teams.verification_flow import VerificationFlow, verification_off
 from cards import verbs
@@ -334,6 +334,7 @@ class TeamsRuntime:
     connector_hosts: ConnectorHosts
     channel_issuers: frozenset[str]
     token_service_url: str = DEFAULT_TOKEN_SERVICE_URL  # the Bot Framework token service (delegated writes)
+    key_endorsements: KeyEndorsements = field(default_factory=KeyEndorsements)  # the channel's keys, per app
 
 
 def build_runtime(settings: Settings, *, token_service_url: str | None = None) -> TeamsRuntime:

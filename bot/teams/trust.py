@@ -14,7 +14,8 @@ import base64
 import fnmatch
 import json
 import logging
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import aiohttp
@@ -36,6 +37,8 @@ CHANNEL_KEYS = {
 }
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 MAX_URL_LENGTH = 2048
+ENDORSEMENTS_KEPT = 300.0  # seconds: PyJWKClient's default lifespan of the key set it fetched
+ENDORSEMENTS_KEYS_KEPT = 64
 
 
 class UntrustedServiceUrl(aiohttp.ClientConnectionError):
@@ -118,6 +121,7 @@ async def token_refusal(
     *,
     app_id: str,
     issuers: frozenset[str],
+    endorsements: KeyEndorsements,
 ) -> str | None:
     """Why a signature-checked token does not authorise this activity (for the log), or None when it does."""
     issuer = claims.get("iss")
@@ -134,7 +138,7 @@ async def token_refusal(
     channel = activity.get("channelId")
     if channel != TEAMS_CHANNEL_ID:
         return "the activity does not come from Teams"
-    if not await _key_endorses(token, issuer, channel):
+    if not await endorsements.endorses(token, issuer, channel):
         return "the signing key is not endorsed for Teams"
     return None
 
@@ -145,18 +149,45 @@ def same_service_url(one: object, other: object) -> bool:
     return one.rstrip("/").lower() == other.rstrip("/").lower()
 
 
-async def _key_endorses(token: str | None, issuer: str, channel: str) -> bool:
-    """The channel's keys carry `endorsements`: the channels each key may sign for (the Bot Connector
-    authentication spec). The SDK verified the signature with this key; it does not look at its endorsements."""
-    # The SDK checked the token's signature, which covers its header: read here without PyJWT's checks again.
-    header = _unverified_segment(token, 0) if token else None
-    if header is None:
-        return False
+class KeyEndorsements:
+    """The channels each of the channel's signing keys may sign for (its `endorsements`, the Bot Connector
+    authentication spec), by key set and key id. The SDK verified the token's signature with the key; it does not
+    look at its endorsements. A key's are looked up (a trip to a worker thread, as the SDK's own look-up of the key,
+    ~0.1 ms of CPU) once per ENDORSEMENTS_KEPT: PyJWKClient keeps the key set they come from as long."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._known: dict[tuple[str, str], tuple[frozenset[str], float]] = {}
+
+    async def endorses(self, token: str | None, issuer: str, channel: str) -> bool:
+        # The SDK checked the token's signature, which covers its header: read here without PyJWT's checks again.
+        header = _unverified_segment(token, 0) if token else None
+        kid = header.get("kid") if header is not None else None
+        if header is None or not isinstance(kid, str) or issuer not in CHANNEL_KEYS:
+            return False
+        place = (CHANNEL_KEYS[issuer], kid)
+        now = self._clock()
+        known = self._known.get(place)
+        if known is None or not 0 <= now - known[1] < ENDORSEMENTS_KEPT:
+            endorsements = await _endorsements(place[0], header)
+            if endorsements is None:
+                return False
+            known = (endorsements, now)
+            self._known.pop(place, None)
+            self._known[place] = known
+            if len(self._known) > ENDORSEMENTS_KEYS_KEPT:
+                del self._known[next(iter(self._known))]  # the one looked up longest ago
+        return channel in known[0]
+
+
+async def _endorsements(jwks_uri: str, header: dict[str, Any]) -> frozenset[str] | None:
     try:
-        key = await JwtTokenValidator._jwk_client_manager.get_signing_key(CHANNEL_KEYS[issuer], header)
+        key = await JwtTokenValidator._jwk_client_manager.get_signing_key(jwks_uri, header)
     except (jwt.PyJWTError, KeyError, ValueError) as error:
         logger.warning("could not read the channel's signing key: %s", type(error).__name__)
-        return False
+        return None
     data = getattr(key, "_jwk_data", None)
     endorsements = data.get("endorsements") if isinstance(data, dict) else None
-    return isinstance(endorsements, list) and channel in endorsements
+    if not isinstance(endorsements, list):
+        return frozenset()
+    return frozenset(channel for channel in endorsements if isinstance(channel, str))

@@ -61,6 +61,7 @@ async def _authenticated(request: web.Request) -> web.StreamResponse:
             body,
             app_id=settings.bot_client_id or "",
             issuers=components.runtime.channel_issuers,
+            endorsements=components.runtime.key_endorsements,
         )
         if refusal is not None:
             logger.warning("refused an activity: %s", refusal)

@@ -19,7 +19,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from bot.teams.sdk_spans import sdk_spans_recorded
 from tests.harness.bot import ADELE, RunningBot, sandbox_env, start_bot, stop_bot
-from tests.harness.tokens import CHANNEL_ISSUER, FOREIGN_KEY, bearer, install_test_keys, registered_env
+from tests.harness.tokens import (
+    CHANNEL_ISSUER,
+    FOREIGN_KEY,
+    UNENDORSED_CHANNEL_KEY,
+    bearer,
+    install_test_keys,
+    registered_env,
+)
 
 
 def count_sdk_spans(monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -176,3 +183,31 @@ async def test_a_malformed_or_foreign_bearer_token_is_refused_before_any_key_is_
     assert registered_bot.connector.sent == []
     # Only a token that is well formed and names the channel as its issuer gets as far as a key look-up.
     assert {case for case, count in fetched.items() if count} == {"the channel's issuer, no signature", "foreign key"}
+
+
+async def test_a_signing_keys_endorsements_are_looked_up_once_not_at_every_turn(
+    registered_bot: RunningBot, key_lookups: list[str]
+) -> None:
+    """The SDK looks the key up for every token (a trip to a worker thread); tapbot's look-up of the same key's
+    endorsements was a second trip at every turn, and is now one per key while the channel's key set is kept."""
+    own_url = registered_bot.connector.url
+    for _ in range(3):
+        response = await registered_bot.post(
+            registered_bot.activity(ADELE, "/tap help"), headers=bearer(serviceurl=own_url)
+        )
+        assert response.status == 202
+    assert len(registered_bot.connector.cards()) == 3
+    assert len(key_lookups) == 3 + 1  # the SDK's, one a turn, and the endorsements' once
+
+
+async def test_a_key_not_endorsed_for_teams_is_refused_at_every_turn(
+    registered_bot: RunningBot, key_lookups: list[str]
+) -> None:
+    own_url = registered_bot.connector.url
+    for _ in range(3):
+        response = await registered_bot.post(
+            registered_bot.activity(ADELE, "/tap help"), headers=bearer(key=UNENDORSED_CHANNEL_KEY, serviceurl=own_url)
+        )
+        assert response.status == 401
+    assert registered_bot.connector.sent == []
+    assert len(key_lookups) == 3 + 1
