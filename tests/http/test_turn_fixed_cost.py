@@ -11,6 +11,7 @@ from typing import Any
 
 import jwt
 import pytest
+from microsoft_agents.authentication.msal import MsalAuth
 from microsoft_agents.hosting.core.telemetry.core._agents_telemetry import agents_telemetry
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -211,3 +212,26 @@ async def test_a_key_not_endorsed_for_teams_is_refused_at_every_turn(
         assert response.status == 401
     assert registered_bot.connector.sent == []
     assert len(key_lookups) == 3 + 1
+
+
+async def test_the_bots_outbound_token_is_asked_of_msal_once_for_several_turns(
+    registered_bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each turn's connector client needs the bot's token; MSAL was asked for it at every turn (a worker thread's
+    trip and a search of its cache), for the same token until it renews it."""
+    asked: list[str] = []
+    stub = MsalAuth.get_access_token  # install_test_keys' stand-in for MSAL
+
+    async def counting(self: MsalAuth, resource_url: str, scopes: list[str], force_refresh: bool = False) -> str:
+        asked.append(resource_url)
+        return await stub(self, resource_url, scopes, force_refresh)
+
+    monkeypatch.setattr(MsalAuth, "get_access_token", counting)
+    own_url = registered_bot.connector.url
+    for _ in range(3):
+        response = await registered_bot.post(
+            registered_bot.activity(ADELE, "/tap help"), headers=bearer(serviceurl=own_url)
+        )
+        assert response.status == 202
+    assert len(registered_bot.connector.cards()) == 3
+    assert len(asked) == 1
