@@ -43,6 +43,12 @@ _QUIET_IN_TEXT_MODE = {
     "aiohttp.access": logging.WARNING,
     "alembic": logging.WARNING,
 }
+# Production (JSON) keeps the SDK's warnings and errors for the log collector, not its line per reply or connection
+# dump, nor aiohttp's access line: the turn line (TURN_LOGGER) already records every request, with its correlation id.
+_QUIET_IN_JSON_MODE = {
+    "microsoft_agents": logging.WARNING,
+    "aiohttp.access": logging.WARNING,
+}
 
 
 class LogFormat(enum.StrEnum):
@@ -155,8 +161,8 @@ def configure_logging(level: str, log_format: LogFormat, stream: IO[str] | None 
     # with the request ids, so httpx speaks up only when debugging.
     for chatty in ("httpx", "httpcore"):
         logging.getLogger(chatty).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
-    for name, quiet in _QUIET_IN_TEXT_MODE.items():
-        # JSON (production) keeps the SDK's warnings for the log collector; DEBUG shows everything.
-        text_console = log_format is LogFormat.TEXT and level != "DEBUG"
-        logging.getLogger(name).setLevel(quiet if text_console else logging.NOTSET)
+    quiet = _QUIET_IN_TEXT_MODE if log_format is LogFormat.TEXT else _QUIET_IN_JSON_MODE
+    for name in _QUIET_IN_TEXT_MODE.keys() | _QUIET_IN_JSON_MODE.keys():
+        # DEBUG shows everything.
+        logging.getLogger(name).setLevel(quiet.get(name, logging.NOTSET) if level != "DEBUG" else logging.NOTSET)
     return handler

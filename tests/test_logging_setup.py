@@ -121,6 +121,13 @@ def test_text_console_mutes_the_sdks_per_turn_noise_and_json_keeps_its_warnings(
         assert logging.getLogger("microsoft_agents.hosting.core.connector.client.user_token_client").isEnabledFor(
             logging.WARNING
         ), "production logs keep the SDK's warnings"
+        # ... but not its line per reply or its connection dump, nor aiohttp's access line (the turn line has it).
+        assert not logging.getLogger("microsoft_agents.hosting.core.connector.client.connector_client").isEnabledFor(
+            logging.INFO
+        )
+        assert not logging.getLogger("aiohttp.access").isEnabledFor(logging.INFO)
+        assert logging.getLogger(TURN_LOGGER).isEnabledFor(logging.INFO)
+        assert logging.getLogger("alembic").isEnabledFor(logging.INFO), "a migration at start-up is worth a line"
         logging.getLogger().removeHandler(handler)
     finally:
         configure_logging("WARNING", LogFormat.JSON, io.StringIO())
