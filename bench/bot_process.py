@@ -136,11 +136,14 @@ def since_start_ms() -> int:
 
 
 async def serve(settings_file: Path, profile_timer: str, imports_ms: int) -> None:
+    from bot.logging_setup import configure_logging
     from bot.server import create_app
     from bot.settings import Settings
 
     env: dict[str, str] = json.loads(await asyncio.to_thread(settings_file.read_text))
-    app = await create_app(Settings.from_env(env))
+    settings = Settings.from_env(env)
+    configure_logging(settings.log_level, settings.log_format)  # as app.py does: the log lines are part of the work
+    app = await create_app(settings)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()

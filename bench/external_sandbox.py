@@ -54,6 +54,7 @@ def anonymous_env(base_url: str, directory: Path, **more: str) -> dict[str, str]
         # ... nor approvals: past 20 passes an hour per operator (the default), the velocity alert holds every further
         # single pass for a second operator, and the benchmarks would measure refusals instead.
         "TAPBOT_VELOCITY_LIMIT": "100000",
+        "TAPBOT_LOG_FORMAT": "json",  # what a deployment logs (the sandbox's default is the text console)
         **more,
     }
 
