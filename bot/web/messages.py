@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,8 @@ _SDK_ACTIVITY_LOGGER = logging.getLogger("microsoft_agents.activity.activity")  
 
 MAX_JSON_DEPTH = 32
 MAX_STRING_LENGTH = 32 * 1024
+# A UTF-16 surrogate, raw or as a JSON escape: only a pair of them (an emoji written as `\ud83d\ude00`) is text.
+_MAYBE_SURROGATE = re.compile(r"[\ud800-\udfff]|\\u[dD][89abcdefABCDEF]")
 TURN_SUMMARY = "tapbot_turn_summary"
 
 
@@ -140,6 +143,10 @@ async def _read_activity(request: web.Request) -> _Read | web.Response:
     problem = _shape_problem(body)
     if problem:
         return _refused(400, problem)
+    if _MAYBE_SURROGATE.search(text) and not _all_text(body):
+        # Teams never sends one; a lone surrogate cannot be encoded, so a command naming one would fail half-way
+        # (in a Graph URL, a log line) instead of being answered.
+        return _refused(400, "The activity holds a string that is not valid Unicode text.")
     activity = _as_activity(body)
     if activity is None:
         return _refused(400, "The activity has fields of the wrong type.")
@@ -171,6 +178,24 @@ def _shape_problem(body: dict[str, Any]) -> str | None:
         elif isinstance(value, str) and len(value) > MAX_STRING_LENGTH:
             return "The activity holds a string that is too long."
     return None
+
+
+def _all_text(body: dict[str, Any]) -> bool:
+    """Whether every key and string in the body can be written as UTF-8 (no lone surrogate)."""
+    stack: list[object] = [body]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.keys())
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
 
 
 def _as_activity(body: dict[str, Any]) -> Activity | None:

@@ -85,6 +85,26 @@ async def test_bodies_that_are_no_activity_get_400(bot: RunningBot, caplog: pyte
     assert len(cards_in(bot.connector.sent)) == 1
 
 
+async def test_a_lone_surrogate_anywhere_gets_400_and_an_escaped_emoji_is_text(bot: RunningBot) -> None:
+    # json.dumps writes every non-ASCII character as an escape: a lone surrogate as `\ud800`, an emoji as a pair.
+    lone = {
+        "in the text": with_field(bot, text=f"/tap issue \ud800{MEGAN.upn}"),
+        "in a typed user": with_field(bot, text="/tap status a\udfffb"),
+        "in a card's data": with_field(bot, value={"action": {"verb": "handedOver", "data": {"cardId": "\udc00"}}}),
+        "in a key": with_field(bot, channelData={"\ud800": 1}),
+        "in a name": with_field(bot, **{"from": {"id": "29:x", "name": "a\udbff"}}),
+    }
+    for case, body in lone.items():
+        status, document = await post_raw(bot, body)
+        assert status == 400, (case, status)
+        assert document == {"error": "The activity holds a string that is not valid Unicode text."}, case
+    assert bot.connector.sent == [] and await sandbox_passes(bot) == []
+
+    status, _ = await post_raw(bot, with_field(bot, text=f"/tap status {MEGAN.upn} \U0001f600"))
+    assert status in (200, 202)
+    assert "exactly one user" in bot.connector.sent[-1].text  # read as text: the emoji is a second "user"
+
+
 @pytest.fixture
 async def registered_bot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RunningBot]:
     install_test_keys(monkeypatch)
