@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
+import os
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
@@ -37,6 +37,14 @@ MAX_PAGES = 50
 ERROR_MAPPING: dict[str, type[ParsableFactory[Any]]] = {"XXX": ODataError}
 
 
+def client_request_id() -> str:
+    """`str(uuid.uuid4())` without the UUID object: 122 random bits from os.urandom, the version nibble 4 and the
+    RFC 4122 variant bits, in the same 8-4-4-4-12 lower-case form (a third of the CPU, and one per batch item)."""
+    digits = os.urandom(16).hex()
+    variant = "89ab"[int(digits[16], 16) & 3]
+    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:]}"
+
+
 @dataclass
 class _Call:
     """Options for one Graph request: SDK retry switched off when asked, response headers captured."""
@@ -51,7 +59,7 @@ class _Call:
         if self.no_retry:
             options.append(RetryHandlerOption(max_retries=0, should_retry=False))
         configuration: RequestConfiguration[Any] = RequestConfiguration(options=options, query_parameters=query)
-        configuration.headers.add("client-request-id", str(uuid.uuid4()))
+        configuration.headers.add("client-request-id", client_request_id())
         for name, value in (headers or {}).items():
             configuration.headers.add(name, value)
         return configuration

@@ -4,6 +4,7 @@ work they do for nothing (graph_client.ResponseHeadersInspected, graph_adapter.R
 from __future__ import annotations
 
 import random
+import uuid
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ from kiota_http.middleware.middleware import REQUEST_OPTIONS_KEY
 from kiota_http.middleware.options import HeadersInspectionHandlerOption, RetryHandlerOption
 
 from bot.adapters.graph_adapter import Retries
-from bot.adapters.graph_calls import GraphCalls, _Call
+from bot.adapters.graph_calls import GraphCalls, _Call, client_request_id
 from bot.adapters.graph_client import (
     SDK_RETRY_STATUS_CODES,
     HeadersInspected,
@@ -103,3 +104,14 @@ async def test_a_users_builder_per_client_gives_each_user_the_builder_msgraph_gi
     finally:
         await first_http.aclose()
         await second_http.aclose()
+
+
+def test_a_client_request_id_is_a_random_version_4_uuid_as_uuid4_writes_it() -> None:
+    ids = [client_request_id() for _ in range(2_000)]
+    assert len(set(ids)) == len(ids)
+    for value in ids:
+        parsed = uuid.UUID(value)
+        assert str(parsed) == value and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    # Every random digit takes every value (the version digit and the variant's two fixed bits aside).
+    assert {value[14] for value in ids} == {"4"} and {value[19] for value in ids} == set("89ab")
+    assert all({value[index] for value in ids} == set("0123456789abcdef") for index in (0, 9, 15, 20, 35))
