@@ -256,9 +256,11 @@ class MemoryTargetLocks:
         self.taken.append(target_id)
         return True
 
-    async def unlock_target(self, target_id: str, holder: str) -> None:
-        if self.held.get(target_id, ("", None))[0] == holder:
-            del self.held[target_id]
+    async def unlock_target(self, target_id: str, holder: str) -> bool:
+        if self.held.get(target_id, ("", None))[0] != holder:
+            return False
+        del self.held[target_id]
+        return True
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -23,6 +24,8 @@ from bot.domain.reasons import MAX_REASON_LENGTH, ReasonRefused, clean_reason
 
 T = TypeVar("T")
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class Subject:
@@ -41,35 +44,42 @@ class Auditor:
     async def audited(
         self, action: AuditAction, caller: Caller, subject: Subject, work: Callable[[], Awaitable[T]]
     ) -> T:
-        """Runs a command; a refusal or failure is audited before it reaches the user."""
+        """Runs a command; a refusal or failure is audited before it reaches the user. When its row cannot be
+        written (the database failed), the user still reads the refusal's or failure's own sentence."""
         try:
             return await work()
-        except Refused as refusal:
-            entra = isinstance(refusal, EntraRefused)  # Entra's own refusal: its sentence says which rule applied
+        except TapError as failure:
+            try:
+                await self._record_failure(action, caller, subject, failure)
+            except Exception:
+                logger.exception("could not audit a %s that ended in %s", action.value, type(failure).__name__)
+            raise
+
+    async def _record_failure(self, action: AuditAction, caller: Caller, subject: Subject, failure: TapError) -> None:
+        if isinstance(failure, Refused):
+            entra = isinstance(failure, EntraRefused)  # Entra's own refusal: its sentence says which rule applied
             await self.record(
                 action,
                 AuditOutcome.REFUSED,
                 caller,
                 user=subject.user,
                 target=subject.reference,
-                rule=refusal.rule,
-                graph_request_id=refusal.request_id if isinstance(refusal, EntraRefused) else None,
-                detail=refusal.user_message if entra else "",
+                rule=failure.rule,
+                graph_request_id=failure.request_id if isinstance(failure, EntraRefused) else None,
+                detail=failure.user_message if entra else "",
                 reason=subject.reason,
             )
-            raise
-        except SignInRequired as needed:
+        elif isinstance(failure, SignInRequired):
             await self.record(
                 action,
                 AuditOutcome.NEEDS_SIGN_IN,
                 caller,
                 user=subject.user,
                 target=subject.reference,
-                detail=f"no delegated token for {needed.user_id}: sign-in asked; nothing was written",
+                detail=f"no delegated token for {failure.user_id}: sign-in asked; nothing was written",
                 reason=subject.reason,
             )
-            raise
-        except (UserNotFound, GraphRejected, GraphUnavailable) as failure:
+        elif isinstance(failure, UserNotFound | GraphRejected | GraphUnavailable):
             await self.record(
                 action,
                 AuditOutcome.FAILED,
@@ -80,8 +90,7 @@ class Auditor:
                 detail=type(failure).__name__,
                 reason=subject.reason,
             )
-            raise
-        except TapError as failure:
+        else:
             await self.record(
                 action,
                 AuditOutcome.FAILED,
@@ -91,7 +100,6 @@ class Auditor:
                 detail=_failure_detail(failure),
                 reason=subject.reason,
             )
-            raise
 
     async def record(
         self,

@@ -181,6 +181,9 @@ class IssuedPass:
     graph_request_id: str | None = None
     replaced: PassInfo | None = None
     evidence: Evidence | None = None  # the verification the pass was issued after, if any
+    # Its audit row was written while its creator still held the user's lock (TapService.create_checked_pass): every
+    # other pass of the user the bot made is recorded before it or after it, in the log's order.
+    recorded_in_lock_order: bool = False
 
 
 @dataclass(frozen=True)

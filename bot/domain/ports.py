@@ -199,8 +199,9 @@ class TargetLocks(Protocol):
         """Takes the lock (or one whose time ran out); False while someone else holds it."""
         ...
 
-    async def unlock_target(self, target_id: str, holder: str) -> None:
-        """Gives the lock back; nothing happens when `holder` no longer holds it."""
+    async def unlock_target(self, target_id: str, holder: str) -> bool:
+        """Gives the lock back; whether `holder` still held it (False: it ran out and another took it, or it is gone,
+        and nothing happened)."""
         ...
 
 

@@ -693,8 +693,10 @@ class TapService:
         if existing is not None or evidence is not None:
             issued = IssuedPass(issued.user, issued.info, issued.secret, issued.graph_request_id, existing, evidence)
         releasing = lock if lock is not None and self._transactions is not None else None
+        in_lock_order = False
 
         async def record() -> None:
+            nonlocal in_lock_order
             await self._auditor.record(
                 action,
                 AuditOutcome.SUCCEEDED,
@@ -708,7 +710,7 @@ class TapService:
                 evidence=evidence,
             )
             if releasing is not None:
-                await self._locks.unlock_target(releasing.key, releasing.holder)
+                in_lock_order = await self._locks.unlock_target(releasing.key, releasing.holder)
 
         # One commit for all: the audit row is durable before this returns, as it was alone. Should it fail, nothing
         # is released here (the lock block's end tries again, as after any failure) and the error goes up as before.
@@ -733,7 +735,7 @@ class TapService:
             raise
         if releasing is not None:
             releasing.released = True
-        return issued
+        return replace(issued, recorded_in_lock_order=in_lock_order)
 
     async def _withdraw_unrecorded(self, requester: Caller, issued: IssuedPass, deleter: Caller) -> NotRecorded:
         """A pass whose audit row could not be written (the database failed): issued unrecorded, it would be live and
@@ -779,9 +781,11 @@ class TapService:
         it between its create and its card being recorded, and their redaction then found no card to hide.
 
         Every such write of the bot is in the audit log before it redacts; Graph is asked only when the log records
-        one since this pass's creation (or cannot be read). A pass replaced outside the bot (the Entra admin center)
-        in that moment is not noticed here, as one replaced there a moment later never was."""
-        if self._pass_writes is not None:
+        one since this pass's creation, or cannot be read, or cannot tell "since": the log's order is the order of a
+        user's passes only if this one's row was written while its creator still held the user's lock (a create that
+        outlasted the lock may be recorded after one that replaced it). A pass replaced outside the bot (the Entra
+        admin center) in that moment is not noticed here, as one replaced there a moment later never was."""
+        if self._pass_writes is not None and issued.recorded_in_lock_order:
             try:
                 if not await self._pass_writes.may_have_ended(issued.user.object_id, issued.info.method_id):
                     return True

@@ -98,12 +98,14 @@ class PassDelivery:
             left = await self._service.revoke_undelivered(
                 requester, issued, str(failure), acting_as=acting_as, timezone=tz.key
             )
+            await self._hide_replaced(issued, recipient)
             return Undelivered(str(failure), left)
         except Exception:
             logger.exception("the card of a new pass for user %s could not be shown", issued.user.object_id)
             left = await self._service.revoke_undelivered(
                 requester, issued, CARD_FAILED, acting_as=acting_as, timezone=tz.key
             )
+            await self._hide_replaced(issued, recipient)
             return Undelivered(CARD_FAILED, left)
         try:
             await self._store.save_pass_card(
@@ -133,12 +135,10 @@ class PassDelivery:
                 with contextlib.suppress(Exception):
                     note = REVOKED_NOTE if left is None else TAKEN_BACK_NOTE
                     await self._delivery.update(chat, activity_id, text_message(note))
+            await self._hide_replaced(issued, recipient)
             return Undelivered(CARD_NOT_RECORDED, left)
+        await self._hide_replaced(issued, recipient)
         try:
-            if issued.replaced is not None:
-                await self._redactor.redact_cards_of_pass(
-                    issued.replaced.method_id, RedactionReason.REPLACED, recipient.object_id
-                )
             # Another operator may have replaced this pass between its create and this card being recorded (their
             # redaction then found no card to hide): a card is never left showing a pass that no longer works.
             if not await self._service.still_current(issued):
@@ -146,5 +146,17 @@ class PassDelivery:
                     issued.info.method_id, RedactionReason.REPLACED, recipient.object_id
                 )
         except Exception:
-            logger.warning("could not hide replaced pass cards after delivering a pass", exc_info=True)
+            logger.warning("could not check whether a pass just delivered is still current", exc_info=True)
         return None
+
+    async def _hide_replaced(self, issued: IssuedPass, recipient: Recipient) -> None:
+        """The cards of the pass this one replaced: that pass ended with this one's create, whether this one's card
+        could be shown or not."""
+        if issued.replaced is None:
+            return
+        try:
+            await self._redactor.redact_cards_of_pass(
+                issued.replaced.method_id, RedactionReason.REPLACED, recipient.object_id
+            )
+        except Exception:
+            logger.warning("could not hide the cards of the pass a new one replaced", exc_info=True)

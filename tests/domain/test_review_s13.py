@@ -1,5 +1,5 @@
-"""Review of session 13's shortcuts (since b3bed9e), in the domain: holes found, each a failing test marked
-xfail(strict=True) until the product is fixed."""
+"""Review of session 13's shortcuts (since b3bed9e), in the domain: the hole it found, as a test (it failed until
+fixed: a create recorded after its lock ran out no longer counts as in the log's order)."""
 
 from __future__ import annotations
 
@@ -69,13 +69,6 @@ async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
         await opened.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SqlAuditLog.may_have_ended assumes a user's issue rows follow one another in id order because they are "
-    "written under the user's lock; the lock runs out after TARGET_LOCK_TTL (60 s) while a slow create still holds "
-    "it, so a later operator's replacing create can be recorded BEFORE the creation row of the pass it replaced: "
-    "still_current then says the replaced pass is current without asking Graph, and its card keeps showing it",
-)
 async def test_a_pass_replaced_after_its_lock_ran_out_is_not_reported_current(store: SqlStore) -> None:
     clock = FixedClock()
     directory = FakeDirectory()

@@ -101,9 +101,9 @@ class JournalStore:
 
         return call
 
-    async def unlock_target(self, target_id: str, holder: str) -> None:
+    async def unlock_target(self, target_id: str, holder: str) -> bool:
         self.calls.append(("unlock", self._open))
-        await self.locks.unlock_target(target_id, holder)
+        return await self.locks.unlock_target(target_id, holder)
 
     async def record(self, event: AuditEvent) -> None:
         self.calls.append((f"audit {event.action.value} {event.outcome.value}", self._open))

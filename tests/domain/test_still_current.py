@@ -1,9 +1,10 @@
 """TapService.still_current: a delivered pass is read again from the directory only when the audit log records a
-write that may have ended it since its creation, or when the log cannot say."""
+write that may have ended it since its creation, or when the log cannot say (it cannot be read, or its order is not
+the passes' order: the pass was recorded after its creator's lock ran out)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 import pytest
@@ -49,7 +50,7 @@ async def delivered(log: Log | None) -> tuple[TapService, FakePasses, IssuedPass
         pass_writes=log,
     )
     issued = await passes.create_pass(MEGAN, lifetime_minutes=60, one_time=False, start_at=None)
-    return service, passes, issued
+    return service, passes, replace(issued, recorded_in_lock_order=True)
 
 
 async def test_no_write_recorded_since_the_create_reads_nothing() -> None:
@@ -75,3 +76,10 @@ async def test_without_an_answer_from_the_log_the_directory_decides(log: Log | N
     del passes.passes[MEGAN.object_id]  # revoked meanwhile
     assert not await service.still_current(issued)
     assert passes.reads == 1
+
+
+async def test_a_pass_recorded_after_its_lock_ran_out_is_checked_in_the_directory() -> None:
+    log = Log(False)
+    service, passes, issued = await delivered(log)
+    assert await service.still_current(replace(issued, recorded_in_lock_order=False))
+    assert passes.reads == 1 and log.asked == []

@@ -115,12 +115,14 @@ async def test_a_typed_revoke_stays_within_its_transactions_and_hides_the_card(b
     )
 
 
-def failing_issue_rows(bot: RunningBot, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The audit row of a pass just made cannot be written (the database failed); every other row can."""
+def failing_issue_rows(bot: RunningBot, monkeypatch: pytest.MonkeyPatch, *, failed_too: bool = False) -> None:
+    """The audit row of a pass just made cannot be written (the database failed); every other row can, but with
+    `failed_too` the row of the issue's failure cannot either."""
     record = bot.components.store.record
+    failing_outcomes = {AuditOutcome.SUCCEEDED, AuditOutcome.FAILED} if failed_too else {AuditOutcome.SUCCEEDED}
 
     async def failing(audited: AuditEvent) -> None:
-        if audited.action is AuditAction.ISSUE and audited.outcome is AuditOutcome.SUCCEEDED:
+        if audited.action is AuditAction.ISSUE and audited.outcome in failing_outcomes:
             raise OSError("disk I/O error")
         await record(audited)
 
@@ -147,6 +149,17 @@ async def test_an_audit_row_that_cannot_be_written_still_gives_the_lock_back(
     replies = bot.connector.in_conversation(bot.personal_chat_of(ADELE))
     assert not any("right now; try again" in item.text for item in replies)
     assert "replace" not in str(replies[-1].activity).lower() and len(await sandbox_passes(bot)) == 1
+
+
+async def test_with_the_database_down_the_requester_still_reads_what_became_of_the_pass(
+    bot: RunningBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failing_issue_rows(bot, monkeypatch, failed_too=True)
+    await bot.say(ADELE, f"/tap issue {MEGAN.upn} 2h")
+    monkeypatch.undo()
+    told = bot.connector.in_conversation(bot.personal_chat_of(ADELE))[-1].text
+    assert "so I deleted it again: no pass was issued" in told, told
+    assert await sandbox_passes(bot) == []
 
 
 async def test_an_unrecorded_pass_that_cannot_be_deleted_is_told_and_alerted(

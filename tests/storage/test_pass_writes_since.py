@@ -13,8 +13,11 @@ NOW = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
 OURS = "pass-ours"
 
 
-def row(action: AuditAction, outcome: AuditOutcome, target: str = "megan", method: str | None = None) -> AuditEvent:
-    return AuditEvent(NOW, action, outcome, "alex", "Alex Wilber", target, f"{target}@x", pass_method_id=method)
+def row(
+    action: AuditAction, outcome: AuditOutcome, target: str | None = "megan", method: str | None = None
+) -> AuditEvent:
+    upn = f"{target}@x" if target else None
+    return AuditEvent(NOW, action, outcome, "alex", "Alex Wilber", target, upn, pass_method_id=method)
 
 
 async def created(store: SqlStore, action: AuditAction = AuditAction.ISSUE) -> None:
@@ -69,4 +72,11 @@ async def test_another_replicas_write_counts(store: SqlStore, store_url: str) ->
         await other.record(row(AuditAction.ISSUE, AuditOutcome.SUCCEEDED, method="pass-newer"))
     finally:
         await other.close()
+    assert await store.may_have_ended("megan", OURS)
+
+
+async def test_a_revoke_naming_the_pass_counts_whatever_user_its_row_names(store: SqlStore) -> None:
+    # A bulk job's revoke rows carry the pass they deleted but no user.
+    await created(store)
+    await store.record(row(AuditAction.REVOKE, AuditOutcome.SUCCEEDED, target=None, method=OURS))
     assert await store.may_have_ended("megan", OURS)

@@ -34,17 +34,17 @@ _CREATION_ROW = func.coalesce(
     .scalar_subquery(),
     0,
 )
-# Built once: every pass delivered asks it (TapService.still_current).
+# Built once: every pass delivered asks it (TapService.still_current). A revoke naming the pass counts whoever's
+# row it is: a bulk job's revoke rows carry the pass but not the user.
 _WRITE_SINCE_CREATION = (
     select(AuditRow.id)
     .where(
-        AuditRow.target_id == bindparam("user_id"),
         or_(
             and_(
                 AuditRow.action == AuditAction.REVOKE.value,
                 AuditRow.pass_method_id == bindparam("pass_method_id"),
             ),
-            and_(_PASS_WRITES, AuditRow.id > _CREATION_ROW),
+            and_(AuditRow.target_id == bindparam("user_id"), _PASS_WRITES, AuditRow.id > _CREATION_ROW),
         ),
     )
     .limit(1)
@@ -67,9 +67,10 @@ class SqlAuditLog:
         """Whether the log records a write that may have ended this pass since its creation: an issue, onboarding
         or revoke for the same user after the row of its creation (whatever its outcome), or a revoke naming it.
 
-        Writes of a user's pass are recorded while its lock is held (TapService.target_lock), so the rows of a user's
-        issues follow one another in id order; a revoke takes no lock, and its row may come before the creation row
-        of the pass it deleted, hence "a revoke naming it" at any id."""
+        Creates are recorded while the user's lock is held (TapService.target_lock), so the rows of a user's issues
+        follow one another in id order as long as the lock did not run out (its holder knows: `unlock_target`). A
+        revoke takes no lock, and its row may come before the creation row of the pass it deleted, hence "a revoke
+        naming it" at any id, whatever user its row names (a bulk job's revoke rows name the pass, not the user)."""
         values = {"user_id": user_id, "pass_method_id": pass_method_id}
         async with self._db.connection() as connection:
             return (await connection.execute(_WRITE_SINCE_CREATION, values)).first() is not None

@@ -45,6 +45,6 @@ class SqlTargetLocks:
         async with self._db.connection() as connection:
             return changed_one(await connection.execute(_LOCK[self._db.dialect], values))
 
-    async def unlock_target(self, target_id: str, holder: str) -> None:
+    async def unlock_target(self, target_id: str, holder: str) -> bool:
         async with self._db.connection() as connection:
-            await connection.execute(_UNLOCK, {"target_id": target_id, "holder": holder})
+            return changed_one(await connection.execute(_UNLOCK, {"target_id": target_id, "holder": holder}))
