@@ -7,12 +7,17 @@ twice the CPU of aiohttp's C parser and connection pool per Graph request (READM
 The bytes on the wire stay httpx's: the URL exactly as httpx encoded it, its headers (none added), the body raw and
 still encoded (httpx decodes gzip as before), TLS with httpx's own certificate bundle and settings, and httpx's
 timeouts and exceptions, so every caller's `except httpx.HTTPError` and the timeout handling stay as they were.
+
+An egress proxy named by the environment (`HTTPS_PROXY`, `HTTP_PROXY`, `NO_PROXY`, as httpx, azure-identity and
+curl read them) carries Graph's requests too: read once when the transport is made, decided once per host.
 """
 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import ssl
+import urllib.request
 
 import aiohttp
 import httpx
@@ -40,6 +45,17 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         # be loaded stops start-up, rather than failing every Graph call with an error no caller expects.
         self._ssl_context = ssl_context or httpx.create_ssl_context()
         self._session: aiohttp.ClientSession | None = None
+        self._proxies = urllib.request.getproxies_environment()
+        self._proxy_by_host: dict[tuple[str, str], str | None] = {}
+
+    def _proxy_for(self, url: httpx.URL) -> str | None:
+        """The proxy the environment names for this URL's scheme, unless NO_PROXY exempts its host. This machine's
+        own loopback (a sandbox, a local test double) is never sent to a proxy, which could not reach it."""
+        key = (url.scheme, url.host)
+        if key not in self._proxy_by_host:
+            bypass = _is_loopback(url.host) or bool(urllib.request.proxy_bypass(url.host))
+            self._proxy_by_host[key] = None if bypass else self._proxies.get(url.scheme)
+        return self._proxy_by_host[key]
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -71,6 +87,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 skip_auto_headers=NOT_ADDED,
                 allow_redirects=False,  # kiota's RedirectHandler follows them
                 timeout=_timeout(request),
+                proxy=self._proxy_for(request.url) if self._proxies else None,
             ) as answer:
                 content = await answer.read()
                 return httpx.Response(
@@ -89,6 +106,15 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _timeout(request: httpx.Request) -> aiohttp.ClientTimeout:
