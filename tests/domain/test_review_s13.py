@@ -4,10 +4,8 @@ fixed: a create recorded after its lock ran out no longer counts as in the log's
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -60,13 +58,8 @@ class SlowAnswerPasses(FakePasses):
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
-    opened = SqlStore.from_url(f"sqlite+aiosqlite:///{tmp_path / 'tapbot.db'}")
-    await opened.create_schema()
-    try:
-        yield opened
-    finally:
-        await opened.close()
+def store(sqlite_store: SqlStore) -> SqlStore:
+    return sqlite_store
 
 
 async def test_a_pass_replaced_after_its_lock_ran_out_is_not_reported_current(store: SqlStore) -> None:

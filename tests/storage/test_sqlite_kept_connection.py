@@ -4,7 +4,6 @@ nothing behind for the next."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,13 +23,8 @@ def issued(target: str = "megan") -> AuditEvent:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
-    opened = SqlStore.from_url(f"sqlite+aiosqlite:///{tmp_path / 'tapbot.db'}")
-    await opened.create_schema()
-    try:
-        yield opened
-    finally:
-        await opened.close()
+def store(sqlite_store: SqlStore) -> SqlStore:
+    return sqlite_store
 
 
 async def test_transactions_share_one_connection(store: SqlStore) -> None:
