@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from bot.domain.alerts import AlertSink, SecurityAlert
 from bot.domain.approvals import ApprovalRequest, ApprovalsChannel, ApprovalStatus
 from bot.domain.audit import AuditEvent
 from bot.domain.bulk import BulkJob, JobStatus, JournalRow, RowState
@@ -61,6 +62,7 @@ def tap_service(
     clock: FixedClock,
     locks: MemoryTargetLocks,
     approval_gate: ApprovalGate | None = None,
+    alerts: AlertSink | None = None,
 ) -> TapService:
     """The TapService of the domain tests: this tenant, its operator and protected groups; a held lock never waits."""
     return TapService(
@@ -73,7 +75,18 @@ def tap_service(
         approval_gate=approval_gate,
         lock_wait=timedelta(0),
         target_reads=FakeTargetReads(directory, passes),
+        alerts=alerts,
     )
+
+
+@dataclass
+class RecordedAlerts:
+    """The security alerts raised, in order."""
+
+    raised: list[SecurityAlert] = field(default_factory=list[SecurityAlert])
+
+    async def raise_alert(self, alert: SecurityAlert) -> None:
+        self.raised.append(alert)
 
 
 def default_policy(**changes: object) -> TapPolicy:

@@ -590,6 +590,9 @@ async def withdraw_unseen_passes(
                 row.line,
                 type(error).__name__,
             )
+            # Nothing else will look at it again: the security channel is told, as for a pass that could not be
+            # deleted (the job's rows end here).
+            await tap.alert_unchecked_unseen(requester, user, job.id)
             continue
         if existing is None or not existing.is_live(now) or not is_own_unseen(job, row, existing, caught, created_by):
             continue

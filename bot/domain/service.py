@@ -554,6 +554,20 @@ class TapService:
         )
         return LeftLive(user, info, why, shown_to_requester, retrying, alerted)
 
+    async def alert_unchecked_unseen(self, requester: Caller, user: DirectoryUser, job_id: int) -> None:
+        """A stopped bulk run made (or may have made) a pass for `user` that nobody was shown, and the directory
+        could not be read to delete it: the security channel is told, since nothing will look at it again."""
+        try:
+            await self._alert_left_live(
+                requester,
+                user,
+                f"Bulk job {job_id} stopped before showing the Temporary Access Pass it made (or may have made) for "
+                f"{user.label}, and Microsoft Graph could not be read to delete it. If {user.label} holds a pass "
+                f"nobody handed over, revoke it (/tap revoke {user.user_principal_name}, or the Entra admin center).",
+            )
+        except Exception:
+            logger.exception("could not raise the alert for an unseen pass of user %s", user.object_id)
+
     async def _alert_left_live(self, caller: Caller, user: DirectoryUser, summary: str) -> bool:
         """The security alert for a pass nobody was shown that could not be deleted; whether one was raised."""
         if self._alerts is None:

@@ -124,3 +124,31 @@ async def test_a_resuming_run_never_replaces_a_pass_another_operator_made_for_a_
     assert current is not None and current.method_id == theirs.info.method_id, "another operator's pass was replaced"
     row = next(row for row in await world.jobs.rows(job_id) if row.line == first.line)
     assert row.state is not RowState.CREATED and "Holds a pass" in (row.reason or ""), row
+
+
+async def test_an_unseen_pass_that_cannot_be_read_at_the_jobs_end_is_alerted(world: World) -> None:
+    """As above (run 1 stopped between a row's create and its journal entry; run 2 paused for a sign-in), but when
+    the job is cancelled Graph cannot be read: the pass may be live and nobody will look again, so an alert says so."""
+    job_id = await started(world, STAFF[:2])
+    first, _second = await world.jobs.rows(job_id)
+    world.clock.advance(seconds=30)
+    await world.passes.create_pass(STAFF[0], lifetime_minutes=60, one_time=False, start_at=None)  # the unseen one
+    await world.jobs.save_rows([first.moved(RowState.CREATING, attempts=1)])
+    world.clock.advance(seconds=30)
+
+    async def signed_out(user: DirectoryUser, **options: object) -> IssuedPass:
+        raise SignInRequired(ADELE.object_id)
+
+    world.passes.create_pass = signed_out  # type: ignore[method-assign]
+    paused = await world.runner.run(job_id, Sink())
+    assert paused.status is JobStatus.WAITING_SIGN_IN
+
+    async def unavailable(user_id: str) -> None:
+        raise GraphUnavailable("Microsoft Graph is unavailable.")
+
+    world.passes.current_pass = unavailable  # type: ignore[method-assign]
+    await world.bulk.cancel(caller(ADELE), job_id)
+
+    [alert] = world.alerts.raised
+    assert alert.target_id == STAFF[0].object_id and f"Bulk job {job_id}" in alert.summary
+    assert f"/tap revoke {first.target}" in alert.summary  # the user as the file named them

@@ -34,6 +34,7 @@ from tests.fakes import (
     MemoryAudit,
     MemoryBulkStore,
     MemoryTargetLocks,
+    RecordedAlerts,
     tap_service,
 )
 
@@ -120,6 +121,7 @@ class World:
         self.locks = MemoryTargetLocks()
         self.approvals = MemoryApprovals()
         self.jobs = MemoryBulkStore()
+        self.alerts = RecordedAlerts()
         for operator in (ADELE, ALEX):
             self.directory.add(operator, OPERATORS)
         for user in (MEGAN, LEE, *STAFF):
@@ -138,6 +140,7 @@ class World:
             clock=self.clock,
             locks=self.locks,
             approval_gate=self.desk,
+            alerts=self.alerts,
         )
         self.onboarding = OnboardingService(
             tap=self.tap,
