@@ -24,6 +24,7 @@ records full URLs) export nothing.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -33,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from aiohttp import web
 from opentelemetry import metrics, trace
+from opentelemetry.environment_variables import OTEL_PYTHON_METER_PROVIDER, OTEL_PYTHON_TRACER_PROVIDER
+from opentelemetry.metrics import _internal as metrics_internal
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 if TYPE_CHECKING:
@@ -87,6 +90,23 @@ class _Instruments:
 _OFF = _Instruments.from_providers(trace.NoOpTracerProvider(), metrics.NoOpMeterProvider(), lambda: None)
 _active: _Instruments = _OFF
 _log_handler: logging.Handler | None = None
+
+
+# OpenTelemetry loads a global provider named in the environment at its first use.
+_TRACER_FROM_ENVIRONMENT = OTEL_PYTHON_TRACER_PROVIDER in os.environ
+_METER_FROM_ENVIRONMENT = OTEL_PYTHON_METER_PROVIDER in os.environ
+
+
+def global_tracer_set() -> bool:
+    """Whether OpenTelemetry has a global tracer provider, where the SDKs' own spans (kiota's, the Agents SDK's) go;
+    tapbot's telemetry never sets one (it exports through providers of its own). What `trace.get_tracer_provider()`
+    tells, without its look-up of the environment at every call."""
+    return trace._TRACER_PROVIDER is not None or _TRACER_FROM_ENVIRONMENT  # pyright: ignore[reportPrivateUsage]
+
+
+def global_meter_set() -> bool:
+    """As `global_tracer_set`, for OpenTelemetry's global meter provider."""
+    return metrics_internal._METER_PROVIDER is not None or _METER_FROM_ENVIRONMENT  # pyright: ignore[reportPrivateUsage]
 
 
 def enabled() -> bool:

@@ -13,7 +13,6 @@ would not use).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import httpx
@@ -24,23 +23,18 @@ from kiota_http.middleware.middleware import PARENT_SPAN_KEY, REQUEST_OPTIONS_KE
 from kiota_http.middleware.options import RetryHandlerOption
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from opentelemetry import trace
-from opentelemetry.environment_variables import OTEL_PYTHON_TRACER_PROVIDER
 
 from bot.adapters.graph_urls import expanded_url
+from bot.telemetry import global_tracer_set
 
 # The span handed around in place of kiota's while nothing traces it: a no-op span, told apart by identity.
 UNTRACED: trace.Span = trace.NonRecordingSpan(trace.INVALID_SPAN_CONTEXT)
 
 
-# OpenTelemetry loads a global tracer provider named in the environment at its first use.
-_PROVIDER_FROM_ENVIRONMENT = OTEL_PYTHON_TRACER_PROVIDER in os.environ
-
-
 def kiota_traced() -> bool:
     """Whether kiota's spans would go anywhere: only once a global tracer provider is set (kiota's tracer is
-    OpenTelemetry's proxy, a no-op until then). What `trace.get_tracer_provider()` tells, without its look-up of the
-    environment at every call (as bot/teams/sdk_spans.py reads it)."""
-    return trace._TRACER_PROVIDER is not None or _PROVIDER_FROM_ENVIRONMENT  # pyright: ignore[reportPrivateUsage]
+    OpenTelemetry's proxy, a no-op until then)."""
+    return global_tracer_set()
 
 
 class GraphAdapter(GraphRequestAdapter):

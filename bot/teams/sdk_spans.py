@@ -12,27 +12,20 @@ SDK wrote them.
 
 from __future__ import annotations
 
-import os
 from types import TracebackType
 from typing import Any
 
 from microsoft_agents.hosting.core.telemetry.core.base_span_wrapper import BaseSpanWrapper
-from opentelemetry import trace
-from opentelemetry.environment_variables import OTEL_PYTHON_METER_PROVIDER, OTEL_PYTHON_TRACER_PROVIDER
-from opentelemetry.metrics import _internal as metrics_internal
+
+from bot.telemetry import global_meter_set, global_tracer_set
 
 _SDK_ENTER = BaseSpanWrapper.__enter__
 _SDK_EXIT = BaseSpanWrapper.__exit__
-# OpenTelemetry loads a global provider named in the environment at its first use.
-_PROVIDER_FROM_ENVIRONMENT = OTEL_PYTHON_TRACER_PROVIDER in os.environ or OTEL_PYTHON_METER_PROVIDER in os.environ
 
 
 def sdk_spans_recorded() -> bool:
-    """Whether OpenTelemetry has a global tracer or meter provider, where the SDK's spans and metrics would go. What
-    get_tracer_provider and get_meter_provider tell, without their look-up of the environment at every call."""
-    return (
-        trace._TRACER_PROVIDER is not None or metrics_internal._METER_PROVIDER is not None or _PROVIDER_FROM_ENVIRONMENT
-    )
+    """Whether OpenTelemetry has a global tracer or meter provider, where the SDK's spans and metrics would go."""
+    return global_tracer_set() or global_meter_set()
 
 
 def _enter(span: BaseSpanWrapper) -> Any:
