@@ -1,8 +1,10 @@
-"""SQLite through `OneTripCursor` (bot/adapters/store/sqlite_driver.py): a statement is one trip to aiosqlite's
-thread, and SQLAlchemy still gets the rows, row counts, new row ids and errors the stock adapter gives it."""
+"""SQLite through `LoopThreadCursor` (bot/adapters/store/sqlite_driver.py): a transaction runs start to end on the
+event loop's thread, without a trip to aiosqlite's thread or a turn given to other tasks, and SQLAlchemy still gets
+the rows, row counts, new row ids and errors the stock adapter gives it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from bot.adapters.store import SqlStore
-from bot.adapters.store.sqlite_driver import OneTripCursor
+from bot.adapters.store.sqlite_driver import LoopThreadCursor
 from bot.domain.audit import AuditAction, AuditEvent, AuditOutcome
 
 NOW = datetime(2026, 11, 29, 2, 0, tzinfo=UTC)
@@ -35,7 +37,11 @@ def issued(target: str) -> AuditEvent:
     return AuditEvent(NOW, AuditAction.ISSUE, AuditOutcome.SUCCEEDED, "adele", "Adele Vance", target, f"{target}@x")
 
 
-async def test_a_statement_is_one_trip_to_the_sqlite_thread(store: SqlStore, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_transaction_neither_goes_to_the_sqlite_thread_nor_lets_other_tasks_run(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under load, each statement's trip used to wait a turn of the whole event loop while every other transaction
+    waited for this one: the store's transactions take turns."""
     trips: list[str] = []
     execute = aiosqlite.Connection._execute
 
@@ -43,16 +49,24 @@ async def test_a_statement_is_one_trip_to_the_sqlite_thread(store: SqlStore, mon
         trips.append(getattr(fn, "__name__", repr(fn)))
         return await execute(self, fn, *args, **kwargs)
 
+    await store.record(issued("diego"))  # the kept connection is opened (through aiosqlite's thread) before counting
     monkeypatch.setattr(aiosqlite.Connection, "_execute", counted)
+    ran_meanwhile: list[str] = []
+    asyncio.get_running_loop().call_soon(ran_meanwhile.append, "another task")
     async with store.together():
         assert await store.lock_target("megan", "holder-a", NOW, TTL)  # an upsert
         assert await store.passes_issued_by("adele", NOW - TTL) == 0  # a SELECT with a row
-    assert trips == ["_run", "_run", "commit"]  # the stock adapter: cursor, execute, (fetch,) close, each a trip
+        await store.record(issued("megan"))  # an ORM insert in the same transaction
+    assert ran_meanwhile == [], "the event loop ran something else in the middle of the transaction"
+    assert trips == []
+    await asyncio.sleep(0)
+    assert ran_meanwhile == ["another task"]
+    assert [row.target_id for row in await store.audit_rows()] == ["diego", "megan"]  # committed
 
 
 async def test_rows_counts_and_new_ids_come_back(store: SqlStore) -> None:
     async with store.engine.connect() as connection:
-        assert isinstance(connection.sync_connection.connection.cursor(), OneTripCursor)  # type: ignore[union-attr]
+        assert isinstance(connection.sync_connection.connection.cursor(), LoopThreadCursor)  # type: ignore[union-attr]
     await store.record(issued("megan"))
     await store.record(issued("diego"))
     rows = await store.audit_rows()

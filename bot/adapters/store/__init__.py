@@ -2,7 +2,8 @@
 
 SQLite by default, PostgreSQL when replicas share one database. ``schema.py`` holds the tables (made by the
 migrations in ``bot/adapters/migrations``); ``sessions.py`` the engine and its transactions (``sqlite_driver.py``:
-one trip to aiosqlite's thread per statement); then one store per aggregate, each the adapter behind a domain Protocol.
+SQLite's statements run on the event loop's thread); then one store per aggregate, each the adapter behind a domain
+Protocol.
 The statements every command runs are built once, at import, and run on a Core connection (``SqlDatabase.connection``):
 
 - ``audit.py``: the audit log (``AuditTrail``), append-only

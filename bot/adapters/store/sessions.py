@@ -18,7 +18,7 @@ from sqlalchemy.sql.expression import Executable
 from bot.adapters.database import DatabaseSettings, TokenCredential, create_engine
 from bot.adapters.migrate import MigrationResult, migrate_engine
 from bot.adapters.store.schema import Base
-from bot.adapters.store.sqlite_driver import one_trip_connect
+from bot.adapters.store.sqlite_driver import loop_thread_connect
 
 
 class _Shared:
@@ -60,7 +60,7 @@ class SqlDatabase:
             return cls(create_engine(url, credential=credential, pool_pre_ping=True))
         engine = create_engine(url, credential=credential, pool_pre_ping=False)
         if parsed.get_driver_name() == "aiosqlite":
-            event.listen(engine.sync_engine, "do_connect", one_trip_connect)
+            event.listen(engine.sync_engine, "do_connect", loop_thread_connect)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return cls(engine)
 

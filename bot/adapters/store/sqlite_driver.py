@@ -1,11 +1,17 @@
-"""SQLAlchemy's aiosqlite adapter with one trip to aiosqlite's thread per statement instead of three or four.
+"""SQLAlchemy's aiosqlite adapter with SQLite's statements, commits and rollbacks run on the event loop's thread.
 
-The stock adapter opens a cursor, executes, fetches and closes it, each a separate trip to the thread aiosqlite runs
-SQLite in (a queue put, a wake-up of that thread, and one of the event loop to hand the answer back). Here a statement
-runs start to end in one trip and its rows, description, row count and last row id come back together, as the stock
-adapter already keeps a non-streaming cursor's rows in memory. Server-side cursors (streaming) keep the stock adapter.
-A COMMIT or ROLLBACK with no transaction open makes no trip at all.
-`SqlDatabase.from_url` installs it for SQLite (`one_trip_connect`).
+The stock adapter sends each statement to the thread aiosqlite runs SQLite in: a queue put, a wake-up of that thread,
+and one of the event loop to hand the answer back, for a statement that takes SQLite tens of microseconds. The trips
+cost more CPU than the statements, and the wait for the event loop's wake-up is worse: the store's transactions take
+turns (one writer at a time, `SqlDatabase`), so under load each waited a turn of the whole event loop per statement
+while every other transaction queued behind it (measured: 50 operators at once waited ~200 ms per transaction for a
+turn held ~3 ms, of which ~0.5 ms was work). Here a transaction runs start to end without giving the event loop away.
+What that costs: SQLite's own I/O happens on the event loop's thread too, mainly the commit's fsync of the write-ahead
+log (0.2 ms here, p99 0.9 ms), and a statement would wait out SQLite's busy timeout there if another process held
+the database's write lock. SQLite is the store of one local process on a local disk (docs/deployment.md); replicas
+use PostgreSQL. The connection is still opened and closed through aiosqlite's thread, and server-side (streaming)
+cursors keep the stock adapter.
+`SqlDatabase.from_url` installs it for SQLite (`loop_thread_connect`).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ _Ran = tuple[Any, int, int | None, list[Any] | None]
 
 
 def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Ran:
-    """In aiosqlite's thread: the whole statement, and what SQLAlchemy reads of its cursor afterwards."""
+    """The whole statement, and what SQLAlchemy reads of its cursor afterwards."""
     cursor = connection.cursor()
     try:
         if many:
@@ -40,7 +46,7 @@ def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: 
         cursor.close()
 
 
-class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
+class LoopThreadCursor(AsyncAdapt_aiosqlite_cursor):
     __slots__ = ("_description", "_lastrowid", "_rowcount")
 
     def __init__(self, adapt_connection: AsyncAdapt_aiosqlite_connection) -> None:  # no cursor opened: no trip
@@ -73,23 +79,17 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         pass
 
     def execute(self, operation: Any, parameters: Any = None) -> Any:
-        try:
-            return await_(self._run(operation, parameters, many=False))
-        except Exception as error:
-            self._adapt_connection._handle_exception(error)
+        await_(self._run(operation, parameters, many=False))
 
     def executemany(self, operation: Any, seq_of_parameters: Sequence[Any]) -> Any:
-        try:
-            return await_(self._run(operation, seq_of_parameters, many=True))
-        except Exception as error:
-            self._adapt_connection._handle_exception(error)
+        await_(self._run(operation, seq_of_parameters, many=True))
 
     async def _run(self, operation: Any, parameters: Any, *, many: bool) -> None:
-        aiosqlite_connection: Any = self._connection
-        async with self._adapt_connection._execute_mutex:
-            ran: _Ran = await aiosqlite_connection._execute(
-                _run, aiosqlite_connection._conn, operation, parameters, many
-            )
+        # A coroutine that never suspends, for `await_`: SQLAlchemy's async layer checks that the driver was awaited.
+        try:
+            ran = _run(self._connection._conn, operation, parameters, many)  # type: ignore[attr-defined]
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
         self._description, self._rowcount, self._lastrowid, rows = ran
         self._rows = collections.deque(rows or ())
 
@@ -100,34 +100,30 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._rows.clear()
 
 
-class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    """Also no trip for a COMMIT or ROLLBACK with no transaction open (after a read, or the pool's rollback of a
-    connection given back after its commit): sqlite3 does nothing then either. Nothing can still be queued in
-    aiosqlite's thread when they look: a statement's trip has ended, and one whose await was cancelled (which does
-    not stop it there) makes SQLAlchemy discard the connection instead of rolling it back and reusing it."""
+class LoopThreadConnection(AsyncAdapt_aiosqlite_connection):
+    """Commits and rolls back on the event loop's thread (sqlite3 does nothing when no transaction is open)."""
 
     __slots__ = ()
-    _cursor_cls = OneTripCursor
+    _cursor_cls = LoopThreadCursor
 
     def commit(self) -> None:
-        if self._in_transaction():
-            super().commit()
+        try:
+            self._connection._conn.commit()
+        except Exception as error:
+            self._handle_exception(error)
 
     def rollback(self) -> None:
-        if self._in_transaction():
-            super().rollback()
-
-    def _in_transaction(self) -> bool:
         try:
-            return bool(self._connection.in_transaction)  # read here, while aiosqlite's thread has nothing to run
-        except Exception:  # closed or broken: the stock path raises what SQLAlchemy expects
-            return True
+            self._connection._conn.rollback()
+        except Exception as error:
+            self._handle_exception(error)
 
 
-def one_trip_connect(
+def loop_thread_connect(
     dialect: Dialect, _record: ConnectionPoolEntry, cargs: tuple[Any, ...], cparams: dict[str, Any]
-) -> OneTripConnection:
-    """The `do_connect` event: the stock adapter's connection (aiosqlite's thread made as it makes it), with
-    `OneTripCursor` for its non-streaming cursors."""
+) -> LoopThreadConnection:
+    """The `do_connect` event: the stock adapter's connection (aiosqlite's thread made as it makes it, the sqlite3
+    connection usable from the event loop's thread too), with `LoopThreadCursor` for its non-streaming cursors."""
+    cparams = {**cparams, "check_same_thread": False}
     stock: AsyncAdapt_aiosqlite_connection = dialect.loaded_dbapi.connect(*cargs, **cparams)
-    return OneTripConnection(stock.dbapi, stock._connection)
+    return LoopThreadConnection(stock.dbapi, stock._connection)
