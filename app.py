@@ -85,7 +85,7 @@ def serve() -> int:
     configure_logging(settings.log_level, settings.log_format)
 
     async def started() -> web.Application:
-        app = await create_app(settings)  # the built-in sandbox has its address only once it runs
+        app = await create_app(settings, own_process=True)  # the built-in sandbox has its address only once it runs
         announce(banner(settings, app[COMPONENTS].sandbox), settings)
         return app
 

@@ -29,6 +29,7 @@ MODULE_STARTED = time.perf_counter()  # before the imports: they are part of a s
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import cProfile  # noqa: E402
+import gc  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
@@ -57,6 +58,29 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # --- the bot's process --------------------------------------------------------------------------------------------
 
 
+class CollectionTimes:
+    """The garbage collector's collections per generation, and the time they took (`gc.callbacks`)."""
+
+    def __init__(self) -> None:
+        self.counts = [0, 0, 0]
+        self.seconds = [0.0, 0.0, 0.0]
+        self._started = 0.0
+
+    def install(self) -> None:
+        gc.callbacks.append(self._callback)
+
+    def reset(self) -> None:
+        self.counts, self.seconds = [0, 0, 0], [0.0, 0.0, 0.0]
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            generation = info["generation"]
+            self.counts[generation] += 1
+            self.seconds[generation] += time.perf_counter() - self._started
+
+
 class Control:
     """The benchmark's handles on the bot in this process; served on its own port, outside the bot's app."""
 
@@ -66,6 +90,8 @@ class Control:
         # cProfile's default clock is wall time: a function waiting (epoll's poll while Graph answers) would count
         # its wait as if it were work. The thread's CPU clock counts only what the event loop's thread ran.
         self.profiler = cProfile.Profile(time.thread_time) if profile_timer == "cpu" else cProfile.Profile()
+        self.collections = CollectionTimes()
+        self.collections.install()
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -77,6 +103,8 @@ class Control:
         app.router.add_get("/bulk/{job_id}", self.bulk_counts)
         app.router.add_post("/bulk/{job_id}/wait", self.bulk_wait)
         app.router.add_get("/pacer", self.pacer)
+        app.router.add_get("/gc", self.gc_times)
+        app.router.add_post("/gc/reset", self.gc_reset)
         app.router.add_post("/stop", self.stop_bot)
         return app
 
@@ -126,6 +154,13 @@ class Control:
 
         return web.json_response({"summary": pacer_summary(self.bot_app[COMPONENTS].pacer)})
 
+    async def gc_times(self, _request: web.Request) -> web.Response:
+        return web.json_response({"counts": self.collections.counts, "seconds": self.collections.seconds})
+
+    async def gc_reset(self, _request: web.Request) -> web.Response:
+        self.collections.reset()
+        return web.Response(text="reset")
+
     async def stop_bot(self, _request: web.Request) -> web.Response:
         self.stop.set()
         return web.Response(text="stopping")
@@ -143,7 +178,7 @@ async def serve(settings_file: Path, profile_timer: str, imports_ms: int) -> Non
     env: dict[str, str] = json.loads(await asyncio.to_thread(settings_file.read_text))
     settings = Settings.from_env(env)
     configure_logging(settings.log_level, settings.log_format)  # as app.py does: the log lines are part of the work
-    app = await create_app(settings)
+    app = await create_app(settings, own_process=True)  # as app.py
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -313,6 +348,16 @@ class RemoteBot:
     async def bulk_finished(self, job_id: int) -> dict[str, int]:
         """The job's row counts once it has ended."""
         return await self.control("POST", f"/bulk/{job_id}/wait")
+
+    async def collections(self, *, reset: bool = False) -> str:
+        """The garbage collector's collections since the last reset, per generation: `gen0 n (ms), ...`."""
+        times = await self.control("GET", "/gc")
+        if reset:
+            await self.control("POST", "/gc/reset")
+        return ", ".join(
+            f"gen{generation} {count} ({seconds * 1000:.0f} ms)"
+            for generation, (count, seconds) in enumerate(zip(times["counts"], times["seconds"], strict=True))
+        )
 
     async def pacer_summary(self) -> str:
         try:

@@ -39,6 +39,7 @@ class Phase:
     cpu_seconds: float = 0.0  # the bot process's
     loop_cpu_seconds: float = 0.0  # of which its main thread's (the event loop)
     harness_cpu_seconds: float = 0.0  # this process's: the HTTP client and the recording connector
+    collections: str = ""  # the bot's garbage collections during the phase
 
     def p(self, share: float) -> float:
         ordered = sorted(self.timings)
@@ -47,6 +48,7 @@ class Phase:
 
 async def operators_at_once(bot: RemoteBot, operators: list[Person], targets: list[str], rounds: int) -> Phase:
     phase = Phase()
+    await bot.collections(reset=True)
 
     async def operator(index: int) -> None:
         person, target = operators[index], targets[index]
@@ -72,6 +74,7 @@ async def operators_at_once(bot: RemoteBot, operators: list[Person], targets: li
     phase.cpu_seconds = bot_after.cpu_seconds - bot_before.cpu_seconds
     phase.loop_cpu_seconds = bot_after.loop_thread_cpu_seconds - bot_before.loop_thread_cpu_seconds
     phase.harness_cpu_seconds = time.process_time() - harness_cpu
+    phase.collections = await bot.collections()
     return phase
 
 
@@ -136,6 +139,7 @@ async def main(arguments: argparse.Namespace) -> None:
         )
     if paced:
         print(paced)
+    print(f"the bot's garbage collections: alone {alone.collections}; during bulk {during.collections or 'not run'}")
     print(
         f"CPU per command without the bulk job: bot process {alone.cpu_seconds / commands * 1000:.1f} ms "
         f"(its event loop's thread {alone.loop_cpu_seconds / commands * 1000:.1f} ms, other threads "

@@ -42,6 +42,7 @@ from bot.domain.people import PeopleFinder
 from bot.domain.ports import Clock
 from bot.domain.service import AccessRules, TapService
 from bot.domain.verification import VerificationService
+from bot.heap import settle_after_start
 from bot.settings import Settings
 from bot.teams.agent import TeamsRuntime, build_runtime, register_handlers
 from bot.teams.alert_channel import ChannelAlertPoster, SecurityChannelCommand
@@ -80,9 +81,12 @@ logger = logging.getLogger(__name__)
 
 SANDBOX_TEXT_PREFIX = "[SANDBOX] "
 SHUTDOWN_GRACE_SECONDS = 5.0
+OWN_PROCESS = web.AppKey("own_process", bool)
 
 
-async def create_app(settings: Settings, *, clock: Clock | None = None) -> web.Application:
+async def create_app(settings: Settings, *, clock: Clock | None = None, own_process: bool = False) -> web.Application:
+    """The bot's aiohttp app. `own_process`: the process serves this app alone (app.py), so once the app has started
+    and warmed up, the garbage collector is set for a long-running server (bot/heap.py)."""
     clock = clock or SystemClock()
     telemetry.configure(settings.telemetry_connection_string)  # before _compose builds the Graph client
     # The sandbox (development and tests only) runs before the app: its address is the Graph URL every component
@@ -90,6 +94,7 @@ async def create_app(settings: Settings, *, clock: Clock | None = None) -> web.A
     sandbox = await _start_sandbox(settings)
     app = web.Application(client_max_size=256 * 1024, middlewares=[telemetry.turns, correlation_ids])
     app[COMPONENTS] = components = _compose(settings, clock, sandbox)
+    app[OWN_PROCESS] = own_process
     with warnings.catch_warnings():
         # The SDK's JWT check looks its configuration up under this plain string key.
         warnings.simplefilter("ignore")
@@ -493,12 +498,18 @@ async def _verified_id_http_client(app: web.Application) -> AsyncIterator[None]:
         await verified_id.http_client.aclose()
 
 
+async def _warm_up(*, settle_heap: bool) -> None:
+    await asyncio.to_thread(load_response_models)
+    if settle_heap:
+        settle_after_start()
+
+
 async def _background_work(app: web.Application) -> AsyncIterator[None]:
     """Graph's response models loaded off the event loop, housekeeping rounds, and bulk jobs left without a runner.
     On stop: housekeeping finishes its round, running bulk jobs stop at a row boundary (another replica, or this
     one when it starts again, resumes them)."""
     components = app[COMPONENTS]
-    warm_up = asyncio.create_task(asyncio.to_thread(load_response_models), name="graph-warm-up")
+    warm_up = asyncio.create_task(_warm_up(settle_heap=app[OWN_PROCESS]), name="graph-warm-up")
     housekeeping = asyncio.create_task(
         components.housekeeping.run(components.settings.housekeeping_seconds, components.stopping),
         name="housekeeping",
