@@ -80,6 +80,11 @@ BULK_BACKLOG = 2  # bulk work starts no new row while this many of its requests 
 # shared too, and a job of thousands of rows must not make a single command slow.
 BULK_IN_FLIGHT_WHILE_BUSY = 2
 TECHNICIANS_QUIET_S = 1.0
+# ... and at most this many new rows a second. Requests in flight say little when Graph answers fast: measured with
+# 50 technicians at work, a job kept starting ~85 rows a second and their p99 grew from 0.7-1.0 s to 1.4-2.3 s; at
+# 10-25 rows a second it stayed that of the technicians alone.
+BULK_ROWS_PER_SECOND_WHILE_BUSY = 20.0
+_INSTANT = 1e-6  # a wait shorter than this is none (a clock's rounding must not keep a row waiting)
 
 
 @dataclass(frozen=True)
@@ -294,6 +299,7 @@ class Pacer:
         self.stats = PacerStats()
         self._in_flight: Counter[Lane] = Counter()
         self._last_interactive = float("-inf")
+        self._last_bulk_row = float("-inf")
 
     def dimension(self, name: str) -> Dimension:
         return self._dimensions[name]
@@ -338,15 +344,19 @@ class Pacer:
     async def ready(self, which: Lane = Lane.BULK, backlog: int = BULK_BACKLOG) -> None:
         """Returns once fewer than `backlog` requests of the lane wait and no limit is closed by a Retry-After: bulk
         work takes a new row only then, so rows do not pile up (each holding its user's lock) behind a binding
-        limit, nor start while Graph said to wait."""
+        limit, nor start while Graph said to wait. While technicians are at work, bulk rows also start spaced out
+        (BULK_ROWS_PER_SECOND_WHILE_BUSY)."""
         while True:
             now = self._clock()
             closed = max((d.blocked_until - now for d in self._dimensions.values()), default=0.0)
             busy = which is Lane.BULK and self._technicians_busy(now)
             crowded = busy and self._in_flight[which] >= BULK_IN_FLIGHT_WHILE_BUSY
-            if len(self._waiting[which]) < backlog and closed <= 0 and not crowded:
+            spacing = (self._last_bulk_row + 1 / BULK_ROWS_PER_SECOND_WHILE_BUSY - now) if busy else 0.0
+            if len(self._waiting[which]) < backlog and closed <= 0 and not crowded and spacing < _INSTANT:
+                if which is Lane.BULK:
+                    self._last_bulk_row = now
                 return
-            await self._nap(closed if closed > 0 else MAX_NAP_SECONDS)
+            await self._nap(closed if closed > 0 else spacing if spacing > 0 else MAX_NAP_SECONDS)
 
     def _technicians_busy(self, now: float) -> bool:
         return self._in_flight[Lane.INTERACTIVE] > 0 or now - self._last_interactive < TECHNICIANS_QUIET_S

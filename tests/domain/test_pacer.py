@@ -7,7 +7,17 @@ import itertools
 
 import pytest
 
-from bot.domain.pacer import BULK_SHARE, Lane, Limit, Overdue, Pacer, current_lane, lane
+from bot.domain.pacer import (
+    BULK_ROWS_PER_SECOND_WHILE_BUSY,
+    BULK_SHARE,
+    TECHNICIANS_QUIET_S,
+    Lane,
+    Limit,
+    Overdue,
+    Pacer,
+    current_lane,
+    lane,
+)
 from tests.fake_time import FakeTime
 
 UNITS = "units"
@@ -196,8 +206,30 @@ async def test_bulk_work_slows_to_a_trickle_while_technicians_are_at_work() -> N
     paced.answered(technician)
     paced.answered(bulk[0])  # one bulk request left in flight: below the trickle
     await time.run(held)
-    assert time.now == 1000.0
+    assert time.now == 1000.0 + 1 / BULK_ROWS_PER_SECOND_WHILE_BUSY  # spaced from the row started before
     paced.answered(bulk[1])
+
+
+async def test_while_technicians_are_at_work_bulk_rows_start_spaced_out() -> None:
+    time = FakeTime()
+    paced = pacer(time)
+    spacing = 1 / BULK_ROWS_PER_SECOND_WHILE_BUSY
+    starts = []
+    for _ in range(3):  # nobody at work: rows start at once
+        await time.run(paced.ready(Lane.BULK))
+        starts.append(time.now)
+    assert starts == [1000.0] * 3
+    paced.answered(await paced.admit({UNITS: 1}, Lane.INTERACTIVE))  # a technician's request, answered at once
+    starts = []
+    for _ in range(4):
+        await time.run(paced.ready(Lane.BULK))
+        starts.append(time.now)
+    assert starts == pytest.approx([1000.0 + spacing * n for n in range(1, 5)])
+    time.now += TECHNICIANS_QUIET_S  # the technicians quiet again: at once
+    started = time.now
+    await time.run(paced.ready(Lane.BULK))
+    await time.run(paced.ready(Lane.BULK))
+    assert time.now == started
 
 
 async def test_once_learned_a_limit_falls_by_a_tenth_at_most_per_refusal() -> None:
