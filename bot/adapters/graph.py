@@ -30,7 +30,7 @@ from msgraph.generated.users.item.user_item_request_builder import UserItemReque
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph.graph_service_client import GraphServiceClient
 
-from bot.adapters.graph_batch import BATCH_LIMIT, BatchItem, SendAlone, send_batch, single_page
+from bot.adapters.graph_batch import BATCH_LIMIT, BatchItem, SendAlone, post_without_body, send_batch, single_page
 from bot.adapters.graph_calls import _Call
 from bot.adapters.graph_client import DelegatedAuthorization
 from bot.adapters.graph_client import build_credential as build_credential
@@ -203,9 +203,7 @@ class GraphGateway(RefusalReads):
         pass_read = self._user(user_id).authentication.methods if with_methods else self._current_pass_builder(user_id)
         items.append(BatchItem("pass", pass_read.to_get_request_information(_Call().configuration())))
         for index, chunk in enumerate(chunks):
-            post = self._user(user_id).check_member_groups.to_post_request_information(
-                CheckMemberGroupsPostRequestBody(group_ids=chunk), _Call().configuration()
-            )
+            post = post_without_body(self._user(user_id).check_member_groups, _Call().configuration())
             items.append(BatchItem(f"groups{index}", post, {"groupIds": chunk}))
         answers = await send_batch(self, "read the user's roles, groups and pass", items)
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+from kiota_abstractions.base_request_builder import BaseRequestBuilder
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
@@ -36,6 +37,14 @@ class BatchItem:
     id: str
     request: RequestInformation
     body: Any = None
+
+
+def post_without_body(builder: BaseRequestBuilder, configuration: RequestConfiguration[Any]) -> RequestInformation:
+    """The POST a builder's `to_post_request_information` makes, less the body it would serialize with kiota: a batch
+    item carries its JSON body itself (`BatchItem.body`)."""
+    request = RequestInformation(Method.POST, builder.url_template, builder.path_parameters)
+    request.configure(configuration)
+    return request
 
 
 @dataclass(frozen=True)
