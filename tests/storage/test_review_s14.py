@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy.exc import OperationalError
 
 from bot.adapters.store import SqlStore
+from bot.adapters.store.sqlite_driver import LoopThreadConnection
 from bot.domain.alerts import VelocityLimit
 from bot.domain.approval_desk import ApprovalDesk
 from bot.domain.approvals import ApprovalRules
@@ -56,9 +57,14 @@ def other_process(sqlite_store: SqlStore) -> Iterator[sqlite3.Connection]:
 
 
 async def short_busy_timeout(store: SqlStore, milliseconds: int) -> None:
-    """The kept connection's busy timeout, shorter than the store's 5 s so that a test waiting it out stays short."""
-    async with store._db.connection() as connection:  # pyright: ignore[reportPrivateUsage]
-        await connection.exec_driver_sql(f"PRAGMA busy_timeout={milliseconds}")
+    """How long the kept connection waits for another connection's write lock, shorter than the store's 5 s so that a
+    test waiting it out stays short (the driver waits, not SQLite's busy handler: sqlite_driver.BUSY_TIMEOUT_S)."""
+    await store.lock_target("open", "the kept connection", NOW, TTL)
+    kept = store._db._kept  # pyright: ignore[reportPrivateUsage]
+    assert kept is not None and kept.sync_connection is not None
+    driver = kept.sync_connection.connection.dbapi_connection
+    assert isinstance(driver, LoopThreadConnection)
+    driver.busy_timeout_s = milliseconds / 1000
 
 
 def in_sqlite_transaction(store: SqlStore) -> bool:
@@ -139,11 +145,6 @@ async def test_another_process_holding_the_write_lock_gives_a_database_error_not
     assert await store.lock_target("megan", "a", NOW, TTL)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="79ea828: a statement waiting out SQLite's busy timeout (5 s) for another process's write lock holds the "
-    "event loop's thread: every other turn, /healthz and /readyz included, waits with it",
-)
 async def test_waiting_for_another_processs_write_lock_leaves_the_event_loop_running(
     sqlite_store: SqlStore, other_process: sqlite3.Connection
 ) -> None:
@@ -173,12 +174,6 @@ async def test_waiting_for_another_processs_write_lock_leaves_the_event_loop_run
     assert ticks > ticks_before, "nothing else ran on the event loop while the statement waited for the lock"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="79ea828: a second store on the same file in this process (tools, tests, a second app) whose write "
-    "transaction is open when the first store writes: the first waits on the loop's thread, so the second can never "
-    "finish; the wait ends in 'database is locked' instead of the write succeeding once the second committed",
-)
 async def test_two_stores_of_one_process_on_one_file_wait_for_each_other_instead_of_failing(
     sqlite_store: SqlStore,
 ) -> None:
@@ -207,12 +202,6 @@ async def test_two_stores_of_one_process_on_one_file_wait_for_each_other_instead
         await other.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sessions.py _sqlite_connection (since 967ea90) asks SQLAlchemy whether the kept connection is in a "
-    "transaction; after a failed COMMIT SQLAlchemy says no while SQLite's is still open, so the next transaction "
-    "runs inside the failed one (its writes, and its failure, carried into every later commit)",
-)
 async def test_a_failed_commit_leaves_no_open_transaction_to_the_next(sqlite_store: SqlStore) -> None:
     """A COMMIT that SQLite refuses leaves its transaction open (here a deferred foreign key; SQLITE_BUSY at COMMIT
     does the same). The tapbot schema has no deferred constraint: the tables below are the test's own."""

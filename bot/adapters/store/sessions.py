@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -18,7 +19,7 @@ from sqlalchemy.sql.expression import Executable
 from bot.adapters.database import DatabaseSettings, TokenCredential, create_engine
 from bot.adapters.migrate import MigrationResult, migrate_engine
 from bot.adapters.store.schema import Base
-from bot.adapters.store.sqlite_driver import loop_thread_connect
+from bot.adapters.store.sqlite_driver import BUSY_TIMEOUT_S, LoopThreadConnection, loop_thread_connect
 
 
 class _Shared:
@@ -132,6 +133,10 @@ class SqlDatabase:
             self._kept = kept = await self.engine.connect()
         elif kept.in_transaction():
             await kept.rollback()
+        else:
+            driver = _sqlite3_of(kept)
+            if driver is not None and driver.in_transaction:  # a COMMIT SQLite refused: SQLAlchemy's ended, not its
+                driver.rollback()
         return kept
 
     @asynccontextmanager
@@ -172,14 +177,22 @@ class SqlDatabase:
         return insert(table).values(**values).on_conflict_do_update(index_elements=keys, set_=changes)
 
 
+def _sqlite3_of(connection: AsyncConnection) -> sqlite3.Connection | None:
+    driver = connection.sync_connection.connection.driver_connection if connection.sync_connection else None
+    sqlite = getattr(driver, "_conn", None)  # aiosqlite's connection holds sqlite3's
+    return sqlite if isinstance(sqlite, sqlite3.Connection) else None
+
+
 def changed_one(result: Result[object]) -> bool:
     """Whether the statement changed exactly one row (a conditional UPDATE or INSERT that won)."""
     return (getattr(result, "rowcount", 0) or 0) == 1
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    # On the event loop's thread SQLite's busy handler would hold the loop: the driver waits for locks itself.
+    busy_timeout_ms = 0 if isinstance(dbapi_connection, LoopThreadConnection) else round(BUSY_TIMEOUT_S * 1000)
     cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()

@@ -7,19 +7,22 @@ turns (one writer at a time, `SqlDatabase`), so under load each waited a turn of
 while every other transaction queued behind it (measured: 50 operators at once waited ~200 ms per transaction for a
 turn held ~3 ms, of which ~0.5 ms was work). Here a transaction runs start to end without giving the event loop away.
 What that costs: SQLite's own I/O happens on the event loop's thread too, mainly the commit's fsync of the write-ahead
-log (0.2 ms here, p99 0.9 ms), and a statement would wait out SQLite's busy timeout there if another process held
-the database's write lock. SQLite is the store of one local process on a local disk (docs/deployment.md); replicas
-use PostgreSQL. The connection is still opened and closed through aiosqlite's thread, and server-side (streaming)
-cursors keep the stock adapter.
+log (0.2 ms here, p99 0.9 ms). A statement that finds the database locked by another connection (another process on
+the file) waits for it here, up to `BUSY_TIMEOUT_S`, the event loop running between its tries, instead of in SQLite's
+busy handler, which would hold the loop's thread. SQLite is the store of one local process on a local disk
+(docs/deployment.md); replicas use PostgreSQL. The connection is still opened and closed through aiosqlite's thread,
+and server-side (streaming) cursors keep the stock adapter.
 `SqlDatabase.from_url` installs it for SQLite (`loop_thread_connect`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import sqlite3
-from collections.abc import Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_connection, AsyncAdapt_aiosqlite_cursor
 from sqlalchemy.engine import Dialect
@@ -28,6 +31,38 @@ from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
 _Ran = tuple[Any, int, int | None, list[Any] | None]
+_T = TypeVar("_T")
+
+BUSY_TIMEOUT_S = 5.0
+"""How long a statement waits for another connection's write lock (another process on the file, or a second store
+of this one). SQLite's own busy timeout would wait on the event loop's thread, so it is 0 on these connections
+(sessions.py) and the wait is here, the event loop running between tries."""
+_SQLITE_BUSY = 5  # another connection holds the lock; not SQLITE_BUSY_SNAPSHOT (517): a stale read no wait can cure
+_FIRST_TRY_AGAIN_S = 0.002
+_LONGEST_TRY_AGAIN_S = 0.05
+
+
+async def _waiting_for_the_lock(action: Callable[[], _T], busy: sqlite3.OperationalError, timeout_s: float) -> _T:
+    """Tries `action` again, after growing pauses that let the event loop run, until it no longer finds the
+    database locked or `timeout_s` has passed (then raises what SQLite said)."""
+    deadline = time.monotonic() + timeout_s
+    pause = _FIRST_TRY_AGAIN_S
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise busy
+        await asyncio.sleep(min(pause, left))
+        pause = min(pause * 2, _LONGEST_TRY_AGAIN_S)
+        try:
+            return action()
+        except sqlite3.OperationalError as error:
+            if getattr(error, "sqlite_errorcode", None) != _SQLITE_BUSY:
+                raise
+            busy = error
+
+
+def _locked(error: Exception) -> bool:
+    return isinstance(error, sqlite3.OperationalError) and getattr(error, "sqlite_errorcode", None) == _SQLITE_BUSY
 
 
 def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Ran:
@@ -85,9 +120,19 @@ class LoopThreadCursor(AsyncAdapt_aiosqlite_cursor):
         await_(self._run(operation, seq_of_parameters, many=True))
 
     async def _run(self, operation: Any, parameters: Any, *, many: bool) -> None:
-        # A coroutine that never suspends, for `await_`: SQLAlchemy's async layer checks that the driver was awaited.
+        # A coroutine for `await_` (SQLAlchemy's async layer checks that the driver was awaited) that suspends only to
+        # wait for another connection's write lock.
+        connection: sqlite3.Connection = self._connection._conn  # type: ignore[attr-defined]
         try:
-            ran = _run(self._connection._conn, operation, parameters, many)  # type: ignore[attr-defined]
+            try:
+                ran = _run(connection, operation, parameters, many)
+            except sqlite3.OperationalError as error:
+                if not _locked(error):
+                    raise
+                adapted: LoopThreadConnection = self._adapt_connection  # type: ignore[assignment]
+                ran = await _waiting_for_the_lock(
+                    lambda: _run(connection, operation, parameters, many), error, adapted.busy_timeout_s
+                )
         except Exception as error:
             self._adapt_connection._handle_exception(error)
         self._description, self._rowcount, self._lastrowid, rows = ran
@@ -103,18 +148,24 @@ class LoopThreadCursor(AsyncAdapt_aiosqlite_cursor):
 class LoopThreadConnection(AsyncAdapt_aiosqlite_connection):
     """Commits and rolls back on the event loop's thread (sqlite3 does nothing when no transaction is open)."""
 
-    __slots__ = ()
+    __slots__ = ("busy_timeout_s",)
     _cursor_cls = LoopThreadCursor
+    busy_timeout_s: float
 
     def commit(self) -> None:
-        try:
-            self._connection._conn.commit()
-        except Exception as error:
-            self._handle_exception(error)
+        self._end(self._connection._conn.commit)
 
     def rollback(self) -> None:
+        self._end(self._connection._conn.rollback)
+
+    def _end(self, action: Callable[[], None]) -> None:
         try:
-            self._connection._conn.rollback()
+            try:
+                action()
+            except sqlite3.OperationalError as error:
+                if not _locked(error):
+                    raise
+                await_(_waiting_for_the_lock(action, error, self.busy_timeout_s))
         except Exception as error:
             self._handle_exception(error)
 
@@ -126,4 +177,6 @@ def loop_thread_connect(
     connection usable from the event loop's thread too), with `LoopThreadCursor` for its non-streaming cursors."""
     cparams = {**cparams, "check_same_thread": False}
     stock: AsyncAdapt_aiosqlite_connection = dialect.loaded_dbapi.connect(*cargs, **cparams)
-    return LoopThreadConnection(stock.dbapi, stock._connection)
+    connection = LoopThreadConnection(stock.dbapi, stock._connection)
+    connection.busy_timeout_s = BUSY_TIMEOUT_S
+    return connection
