@@ -23,7 +23,9 @@ from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
 from bot.adapters.graph_calls import PIM_UNLICENSED_CODE, GraphCalls
 from bot.adapters.graph_client import SDK_RETRY_STATUS_CODES
+from bot.adapters.graph_costs import item_charges
 from bot.adapters.graph_errors import _translate
+from bot.adapters.graph_pacing import batch_charges_handed
 from bot.adapters.graph_urls import expanded_url
 
 BATCH_LIMIT = 20
@@ -115,7 +117,10 @@ async def send_batch(calls: GraphCalls, what: str, items: Sequence[BatchItem]) -
         raise ValueError(f"a $batch holds 1 to {BATCH_LIMIT} requests, not {len(items)}")
     adapter = calls._client.request_adapter
     base = adapter.base_url.rstrip("/")
-    body = json.dumps({"requests": [_item_json(item, base) for item in items]}).encode()
+    rendered = [_item_json(item, base) for item in items]
+    body = json.dumps({"requests": rendered}).encode()
+    # What the pacing transport charges each item: worked out from the items here, not parsed back from the body.
+    charges = [(str(entry["id"]), item_charges(entry["method"], entry["url"])) for entry in rendered]
 
     def batch_request(configuration: RequestConfiguration[Any]) -> RequestInformation:
         request = RequestInformation(Method.POST, "{+baseurl}/$batch", {})
@@ -123,7 +128,8 @@ async def send_batch(calls: GraphCalls, what: str, items: Sequence[BatchItem]) -
         request.set_stream_content(body, _JSON)
         return request
 
-    answer = await calls._read_json(what, batch_request)
+    with batch_charges_handed(body, charges):
+        answer = await calls._read_json(what, batch_request)
     found: dict[str, ItemAnswer] = {}
     for response in (answer or {}).get("responses") or []:
         if not isinstance(response, dict):

@@ -41,8 +41,10 @@ def client_request_id() -> str:
     """`str(uuid.uuid4())` without the UUID object: 122 random bits from os.urandom, the version nibble 4 and the
     RFC 4122 variant bits, in the same 8-4-4-4-12 lower-case form (a third of the CPU, and one per batch item)."""
     digits = os.urandom(16).hex()
-    variant = "89ab"[int(digits[16], 16) & 3]
-    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{variant}{digits[17:20]}-{digits[20:]}"
+    return f"{digits[:8]}-{digits[8:12]}-4{digits[13:16]}-{_VARIANT[digits[16]]}{digits[17:20]}-{digits[20:]}"
+
+
+_VARIANT = {digit: "89ab"[int(digit, 16) & 3] for digit in "0123456789abcdef"}
 
 
 @dataclass

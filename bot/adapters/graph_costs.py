@@ -68,6 +68,9 @@ BASE_UNITS: Mapping[tuple[str, str], int] = {
 }
 _ID_AFTER = frozenset({"users", "groups", "applications", "serviceprincipals", "oauth2permissiongrants", "me"})
 _VERSIONS = frozenset({"v1.0", "beta"})
+_TYPE_CASTS = ("microsoft.graph.", "graph.")
+_AUTHENTICATION = "users/{id}/authentication"
+_AUTHENTICATION_UNDER = _AUTHENTICATION + "/"
 
 
 def graph_limits(tenant_size: str = "L") -> list[Limit]:
@@ -102,7 +105,7 @@ def request_charges(method: str, path: str, query: Mapping[str, str], body: byte
     if writes:
         charges[APP_WRITES] = writes
         charges[TENANT_WRITES] = writes
-    if len(segments) >= 3 and shape.split("/")[:3] == ["users", "{id}", "authentication"]:
+    if len(segments) >= 3 and (shape == _AUTHENTICATION or shape.startswith(_AUTHENTICATION_UNDER)):
         charges[AUTH_METHOD_WRITES if writes else AUTH_METHOD_READS] = 1
     return charges
 
@@ -115,18 +118,19 @@ def _segments(path: str) -> list[str]:
 
 
 def _shape(segments: list[str]) -> str:
-    lowered = [segment.lower() for segment in segments]
-    if lowered and lowered[0] == "me":
-        lowered = ["users", "{id}", *lowered[1:]]
     shaped: list[str] = []
-    for index, segment in enumerate(lowered):
-        previous = lowered[index - 1] if index else None
+    previous = ""
+    for index, segment in enumerate(segments):
+        lowered = segment.lower()
         if previous in _ID_AFTER and shaped and shaped[-1] != "{id}":
             shaped.append("{id}")
-        elif segment.startswith(("microsoft.graph.", "graph.")):
-            continue  # a type cast costs what its collection costs
-        else:
-            shaped.append(segment)
+        elif not index and lowered == "me":
+            shaped += ("users", "{id}")  # `me/...` costs what `users/{id}/...` costs
+            lowered = "{id}"
+        elif not lowered.startswith(_TYPE_CASTS):
+            shaped.append(lowered)
+        # else: a type cast costs what its collection costs
+        previous = lowered
     return "/".join(shaped)
 
 
@@ -145,11 +149,17 @@ def batch_item_charges(body: bytes | None) -> list[tuple[str, dict[str, int]]] |
         if not isinstance(item, dict):
             continue
         entry = cast(dict[str, Any], item)
-        url = str(entry.get("url") or "")
-        path, _, query_text = url.partition("?")
-        query = {name: value for name, _, value in (part.partition("=") for part in query_text.split("&") if part)}
-        items.append((str(entry.get("id")), request_charges(str(entry.get("method") or "GET"), path, query)))
+        items.append(
+            (str(entry.get("id")), item_charges(str(entry.get("method") or "GET"), str(entry.get("url") or "")))
+        )
     return items
+
+
+def item_charges(method: str, url: str) -> dict[str, int]:
+    """What one `$batch` item counts toward: its method and its URL as the batch body gives it (path and query)."""
+    path, _, query_text = url.partition("?")
+    query = {name: value for name, _, value in (part.partition("=") for part in query_text.split("&") if part)}
+    return request_charges(method, path, query)
 
 
 def _batch_charges(body: bytes | None) -> dict[str, int]:

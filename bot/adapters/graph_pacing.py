@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, cast
 
 import httpx
@@ -41,6 +44,22 @@ _VERSIONS = ("/v1.0/", "/beta/")
 _ITEM_429 = re.compile(rb'"status"\s*:\s*429\b')
 _LIMIT_PERCENTAGE = "x-ms-throttle-limit-percentage"
 _ITEM_PERCENTAGE = re.compile(rb"(?i)x-ms-throttle-limit-percentage")
+# The `$batch` body being sent from this context and its items' charges, as send_batch (graph_batch.py) worked them
+# out from the items it rendered: the transport takes them for that very body instead of parsing it again.
+ItemCharges = list[tuple[str, dict[str, int]]]
+_HANDED: ContextVar[tuple[bytes, ItemCharges] | None] = ContextVar("batch_charges", default=None)
+
+
+@contextmanager
+def batch_charges_handed(body: bytes, items: ItemCharges) -> Iterator[None]:
+    """While sending `body` (a `$batch`): each item's id and graph_costs.item_charges, in the body's order, which is
+    what graph_costs.batch_item_charges(body) would answer. Another body (a `$batch` built elsewhere, a body a
+    middleware changed) is still parsed."""
+    token = _HANDED.set((body, items))
+    try:
+        yield
+    finally:
+        _HANDED.reset(token)
 
 
 class PacedTransport(httpx.AsyncBaseTransport):
@@ -52,7 +71,11 @@ class PacedTransport(httpx.AsyncBaseTransport):
         which = current_lane()
         request.headers[PRIORITY_HEADER] = PRIORITY[which]
         path = _graph_path(request)
-        items = batch_item_charges(request.content) if request.method.upper() == "POST" and path == "$batch" else None
+        items: ItemCharges | None = None
+        if path == "$batch" and request.method.upper() == "POST":
+            content = request.content
+            handed = _HANDED.get()
+            items = handed[1] if handed is not None and handed[0] == content else batch_item_charges(content)
         if items:
             charges: dict[str, int] = {}
             for _, item_charges in items:

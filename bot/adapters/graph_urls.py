@@ -63,6 +63,12 @@ def _rendered(value: object, *, reserved: bool) -> str | None:
             return value
         return quote(value, safe="")
     if isinstance(value, list) and not reserved:
+        try:
+            # Names, not values, most of the time (`$select`): when no item needs quoting, neither does the list.
+            if _NOTHING_TO_QUOTE.fullmatch("".join(cast(list[str], value))):
+                return ",".join(cast(list[str], value))
+        except TypeError:
+            pass  # an item that is not a str: one by one below
         items = [_rendered(item, reserved=False) for item in cast(list[object], value)]
         if any(item is None for item in items):
             return None
