@@ -33,7 +33,8 @@ def _compiled(template: str) -> tuple[tuple[str, str, tuple[tuple[str, str], ...
     parts: list[tuple[str, str, tuple[tuple[str, str], ...]]] = []
     position = 0
     for found in _EXPRESSION.finditer(template):
-        parts.append(("", template[position : found.start()], ()))
+        if found.start() > position:
+            parts.append(("", template[position : found.start()], ()))
         operator, names = found.group(1), tuple(found.group(2).split(","))
         if any(not name or name.endswith("*") or ":" in name for name in names) or (operator == "+" and len(names) > 1):
             return None  # explode and prefix modifiers, or several reserved variables: leave to the SDK
@@ -43,7 +44,8 @@ def _compiled(template: str) -> tuple[tuple[str, str, tuple[tuple[str, str], ...
     tail = template[position:]
     if "{" in tail or "}" in tail:
         return None
-    parts.append(("", tail, ()))
+    if tail:
+        parts.append(("", tail, ()))
     return tuple(parts)
 
 
@@ -76,6 +78,11 @@ def _rendered(value: object, *, reserved: bool) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=32)
+def _reserved(value: str) -> str | None:
+    return _rendered(value, reserved=True)
+
+
 def expanded_url(request: RequestInformation) -> str | None:
     """The request's URL as kiota would expand it and send it (query names decoded), or None to let kiota do it (a
     raw URL, an unusual template)."""
@@ -93,14 +100,24 @@ def expanded_url(request: RequestInformation) -> str | None:
             out.append(literal)
             continue
         separator = "?"
+        reserved = operator == "+"
         for name, sent_name in names:
             # A path parameter wins over a query parameter of the same name, as in kiota's expansion.
             value = path_parameters[name] if name in path_parameters else query_parameters.get(name)
-            if value is not None and type(value) is not str:
-                value = sanitize(value)
-            if value is None or value == []:
+            if value is None:
                 continue  # undefined: RFC 6570 leaves it out
-            rendered = _rendered(value, reserved=operator == "+")
+            if type(value) is str:  # most values: ids, the base URL (the only reserved one: a few, cached)
+                if reserved:
+                    rendered = _reserved(value)
+                elif _NOTHING_TO_QUOTE.fullmatch(value):
+                    rendered = value
+                else:
+                    rendered = quote(value, safe="")
+            else:
+                value = sanitize(value)
+                if value is None or value == []:
+                    continue
+                rendered = _rendered(value, reserved=reserved)
             if rendered is None:
                 return None
             if operator == "?":

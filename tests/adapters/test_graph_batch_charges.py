@@ -196,3 +196,12 @@ def test_a_list_query_value_is_expanded_as_kiota_expands_it(select: list[Any]) -
     assert expanded_url(request) in (kiotas, None)
     if all(type(item) is str for item in select):
         assert expanded_url(request) == kiotas
+
+
+@pytest.mark.parametrize("base", ["https://graph.microsoft.com/v1.0", "https://graph.microsoft.com/v 1.0"])
+@pytest.mark.parametrize("user_id", ["9d3562ea-aefc-4b97-9721-5e506d279f43", "MeganB@contoso.com", "a b/c", "é", ""])
+def test_a_path_value_is_expanded_as_kiota_expands_it(base: str, user_id: str) -> None:
+    request = RequestInformation(Method.GET, "{+baseurl}/users/{user%2Did}/memberOf")
+    request.path_parameters = {"baseurl": base, "user%2Did": user_id}
+    assert expanded_url(request) == request.url
+    assert expanded_url(request) == request.url  # the base URL's expansion, cached, is the same
