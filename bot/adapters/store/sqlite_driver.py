@@ -42,27 +42,23 @@ _FIRST_TRY_AGAIN_S = 0.002
 _LONGEST_TRY_AGAIN_S = 0.05
 
 
-async def _waiting_for_the_lock(action: Callable[[], _T], busy: sqlite3.OperationalError, timeout_s: float) -> _T:
-    """Tries `action` again, after growing pauses that let the event loop run, until it no longer finds the
-    database locked or `timeout_s` has passed (then raises what SQLite said)."""
-    deadline = time.monotonic() + timeout_s
+async def _until_unlocked(action: Callable[[], _T], timeout_s: float) -> _T:
+    """Runs `action`; while SQLite answers that another connection holds the lock, tries again after growing pauses
+    that let the event loop run, until `timeout_s` has passed (then raises what SQLite said)."""
+    deadline: float | None = None
     pause = _FIRST_TRY_AGAIN_S
     while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise busy
-        await asyncio.sleep(min(pause, left))
-        pause = min(pause * 2, _LONGEST_TRY_AGAIN_S)
         try:
             return action()
         except sqlite3.OperationalError as error:
             if getattr(error, "sqlite_errorcode", None) != _SQLITE_BUSY:
                 raise
-            busy = error
-
-
-def _locked(error: Exception) -> bool:
-    return isinstance(error, sqlite3.OperationalError) and getattr(error, "sqlite_errorcode", None) == _SQLITE_BUSY
+            now = time.monotonic()
+            deadline = now + timeout_s if deadline is None else deadline
+            if now >= deadline:
+                raise
+        await asyncio.sleep(min(pause, deadline - now))
+        pause = min(pause * 2, _LONGEST_TRY_AGAIN_S)
 
 
 def _run(connection: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> _Ran:
@@ -123,16 +119,9 @@ class LoopThreadCursor(AsyncAdapt_aiosqlite_cursor):
         # A coroutine for `await_` (SQLAlchemy's async layer checks that the driver was awaited) that suspends only to
         # wait for another connection's write lock.
         connection: sqlite3.Connection = self._connection._conn  # type: ignore[attr-defined]
+        adapted: LoopThreadConnection = self._adapt_connection  # type: ignore[assignment]
         try:
-            try:
-                ran = _run(connection, operation, parameters, many)
-            except sqlite3.OperationalError as error:
-                if not _locked(error):
-                    raise
-                adapted: LoopThreadConnection = self._adapt_connection  # type: ignore[assignment]
-                ran = await _waiting_for_the_lock(
-                    lambda: _run(connection, operation, parameters, many), error, adapted.busy_timeout_s
-                )
+            ran = await _until_unlocked(lambda: _run(connection, operation, parameters, many), adapted.busy_timeout_s)
         except Exception as error:
             self._adapt_connection._handle_exception(error)
         self._description, self._rowcount, self._lastrowid, rows = ran
@@ -160,12 +149,7 @@ class LoopThreadConnection(AsyncAdapt_aiosqlite_connection):
 
     def _end(self, action: Callable[[], None]) -> None:
         try:
-            try:
-                action()
-            except sqlite3.OperationalError as error:
-                if not _locked(error):
-                    raise
-                await_(_waiting_for_the_lock(action, error, self.busy_timeout_s))
+            await_(_until_unlocked(action, self.busy_timeout_s))
         except Exception as error:
             self._handle_exception(error)
 
